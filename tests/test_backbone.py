@@ -1,0 +1,24 @@
+"""The backbone carries the ImageNet preprocessing its weights expect."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from pipeline.backbone import ResNetPreprocess, build_backbone
+
+
+def test_preprocess_layer_matches_keras_preprocess_input():
+    x = np.random.default_rng(0).uniform(0, 255, (3, 8, 8, 3)).astype("float32")
+    expected = keras.applications.resnet.preprocess_input(x.copy())
+    np.testing.assert_allclose(ResNetPreprocess()(x), expected, rtol=1e-6, atol=1e-4)
+
+
+def test_backbone_outputs_pooled_features_and_saves_safely(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = build_backbone("resnet50", 32)
+    assert model.output_shape == (None, 2048)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    model.save(tmp_path / "b.keras")
+    again = keras.models.load_model(tmp_path / "b.keras", safe_mode=True)
+    np.testing.assert_allclose(again(x), model(x), rtol=1e-5, atol=1e-5)

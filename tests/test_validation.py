@@ -1,0 +1,406 @@
+"""The manifest validation: the suites in pipeline/suites/manifest.yaml, the report
+built from Great Expectations' results, and the stage that writes it.
+
+Manifests are small DataFrames built here; no image is read. Every failure kind
+is checked for its severity and for naming the offending file, since a failure
+that does not say which file is at fault sends someone grepping a CSV.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline.config import ValidateConfig
+from pipeline.validation import (
+    REQUIRED_COLUMNS,
+    SUITE_FILE,
+    Failure,
+    SuiteError,
+    ValidationReport,
+    load_suites,
+    substitute,
+    suite_values,
+    validate_manifest,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGE = ROOT / "stages" / "validate.py"
+CLASSES = ["cat", "dog"]
+PER_SPLIT = {"train": 6, "val": 5, "test": 5}
+CFG = ValidateConfig(classes=CLASSES, min_per_class=5, min_side=16, max_side=4096, max_imbalance=3)
+
+
+def make_manifest(
+    classes: list[str] = CLASSES, per_split: dict[str, int] = PER_SPLIT
+) -> pd.DataFrame:
+    """A manifest that passes every expectation of CFG."""
+    rows = []
+    for label in classes:
+        for split, n in per_split.items():
+            for i in range(n):
+                path = f"{label}/{split}_{i:03d}.jpg"
+                rows.append(
+                    {
+                        "path": path,
+                        "label": label,
+                        "split": split,
+                        "width": 64,
+                        "height": 48,
+                        "channels": 3,
+                        "format": "JPEG",
+                        "bytes": 2048,
+                        "sha256": hashlib.sha256(path.encode()).hexdigest(),
+                        "error": "",
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def row(df: pd.DataFrame, path: str) -> int:
+    return int(df.index[df["path"] == path][0])
+
+
+def failures(report: ValidationReport, column: str) -> list[Failure]:
+    return [f for f in report.failures if f.column == column]
+
+
+def only_failure(report: ValidationReport, column: str, severity: str = "critical") -> Failure:
+    found = failures(report, column)
+    assert len(found) == 1, report.format_table()
+    assert found[0].severity == severity
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def clean() -> pd.DataFrame:
+    return make_manifest()
+
+
+@pytest.fixture(scope="module")
+def clean_report(clean: pd.DataFrame) -> ValidationReport:
+    return validate_manifest(clean, CFG)
+
+
+# --------------------------------------------------------------------------- passing
+
+
+def test_clean_manifest_passes(clean_report: ValidationReport) -> None:
+    assert clean_report.success, clean_report.format_table()
+    assert clean_report.failures == ()
+    assert clean_report.evaluated == 23
+    assert clean_report.format_table().startswith("validation: 0 critical failure(s), 0 warning")
+
+
+def test_metrics_are_counts_json_and_deterministic(
+    clean: pd.DataFrame, clean_report: ValidationReport
+) -> None:
+    metrics = clean_report.to_metrics()
+    assert metrics == {
+        "success": True,
+        "images": 32,
+        "classes": 2,
+        "per_split": {"train": 12, "val": 10, "test": 10},
+        "per_class": {"cat": 16, "dog": 16},
+        "expectations": {"evaluated": 23, "successful": 23, "failed": 0},
+        "critical_failures": 0,
+        "warnings": 0,
+    }
+    bad = clean.copy()
+    bad.loc[0, "sha256"] = bad.loc[1, "sha256"]
+    bad.loc[2, "width"] = 4
+    first, second = validate_manifest(bad, CFG), validate_manifest(bad, CFG)
+    assert json.dumps(first.to_metrics()) == json.dumps(second.to_metrics())
+    assert first.to_metrics()["success"] is False
+    assert first.to_metrics()["critical_failures"] == 1
+    assert first.to_metrics()["warnings"] == 1
+
+
+# --------------------------------------------------------------------------- row-level failures
+
+
+@pytest.mark.parametrize("blank", [None, "", "  "])
+def test_missing_value_fails_and_names_the_file(clean: pd.DataFrame, blank: str | None) -> None:
+    df = clean.copy()
+    df.loc[row(df, "dog/val_002.jpg"), "label"] = blank
+    report = validate_manifest(df, CFG)
+    assert not report.success
+    failure = only_failure(report, "label")
+    assert failure.expectation == "expect_column_values_to_not_be_null"
+    assert failure.unexpected_count == 1
+    assert "dog/val_002.jpg" in report.format_table()
+
+
+def test_unknown_label_fails(clean: pd.DataFrame) -> None:
+    df = clean.copy()
+    df.loc[row(df, "cat/train_001.jpg"), "label"] = "cow"
+    report = validate_manifest(df, CFG)
+    failure = only_failure(report, "label")
+    assert failure.expectation == "expect_column_values_to_be_in_set"
+    assert "cat/train_001.jpg (label=cow)" in report.format_table()
+
+
+def test_bad_split_fails(clean: pd.DataFrame) -> None:
+    df = clean.copy()
+    df.loc[row(df, "cat/train_001.jpg"), "split"] = "dev"
+    report = validate_manifest(df, CFG)
+    assert only_failure(report, "split").expectation == "expect_column_values_to_be_in_set"
+    assert "cat/train_001.jpg (split=dev)" in report.format_table()
+
+
+def test_too_small_image_fails_with_its_size(clean: pd.DataFrame) -> None:
+    df = clean.copy()
+    df.loc[row(df, "dog/test_004.jpg"), ["width", "height"]] = [8, 12]
+    report = validate_manifest(df, CFG)
+    assert only_failure(report, "width").unexpected_count == 1
+    assert only_failure(report, "height").unexpected_count == 1
+    assert "dog/test_004.jpg 8x12" in report.format_table()
+
+
+def test_undecodable_image_fails_with_its_error(clean: pd.DataFrame) -> None:
+    df = clean.copy()
+    i = row(df, "cat/val_000.jpg")
+    df.loc[i, ["width", "height", "channels", "format"]] = None
+    df.loc[i, "error"] = "cannot identify image file"
+    report = validate_manifest(df, CFG)
+    assert not report.success
+    assert only_failure(report, "error").unexpected_count == 1
+    assert only_failure(report, "width").expectation == "expect_column_values_to_not_be_null"
+    assert "cat/val_000.jpg: cannot identify image file" in report.format_table()
+
+
+def test_duplicate_within_a_split_is_a_warning_only(clean: pd.DataFrame) -> None:
+    df = clean.copy()
+    df.loc[row(df, "cat/train_002.jpg"), "sha256"] = df.loc[row(df, "cat/train_001.jpg"), "sha256"]
+    report = validate_manifest(df, CFG)
+    assert report.success, report.format_table()
+    failure = only_failure(report, "sha256", severity="warning")
+    assert failure.unexpected_count == 2
+    assert failure.offenders[0].startswith("cat/train_001.jpg = cat/train_002.jpg")
+    assert report.to_metrics()["warnings"] == 1
+
+
+def test_duplicate_across_splits_is_leakage(clean: pd.DataFrame) -> None:
+    df = clean.copy()
+    df.loc[row(df, "dog/test_000.jpg"), "sha256"] = df.loc[row(df, "dog/train_000.jpg"), "sha256"]
+    report = validate_manifest(df, CFG)
+    assert not report.success
+    only_failure(report, "sha256", severity="warning")
+    leak = only_failure(report, "sha256_splits")
+    assert leak.offenders[0].startswith("dog/train_000.jpg (train) = dog/test_000.jpg (test)")
+
+
+def test_duplicate_path_fails(clean: pd.DataFrame) -> None:
+    df = pd.concat([clean, clean.iloc[[0]]], ignore_index=True)
+    report = validate_manifest(df, CFG)
+    assert "cat/train_000.jpg (listed 2 times)" in only_failure(report, "path").offenders
+
+
+def test_missing_column_is_named(clean: pd.DataFrame) -> None:
+    report = validate_manifest(clean.drop(columns=["bytes"]), CFG)
+    assert not report.success
+    table = report.format_table()
+    assert "missing column(s): bytes" in table
+    # The per-column expectation on the absent column reports GX's error, not a crash.
+    assert 'The column "bytes"' in table
+
+
+def test_offending_files_are_capped(clean: pd.DataFrame) -> None:
+    df = clean.copy()
+    df.loc[df["label"] == "cat", "channels"] = 2
+    report = validate_manifest(df, CFG)
+    assert only_failure(report, "channels").unexpected_count == 16
+    table = report.format_table(max_files=3)
+    assert table.count("(channels=2)") == 3
+    assert "... and 13 more" in table
+
+
+# --------------------------------------------------------------------------- class counts
+
+
+def test_class_missing_from_a_split_fails(clean: pd.DataFrame) -> None:
+    df = clean[~((clean["label"] == "dog") & (clean["split"] == "val"))]
+    report = validate_manifest(df, CFG)
+    assert not report.success
+    rules = {f.rule: f.offenders for f in report.failures if f.column == "images"}
+    assert rules["every class is present in every split"] == ("dog/val: 0 image(s)",)
+    assert "dog/val: 0 image(s)" in report.format_table()
+
+
+def test_class_below_min_count_fails(clean: pd.DataFrame) -> None:
+    df = clean.drop(index=[row(clean, "dog/test_003.jpg"), row(clean, "dog/test_004.jpg")])
+    report = validate_manifest(df, CFG)
+    failure = only_failure(report, "images")
+    assert failure.rule == "every class has at least 5 images in every split"
+    assert failure.offenders == ("dog/test: 3 image(s)",)
+
+
+def test_class_imbalance_fails(clean: pd.DataFrame) -> None:
+    many = make_manifest(["cat"], {"train": 40, "val": 5, "test": 5})
+    df = pd.concat([many, clean[clean["label"] == "dog"]], ignore_index=True)
+    report = validate_manifest(df, CFG)
+    failure = only_failure(report, "ratio_to_smallest")
+    assert failure.rule == "largest class / smallest class <= 3"
+    assert failure.offenders == ("cat: 50 images, 3.1x dog (16)",)
+
+
+def test_found_labels_are_the_classes_when_the_param_is_empty(clean: pd.DataFrame) -> None:
+    df = clean.copy()
+    df.loc[row(df, "cat/train_001.jpg"), "label"] = "cow"
+    report = validate_manifest(df, ValidateConfig(min_per_class=1))
+    # cow is a class now: not an unknown label, but absent from val and test.
+    assert failures(report, "label") == []
+    assert "cow/val: 0 image(s)" in report.format_table()
+
+
+# --------------------------------------------------------------------------- the suite YAML
+
+
+def test_placeholders_keep_their_type_whole_and_format_inside_text() -> None:
+    values = {"classes": ["a", "b"], "min_side": 16, "max_imbalance": 2.5}
+    tree = {"set": "${classes}", "n": ["${min_side}"], "text": "at least ${min_side}, ${classes}"}
+    assert substitute(tree, values) == {"set": ["a", "b"], "n": [16], "text": "at least 16, a, b"}
+    assert substitute("ratio <= ${max_imbalance}", values) == "ratio <= 2.5"
+    with pytest.raises(SuiteError, match=r"unknown placeholder \$\{max_sides\}"):
+        substitute({"k": "${max_sides}"}, values)
+
+
+def test_suite_yaml_is_driven_by_params() -> None:
+    cfg = ValidateConfig(min_side=20, max_side=640, min_per_class=7, max_imbalance=1.5)
+    suites = load_suites(suite_values(cfg, ["x", "y"], ["train", "val", "test"]))
+    assert "${" not in json.dumps(suites)
+    by_key = {
+        (table, e["type"], e["kwargs"].get("column")): e
+        for table, suite in suites.items()
+        for e in suite["expectations"]
+    }
+    label = by_key["images", "expect_column_values_to_be_in_set", "label"]
+    assert label["kwargs"]["value_set"] == ["x", "y"]
+    width = by_key["images", "expect_column_values_to_be_between", "width"]
+    assert (width["kwargs"]["min_value"], width["kwargs"]["max_value"]) == (20, 640)
+    assert width["meta"]["rule"] == "width between 20 and 640 px"
+    sha = by_key["images", "expect_column_values_to_be_unique", "sha256"]
+    assert sha["meta"]["severity"] == sha["severity"] == "warning"
+    ratio = by_key["class_totals", "expect_column_values_to_be_between", "ratio_to_smallest"]
+    assert ratio["kwargs"]["max_value"] == 1.5
+    columns = by_key["images", "expect_table_columns_to_match_set", None]["kwargs"]["column_set"]
+    assert tuple(columns) == REQUIRED_COLUMNS
+    raw = yaml.safe_load(SUITE_FILE.read_text(encoding="utf-8"))
+    for suite in raw["suites"].values():
+        for expectation in suite["expectations"]:
+            assert expectation["meta"]["severity"] in ("critical", "warning")
+            assert expectation["meta"]["rule"]
+
+
+def _write_suites(tmp_path: Path, edit: dict) -> Path:
+    raw = yaml.safe_load(SUITE_FILE.read_text(encoding="utf-8"))
+    raw["suites"]["images"]["expectations"].append(edit)
+    path = tmp_path / "suites.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def test_unknown_expectation_type_is_an_error_not_dropped(
+    tmp_path: Path, clean: pd.DataFrame
+) -> None:
+    path = _write_suites(
+        tmp_path,
+        {
+            "type": "expect_column_values_to_be_sensible",
+            "kwargs": {"column": "path"},
+            "meta": {"severity": "critical", "rule": "a typo"},
+        },
+    )
+    with pytest.raises(SuiteError, match="21 expectations in the YAML but 20 built") as err:
+        validate_manifest(clean, CFG, suite_file=path)
+    assert "expect_column_values_to_be_sensible" in str(err.value)
+
+
+def test_expectation_without_severity_is_an_error(tmp_path: Path) -> None:
+    path = _write_suites(
+        tmp_path,
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "path"}, "meta": {}},
+    )
+    with pytest.raises(SuiteError, match="meta.severity must be one of"):
+        load_suites(suite_values(CFG, CLASSES, ["train"]), path)
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def _load_stage() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("validate_stage", STAGE)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _params(tmp_path: Path, **validate: object) -> None:
+    text = yaml.safe_dump({"validate": {"classes": CLASSES, "min_per_class": 5, **validate}})
+    (tmp_path / "params.yaml").write_text(text, encoding="utf-8")
+
+
+def test_stage_fails_on_leakage_and_still_writes_metrics(
+    tmp_path: Path, clean: pd.DataFrame
+) -> None:
+    _params(tmp_path)
+    df = clean.copy()
+    df.loc[row(df, "cat/val_001.jpg"), "sha256"] = df.loc[row(df, "cat/train_001.jpg"), "sha256"]
+    (tmp_path / "data").mkdir()
+    df.to_csv(tmp_path / "data" / "manifest.csv", index=False)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+
+    done = subprocess.run(
+        [sys.executable, str(STAGE)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert "validation failed: 1 critical expectation(s)" in done.stderr
+    assert "cat/train_001.jpg (train) = cat/val_001.jpg (val)" in done.stdout
+    assert "Calculating Metrics" not in done.stderr  # GX's progress bars are off
+    metrics = json.loads((tmp_path / "metrics" / "validation.json").read_text(encoding="utf-8"))
+    assert metrics["success"] is False
+    assert metrics["critical_failures"] == 1
+    assert metrics["warnings"] == 1
+
+
+def test_stage_options_and_success(
+    tmp_path: Path, clean: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    _params(tmp_path)
+    clean.to_csv(tmp_path / "in.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    stage = _load_stage()
+
+    assert stage.main(["--manifest", "in.csv", "--metrics", "out/v.json"]) == 0
+
+    assert json.loads((tmp_path / "out" / "v.json").read_text(encoding="utf-8"))["success"]
+    assert "0 critical failure(s)" in capsys.readouterr().out
+
+
+def test_stage_bad_params_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    _params(tmp_path, min_side=0)
+    monkeypatch.chdir(tmp_path)
+
+    assert _load_stage().main([]) == 2
+
+    assert "validate.min_side" in capsys.readouterr().err

@@ -1,0 +1,124 @@
+"""backbone.weights: what each setting resolves to, and that the weights are really loaded.
+
+Every test here uses a weights file it writes itself; ImageNet's file is
+imitated by a file of the same name and layout in a temporary Keras cache.
+"""
+
+from __future__ import annotations
+
+import time
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from pipeline import weights
+from pipeline.backbone import build_backbone, resnet_of
+
+SIZE = 32  # the smallest input keras.applications' ResNet accepts
+
+
+@pytest.fixture(scope="module")
+def source_backbone():
+    keras.utils.set_random_seed(123)
+    return build_backbone("resnet50", SIZE)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
+
+
+def write_legacy_h5(model: keras.Model, path) -> None:
+    """Save in the Keras 2 HDF5 layout that Keras' ImageNet files use."""
+    from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+
+    with h5py.File(path, "w") as f:
+        save_weights_to_hdf5_group(f, model)
+
+
+def test_none_is_random_with_the_seed():
+    assert weights.resolve("resnet50", "none", 7) == {
+        "arch": "resnet50", "requested": "none", "source": "random", "seed": 7,
+    }
+    assert weights.weights_path({"source": "random", "seed": 7}) is None
+
+
+@pytest.mark.offline_attempt
+def test_imagenet_offline_fails_fast_naming_file_and_place(keras_home, no_network):
+    start = time.perf_counter()
+    with pytest.raises(weights.WeightsError) as err:
+        weights.resolve("resnet50", "imagenet", 0)
+    assert time.perf_counter() - start < 10
+    message = str(err.value)
+    target = keras_home / "models" / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    assert str(target) in message and "4d473c1dd8becc155b73f8504c6f6626" in message
+    assert no_network, "the download was attempted (and refused)"
+    assert not target.exists(), "no partial download is left behind"
+
+
+@pytest.mark.offline_attempt
+def test_auto_offline_falls_back_to_random_loudly(keras_home, capsys):
+    record = weights.resolve("resnet101", "auto", 3)
+    assert record == {"arch": "resnet101", "requested": "auto", "source": "random", "seed": 3}
+    assert "WARNING: backbone.weights=auto fell back to RANDOM" in capsys.readouterr().out
+
+
+def test_imagenet_from_keras_cache_is_loaded(keras_home, monkeypatch, source_backbone, images):
+    cached = keras_home / "models" / weights.imagenet_file("resnet50")
+    cached.parent.mkdir()
+    write_legacy_h5(resnet_of(source_backbone), cached)
+    md5 = weights.file_digest(cached, "md5")
+    monkeypatch.setattr(weights, "imagenet_md5", lambda arch: md5)
+
+    for spec in ("imagenet", "auto"):
+        record = weights.resolve("resnet50", spec, 0)
+        assert record["source"] == "imagenet" and record["md5"] == md5
+        assert str(keras_home) not in str(record), "no machine-specific path in the record"
+    loaded = build_backbone("resnet50", SIZE, weights.weights_path(record))
+    np.testing.assert_allclose(loaded(images), source_backbone(images), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.offline_attempt
+def test_imagenet_with_wrong_hash_is_not_used(keras_home, monkeypatch, source_backbone):
+    cached = keras_home / "models" / weights.imagenet_file("resnet50")
+    cached.parent.mkdir()
+    write_legacy_h5(resnet_of(source_backbone), cached)
+    monkeypatch.setattr(weights, "imagenet_md5", lambda arch: "0" * 32)
+    # Keras' get_file re-downloads a cached file whose hash is wrong; offline that fails.
+    with pytest.raises(weights.WeightsError, match="cannot be downloaded"):
+        weights.resolve("resnet50", "imagenet", 0)
+    assert weights.resolve("resnet50", "auto", 0)["source"] == "random"
+
+
+@pytest.mark.parametrize("suffix", [".weights.h5", ".h5"])
+def test_weights_file_is_hashed_and_loaded(tmp_path, source_backbone, images, suffix):
+    path = tmp_path / f"mine{suffix}"
+    if suffix == ".weights.h5":
+        resnet_of(source_backbone).save_weights(path)
+    else:
+        write_legacy_h5(resnet_of(source_backbone), path)
+    record = weights.resolve("resnet50", str(path), 0)
+    assert record["source"] == "file" and record["sha256"] == weights.file_digest(path)
+    loaded = build_backbone("resnet50", SIZE, weights.weights_path(record))
+    np.testing.assert_allclose(loaded(images), source_backbone(images), rtol=1e-5, atol=1e-5)
+
+    path.write_bytes(b"changed")
+    with pytest.raises(weights.WeightsError, match="missing or changed"):
+        weights.weights_path(record)
+
+
+def test_bad_specs_name_the_value(tmp_path):
+    with pytest.raises(weights.WeightsError, match="does not exist"):
+        weights.resolve("resnet50", str(tmp_path / "nope.weights.h5"), 0)
+    with pytest.raises(weights.WeightsError, match="not auto, imagenet, none"):
+        weights.resolve("resnet50", "imagnet", 0)
+
+
+def test_random_init_is_reproducible(images):
+    outputs = []
+    for _ in range(2):
+        keras.utils.set_random_seed(5)
+        outputs.append(np.asarray(build_backbone("resnet50", SIZE)(images)))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
