@@ -14,7 +14,8 @@ from pipeline.manifest import classes, read
 def main(cfg: Config) -> None:
     import keras
 
-    import pipeline.backbone  # noqa: F401 - registers the custom layers for safe_mode loading
+    import pipeline.backbone  # noqa: F401 - register the custom layers for safe_mode loading
+    import pipeline.bit  # noqa: F401
     from pipeline.data import image_dataset, split_arrays
     from pipeline.features import Features
     from pipeline.training import trainable_params

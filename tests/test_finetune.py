@@ -1,0 +1,247 @@
+"""Fine-tuning: which weights train, BatchNorm stays put, the head carries over, schedules."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.backbone import build_backbone, resnet_of
+from pipeline.config import ResNetFinetuneConfig, WRNFinetuneConfig, parse
+from pipeline.finetune import (
+    RESNET_STAGES,
+    Splits,
+    WarmupStepDecay,
+    build_resnet_model,
+    build_scratch_model,
+    compile_model,
+    freeze,
+    inference_copy,
+    make_schedule,
+    train,
+)
+from pipeline.head import build_head
+from pipeline.weights import WeightsError
+
+SIZE = 32
+CLASSES = 3
+
+
+def recipe(**kw) -> ResNetFinetuneConfig:
+    return ResNetFinetuneConfig(family="resnet", **kw)
+
+
+def batch(n: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 255, (n, SIZE, SIZE, 3)).astype("float32")
+    y = keras.utils.to_categorical(rng.integers(0, CLASSES, n), CLASSES)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    """One tiny ResNet50 backbone (slow to build) and a head saved as head.keras."""
+    keras.utils.set_random_seed(0)
+    backbone = build_backbone("resnet50", SIZE)
+    features = np.random.default_rng(0).normal(5, 2, (24, 2048)).astype("float32")
+    head_file = tmp_path_factory.mktemp("head") / "head.keras"
+    build_head(features, CLASSES, 0.2, 1e-4).save(head_file)
+    return backbone, backbone.get_weights(), head_file
+
+
+@pytest.fixture
+def backbone(parts):
+    """The shared backbone, reset to its initial weights and all-trainable flags."""
+    model, weights, _ = parts
+    model.trainable = True
+    model.set_weights(weights)
+    return model
+
+
+def weighted(resnet: keras.Model) -> list[keras.layers.Layer]:
+    return [layer for layer in resnet.layers if layer.weights]
+
+
+def is_bn(layer: keras.layers.Layer) -> bool:
+    return isinstance(layer, keras.layers.BatchNormalization)
+
+
+def test_unfreeze_all_opens_every_layer_but_batchnorm(backbone):
+    resnet = resnet_of(backbone)
+    freeze(resnet, "all", train_bn=False)
+    layers = weighted(resnet)
+    assert any(layer.name.startswith("conv1_") for layer in layers if layer.trainable)
+    assert all(layer.trainable != is_bn(layer) for layer in layers)
+    bn_vars = {id(v) for layer in layers if is_bn(layer) for v in layer.weights}
+    assert resnet.trainable_weights and not bn_vars & {id(v) for v in resnet.trainable_weights}
+
+
+@pytest.mark.parametrize("stages", [0, 1, 2])
+def test_unfreeze_n_opens_only_the_last_n_stages(backbone, stages):
+    resnet = resnet_of(backbone)
+    freeze(resnet, stages, train_bn=False)
+    opened = RESNET_STAGES[:stages]
+    for layer in weighted(resnet):
+        expected = bool(opened) and layer.name.startswith(opened) and not is_bn(layer)
+        assert layer.trainable == expected, layer.name
+    if stages == 0:
+        assert resnet.trainable_weights == []
+    if stages == 1:
+        assert {w.path.split("/")[0] for w in resnet.trainable_weights} == {
+            layer.name for layer in weighted(resnet)
+            if layer.name.startswith("conv5_") and not is_bn(layer)
+        }
+
+
+def test_train_bn_opens_batchnorm_of_open_stages_only(backbone):
+    resnet = resnet_of(backbone)
+    freeze(resnet, 1, train_bn=True)
+    bns = [layer for layer in weighted(resnet) if is_bn(layer)]
+    assert all(layer.trainable == layer.name.startswith("conv5_") for layer in bns)
+
+
+def bn_stats(resnet: keras.Model) -> list[np.ndarray]:
+    return [np.array(v) for layer in resnet.layers if is_bn(layer)
+            for v in (layer.moving_mean, layer.moving_variance)]
+
+
+@pytest.mark.parametrize("train_bn", [False, True])
+def test_batchnorm_statistics_move_only_with_train_bn(parts, backbone, train_bn):
+    model = build_resnet_model(backbone, keras.models.load_model(parts[2]), train_bn)
+    freeze(resnet_of(backbone), "all", train_bn)
+    compile_model(model, recipe(), 1e-3)
+    resnet = resnet_of(backbone)
+    before_stats = bn_stats(resnet)
+    kernel = np.array(resnet.get_layer("conv5_block3_3_conv").kernel)
+    model.fit(*batch(8), batch_size=4, epochs=1, verbose=0)  # two steps
+    moved = [not np.array_equal(a, b) for a, b in zip(before_stats, bn_stats(resnet), strict=True)]
+    assert all(moved) if train_bn else not any(moved)
+    assert not np.array_equal(kernel, resnet.get_layer("conv5_block3_3_conv").kernel)
+
+
+def test_model_starts_from_the_saved_head(parts, backbone):
+    saved = keras.models.load_model(parts[2])
+    model = build_resnet_model(backbone, keras.models.load_model(parts[2]), train_bn=False)
+    head = model.get_layer("head")
+    for a, b in zip(saved.get_weights(), head.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    x, _ = batch()
+    np.testing.assert_allclose(model.predict(x, verbose=0),
+                               saved.predict(backbone.predict(x, verbose=0), verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_finetuned_model_round_trips_with_safe_mode(parts, backbone, tmp_path):
+    model = build_resnet_model(backbone, keras.models.load_model(parts[2]), train_bn=False)
+    freeze(resnet_of(backbone), 1, train_bn=False)
+    compile_model(model, recipe(), make_schedule(recipe(warmup_epochs=1), 2))
+    model.fit(*batch(8), batch_size=4, epochs=1, verbose=0)
+    inference_copy(model).save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    x, _ = batch(seed=3)
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+# --- schedules ------------------------------------------------------------------------
+
+def lr_at(schedule, step: int) -> float:
+    return float(keras.ops.convert_to_numpy(schedule(step)))
+
+
+def test_constant_schedule_is_the_rate_itself():
+    assert make_schedule(recipe(schedule="constant", learning_rate=0.01), 10) == 0.01
+
+
+def test_cosine_schedule_without_and_with_warmup():
+    lr, spe = 0.1, 10
+    plain = make_schedule(recipe(schedule="cosine", learning_rate=lr, epochs=4), spe)
+    assert lr_at(plain, 0) == pytest.approx(lr)
+    assert lr_at(plain, 20) == pytest.approx(lr / 2, rel=1e-5)
+    assert lr_at(plain, 40) == pytest.approx(0, abs=1e-7)
+    warm = make_schedule(
+        recipe(schedule="cosine", learning_rate=lr, epochs=5, warmup_epochs=1), spe
+    )
+    assert lr_at(warm, 0) == pytest.approx(0)
+    assert lr_at(warm, 5) == pytest.approx(lr / 2, rel=1e-5)
+    assert lr_at(warm, 10) == pytest.approx(lr, rel=1e-5)
+    assert lr_at(warm, 30) == pytest.approx(lr / 2, rel=1e-5)  # half-way through the decay
+    assert lr_at(warm, 50) == pytest.approx(0, abs=1e-7)
+
+
+def test_step_schedule_warms_up_then_drops_at_the_listed_epochs():
+    cfg = recipe(schedule="step", learning_rate=0.1, epochs=8, warmup_epochs=1,
+                 step_epochs=[5, 3], step_factor=0.2)
+    schedule = make_schedule(cfg, 10)
+    expected = {0: 0.0, 5: 0.05, 10: 0.1, 29: 0.1, 30: 0.02, 49: 0.02, 50: 0.004, 79: 0.004}
+    for step, rate in expected.items():
+        assert lr_at(schedule, step) == pytest.approx(rate, rel=1e-5), step
+    copy = WarmupStepDecay.from_config(schedule.get_config())
+    assert lr_at(copy, 35) == pytest.approx(0.02, rel=1e-5)
+
+
+def test_constant_with_warmup_ramps_then_holds():
+    schedule = make_schedule(recipe(schedule="constant", learning_rate=0.01, warmup_epochs=2), 5)
+    assert [round(lr_at(schedule, s), 6) for s in (0, 5, 10, 99)] == [0, 0.005, 0.01, 0.01]
+
+
+# --- from scratch ---------------------------------------------------------------------
+
+def wrn(**kw) -> WRNFinetuneConfig:
+    return WRNFinetuneConfig(family="wrn", depth=10, width=1, image_size=SIZE, **kw)
+
+
+def test_scratch_model_takes_raw_pixels_and_loads_its_weights_file(tmp_path):
+    keras.utils.set_random_seed(1)
+    model = build_scratch_model(wrn(), CLASSES)
+    assert model.input_shape == (None, SIZE, SIZE, 3) and model.output_shape == (None, CLASSES)
+    assert model.get_layer("rescale")(np.array([[0.0, 255.0]])).numpy().tolist() == [[-1, 1]]
+    model.save_weights(tmp_path / "w.weights.h5")
+    keras.utils.set_random_seed(2)
+    again = build_scratch_model(wrn(weights=str(tmp_path / "w.weights.h5")), CLASSES)
+    x, _ = batch()
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("weights", ["missing.weights.h5", "model.h5"])
+def test_bad_scratch_weights_name_the_key_and_the_path(weights):
+    with pytest.raises(WeightsError) as info:
+        build_scratch_model(wrn(weights=weights), CLASSES, name="small")
+    assert "finetune.small.weights" in str(info.value) and weights in str(info.value)
+
+
+# --- the recipe end to end, on a few tiny images ----------------------------------------
+
+def images(root, n: int) -> Splits:
+    rng = np.random.default_rng(0)
+    files, labels = [], []
+    for i in range(n):
+        label = i % CLASSES
+        pixels = np.full((SIZE, SIZE, 3), 60 * label, np.uint8) + rng.integers(0, 40, (SIZE,) * 2
+                                                                                + (3,), np.uint8)
+        path = root / f"{i}.png"
+        Image.fromarray(pixels).save(path)
+        files.append(str(path))
+        labels.append(label)
+    data = (np.array(files), np.array(labels, np.int32))
+    return Splits(train=data, val=data, classes=[f"c{i}" for i in range(CLASSES)])
+
+
+def test_resnet_recipe_runs_both_phases_into_one_curve(parts, tmp_path):
+    record = tmp_path / "weights.json"
+    record.write_text(json.dumps({"arch": "resnet50", "source": "random", "seed": 0}))
+    cfg = parse({"backbone": {"image_size": SIZE}, "finetune": {"r": {
+        "family": "resnet", "head_epochs": 1, "epochs": 2, "patience": 5, "batch_size": 4,
+        "unfreeze": 1, "augment": {"mixup_alpha": 0.2}}}})
+    keras.utils.set_random_seed(0)
+    done = train("r", cfg, images(tmp_path, 8), live_dir=tmp_path / "live",
+                 weights_record=record, head_model=parts[2])
+    assert done.head_result.epochs_run == 1 and done.result.epochs_run == 2
+    curve = (tmp_path / "live/plots/metrics/eval/loss.tsv").read_text().split()
+    assert curve == ["step", "loss", "0", curve[3], "1", curve[5], "2", curve[7]]
+    summary = done.summary("val_loss")
+    assert summary["image_size"] == SIZE and summary["family"] == "resnet"
+    assert summary["trainable_params"] < 20_000_000  # conv5 and the head only
+    assert summary["train_seconds"] >= summary["head_phase"]["train_seconds"]

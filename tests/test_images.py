@@ -1,0 +1,309 @@
+"""Image-level checks: every bad input of the issue, its outcome, and no file touched."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from pipeline import images
+from pipeline.images import ImagePolicy, apply_policy, inspect_all, inspect_image, near_duplicates
+
+POLICY = ImagePolicy()
+
+
+def smooth(seed: int, size: int = 96) -> Image.Image:
+    """A photo-like image: low-frequency colour blobs, so a perceptual hash means something."""
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8))
+    return small.resize((size, size), Image.Resampling.BICUBIC)
+
+
+def noise(w: int, h: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def png_bomb(path: Path, side: int = 20_000) -> None:
+    """A valid 1-bit PNG of side x side pixels: ~50 KB on disk, 0.4 gigapixels decoded."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = (b"\0" + b"\0" * (side // 8)) * side  # filter byte + packed bits per row
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side,
+                     1, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(rows, 9))
+                     + chunk(b"IEND", b""))
+
+
+def make_bad_inputs(root: Path) -> None:
+    """One file per case of the issue's list, in class folders with awkward names."""
+    cls = root / "my cat"  # a space
+    cls.mkdir(parents=True)
+    uni = root / "café ☕"  # Unicode
+    uni.mkdir()
+    Image.fromarray(noise(64, 48)).save(cls / "good.jpg", quality=90)
+    Image.fromarray(noise(40, 40)).save(uni / "good.png")
+    (cls / "empty.jpg").write_bytes(b"")
+    jpeg = (cls / "good.jpg").read_bytes()
+    (cls / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (cls / "text.jpg").write_text("this is not a JPEG\n")
+    Image.fromarray(noise(40, 40, 1)).save(cls / "png_named.jpg", format="PNG")
+    Image.fromarray(noise(40, 40, 2)).convert("CMYK").save(cls / "cmyk.jpg")
+    wide = np.random.default_rng(3).integers(0, 65535, (40, 40)).astype(np.uint16)
+    Image.fromarray(wide).save(cls / "16bit.png")
+    Image.fromarray(noise(40, 40, 4)).convert("RGBA").save(cls / "rgba.png")
+    Image.fromarray(noise(40, 40, 5)).convert("P").save(cls / "palette.gif")
+    Image.fromarray(noise(40, 40, 6)).convert("L").save(cls / "grey.jpg")
+    Image.new("RGB", (1, 1), "red").save(cls / "tiny.png")
+    Image.new("RGB", (200, 16), "blue").save(cls / "strip.png")
+    png_bomb(cls / "bomb.png")
+    lab = Image.fromarray(noise(40, 40, 7)).convert("LAB")
+    lab.save(cls / "lab.tif")
+    outside = root.parent / "outside.png"
+    Image.fromarray(noise(40, 40, 8)).save(outside)
+    (cls / "link_out.png").symlink_to(outside)
+    (cls / "link_in.png").symlink_to(uni / "good.png")
+
+
+EXPECTED = {  # file: (action, issue, extra column checks)
+    "my cat/good.jpg": ("ok", "", {"format": "JPEG", "mode": "RGB", "bits": 8, "width": 64,
+                                   "height": 48, "aspect": 1.333, "decodable": True}),
+    "café ☕/good.png": ("ok", "", {"format": "PNG"}),
+    "my cat/empty.jpg": ("reject", "zero-byte file", {"decodable": False}),
+    "my cat/truncated.jpg": ("reject", "truncated", {"truncated": True, "decodable": False,
+                                                     "format": "JPEG", "width": 64}),
+    "my cat/text.jpg": ("reject", "not an image", {"decodable": False, "format": ""}),
+    "my cat/png_named.jpg": ("ok", "", {"format": "PNG", "ext_mismatch": True}),
+    "my cat/cmyk.jpg": ("convert", "CMYK converted", {"mode": "CMYK", "format": "JPEG"}),
+    "my cat/16bit.png": ("convert", "16-bit converted", {"mode": "I;16", "bits": 16}),
+    "my cat/rgba.png": ("convert", "RGBA converted", {"mode": "RGBA"}),
+    "my cat/palette.gif": ("convert", "P converted", {"mode": "P", "format": "GIF"}),
+    "my cat/grey.jpg": ("convert", "L converted", {"mode": "L"}),
+    "my cat/tiny.png": ("reject", "too small 1x1 < 16", {"decodable": True}),
+    "my cat/strip.png": ("reject", "aspect 12.5 > 10", {"aspect": 12.5}),
+    "my cat/bomb.png": ("reject", "decompression bomb (400,000,000 pixels > 89,478,485)",
+                        {"decodable": False}),
+    "my cat/lab.tif": ("reject", "format TIFF not allowed; mode LAB not allowed", {}),
+    "my cat/link_out.png": ("reject", "symbolic link outside the data folder", {}),
+    "my cat/link_in.png": ("ok", "", {}),
+}
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p): (p.read_bytes(), p.lstat().st_mtime_ns)
+            for p in sorted(root.parent.rglob("*")) if p.is_file() or p.is_symlink()}
+
+
+@pytest.fixture(scope="module")
+def inspected(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images") / "data"
+    make_bad_inputs(root)
+    before = snapshot(root)
+    frame = inspect_all(root, list(EXPECTED), POLICY, workers=2)
+    return root, frame, before
+
+
+def test_columns_and_order(inspected):
+    _, frame, _ = inspected
+    assert list(frame.columns) == images.COLUMNS
+    assert frame["path"].tolist() == list(EXPECTED)
+
+
+@pytest.mark.parametrize("rel", list(EXPECTED))
+def test_bad_input_outcome(inspected, rel):
+    _, frame, _ = inspected
+    row = frame.set_index("path").loc[rel]
+    action, issue, extra = EXPECTED[rel]
+    assert (row["action"], row["issue"]) == (action, issue)
+    for col, value in extra.items():
+        assert row[col] == value, col
+    if row["decodable"]:
+        assert len(row["phash"]) == 16 and int(row["phash"], 16) >= 0
+
+
+def test_no_file_is_modified(inspected):
+    root, frame, before = inspected
+    apply_policy(frame.assign(split="train", sha256=""), bad="quarantine", duplicates="drop",
+                 near_threshold=3)
+    assert snapshot(root) == before
+
+
+def test_pillow_limit_is_restored_and_warnings_do_not_leak(tmp_path, recwarn):
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.fromarray(noise(200, 200)).save(tmp_path / "big.png")
+    # 40,000 pixels: between 1x and 2x the limit is Pillow's warning, above 2x its error.
+    for max_pixels in (30_000, 10_000):
+        row = inspect_image(tmp_path / "big.png", "big.png", ImagePolicy(max_pixels=max_pixels))
+        assert row["action"] == "reject"
+        assert row["issue"] == f"decompression bomb (40,000 pixels > {max_pixels:,})"
+    assert limit == Image.MAX_IMAGE_PIXELS
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_policy_options(tmp_path):
+    Image.fromarray(noise(40, 40)).convert("P").save(tmp_path / "p.gif")
+    Image.fromarray(noise(300, 200)).save(tmp_path / "big.png")
+    no_gif = ImagePolicy(allowed_formats=frozenset({"JPEG", "PNG"}))
+    assert inspect_image(tmp_path / "p.gif", "p.gif", no_gif)["issue"] == "format GIF not allowed"
+    rgb_only = ImagePolicy(modes_convert=frozenset({"RGB"}))
+    assert inspect_image(tmp_path / "p.gif", "p.gif", rgb_only)["issue"] == "mode P not allowed"
+    row = inspect_image(tmp_path / "big.png", "big.png", ImagePolicy(max_side=256))
+    assert row["issue"] == "too large 300x200 > 256"
+
+
+def test_sixteen_bit_is_scaled_not_clipped():
+    """Pillow's own convert() clips I;16 to white; the pipeline's TF decoder shifts by 8."""
+    wide = np.array([[0, 255, 256, 65535]], dtype=np.uint16)
+    rgb = np.asarray(images.to_rgb(Image.fromarray(wide)))
+    assert rgb[0, :, 0].tolist() == [0, 0, 1, 255]
+
+
+def test_phash_is_imagehash_compatible():
+    """Same bits as imagehash.phash (scipy's DCT-II), checked where scipy is installed."""
+    fftpack = pytest.importorskip("scipy.fftpack")
+    for seed in range(5):
+        img = smooth(seed)
+        grey = np.asarray(img.convert("L").resize((32, 32), Image.Resampling.LANCZOS), float)
+        low = fftpack.dct(fftpack.dct(grey, axis=0), axis=1)[:8, :8]
+        bits = "".join("1" if b else "0" for b in (low > np.median(low)).flatten())
+        assert images.phash(img) == f"{int(bits, 2):016x}"
+
+
+# --------------------------------------------------------------------------- duplicates
+
+
+@pytest.fixture
+def near_dup_folder(tmp_path):
+    root = tmp_path / "data"
+    (root / "a").mkdir(parents=True)
+    smooth(1).save(root / "a" / "orig.png")
+    smooth(1).resize((70, 70), Image.Resampling.BILINEAR).save(root / "a" / "small.jpg",
+                                                                 quality=60)
+    smooth(2).save(root / "a" / "other.png")
+    frame = inspect_all(root, ["a/orig.png", "a/small.jpg", "a/other.png"], POLICY, workers=2)
+    return frame
+
+
+def test_near_duplicate_found_at_the_threshold(near_dup_folder):
+    frame = near_dup_folder
+    hashes = dict(zip(frame["path"], frame["phash"], strict=True))
+    d = images.hamming(hashes["a/orig.png"], hashes["a/small.jpg"])
+    far = images.hamming(hashes["a/orig.png"], hashes["a/other.png"])
+    assert d <= 4 < 16 <= far  # resize + JPEG moves a few bits; another image ~half of 64
+    assert near_duplicates(frame, d) == [("a/orig.png", "a/small.jpg", d)]
+    if d > 0:
+        assert near_duplicates(frame, d - 1) == []
+
+
+def random_hashes(n: int, planted: int, flips: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    values = [int(v) for v in rng.integers(0, 2**63, n, dtype=np.int64)]
+    for i in range(planted):  # copies of the first hashes with `flips` bits changed
+        v = values[i]
+        for bit in rng.choice(64, flips, replace=False):
+            v ^= 1 << int(bit)
+        values.append(v)
+    return pd.DataFrame({"path": [f"{i:05d}" for i in range(len(values))],
+                         "phash": [f"{v:016x}" for v in values]})
+
+
+def brute_force(frame: pd.DataFrame, threshold: int) -> list[tuple[str, str, int]]:
+    rows = list(zip(frame["path"], frame["phash"], strict=True))
+    return [(a, b, images.hamming(ha, hb)) for i, (a, ha) in enumerate(rows)
+            for b, hb in rows[i + 1:] if images.hamming(ha, hb) <= threshold]
+
+
+@pytest.mark.parametrize("threshold, flips", [(0, 0), (3, 3), (3, 4), (6, 5)])
+def test_near_duplicates_index_matches_brute_force(threshold, flips):
+    frame = random_hashes(400, planted=25, flips=flips)
+    found = near_duplicates(frame, threshold, chunk=64)
+    assert found == brute_force(frame, threshold)
+    assert len(found) == (25 if flips <= threshold else 0)
+
+
+def test_missing_hashes_are_ignored():
+    frame = pd.DataFrame({"path": ["a", "b", "c"], "phash": ["00ff", "", None]})
+    assert near_duplicates(frame, 64) == []
+
+
+# --------------------------------------------------------------------------- policy
+
+
+def policy_frame() -> pd.DataFrame:
+    rows = [  # path, split, action, issue, sha256, phash
+        ("c/bad.jpg", "train", "reject", "truncated", "s0", ""),
+        ("c/a.jpg", "train", "ok", "", "s1", "0000000000000000"),
+        ("c/a_copy.jpg", "train", "ok", "", "s1", "0000000000000000"),
+        ("c/a_test.jpg", "test", "convert", "L converted", "s1", "0000000000000000"),
+        ("c/a_near.jpg", "val", "ok", "", "s2", "0000000000000003"),
+        ("c/b.jpg", "test", "ok", "", "s3", "ffffffffffffffff"),
+        ("c/b_near.jpg", "train", "ok", "", "s4", "fffffffffffffff0"),
+    ]
+    return pd.DataFrame(rows, columns=["path", "split", "action", "issue", "sha256", "phash"])
+
+
+def test_fail_policy_keeps_everything_and_flags_it():
+    kept, dropped = apply_policy(policy_frame(), near_threshold=2)
+    assert dropped.empty and len(kept) == 7
+    flags = kept.set_index("path")[["duplicate_of", "duplicate_distance", "leakage"]]
+    assert flags.loc["c/a_copy.jpg"].tolist() == ["c/a.jpg", 0, False]
+    assert flags.loc["c/a_test.jpg"].tolist() == ["c/a.jpg", 0, True]
+    assert flags.loc["c/a_near.jpg"].tolist() == ["c/a.jpg", 2, True]
+    assert flags.loc["c/b.jpg", "duplicate_of"] == ""  # 4 bits from b_near: over the threshold
+    assert flags.loc["c/bad.jpg", "duplicate_of"] == ""  # rejected rows are not compared
+    assert images.problems(kept) == [
+        "c/bad.jpg: truncated",
+        "c/a_copy.jpg: exact duplicate of c/a.jpg (duplicate within a split)",
+        "c/a_test.jpg: exact duplicate of c/a.jpg (leakage across splits)",
+        "c/a_near.jpg: near duplicate of c/a.jpg (leakage across splits)",
+    ]
+
+
+def test_quarantine_and_drop_record_the_reasons():
+    kept, dropped = apply_policy(policy_frame(), bad="quarantine", duplicates="drop",
+                                 near_threshold=4)
+    assert sorted(kept["path"]) == ["c/a.jpg", "c/b_near.jpg"]
+    reasons = dict(zip(dropped["path"], dropped["reason"], strict=True))
+    assert reasons == {
+        "c/bad.jpg": "quarantined: truncated",
+        "c/a_copy.jpg": "exact duplicate of c/a.jpg in train",
+        "c/a_test.jpg": "exact duplicate of c/a.jpg, leakage train -> test",
+        "c/a_near.jpg": "near duplicate (phash distance 2) of c/a.jpg, leakage train -> val",
+        "c/b.jpg": "near duplicate (phash distance 4) of c/b_near.jpg, leakage train -> test",
+    }
+    assert images.problems(kept) == []
+
+
+def test_chain_of_near_duplicates_keeps_the_far_end():
+    """a ~ b ~ c with a and c apart: b is a copy of a; c is a copy of nothing kept."""
+    frame = pd.DataFrame({"path": ["a", "b", "c"], "split": "train", "action": "ok",
+                          "issue": "", "phash": ["0000000000000000", "0000000000000003",
+                                                 "000000000000000f"]})
+    kept, dropped = apply_policy(frame, duplicates="drop", near_threshold=2)
+    assert kept["path"].tolist() == ["a", "c"] and dropped["path"].tolist() == ["b"]
+
+
+def test_bad_policy_values():
+    with pytest.raises(ValueError, match="bad must be"):
+        apply_policy(policy_frame(), bad="ignore")
+    with pytest.raises(ValueError, match="duplicates must be"):
+        apply_policy(policy_frame(), duplicates="keep")
+
+
+def test_leading_dot_folder_is_skipped_by_the_scan(tmp_path):
+    """Scanning is the manifest's job: a class folder named .x is hidden, and counted."""
+    from pipeline import manifest
+
+    root = tmp_path / "data"
+    for name in ("cat", ".dotted"):
+        (root / name).mkdir(parents=True)
+        Image.fromarray(noise(20, 20)).save(root / name / "1.png")
+    found = manifest.scan(root)
+    assert found.images == [("cat/1.png", "cat")] and found.skipped["hidden"] == 1
+    assert os.listdir(root / ".dotted") == ["1.png"]  # skipped, not touched

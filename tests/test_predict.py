@@ -1,0 +1,201 @@
+"""python -m pipeline.predict: tables, files, bad inputs, head models and --imagenet offline."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import predict
+from pipeline.backbone import ResNetPreprocess
+
+CLASSES = ["ant", "bee", "cat"]
+
+
+def tiny_model(size: int = 32, classes: int = 3) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((size, size, 3))
+    x = ResNetPreprocess()(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A saved tiny image model, its class names and a folder of images (one nested)."""
+    root = tmp_path_factory.mktemp("predict")
+    tiny_model().save(root / "model.keras")
+    (root / "classes.json").write_text(json.dumps(CLASSES))
+    photos = root / "photos"
+    (photos / "more").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i, name in enumerate(["a.png", "b.jpg", "more/c.png", "d.gif", "e.bmp"]):
+        colour = rng.integers(0, 255, (3,), dtype=np.uint8)
+        Image.new("RGB", (40 + i, 30), tuple(int(c) for c in colour)).save(photos / name)
+    (photos / ".hidden.png").write_bytes(b"")  # left out of folder searches
+    (photos / "notes.txt").write_text("not an image")
+    return root
+
+
+def run(project, *args):
+    return predict.main([str(project / "photos"), "--model", str(project / "model.keras"),
+                         "--classes", str(project / "classes.json"), *args])
+
+
+def test_table_csv_and_json(project, tmp_path, capsys):
+    assert run(project, "--top-k", "2", "--output", str(tmp_path / "out.csv")) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["path", "rank", "label", "probability"]
+    assert len(out) == 1 + 5 * 2
+    assert out[1].split()[0].endswith("photos/a.png") and out[2].split()[0] == "2"
+
+    with open(tmp_path / "out.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 10 and {r["label"] for r in rows} <= set(CLASSES)
+    files = sorted({r["path"] for r in rows})
+    assert [f.split("photos/")[1] for f in files] == ["a.png", "b.jpg", "d.gif", "e.bmp",
+                                                        "more/c.png"]
+    for file in files:
+        probs = [float(r["probability"]) for r in rows if r["path"] == file]
+        ranks = [int(r["rank"]) for r in rows if r["path"] == file]
+        assert ranks == [1, 2] and probs == sorted(probs, reverse=True) and sum(probs) <= 1
+
+    assert run(project, "--top-k", "9", "--batch-size", "2",
+               "--output", str(tmp_path / "out.json")) == 0
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["top_k"] == 9 and data["errors"] == [] and len(data["predictions"]) == 5
+    for item in data["predictions"]:
+        top = item["top"]
+        assert [t["rank"] for t in top] == [1, 2, 3]  # k capped at the number of classes
+        assert sorted(t["label"] for t in top) == CLASSES
+        assert sum(t["probability"] for t in top) == pytest.approx(1, abs=1e-5)
+
+
+def test_same_predictions_in_one_batch_or_many(project, tmp_path):
+    assert run(project, "--output", str(tmp_path / "one.csv"), "--batch-size", "64") == 0
+    assert run(project, "--output", str(tmp_path / "many.csv"), "--batch-size", "2") == 0
+    assert (tmp_path / "one.csv").read_text() == (tmp_path / "many.csv").read_text()
+
+
+def test_bad_files_are_named_and_skipped(project, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "text.jpg").write_text("this is not a JPEG")
+    (bad / "empty.png").write_bytes(b"")
+    good = project / "photos" / "a.png"
+    code = predict.main([str(good), str(bad), str(tmp_path / "missing.jpg"),
+                         "--model", str(project / "model.keras"),
+                         "--classes", str(project / "classes.json"),
+                         "--output", str(tmp_path / "out.json")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert f"{tmp_path / 'missing.jpg'}: no such file or folder" in captured.err
+    assert f"{bad / 'text.jpg'}: cannot read the image (Unknown image file format" in captured.err
+    assert f"{bad / 'empty.png'}: cannot read the image" in captured.err
+    assert "3 input(s) could not be predicted" in captured.err
+    assert str(good) in captured.out  # the good one is still predicted
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert [p["path"] for p in data["predictions"]] == [str(good)]
+    assert sorted(e["path"] for e in data["errors"]) == sorted(
+        [str(tmp_path / "missing.jpg"), str(bad / "text.jpg"), str(bad / "empty.png")])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--classes", "{wrong}"], "2 class names for a model with 3 outputs"),
+    (["--model", "{missing}"], "model.keras not found"),
+])
+def test_fatal_errors_exit_2(project, tmp_path, capsys, args, message):
+    (tmp_path / "wrong.txt").write_text("one\ntwo\n")
+    args = [a.format(wrong=tmp_path / "wrong.txt", missing=tmp_path / "model.keras")
+            for a in args]
+    base = {"--model": str(project / "model.keras"),
+            "--classes": str(project / "classes.json")}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    argv = [str(project / "photos")] + [x for kv in base.items() for x in kv]
+    assert predict.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_no_images_and_bad_options(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert predict.main([str(tmp_path / "empty")]) == 2
+    assert "no images in this folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as err:
+        predict.main([str(tmp_path), "--output", "out.txt"])
+    assert err.value.code == 2
+
+
+def test_head_model_is_chained_behind_the_features_backbone(tmp_path, monkeypatch, project):
+    """models/head.keras takes features: the backbone is rebuilt as the features stage did."""
+    from tensorflow.python.framework import config as tf_config
+
+    from pipeline.backbone import build_backbone
+    from pipeline.data import load_image
+    from pipeline.features import Features
+    from pipeline.runtime import seed_everything
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("seed: 7\nbackbone: {weights: none, image_size: 32}\n")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "weights.json").write_text(json.dumps(
+        {"arch": "resnet50", "requested": "none", "source": "random", "seed": 7}))
+    inputs = keras.Input((2048,))
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs)).save(
+        tmp_path / "head.keras")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "head.keras").rename(tmp_path / "models" / "head.keras")
+    (tmp_path / "data" / "features").mkdir(parents=True)
+    empty = np.zeros((0, 2048), "float32")
+    Features(empty, np.zeros(0, "int32"), np.array([], str), np.array(CLASSES)).save(
+        tmp_path / "data" / "features" / "test.npz")
+    image = project / "photos" / "a.png"
+
+    was_on = tf_config.is_op_determinism_enabled()
+    try:
+        assert predict.main([str(image), "--top-k", "3", "--output", "out.json"]) == 0
+        top = json.loads((tmp_path / "out.json").read_text())["predictions"][0]["top"]
+        seed_everything(7)  # what the features stage did before building the backbone
+        features = build_backbone("resnet50", 32)(load_image(str(image), 32)[None])
+    finally:
+        if not was_on:
+            tf_config.disable_op_determinism()
+    head = keras.models.load_model(tmp_path / "models" / "head.keras")
+    expected = np.asarray(head(features))[0]
+    got = {t["label"]: t["probability"] for t in top}
+    assert got == pytest.approx(dict(zip(CLASSES, expected.tolist(), strict=True)), abs=1e-5)
+
+
+@pytest.mark.offline_attempt
+def test_imagenet_offline_names_the_files(project, keras_home, capsys):
+    assert predict.main([str(project / "photos"), "--imagenet"]) == 2
+    err = capsys.readouterr().err
+    assert "--imagenet needs Keras' ImageNet files" in err
+    for name in (predict.IMAGENET_WEIGHTS, predict.IMAGENET_CLASS_INDEX):
+        assert f"to {keras_home / 'models' / name}" in err
+    assert not list((keras_home / "models").glob("*.h5"))
+
+
+def test_imagenet_decodes_with_keras(project, keras_home, monkeypatch, capsys):
+    """The --imagenet path with a stand-in ResNet50 and class index (no 100 MB download)."""
+    from keras.src.applications import imagenet_utils
+
+    index = {str(i): [f"n{i:08d}", f"class_{i}"] for i in range(1000)}
+    (keras_home / "models" / "index.json").parent.mkdir(exist_ok=True)
+    (keras_home / "models" / "index.json").write_text(json.dumps(index))
+    monkeypatch.setattr(imagenet_utils, "CLASS_INDEX", None)  # restored after the test
+    monkeypatch.setattr(predict, "_cached_file",
+                        lambda fname, url, md5: keras_home / "models" / "index.json")
+
+    def fake_resnet50(weights):
+        return tiny_model(predict.IMAGENET_SIZE, classes=1000)
+
+    monkeypatch.setattr(keras.applications, "ResNet50", fake_resnet50)
+    assert predict.main([str(project / "photos" / "a.png"), "--imagenet", "--top-k", "5"]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert len(lines) == 5 and all(line.split()[-2].startswith("class_") for line in lines)
+    probs = [float(line.split()[-1]) for line in lines]
+    assert probs == sorted(probs, reverse=True)

@@ -1,0 +1,348 @@
+"""data.source: folders, archives and URLs, good and evil, with nothing written outside."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import re
+import socket
+import stat
+import tarfile
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pipeline import sources
+from pipeline.manifest import DataSourceError
+from pipeline.sources import SourceError, resolve_source
+
+CAPS = {"max_bytes": 10_000_000, "max_files": 1000}
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 40  # sources never decode: bytes are enough
+GOOD = {"cat/1.png": PNG, "cat/2.png": PNG, "dog/1.png": PNG}
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def make_zip(path: Path, files: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(zipfile.ZipInfo(name), data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, target)
+    return path
+
+
+def make_tar(path: Path, files: dict[str, bytes], mode: str = "w:gz",
+             special: list[tarfile.TarInfo] | None = None) -> Path:
+    with tarfile.open(path, mode) as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for info in special or []:
+            tf.addfile(info)
+    return path
+
+
+def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info
+
+
+@pytest.fixture
+def sentinel(tmp_path) -> Path:
+    """A file outside the cache that evil archives aim at; it must stay as it is."""
+    path = tmp_path / "outside" / "sentinel.txt"
+    path.parent.mkdir()
+    path.write_text("original")
+    return path
+
+
+def assert_nothing_extracted(cache: Path, sentinel: Path) -> None:
+    assert sentinel.read_text() == "original"
+    assert sorted(p.name for p in sentinel.parent.iterdir()) == ["sentinel.txt"]
+    extracted = cache / "extracted"
+    assert not extracted.exists() or not any(extracted.iterdir()), list(extracted.rglob("*"))
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def test_folder_is_used_where_it_is(tmp_path):
+    (tmp_path / "data" / "cat").mkdir(parents=True)
+    info = resolve_source(str(tmp_path / "data"), tmp_path / "cache", **CAPS)
+    assert (info.root, info.kind, info.sha256, info.presplit) == (
+        tmp_path / "data", "folder", None, None)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_missing_path_is_named(tmp_path):
+    missing = str(tmp_path / "no such folder")
+    with pytest.raises(SourceError, match="no such folder.*does not exist") as err:
+        resolve_source(missing, tmp_path / "cache", **CAPS)
+    assert isinstance(err.value, DataSourceError)  # stage.run prints it as one line
+
+
+def test_file_that_is_not_an_archive(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(SourceError, match="notes.txt.*not a zip or tar archive"):
+        resolve_source(str(tmp_path / "notes.txt"), tmp_path / "cache", **CAPS)
+
+
+def test_presplit_folders_are_found(tmp_path):
+    for split in ("train", "Validation", "test"):
+        (tmp_path / "data" / split / "cat").mkdir(parents=True)
+    info = resolve_source(str(tmp_path / "data"), tmp_path / "cache", **CAPS)
+    assert info.presplit == {"train": tmp_path / "data/train",
+                             "val": tmp_path / "data/Validation", "test": tmp_path / "data/test"}
+    (tmp_path / "data" / "val").mkdir()
+    with pytest.raises(SourceError, match="both val/ and Validation/"):
+        sources.find_presplit(tmp_path / "data")
+
+
+def test_partial_split_is_not_a_presplit(tmp_path):
+    for split in ("train", "test"):
+        (tmp_path / split / "cat").mkdir(parents=True)
+    assert sources.find_presplit(tmp_path) is None
+
+
+def test_pin_on_a_folder_is_an_error(tmp_path):
+    with pytest.raises(SourceError, match="archives only"):
+        resolve_source(str(tmp_path), tmp_path / "cache", sha256="0" * 64, **CAPS)
+
+
+# --------------------------------------------------------------------------- good archives
+
+
+@pytest.mark.parametrize("name", ["data.zip", "data.tar", "data.tar.gz", "data.tgz"])
+def test_good_archive_with_a_wrapping_folder(tmp_path, name):
+    files = {f"flower_photos/{k}": v for k, v in GOOD.items()}
+    files["flower_photos/LICENSE.txt"] = b"CC-BY"
+    files["__MACOSX/flower_photos/._x"] = b"junk"
+    archive = tmp_path / name
+    if name.endswith(".zip"):
+        make_zip(archive, files)
+    else:
+        make_tar(archive, files, "w" if name.endswith(".tar") else "w:gz")
+    cache = tmp_path / "cache"
+    info = resolve_source(str(archive), cache, **CAPS)
+    assert info.kind == "archive" and info.archive == archive
+    assert info.root.name == "flower_photos"
+    assert info.root.parent == cache / "extracted" / info.sha256[:16] / sources.FILES
+    assert sorted(p.name for p in info.root.iterdir()) == ["LICENSE.txt", "cat", "dog"]
+    assert (info.root / "cat" / "1.png").read_bytes() == PNG
+    assert (info.root.parent.parent / sources.MARKER).is_file()
+    assert not [p for p in (cache / "extracted").iterdir() if p.name.startswith(".")]
+
+
+def test_archive_without_wrapping_folder_and_reuse(tmp_path):
+    archive = make_tar(tmp_path / "d.tgz", GOOD)
+    cache = tmp_path / "cache"
+    first = resolve_source(str(archive), cache, **CAPS)
+    assert first.root == cache / "extracted" / first.sha256[:16] / sources.FILES
+    assert sorted(p.name for p in first.root.iterdir()) == ["cat", "dog"]
+    (first.root / "cat" / "mark").write_text("kept")  # a second resolve must not re-extract
+    again = resolve_source(str(archive), cache, **CAPS)
+    assert again == first and (again.root / "cat" / "mark").read_text() == "kept"
+
+
+def test_incomplete_extraction_is_redone(tmp_path):
+    archive = make_zip(tmp_path / "d.zip", GOOD)
+    cache = tmp_path / "cache"
+    info = resolve_source(str(archive), cache, **CAPS)
+    (info.root.parent / sources.MARKER).unlink()  # as if a run died before the marker
+    (info.root / "cat" / "stale").write_text("x")
+    info = resolve_source(str(archive), cache, **CAPS)
+    assert not (info.root / "cat" / "stale").exists()
+    assert (info.root.parent / sources.MARKER).is_file()
+
+
+def test_archive_of_a_folder_made_with_tar_dot(tmp_path):
+    """`tar -C data -czf d.tgz .` stores ./ and ./cat/1.png: the root entry is fine."""
+    files = {f"./{k}": v for k, v in GOOD.items()}
+    archive = make_tar(tmp_path / "d.tgz", files, special=[link("./", "", tarfile.DIRTYPE)])
+    info = resolve_source(str(archive), tmp_path / "cache", **CAPS)
+    assert sorted(p.name for p in info.root.iterdir()) == ["cat", "dog"]
+    assert oct(info.root.parent.stat().st_mode & 0o777) == "0o755"
+
+
+def test_single_class_in_a_wrapper_stops_at_the_wrapper(tmp_path):
+    archive = make_zip(tmp_path / "d.zip", {"wrap/cat/1.png": PNG, "wrap/cat/2.png": PNG})
+    info = resolve_source(str(archive), tmp_path / "cache", **CAPS)
+    assert info.root.name == "wrap"
+
+
+def test_presplit_archive(tmp_path):
+    files = {f"ds/{s}/cat/1.png": PNG for s in ("train", "val", "test")}
+    info = resolve_source(str(make_tar(tmp_path / "d.tgz", files)), tmp_path / "cache", **CAPS)
+    assert info.root.name == "ds" and set(info.presplit) == {"train", "val", "test"}
+
+
+def test_pinned_sha256_of_a_local_archive(tmp_path):
+    archive = make_zip(tmp_path / "d.zip", GOOD)
+    good = sources._file_sha256(archive)
+    assert resolve_source(str(archive), tmp_path / "c", sha256=good.upper(), **CAPS).sha256 == good
+    with pytest.raises(SourceError, match=f"has sha256 {good}, but {'a' * 64} is pinned"):
+        resolve_source(str(archive), tmp_path / "c2", sha256="a" * 64, **CAPS)
+    assert not (tmp_path / "c2").exists()
+    with pytest.raises(SourceError, match="not a sha256"):
+        resolve_source(str(archive), tmp_path / "c3", sha256="abc", **CAPS)
+
+
+# --------------------------------------------------------------------------- evil archives
+
+EVIL = [
+    ("dotdot.zip", lambda p: make_zip(p, {**GOOD, "../outside/sentinel.txt": b"pwned"}),
+     "'../outside/sentinel.txt' rejected: '..' path component"),
+    ("dotdot.tgz", lambda p: make_tar(p, {"cat/../../outside/sentinel.txt": b"pwned"}),
+     "'cat/../../outside/sentinel.txt' rejected: '..' path component"),
+    ("abs.zip", lambda p: make_zip(p, {**GOOD, "/tmp/abs.txt": b"x"}),
+     "'/tmp/abs.txt' rejected: absolute path"),
+    ("abs.tar", lambda p: make_tar(p, {"/tmp/abs.txt": b"x"}, "w"),
+     "'/tmp/abs.txt' rejected: absolute path"),
+    ("drive.zip", lambda p: make_zip(p, {"C:\\Windows\\x.png": b"x"}),
+     r"rejected: absolute path"),
+    ("backslash.zip", lambda p: make_zip(p, {"cat\\..\\..\\x.png": b"x"}),
+     "rejected: '..' path component"),
+    ("symlink.tgz", lambda p: make_tar(p, GOOD, special=[link("cat/pw.png", "/etc/passwd")]),
+     "'cat/pw.png' rejected: symbolic link to '/etc/passwd'"),
+    ("symlink.zip", lambda p: make_zip(p, GOOD, links={"cat/pw.png": "/etc/passwd"}),
+     "'cat/pw.png' rejected: symbolic link"),
+    ("hardlink.tgz", lambda p: make_tar(p, GOOD, special=[
+        link("cat/h.png", "../../outside/sentinel.txt", tarfile.LNKTYPE)]),
+     "'cat/h.png' rejected: hard link to '../../outside/sentinel.txt'"),
+    ("inside_link.tgz", lambda p: make_tar(p, GOOD, special=[link("cat/3.png", "1.png")]),
+     "'cat/3.png' rejected: symbolic link to '1.png'"),
+    ("device.tgz", lambda p: make_tar(p, GOOD, special=[link("cat/dev", "", tarfile.CHRTYPE)]),
+     "'cat/dev' rejected: device or FIFO file"),
+    ("dup.zip", lambda p: make_zip(p, {**GOOD, "./cat/1.png": b"other"}),
+     "'./cat/1.png' rejected: duplicate path"),
+]
+
+
+@pytest.mark.parametrize("name, build, message", EVIL, ids=[e[0] for e in EVIL])
+def test_evil_archive_is_rejected_and_nothing_is_written(tmp_path, sentinel, name, build,
+                                                         message):
+    archive = build(tmp_path / name)
+    cache = tmp_path / "cache"
+    with pytest.raises(SourceError, match=re.escape(message)) as err:
+        resolve_source(str(archive), cache, **CAPS)
+    assert name in str(err.value)  # the archive is named too
+    assert_nothing_extracted(cache, sentinel)
+
+
+def test_too_many_files(tmp_path, sentinel):
+    archive = make_zip(tmp_path / "many.zip", {f"cat/{i}.png": PNG for i in range(20)})
+    with pytest.raises(SourceError, match=r"many\.zip: more than 10 entries \(max_files\)"):
+        resolve_source(str(archive), tmp_path / "cache", max_bytes=10**7, max_files=10)
+    assert_nothing_extracted(tmp_path / "cache", sentinel)
+
+
+def test_too_many_bytes(tmp_path, sentinel):
+    archive = make_tar(tmp_path / "big.tgz", {"cat/big.png": b"\0" * 100_000})  # compresses
+    with pytest.raises(SourceError, match=r"big\.tgz: 100,000 bytes once extracted, more "
+                                          r"than the 50,000 allowed \(max_bytes\)"):
+        resolve_source(str(archive), tmp_path / "cache", max_bytes=50_000, max_files=10)
+    assert_nothing_extracted(tmp_path / "cache", sentinel)
+
+
+def test_bytes_are_counted_while_writing_too(tmp_path):
+    """A header that understates a size is caught by the count of bytes written."""
+    budget = sources._Budget(tmp_path / "lying.zip", max_bytes=1000, max_files=5)
+    with pytest.raises(SourceError, match=r"'cat/x.png' rejected: extraction exceeded 1,000"):
+        budget.copy(io.BytesIO(b"\0" * 5000), io.BytesIO(), "cat/x.png")
+
+
+def test_corrupt_archive(tmp_path, sentinel):
+    good = make_tar(tmp_path / "ok.tgz", {"cat/x.png": b"\1" * 50_000}).read_bytes()
+    (tmp_path / "cut.tgz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(SourceError, match=r"cut\.tgz"):
+        resolve_source(str(tmp_path / "cut.tgz"), tmp_path / "cache", **CAPS)
+    assert_nothing_extracted(tmp_path / "cache", sentinel)
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """An http.server on 127.0.0.1 serving tmp_path/www; yields (base URL, request log)."""
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    www = tmp_path / "www"
+    www.mkdir()
+    log: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+            log.append(self.path)
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(www)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", www, log
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_url_is_downloaded_once(tmp_path, server):
+    base, www, log = server
+    make_tar(www / "flowers.tgz", {f"flower_photos/{k}": v for k, v in GOOD.items()})
+    cache = tmp_path / "cache"
+    info = resolve_source(f"{base}/flowers.tgz", cache, **CAPS)
+    assert info.kind == "url" and info.url == f"{base}/flowers.tgz"
+    assert info.sha256 == sources._file_sha256(www / "flowers.tgz")
+    assert info.archive.read_bytes() == (www / "flowers.tgz").read_bytes()
+    assert info.root.name == "flower_photos" and (info.root / "dog" / "1.png").is_file()
+    assert log == ["/flowers.tgz"]
+    again = resolve_source(f"{base}/flowers.tgz", cache, sha256=info.sha256, **CAPS)
+    assert again == info and log == ["/flowers.tgz"]  # no second request
+    assert not [p for p in info.archive.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_pinned_sha_mismatch_discards_the_download(tmp_path, server):
+    base, www, log = server
+    make_zip(www / "d.zip", GOOD)
+    cache = tmp_path / "cache"
+    with pytest.raises(SourceError, match=r"download of .*/d\.zip has sha256 [0-9a-f]{64}, "
+                                          r"but 0{64} is pinned; the file is discarded"):
+        resolve_source(f"{base}/d.zip", cache, sha256="0" * 64, **CAPS)
+    assert [p.name for p in (cache / "downloads").rglob("*") if p.is_file()] == ["url.txt"]
+    assert not (cache / "extracted").exists()
+
+
+def test_url_without_archive_suffix_is_sniffed(tmp_path, server):
+    base, www, _ = server
+    make_zip(www / "download", GOOD)
+    info = resolve_source(f"{base}/download?version=2", tmp_path / "cache", **CAPS)
+    assert sorted(p.name for p in info.root.iterdir()) == ["cat", "dog"]
+
+
+def test_url_errors(tmp_path, server):
+    base, www, _ = server
+    with pytest.raises(SourceError, match=r"download of .*/missing\.zip failed: HTTP 404"):
+        resolve_source(f"{base}/missing.zip", tmp_path / "cache", **CAPS)
+    (www / "big.zip").write_bytes(b"\0" * 5000)
+    with pytest.raises(SourceError, match=r"big\.zip is 5,000 bytes, more than the 1,000"):
+        resolve_source(f"{base}/big.zip", tmp_path / "cache", max_bytes=1000, max_files=10)
+    assert not [p for p in (tmp_path / "cache").rglob("*.zip*")]
+    with pytest.raises(SourceError, match="only http"):
+        resolve_source("ftp://example.org/d.zip", tmp_path / "cache", **CAPS)
+
+
+def test_unreachable_url_gives_an_offline_hint(tmp_path):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    closed = f"http://127.0.0.1:{port}/d.zip"
+    with pytest.raises(SourceError, match=r"cannot download .*set data\.source to its local"):
+        resolve_source(closed, tmp_path / "cache", **CAPS)
