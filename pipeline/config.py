@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 PARAMS_FILE = "params.yaml"
 
@@ -55,9 +63,48 @@ class SplitConfig(_Section):
         return {"train": self.train, "val": self.val, "test": self.test}
 
 
+# What the pipeline's decoder (tf.io.decode_image) reads, as Pillow names them: the
+# defaults and the most data.images.formats / data.images.modes may allow.
+TF_FORMATS = ("JPEG", "PNG", "GIF", "BMP")
+TF_MODES = (
+    "RGB", "L", "LA", "RGBA", "RGBX", "P", "PA", "1", "CMYK", "I;16", "I;16L", "I;16B", "I;16N",
+)  # fmt: skip
+
+
+class ImagesConfig(_Section):
+    """Image-level checks of stages/prepare.py (pipeline/images.py)."""
+
+    formats: list[str] = list(TF_FORMATS)  # Pillow format names accepted
+    modes: list[str] = list(TF_MODES)  # Pillow modes accepted (converted to RGB at load)
+    max_aspect: Annotated[float, Field(ge=1)] = 10.0  # long side / short side
+    max_pixels: PositiveInt = 89_478_485  # decompression-bomb limit (Pillow's default)
+    bad: Literal["fail", "quarantine"] = "fail"  # rejected images: fail validation | drop
+    duplicates: Literal["fail", "drop"] = "fail"  # copies: report (leakage fails) | drop
+    near_threshold: Annotated[int, Field(ge=0, le=64)] | None = 3  # phash bits; None: exact
+    workers: PositiveInt = 8  # threads decoding images
+
+    @field_validator("formats", "modes")
+    @classmethod
+    def _readable(cls, given: list[str], info: ValidationInfo) -> list[str]:
+        known = TF_FORMATS if info.field_name == "formats" else TF_MODES
+        unknown = [v for v in given if v not in known]
+        if unknown or not given:
+            raise ValueError(
+                f"{unknown or 'an empty list'}: the pipeline's decoder reads {list(known)}"
+            )
+        return given
+
+
 class DataConfig(_Section):
+    # A folder of class folders, a .zip/.tar(.gz|.bz2|.xz) of one, or an http(s) URL of one.
     source: Annotated[str, Field(min_length=1)] = "data/sample"
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None  # archive pin
+    presplit: Literal["auto", "use", "ignore"] = "auto"  # train/ val/ test/ folders
+    cache: Annotated[str, Field(min_length=1)] = ".cache/sources"  # downloads, extractions
+    max_bytes: PositiveInt = 10_000_000_000  # download and extracted size cap
+    max_files: PositiveInt = 1_000_000  # archive entries cap
     split: SplitConfig = SplitConfig()
+    images: ImagesConfig = ImagesConfig()
 
 
 class ValidateConfig(_Section):

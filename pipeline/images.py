@@ -10,8 +10,11 @@ here writes, moves or deletes a user's file: files are opened read-only, and
 Modes. The pipeline decodes with ``tf.io.decode_image(channels=3)``, which
 turns L, P, RGBA (alpha dropped), CMYK JPEGs and 16-bit PNGs (scaled by
 ``>> 8``) into 8-bit RGB itself; those images are ``convert`` here and need no
-copy. Pillow's own ``convert("RGB")`` *clips* 16-bit grayscale to 255 (white),
-so :func:`to_rgb` scales instead; it is what anything reading images with
+copy. BMP is the exception: TensorFlow's BMP decoder ignores palettes and reads
+only 8-, 24- and 32-bit uncompressed pixels, so palette, 1-, 4- and 16-bit and
+RLE-compressed BMPs (all of which Pillow reads) are rejected. Pillow's own
+``convert("RGB")`` *clips* 16-bit grayscale to 255 (white), so :func:`to_rgb`
+scales instead; it is what anything reading images with
 Pillow (the perceptual hash here) must use to see what TensorFlow sees.
 """
 
@@ -25,11 +28,14 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
 
 # File extensions and the Pillow format they promise.
 EXTENSION_FORMATS = {
@@ -68,6 +74,20 @@ class ImagePolicy:
     max_side: int = 8192
     max_aspect: float = 10.0
     max_pixels: int = 89_478_485  # Pillow's default: 0.25 GB of 24-bit pixels
+
+
+def policy_for(cfg: Config) -> ImagePolicy:
+    """The policy of params.yaml: ``data.images``, with the sides of ``validate`` so that
+    prepare's verdicts and the validate stage's suite agree."""
+    im = cfg.data.images
+    return ImagePolicy(
+        allowed_formats=frozenset(im.formats),
+        modes_convert=frozenset(im.modes),
+        min_side=cfg.validate_.min_side,
+        max_side=cfg.validate_.max_side,
+        max_aspect=im.max_aspect,
+        max_pixels=im.max_pixels,
+    )
 
 
 @contextlib.contextmanager
@@ -147,6 +167,7 @@ def _inspect(path: Path, rel: str, policy: ImagePolicy, root: Path | None) -> di
             height=img.height,
             aspect=round(max(img.size) / max(min(img.size), 1), 3),
         )
+        unreadable_bmp = _bmp_problem(img)  # from the tile, which load() empties
         if img.width * img.height > policy.max_pixels:  # guard even if Pillow's is off
             pixels = img.width * img.height
             return _row(rel, **facts,
@@ -161,7 +182,7 @@ def _inspect(path: Path, rel: str, policy: ImagePolicy, root: Path | None) -> di
             return _row(rel, **facts, truncated=truncated, issue=why)
         facts.update(decodable=True, phash=phash(img))
 
-    issues, action = _judge(facts, policy)
+    issues, action = _judge(facts, policy, [unreadable_bmp] if unreadable_bmp else [])
     return _row(rel, **facts, issue="; ".join(issues), action=action)
 
 
@@ -185,9 +206,42 @@ def _bits(img: Image.Image) -> int:
     return 16 if ";16" in str(raw) else 8
 
 
-def _judge(facts: dict, policy: ImagePolicy) -> tuple[list[str], Action]:
+# The pixel layouts TensorFlow's BMP decoder reads right: 24- and 32-bit colour, and
+# 8-bit read as grey levels (right only for a grey palette, which Pillow calls "L").
+_TF_BMP_RAWMODES = frozenset({"BGR", "BGRX", "BGRA", "L"})
+
+
+def _bmp_problem(img: Image.Image) -> str | None:
+    """Why ``tf.io.decode_image`` would misread this BMP, or None.
+
+    It ignores BMP palettes (8-bit colour pixels come out as grey levels of their
+    palette index: a silently wrong image), fails on 1-, 4- and 16-bit pixels, and
+    reads RLE-compressed pixels as raw ones. Pillow reads all of them.
+    """
+    if img.format != "BMP" or not img.tile:
+        return None
+    tile = img.tile[0]
+    raw = str(tile[3][0] if isinstance(tile[3], tuple) else tile[3])
+    if tile[0] != "raw":
+        what = "RLE-compressed"
+    elif raw in _TF_BMP_RAWMODES:
+        return None
+    elif raw == "P" or raw.startswith("P;"):
+        what = "palette (colour-indexed)"
+    elif raw.startswith("1"):
+        what = "1-bit"
+    elif raw.startswith("BGR;1"):
+        what = "16-bit"
+    else:
+        what = f"{raw}"
+    return f"BMP with {what} pixels, which TensorFlow misreads (save it as PNG)"
+
+
+def _judge(
+    facts: dict, policy: ImagePolicy, rejects: list[str] | None = None
+) -> tuple[list[str], Action]:
     """The issues of a decoded image and the action they call for."""
-    rejects, converts = [], []
+    rejects, converts = list(rejects or []), []
     fmt = FORMAT_ALIASES.get(facts["format"], facts["format"])
     if fmt not in policy.allowed_formats:
         rejects.append(f"format {facts['format']} not allowed")

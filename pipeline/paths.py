@@ -12,3 +12,7 @@ METRICS = Path("metrics")
 WEIGHTS_RECORD = METRICS / "weights.json"
 CONFUSION = METRICS / "confusion"  # <model>.csv
 LIVE = Path("dvclive")  # DVCLive curves: head/, finetune/<name>/
+SOURCE = Path("data/source.json")  # where data.source resolved to (written by prepare)
+DROPPED = Path("data/dropped.csv")  # images prepare left out of the manifest, with the reason
+CLASSES = METRICS / "classes.json"  # per-class summary written by prepare
+DATA_DOCS = Path("reports/data_docs")  # Great Expectations' HTML report (validate)

@@ -46,10 +46,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
+from pipeline import paths
 from pipeline.io import atomic_path
 from pipeline.manifest import DataSourceError
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
 
 ZIP_SUFFIXES = (".zip",)
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -99,20 +103,23 @@ def resolve_source(
     sha256: str | None = None,
     max_bytes: int,
     max_files: int,
+    allow_download: bool = True,
 ) -> SourceInfo:
     """Turn ``data.source`` into a folder of class folders, downloading/extracting if needed.
 
     ``sha256`` pins the archive's content (URL or archive path); ``max_bytes`` caps
     both the download and the extracted total, ``max_files`` the archive's entries.
     Calling this again with the same arguments does no network request and no
-    extraction: both are reused from ``cache_dir``.
+    extraction: both are reused from ``cache_dir``. ``allow_download=False`` makes
+    a URL that is not in the cache an error instead of a download (stages after
+    prepare re-resolve this way: they never touch the network).
     """
     cache_dir = Path(cache_dir)
     pin = _normalise_pin(sha256)
     scheme = urllib.parse.urlsplit(spec).scheme.lower()
     if scheme in ("http", "https"):
         archive, digest = download(spec, cache_dir / "downloads", sha256=pin,
-                                   max_bytes=max_bytes)
+                                   max_bytes=max_bytes, allow_download=allow_download)
         top = extract_archive(archive, cache_dir / "extracted", digest,
                               max_bytes=max_bytes, max_files=max_files)
         root = class_root(top)
@@ -168,13 +175,14 @@ def _file_sha256(path: Path) -> str:
 
 
 def download(
-    url: str, folder: Path, *, sha256: str | None, max_bytes: int
+    url: str, folder: Path, *, sha256: str | None, max_bytes: int, allow_download: bool = True
 ) -> tuple[Path, str]:
     """(cached copy of ``url``, its sha256), downloaded (atomically, size-capped) if needed.
 
     The cache key is the URL, so a changed pin does not re-download by itself; a
     cached file that does not match the pin is downloaded again, and if the fresh
-    copy does not match either it is discarded with an error.
+    copy does not match either it is discarded with an error. ``allow_download=False``:
+    SourceError instead of a download.
     """
     target_dir = folder / hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
     name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
@@ -183,6 +191,11 @@ def download(
         cached = _file_sha256(target)  # re-hashed: a cache can be corrupted or edited
         if sha256 is None or cached == sha256:
             return target, cached
+    if not allow_download:
+        raise SourceError(
+            f"data.source: {url} is not in the download cache ({target_dir}); run the "
+            "prepare stage first (`dvc repro prepare`), which downloads it"
+        )
 
     target_dir.mkdir(parents=True, exist_ok=True)
     (target_dir / "url.txt").write_text(url + "\n", encoding="utf-8")  # for humans
@@ -509,10 +522,20 @@ def find_presplit(root: Path) -> dict[str, Path] | None:
 
     Names match case-insensitively (``Train/`` from Windows). Having both ``val/``
     and ``validation/`` is ambiguous and an error; a partial set (``train/`` and
-    ``test/`` only) is not a pre-split data set and gives None.
+    ``test/`` only) is not a pre-split data set and gives None (see
+    :func:`split_folders`).
+    """
+    found = split_folders(root)
+    return found if len(found) == len(SPLIT_FOLDERS) else None
+
+
+def split_folders(root: Path) -> dict[str, Path]:
+    """The split-named folders directly in ``root``, ``{split: folder}``, even a partial set.
+
+    Canonical split order (train, val, test); an empty dict when there are none.
     """
     if not root.is_dir():
-        return None
+        return {}
     dirs = {d.name.lower(): d for d in _entries(root)[0]}
     found: dict[str, Path] = {}
     for split, names in SPLIT_FOLDERS.items():
@@ -524,4 +547,50 @@ def find_presplit(root: Path) -> dict[str, Path] | None:
             )
         if present:
             found[split] = present[0]
-    return found if len(found) == len(SPLIT_FOLDERS) else None
+    return found
+
+
+# --------------------------------------------------------------------------- later stages
+
+
+def record(info: SourceInfo, spec: str, presplit: bool) -> dict:
+    """What prepare writes to ``data/source.json``: the folder the manifest's paths are
+    relative to (relative to the project when inside it), and where it came from."""
+    return {
+        "source": spec,
+        "kind": info.kind,
+        "sha256": info.sha256,
+        "root": _portable(info.root),
+        "presplit": presplit,
+    }
+
+
+def _portable(path: Path) -> str:
+    absolute = Path(os.path.abspath(path))
+    try:
+        return absolute.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(absolute)
+
+
+def data_root(cfg: Config, record_file: str | Path = paths.SOURCE) -> Path:
+    """The folder the manifest's paths are relative to, for every stage after prepare.
+
+    prepare records it in ``data/source.json``; that record is used when it is for
+    the current ``data.source`` and its folder exists. Otherwise the source is
+    resolved again, never over the network: a folder is used where it is, an
+    archive is checked and (re-)extracted into ``data.cache``, and a URL must
+    already be in the download cache.
+    """
+    path = Path(record_file)
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            saved = {}
+        root = Path(str(saved.get("root", "")))
+        if saved.get("source") == cfg.data.source and saved.get("root") and root.is_dir():
+            return root
+    d = cfg.data
+    return resolve_source(d.source, Path(d.cache), sha256=d.sha256, max_bytes=d.max_bytes,
+                          max_files=d.max_files, allow_download=False).root

@@ -10,6 +10,9 @@ rule stays a plain, row-level expectation whose failures map back to files.
 
 Each expectation carries ``meta.severity``: ``critical`` fails the stage,
 ``warning`` (say, the same image stored twice within a split) is only reported.
+
+Given a folder, the stage also has Great Expectations write its Data Docs (HTML
+pages of every expectation and result) there.
 """
 
 from __future__ import annotations
@@ -25,18 +28,19 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import yaml
 
-from pipeline.config import ValidateConfig
+from pipeline import manifest as manifest_columns
+from pipeline.config import ImagesConfig, ValidateConfig
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite
 
 SUITE_FILE = Path(__file__).with_name("suites") / "manifest.yaml"
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-REQUIRED_COLUMNS = (
-    "path", "label", "split", "width", "height", "channels", "format", "bytes", "sha256"
-)  # fmt: skip
-TEXT_COLUMNS = ("path", "label", "split", "format", "sha256", "error")
-NUMBER_COLUMNS = ("width", "height", "channels", "bytes")
+# Every manifest column but `error` (an absent one means no errors).
+REQUIRED_COLUMNS = tuple(c for c in manifest_columns.COLUMNS if c != "error")
+TEXT_COLUMNS = manifest_columns.TEXT_COLUMNS
+NUMBER_COLUMNS = (*manifest_columns.INT_COLUMNS, *manifest_columns.FLOAT_COLUMNS, "bytes")
+BOOL_COLUMNS = manifest_columns.BOOL_COLUMNS
 SEVERITIES = ("critical", "warning")
 TABLES = ("images", "class_split_counts", "class_totals")
 MAX_FILES = 5
@@ -146,9 +150,21 @@ def _table_row(cells: Sequence[str], widths: Sequence[int]) -> str:
 
 
 def suite_values(
-    cfg: ValidateConfig, classes: Sequence[str], splits: Sequence[str]
+    cfg: ValidateConfig,
+    classes: Sequence[str],
+    splits: Sequence[str],
+    images: ImagesConfig | None = None,
 ) -> dict[str, Any]:
-    """The values the YAML's ``${name}`` placeholders may use."""
+    """The values the YAML's ``${name}`` placeholders may use.
+
+    ``images`` is params' ``data.images`` (its defaults when None). Formats
+    include Pillow's other names for an allowed one (MPO: a camera's JPEG).
+    """
+    from pipeline.images import FORMAT_ALIASES
+
+    images = images or ImagesConfig()
+    formats = list(images.formats)
+    formats += [alias for alias, name in FORMAT_ALIASES.items() if name in formats]
     return {
         "classes": list(classes),
         "splits": list(splits),
@@ -156,6 +172,9 @@ def suite_values(
         "max_side": cfg.max_side,
         "min_per_class": cfg.min_per_class,
         "max_imbalance": cfg.max_imbalance,
+        "formats": formats,
+        "modes": list(images.modes),
+        "max_aspect": images.max_aspect,
     }
 
 
@@ -280,17 +299,12 @@ def _captured_gx_errors() -> Iterator[list[str]]:
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Read the manifest CSV with text columns kept as text.
+    """Read the manifest CSV with :func:`pipeline.manifest.read`: text kept as text.
 
     Labels such as ``0`` or ``NA`` stay strings (class folders are often digits),
-    and only an empty field counts as missing.
+    flags are booleans, and only an empty field counts as missing.
     """
-    return pd.read_csv(
-        path,
-        dtype={column: "str" for column in TEXT_COLUMNS},
-        keep_default_na=False,
-        na_values=[""],
-    )
+    return manifest_columns.read(path)
 
 
 def expected_classes(manifest: pd.DataFrame, cfg: ValidateConfig) -> list[str]:
@@ -346,6 +360,10 @@ def _normalised(manifest: pd.DataFrame) -> pd.DataFrame:
     for column in NUMBER_COLUMNS:
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    for column in BOOL_COLUMNS:
+        if column in frame:
+            flags = manifest_columns.as_bool(frame[column]).astype(object)
+            frame[column] = flags.where(flags.notna(), None)
     if "error" not in frame:
         frame["error"] = None
     return frame
@@ -368,19 +386,23 @@ def validate_manifest(
     *,
     splits: Sequence[str] = SPLITS,
     suite_file: str | Path = SUITE_FILE,
+    images_cfg: ImagesConfig | None = None,
+    docs_dir: str | Path | None = None,
 ) -> ValidationReport:
     """Run the suites on the manifest and report what failed, file by file.
 
-    ``splits`` are the split names of params' ``data.split``. Raises SuiteError
-    when the suite YAML is broken; a bad manifest is a report, not an exception.
+    ``splits`` are the split names of params' ``data.split``, ``images_cfg`` its
+    ``data.images``. ``docs_dir``: a folder for Great Expectations' Data Docs (HTML),
+    created or filled. Raises SuiteError when the suite YAML is broken; a bad
+    manifest is a report, not an exception.
     """
     images = _normalised(manifest)
     classes = expected_classes(images, cfg)
-    suites = load_suites(suite_values(cfg, classes, splits), suite_file)
+    suites = load_suites(suite_values(cfg, classes, splits, images_cfg), suite_file)
     tables = build_tables(images, classes, splits)
     evaluated, failures = 0, []
     with _quiet_gx():
-        for table, result in _run(tables, suites):
+        for table, result in _run(tables, suites, docs_dir):
             evaluated += 1
             if not result.success:
                 failures.append(_failure(table, tables[table], result))
@@ -393,26 +415,57 @@ def validate_manifest(
     )
 
 
+DOCS_SITE = "data_docs"
+
+
 def _run(
-    tables: Mapping[str, pd.DataFrame], suites: Mapping[str, Mapping[str, Any]]
+    tables: Mapping[str, pd.DataFrame],
+    suites: Mapping[str, Mapping[str, Any]],
+    docs_dir: str | Path | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """Validate each table with its suite in a throwaway context; yield results in
-    YAML order (GX returns them in its own order)."""
+    YAML order (GX returns them in its own order).
+
+    Each table runs through a Checkpoint, whose UpdateDataDocsAction writes the
+    Data Docs when ``docs_dir`` is given. An ephemeral context would put them in a
+    temporary folder: a site with an absolute ``base_directory`` keeps them.
+    """
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    actions = []
+    if docs_dir is not None:
+        context.add_data_docs_site(
+            site_name=DOCS_SITE,
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(Path(docs_dir).resolve()),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        actions.append(gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=[DOCS_SITE]))
     source = context.data_sources.add_pandas("manifest")
     for table, suite_data in suites.items():
         suite = context.suites.add(build_suite(suite_data))
-        batch = (
-            source.add_dataframe_asset(table)
-            .add_batch_definition_whole_dataframe("all rows")
-            .get_batch(batch_parameters={"dataframe": tables[table]})
-        )
-        # COMPLETE: every unexpected row's index, to name every offending file.
-        outcome = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+        definition = context.validation_definitions.add(gx.ValidationDefinition(
+            name=table,
+            data=source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all"),
+            suite=suite,
+        ))
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name=table,
+            validation_definitions=[definition],
+            actions=actions,
+            # COMPLETE: every unexpected row's index, to name every offending file.
+            result_format={"result_format": "COMPLETE"},
+        ))
+        run = checkpoint.run(batch_parameters={"dataframe": tables[table]})
+        (outcome,) = run.run_results.values()
         by_id = {r.expectation_config.id: r for r in outcome.results}
         for expectation in suite.expectations:
             yield table, by_id[expectation.id]
@@ -479,9 +532,13 @@ def _table_level(details: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _image_offenders(rows: pd.DataFrame, column: str, kind: str, _: pd.DataFrame) -> list[str]:
+def _image_offenders(
+    rows: pd.DataFrame, column: str, kind: str, frame: pd.DataFrame
+) -> list[str]:
     """Name files: the sizes of too small images, the error of undecodable ones, the
-    paths sharing a sha256 (with their splits for leakage)."""
+    paths sharing a sha256 (with their splits for leakage), the original a copy copies."""
+    if column in ("duplicate_of", "leakage"):
+        return [_copy_row(i, r, frame) for i, r in rows.iterrows()]
     if column in ("sha256", "sha256_splits") and kind != "expect_column_values_to_not_be_null":
         return [
             _same_file(str(sha), group, with_split=column == "sha256_splits")
@@ -512,7 +569,22 @@ def _image_row(index: Any, row: pd.Series, column: str, kind: str) -> str:
     if column == "error" or kind == "expect_column_values_to_not_be_null":
         error = row.get("error")
         return f"{path}: {error}" if _present(error) else path
-    return f"{path} ({column}={_show(row.get(column))})"
+    issue = row.get("issue")
+    why = f": {issue}" if _present(issue) else ""
+    return f"{path} ({column}={_show(row.get(column))}){why}"
+
+
+def _copy_row(index: Any, row: pd.Series, frame: pd.DataFrame) -> str:
+    """"b.jpg (test): near copy (distance 2) of a.jpg (train)"."""
+    original = row.get("duplicate_of")
+    if not _present(original):
+        return f"{_path(index, row)} ({row.get('split')})"
+    distance = row.get("duplicate_distance")
+    kind = ("exact copy" if _present(distance) and int(distance) == 0
+            else f"near copy (distance {_show(distance)})" if _present(distance) else "copy")
+    where = frame.loc[frame["path"] == original, "split"]
+    split = f" ({where.iloc[0]})" if len(where) else ""
+    return f"{_path(index, row)} ({row.get('split')}): {kind} of {original}{split}"
 
 
 def _count_offenders(rows: pd.DataFrame, column: str, kind: str, _: pd.DataFrame) -> list[str]:
@@ -548,6 +620,8 @@ def _show(value: Any) -> str:
     """12.0 -> "12" (a column with a gap is float), missing -> "?", text as is."""
     if not _present(value):
         return "?"
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, float | int) and float(value).is_integer():
         return str(int(value))
     return str(value)

@@ -9,6 +9,7 @@ from pipeline.config import Config
 from pipeline.evaluation import score, write_confusion, write_table
 from pipeline.io import read_json, write_json
 from pipeline.manifest import classes, read
+from pipeline.sources import data_root
 
 
 def main(cfg: Config) -> None:
@@ -39,7 +40,7 @@ def main(cfg: Config) -> None:
 
     manifest = read(paths.MANIFEST)
     assert classes(manifest) == names, "features and manifest disagree on the classes"
-    files, labels = split_arrays(manifest, cfg.data.source, "test", names)
+    files, labels = split_arrays(manifest, data_root(cfg), "test", names)
     for name in cfg.finetune:
         model = keras.models.load_model(paths.FINETUNE / f"{name}.keras")
         size = model.input_shape[1]

@@ -7,6 +7,7 @@ from pipeline.config import Config
 from pipeline.io import atomic_dir, read_json, write_json
 from pipeline.manifest import SPLITS, classes, read
 from pipeline.runtime import seed_everything
+from pipeline.sources import data_root
 
 
 def main(cfg: Config) -> None:
@@ -21,10 +22,11 @@ def main(cfg: Config) -> None:
     backbone = build_backbone(bb.arch, bb.image_size, weights_path(record))
     manifest = read(paths.MANIFEST)
     names = classes(manifest)
+    root = data_root(cfg)
     speed = {}
     with atomic_dir(paths.FEATURES) as out:
         for split in SPLITS:
-            files, labels = split_arrays(manifest, cfg.data.source, split, names)
+            files, labels = split_arrays(manifest, root, split, names)
             ds = image_dataset(files, labels, bb.image_size, bb.batch_size)
             feats, speed[split] = extract(backbone, ds, len(files), desc=f"features {split}")
             rel = manifest.loc[manifest["split"] == split, "path"].to_numpy(dtype=str)

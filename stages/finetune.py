@@ -7,6 +7,7 @@ from pipeline.config import Config, ConfigError
 from pipeline.io import atomic_path, write_json
 from pipeline.manifest import classes, read
 from pipeline.runtime import seed_everything
+from pipeline.sources import data_root
 
 
 def main(cfg: Config, name: str) -> None:
@@ -19,7 +20,8 @@ def main(cfg: Config, name: str) -> None:
 
     manifest = read(paths.MANIFEST)
     names = classes(manifest)
-    splits = Splits(*(split_arrays(manifest, cfg.data.source, s, names) for s in ("train", "val")),
+    root = data_root(cfg)
+    splits = Splits(*(split_arrays(manifest, root, s, names) for s in ("train", "val")),
                     classes=names)
     done = train(name, cfg, splits)
     with atomic_path(paths.FINETUNE / f"{name}.keras", suffix=".keras") as tmp:

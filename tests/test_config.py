@@ -31,6 +31,9 @@ def test_repository_params_are_valid():
         ("head", "optimizer", "adamax", "head.optimizer"),
         ("backbone", "arch", "resnet18", "backbone.arch"),
         ("validate", "min_side", 0, "validate.min_side"),
+        ("data", "presplit", "always", "data.presplit: Input should be 'auto', 'use' or 'ignore'"),
+        ("data", "sha256", "abc", "data.sha256: String should match pattern"),
+        ("data", "max_files", 0, "data.max_files"),
     ],
 )
 def test_bad_value_names_the_key(section, key, value, expected):
@@ -70,3 +73,39 @@ def test_every_error_is_reported_at_once():
     with pytest.raises(config.ConfigError) as err:
         config.parse(raw)
     assert "head.dropout" in str(err.value) and "backbone.batch_size" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("formats", ["JPEG", "TIFF"], "data.images.formats: Value error, ['TIFF']: the pipeline's "
+                                      "decoder reads ['JPEG', 'PNG', 'GIF', 'BMP']"),
+        ("modes", [], "data.images.modes: Value error, an empty list"),
+        ("bad", "skip", "data.images.bad: Input should be 'fail' or 'quarantine'"),
+        ("duplicates", "keep", "data.images.duplicates: Input should be 'fail' or 'drop'"),
+        ("near_threshold", 65, "data.images.near_threshold"),
+        ("max_aspect", 0.5, "data.images.max_aspect"),
+        ("colour", "yes", "data.images.colour: unknown key"),
+    ],
+)
+def test_bad_image_policy_names_the_key(key, value, expected):
+    raw = repo_params()
+    raw["data"]["images"][key] = value
+    with pytest.raises(config.ConfigError) as err:
+        config.parse(raw)
+    assert expected in str(err.value)
+
+
+def test_image_defaults_are_the_image_checks_defaults():
+    """params.yaml, config.py and pipeline/images.py agree on what the decoder reads."""
+    from pipeline.images import ImagePolicy, policy_for
+
+    cfg = config.load(ROOT / "params.yaml")
+    assert cfg.data.images.near_threshold == 3 and cfg.data.sha256 is None
+    policy = policy_for(cfg)
+    assert policy == ImagePolicy(min_side=cfg.validate_.min_side, max_side=cfg.validate_.max_side)
+    assert set(config.TF_FORMATS) == ImagePolicy().allowed_formats
+    assert set(config.TF_MODES) == ImagePolicy().modes_convert
+    raw = repo_params()
+    raw["data"]["images"]["near_threshold"] = None
+    assert config.parse(raw).data.images.near_threshold is None

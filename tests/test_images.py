@@ -307,3 +307,21 @@ def test_leading_dot_folder_is_skipped_by_the_scan(tmp_path):
     found = manifest.scan(root)
     assert found.images == [("cat/1.png", "cat")] and found.skipped["hidden"] == 1
     assert os.listdir(root / ".dotted") == ["1.png"]  # skipped, not touched
+
+
+def test_bmps_tensorflow_misreads_are_rejected(tmp_path):
+    """TF's BMP decoder ignores palettes (indices come out as grey) and fails on 1-bit."""
+    pixels = noise(40, 40, 9)
+    Image.fromarray(pixels).save(tmp_path / "rgb.bmp")
+    Image.fromarray(pixels).convert("L").save(tmp_path / "grey.bmp")
+    Image.fromarray(pixels).convert("P").save(tmp_path / "palette.bmp")
+    Image.fromarray(pixels).convert("1").save(tmp_path / "bits.bmp")
+    verdict = {name: inspect_image(tmp_path / name, name, POLICY)
+               for name in ("rgb.bmp", "grey.bmp", "palette.bmp", "bits.bmp")}
+    assert verdict["rgb.bmp"]["action"] == "ok"
+    assert verdict["grey.bmp"]["action"] == "convert"
+    assert verdict["palette.bmp"]["issue"] == (
+        "BMP with palette (colour-indexed) pixels, which TensorFlow misreads (save it as PNG)")
+    assert verdict["bits.bmp"]["issue"].startswith("BMP with 1-bit pixels")
+    assert {v["action"] for n, v in verdict.items() if n in ("palette.bmp", "bits.bmp")} == {
+        "reject"}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import http.server
 import io
+import json
 import re
+import shutil
 import socket
 import stat
 import tarfile
@@ -346,3 +348,59 @@ def test_unreachable_url_gives_an_offline_hint(tmp_path):
     closed = f"http://127.0.0.1:{port}/d.zip"
     with pytest.raises(SourceError, match=r"cannot download .*set data\.source to its local"):
         resolve_source(closed, tmp_path / "cache", **CAPS)
+
+
+# --------------------------------------------------------------------------- later stages
+
+
+def test_split_folders_finds_a_partial_set(tmp_path):
+    for split in ("Train", "test", "cat"):
+        (tmp_path / split).mkdir()
+    assert sources.split_folders(tmp_path) == {"train": tmp_path / "Train",
+                                               "test": tmp_path / "test"}
+    assert sources.split_folders(tmp_path / "missing") == {}
+
+
+def _cfg(source: str, cache: Path, **data):
+    from pipeline.config import Config
+
+    return Config.model_validate({"data": {"source": source, "cache": str(cache), **data}})
+
+
+def test_data_root_uses_the_record_then_re_resolves_without_network(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    archive = make_tar(tmp_path / "d.tgz", {f"flowers/{k}": v for k, v in GOOD.items()})
+    cfg = _cfg(str(archive), Path(".cache/sources"))
+    info = resolve_source(str(archive), Path(".cache/sources"), **CAPS)
+    record = sources.record(info, str(archive), presplit=False)
+    assert record["root"] == f".cache/sources/extracted/{info.sha256[:16]}/files/flowers"
+    assert record["kind"] == "archive" and record["sha256"] == info.sha256
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "source.json").write_text(json.dumps(record))
+    assert sources.data_root(cfg) == Path(record["root"])
+    # The extraction is gone (a new clone, a cleaned cache): extracted again, same place.
+    shutil.rmtree(tmp_path / ".cache")
+    assert sources.data_root(cfg).resolve() == (tmp_path / record["root"]).resolve()
+    assert (tmp_path / record["root"] / "cat" / "1.png").read_bytes() == PNG
+    # A record for another source is not used.
+    other = _cfg(str(tmp_path / "elsewhere"), Path(".cache/sources"))
+    with pytest.raises(SourceError, match="elsewhere.*does not exist"):
+        sources.data_root(other)
+
+
+def test_data_root_of_a_folder_is_the_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos" / "cat").mkdir(parents=True)
+    assert sources.data_root(_cfg("photos", Path("c"))) == Path("photos")
+    info = resolve_source(str(tmp_path / "photos"), Path("c"), **CAPS)
+    assert sources.record(info, "x", False)["root"] == "photos"  # inside the project
+    outside = sources.record(resolve_source("/", Path("c"), **CAPS), "/", False)
+    assert outside["root"] == "/"
+
+
+def test_url_not_downloaded_is_an_error_not_a_download(tmp_path, no_network):
+    cfg = _cfg("https://example.org/flowers.tgz", tmp_path / "cache")
+    with pytest.raises(SourceError, match=r"flowers\.tgz is not in the download cache.*"
+                                          r"dvc repro prepare"):
+        sources.data_root(cfg, tmp_path / "no_record.json")
+    assert no_network == []  # not even a DNS lookup

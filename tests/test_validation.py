@@ -62,6 +62,18 @@ def make_manifest(
                         "bytes": 2048,
                         "sha256": hashlib.sha256(path.encode()).hexdigest(),
                         "error": "",
+                        "decodable": True,
+                        "truncated": False,
+                        "ext_mismatch": False,
+                        "mode": "RGB",
+                        "bits": 8,
+                        "aspect": 1.333,
+                        "phash": hashlib.md5(path.encode()).hexdigest()[:16],
+                        "issue": "",
+                        "action": "ok",
+                        "duplicate_of": "",
+                        "duplicate_distance": None,
+                        "leakage": False,
                     }
                 )
     return pd.DataFrame(rows)
@@ -98,7 +110,7 @@ def clean_report(clean: pd.DataFrame) -> ValidationReport:
 def test_clean_manifest_passes(clean_report: ValidationReport) -> None:
     assert clean_report.success, clean_report.format_table()
     assert clean_report.failures == ()
-    assert clean_report.evaluated == 23
+    assert clean_report.evaluated == 32
     assert clean_report.format_table().startswith("validation: 0 critical failure(s), 0 warning")
 
 
@@ -112,7 +124,7 @@ def test_metrics_are_counts_json_and_deterministic(
         "classes": 2,
         "per_split": {"train": 12, "val": 10, "test": 10},
         "per_class": {"cat": 16, "dog": 16},
-        "expectations": {"evaluated": 23, "successful": 23, "failed": 0},
+        "expectations": {"evaluated": 32, "successful": 32, "failed": 0},
         "critical_failures": 0,
         "warnings": 0,
     }
@@ -206,6 +218,62 @@ def test_duplicate_path_fails(clean: pd.DataFrame) -> None:
     assert "cat/train_000.jpg (listed 2 times)" in only_failure(report, "path").offenders
 
 
+def test_rejected_image_fails_naming_the_file_and_the_issue(clean: pd.DataFrame) -> None:
+    df = clean.copy()
+    i = row(df, "cat/test_001.jpg")
+    df.loc[i, ["decodable", "truncated", "action"]] = [False, True, "reject"]
+    df.loc[i, ["issue", "error"]] = "truncated"
+    j = row(df, "dog/val_003.jpg")
+    df.loc[j, ["mode", "action", "issue"]] = ["LAB", "reject", "mode LAB not allowed"]
+    k = row(df, "dog/train_000.jpg")
+    df.loc[k, ["aspect", "action", "issue"]] = [12.5, "reject", "aspect 12.5 > 10"]
+    report = validate_manifest(df, CFG)
+    assert not report.success
+    table = report.format_table()
+    assert "cat/test_001.jpg (decodable=false): truncated" in table
+    assert "cat/test_001.jpg (truncated=true): truncated" in table
+    assert "dog/val_003.jpg (mode=LAB): mode LAB not allowed" in table
+    assert "dog/train_000.jpg (aspect=12.5): aspect 12.5 > 10" in table
+    assert only_failure(report, "action").unexpected_count == 3
+    assert "aspect ratio (long / short side) at most 10" in table
+
+
+def test_near_copy_across_splits_is_leakage_and_within_a_split_a_warning(
+    clean: pd.DataFrame,
+) -> None:
+    df = clean.copy()
+    df.loc[row(df, "dog/test_002.jpg"), ["duplicate_of", "duplicate_distance", "leakage"]] = [
+        "dog/train_001.jpg", 2, True]
+    df.loc[row(df, "cat/train_004.jpg"), ["duplicate_of", "duplicate_distance"]] = [
+        "cat/train_003.jpg", 0]
+    report = validate_manifest(df, CFG)
+    assert not report.success
+    leak = only_failure(report, "leakage")
+    assert leak.offenders == (
+        "dog/test_002.jpg (test): near copy (distance 2) of dog/train_001.jpg (train)",)
+    copies = only_failure(report, "duplicate_of", severity="warning")
+    assert copies.unexpected_count == 2
+    assert "cat/train_004.jpg (train): exact copy of cat/train_003.jpg (train)" in copies.offenders
+
+
+def test_formats_modes_and_aspect_come_from_params(clean: pd.DataFrame) -> None:
+    from pipeline.config import ImagesConfig
+
+    df = clean.copy()
+    df.loc[row(df, "cat/val_000.jpg"), ["format", "ext_mismatch"]] = ["PNG", True]
+    df.loc[row(df, "cat/val_001.jpg"), "format"] = "MPO"  # a camera's JPEG
+    df.loc[row(df, "dog/val_001.jpg"), "mode"] = "CMYK"
+    report = validate_manifest(df, CFG)
+    assert report.success, report.format_table()
+    assert only_failure(report, "ext_mismatch", severity="warning").offenders == (
+        "cat/val_000.jpg (ext_mismatch=true)",)
+    strict = ImagesConfig(formats=["JPEG"], modes=["RGB"], max_aspect=1.2)
+    report = validate_manifest(df, CFG, images_cfg=strict)
+    assert only_failure(report, "format").offenders == ("cat/val_000.jpg (format=PNG)",)
+    assert only_failure(report, "mode").offenders == ("dog/val_001.jpg (mode=CMYK)",)
+    assert only_failure(report, "aspect").unexpected_count == len(df)
+
+
 def test_missing_column_is_named(clean: pd.DataFrame) -> None:
     report = validate_manifest(clean.drop(columns=["bytes"]), CFG)
     assert not report.success
@@ -217,11 +285,11 @@ def test_missing_column_is_named(clean: pd.DataFrame) -> None:
 
 def test_offending_files_are_capped(clean: pd.DataFrame) -> None:
     df = clean.copy()
-    df.loc[df["label"] == "cat", "channels"] = 2
+    df.loc[df["label"] == "cat", "channels"] = 5
     report = validate_manifest(df, CFG)
     assert only_failure(report, "channels").unexpected_count == 16
     table = report.format_table(max_files=3)
-    assert table.count("(channels=2)") == 3
+    assert table.count("(channels=5)") == 3
     assert "... and 13 more" in table
 
 
@@ -321,7 +389,7 @@ def test_unknown_expectation_type_is_an_error_not_dropped(
             "meta": {"severity": "critical", "rule": "a typo"},
         },
     )
-    with pytest.raises(SuiteError, match="21 expectations in the YAML but 20 built") as err:
+    with pytest.raises(SuiteError, match="30 expectations in the YAML but 29 built") as err:
         validate_manifest(clean, CFG, suite_file=path)
     assert "expect_column_values_to_be_sensible" in str(err.value)
 
@@ -357,6 +425,7 @@ def test_stage_fails_on_leakage_and_still_writes_metrics(
     _params(tmp_path)
     df = clean.copy()
     df.loc[row(df, "cat/val_001.jpg"), "sha256"] = df.loc[row(df, "cat/train_001.jpg"), "sha256"]
+    df.loc[row(df, "dog/val_002.jpg"), "ext_mismatch"] = True  # a flag through the CSV
     (tmp_path / "data").mkdir()
     df.to_csv(tmp_path / "data" / "manifest.csv", index=False)
     env = {
@@ -380,7 +449,11 @@ def test_stage_fails_on_leakage_and_still_writes_metrics(
     metrics = json.loads((tmp_path / "metrics" / "validation.json").read_text(encoding="utf-8"))
     assert metrics["success"] is False
     assert metrics["critical_failures"] == 1
-    assert metrics["warnings"] == 1
+    assert metrics["warnings"] == 2  # the copy, and dog/val_002.jpg's extension
+    assert "dog/val_002.jpg (ext_mismatch=true)" in done.stdout
+    docs = tmp_path / "reports" / "data_docs"
+    assert (docs / "index.html").is_file()
+    assert len(list((docs / "validations").rglob("*.html"))) == 3  # one page per table
 
 
 def test_stage_options_and_success(
@@ -391,7 +464,8 @@ def test_stage_options_and_success(
     monkeypatch.chdir(tmp_path)
     stage = _load_stage()
 
-    assert stage.main(["--manifest", "in.csv", "--metrics", "out/v.json"]) == 0
+    assert stage.main(["--manifest", "in.csv", "--metrics", "out/v.json", "--docs", "d"]) == 0
+    assert (tmp_path / "d" / "index.html").is_file()
 
     assert json.loads((tmp_path / "out" / "v.json").read_text(encoding="utf-8"))["success"]
     assert "0 critical failure(s)" in capsys.readouterr().out
