@@ -29,6 +29,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from pipeline.arch import check_pooling, finish, image_input
+
 GN_GROUPS = 32
 GN_EPSILON = 1e-5  # bit_tf2 GroupNormalization; Keras' default is 1e-3
 WS_EPSILON = 1e-10  # bit_tf2 StandardizedConv2D
@@ -145,16 +147,8 @@ def BiTResNet(
     Load published weights with `load_bit_npz(model, "BiT-M-R50x3.npz")`.
     """
     counts = _check_arch(width, block_counts)
-    if pooling not in {"avg", "max", None}:
-        raise ValueError(f"pooling must be 'avg', 'max' or None; got {pooling!r}")
-    if input_shape is None:
-        input_shape = (None, None, 3)
-    if input_tensor is None:
-        img_input = keras.Input(shape=input_shape)
-    elif not keras.backend.is_keras_tensor(input_tensor):
-        img_input = keras.Input(tensor=input_tensor, shape=input_shape)
-    else:
-        img_input = input_tensor
+    check_pooling(pooling)
+    img_input = image_input(input_shape, input_tensor)
 
     x = layers.ZeroPadding2D(3, name="root_block_pad")(img_input)
     x = _std_conv(64 * width, 7, 2, "root_block_standardized_conv2d")(x)
@@ -168,21 +162,9 @@ def BiTResNet(
     x = _gn("group_norm")(x)
     x = layers.Activation("relu", name="relu")(x)
 
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.Dense(
-            classes,
-            activation=classifier_activation,
-            kernel_initializer="zeros",
-            name="predictions",
-        )(x)
-    elif pooling == "avg":
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif pooling == "max":
-        x = layers.GlobalMaxPooling2D(name="max_pool")(x)
-
-    inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else img_input
-    return keras.Model(inputs, x, name=name or default_name(width, counts))
+    return finish(x, img_input, input_tensor, include_top=include_top, pooling=pooling,
+                  classes=classes, classifier_activation=classifier_activation,
+                  name=name or default_name(width, counts), head_initializer="zeros")
 
 
 def bit_param_count(

@@ -594,3 +594,33 @@ def data_root(cfg: Config, record_file: str | Path = paths.SOURCE) -> Path:
     d = cfg.data
     return resolve_source(d.source, Path(d.cache), sha256=d.sha256, max_bytes=d.max_bytes,
                           max_files=d.max_files, allow_download=False).root
+
+
+def presplit_folders(info: SourceInfo, mode: str) -> tuple[dict | None, bool]:
+    """(split folders to scan, whether they give the split) for ``data.presplit``.
+
+    auto: a complete set of split folders gives the split; a partial one is an error
+    rather than being taken for classes. use: a complete set is required. ignore:
+    the images of any split folders are pooled and split afresh.
+    """
+    found = split_folders(info.root)
+    if mode == "ignore":
+        return found or None, False
+    if info.presplit:
+        return info.presplit, True
+    need = " and ".join("/ or ".join(names) + "/" for names in SPLIT_FOLDERS.values())
+    if found:
+        have = ", ".join(f"{p.name}/" for p in found.values())
+        missing = " and ".join("/ or ".join(SPLIT_FOLDERS[s]) + "/"
+                               for s in SPLIT_FOLDERS if s not in found)
+        raise SourceError(
+            f"data.source: {str(info.root)!r} has the split folder(s) {have} but no "
+            f"{missing}: a pre-split data set needs {need}. Add the missing folder, or set "
+            "data.presplit: ignore to pool their images and split them afresh"
+        )
+    if mode == "use":
+        raise SourceError(
+            f"data.presplit is 'use', but {str(info.root)!r} has no split folders "
+            f"(expected {need} holding the class folders)"
+        )
+    return None, False

@@ -18,6 +18,8 @@ from typing import NamedTuple
 import keras
 from keras import layers
 
+from pipeline.arch import check_pooling, finish, image_input
+
 # PyTorch's BatchNorm defaults (momentum 0.1 there is 0.9 here), as in the reference code;
 # Keras' own defaults (0.99, 1e-3) adapt too slowly for 200-epoch CIFAR schedules.
 BN_MOMENTUM = 0.9
@@ -150,19 +152,11 @@ def WideResNet(
     widths = group_widths(width)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1); got {dropout!r}")
-    if pooling not in {"avg", "max", None}:
-        raise ValueError(f"pooling must be 'avg', 'max' or None; got {pooling!r}")
+    check_pooling(pooling)
     if weights is not None and not str(weights).endswith(".weights.h5"):
         raise ValueError(f"weights must be None or a path ending in .weights.h5; got {weights!r}")
 
-    if input_shape is None:
-        input_shape = (None, None, 3)
-    if input_tensor is None:
-        img_input = keras.Input(shape=input_shape)
-    elif not keras.backend.is_keras_tensor(input_tensor):
-        img_input = keras.Input(tensor=input_tensor, shape=input_shape)
-    else:
-        img_input = input_tensor
+    img_input = image_input(input_shape, input_tensor)
 
     x = _conv(STEM_FILTERS, 3, 1, "stem_conv")(img_input)
     for g, filters in enumerate(widths, start=1):
@@ -172,16 +166,9 @@ def WideResNet(
     x = _bn("post_bn")(x)
     x = layers.Activation("relu", name="post_relu")(x)
 
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    elif pooling == "avg":
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif pooling == "max":
-        x = layers.GlobalMaxPooling2D(name="max_pool")(x)
-
-    inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else img_input
-    model = keras.Model(inputs, x, name=name or f"wrn_{depth}_{width}")
+    model = finish(x, img_input, input_tensor, include_top=include_top, pooling=pooling,
+                   classes=classes, classifier_activation=classifier_activation,
+                   name=name or f"wrn_{depth}_{width}")
     if weights is not None:
         model.load_weights(weights)
     return model

@@ -383,18 +383,13 @@ def test_partial_split_folders_are_an_error_not_classes(tmp_path):
 
 
 def test_presplit_use_requires_the_split_folders(tmp_path):
-    import importlib.util
-
     from pipeline.manifest import DataSourceError
-    from pipeline.sources import SourceInfo
+    from pipeline.sources import SourceInfo, presplit_folders
 
-    spec = importlib.util.spec_from_file_location("prepare_stage", STAGES / "prepare.py")
-    prepare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(prepare)
     (tmp_path / "cat").mkdir()
     info = SourceInfo(tmp_path, "folder", None, None)
     with pytest.raises(DataSourceError, match="data.presplit is 'use', but .* has no split "
                                               "folders"):
-        prepare.split_folders(info, "use")
-    assert prepare.split_folders(info, "auto") == (None, False)
-    assert prepare.split_folders(info, "ignore") == (None, False)
+        presplit_folders(info, "use")
+    assert presplit_folders(info, "auto") == (None, False)
+    assert presplit_folders(info, "ignore") == (None, False)
