@@ -298,15 +298,6 @@ def _captured_gx_errors() -> Iterator[list[str]]:
 # --------------------------------------------------------------------------- tables
 
 
-def read_manifest(path: str | Path) -> pd.DataFrame:
-    """Read the manifest CSV with :func:`pipeline.manifest.read`: text kept as text.
-
-    Labels such as ``0`` or ``NA`` stay strings (class folders are often digits),
-    flags are booleans, and only an empty field counts as missing.
-    """
-    return manifest_columns.read(path)
-
-
 def expected_classes(manifest: pd.DataFrame, cfg: ValidateConfig) -> list[str]:
     """The ``classes`` param, or the labels found when it is empty."""
     if cfg.classes:
@@ -349,7 +340,7 @@ def build_tables(
 def _normalised(manifest: pd.DataFrame) -> pd.DataFrame:
     """Blank text counts as missing, sizes as numbers, an absent ``error`` as none.
 
-    DataFrames built in code and CSVs read without ``read_manifest`` disagree on
+    DataFrames built in code and CSVs read without ``pipeline.manifest.read`` disagree on
     these details; the expectations should not.
     """
     frame = manifest.reset_index(drop=True).copy()

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from pipeline import config, paths
 from pipeline.io import atomic_dir, write_json
-from pipeline.validation import SuiteError, read_manifest, validate_manifest
+from pipeline.manifest import read as read_manifest
+from pipeline.validation import SuiteError, validate_manifest
 
 MANIFEST = Path("data/manifest.csv")
 METRICS = Path("metrics/validation.json")
