@@ -41,6 +41,25 @@ def png_bomb(path: Path, side: int = 20_000) -> None:
                      + chunk(b"IEND", b""))
 
 
+def write_bad_files(folder: Path, jpeg: bytes, seed: int) -> None:
+    """The issue's list of awkward files, into ``folder``; ``jpeg`` is cut for the truncated one.
+
+    Shared with tests/test_prepare.py, which runs the same kinds through the stages.
+    """
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (folder / "text.jpg").write_text("this is not a JPEG\n")
+    Image.fromarray(noise(40, 40, seed + 1)).save(folder / "png_named.jpg", format="PNG")
+    Image.fromarray(noise(40, 40, seed + 2)).convert("CMYK").save(folder / "cmyk.jpg")
+    wide = np.random.default_rng(seed + 3).integers(0, 65535, (40, 40)).astype(np.uint16)
+    Image.fromarray(wide).save(folder / "16bit.png")
+    Image.fromarray(noise(40, 40, seed + 4)).convert("RGBA").save(folder / "rgba.png")
+    Image.fromarray(noise(40, 40, seed + 5)).convert("P").save(folder / "palette.gif")
+    Image.fromarray(noise(40, 40, seed + 6)).convert("L").save(folder / "grey.jpg")
+    Image.new("RGB", (1, 1), "red").save(folder / "tiny.png")
+    png_bomb(folder / "bomb.png")
+
+
 def make_bad_inputs(root: Path) -> None:
     """One file per case of the issue's list, in class folders with awkward names."""
     cls = root / "my cat"  # a space
@@ -49,20 +68,8 @@ def make_bad_inputs(root: Path) -> None:
     uni.mkdir()
     Image.fromarray(noise(64, 48)).save(cls / "good.jpg", quality=90)
     Image.fromarray(noise(40, 40)).save(uni / "good.png")
-    (cls / "empty.jpg").write_bytes(b"")
-    jpeg = (cls / "good.jpg").read_bytes()
-    (cls / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
-    (cls / "text.jpg").write_text("this is not a JPEG\n")
-    Image.fromarray(noise(40, 40, 1)).save(cls / "png_named.jpg", format="PNG")
-    Image.fromarray(noise(40, 40, 2)).convert("CMYK").save(cls / "cmyk.jpg")
-    wide = np.random.default_rng(3).integers(0, 65535, (40, 40)).astype(np.uint16)
-    Image.fromarray(wide).save(cls / "16bit.png")
-    Image.fromarray(noise(40, 40, 4)).convert("RGBA").save(cls / "rgba.png")
-    Image.fromarray(noise(40, 40, 5)).convert("P").save(cls / "palette.gif")
-    Image.fromarray(noise(40, 40, 6)).convert("L").save(cls / "grey.jpg")
-    Image.new("RGB", (1, 1), "red").save(cls / "tiny.png")
+    write_bad_files(cls, (cls / "good.jpg").read_bytes(), seed=0)
     Image.new("RGB", (200, 16), "blue").save(cls / "strip.png")
-    png_bomb(cls / "bomb.png")
     lab = Image.fromarray(noise(40, 40, 7)).convert("LAB")
     lab.save(cls / "lab.tif")
     outside = root.parent / "outside.png"

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from test_images import noise, png_bomb
+from test_images import noise, write_bad_files
 from test_sources import GOOD, link, make_tar, make_zip
 
 from pipeline import manifest
@@ -112,20 +112,9 @@ def make_photos(root: Path) -> None:
     good_images(root / "café ☕", 4, seed=2, ext="png")
     good_images(root / ".hidden class", 2, seed=3)
     (root / "empty class").mkdir()
-    (cat / "empty.jpg").write_bytes(b"")
     jpeg = (cat / "good_0.jpg").read_bytes()
-    (cat / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    write_bad_files(cat, jpeg, seed=10)
     (cat / "good_0_copy.jpg").write_bytes(jpeg)  # an exact copy of good_0.jpg
-    (cat / "text.jpg").write_text("this is not a JPEG\n")
-    Image.fromarray(noise(40, 40, 11)).save(cat / "png_named.jpg", format="PNG")
-    Image.fromarray(noise(40, 40, 12)).convert("CMYK").save(cat / "cmyk.jpg")
-    wide = np.random.default_rng(13).integers(0, 65535, (40, 40)).astype(np.uint16)
-    Image.fromarray(wide).save(cat / "16bit.png")
-    Image.fromarray(noise(40, 40, 14)).convert("RGBA").save(cat / "rgba.png")
-    Image.fromarray(noise(40, 40, 15)).convert("P").save(cat / "palette.gif")
-    Image.fromarray(noise(40, 40, 16)).convert("L").save(cat / "grey.jpg")
-    Image.new("RGB", (1, 1), "red").save(cat / "tiny.png")
-    png_bomb(cat / "bomb.png")
     outside = root.parent / "outside.png"
     Image.fromarray(noise(40, 40, 17)).save(outside)
     (cat / "link_out.png").symlink_to(outside)
