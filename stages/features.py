@@ -1,28 +1,35 @@
-"""Stage features: frozen backbone over every split -> data/features/<split>.npz."""
+"""Stage features: the frozen backbone over every split, once, cached for the head.
+
+Reads:  params seed, backbone.arch/image_size/batch_size; data/manifest.csv,
+        data/source.json (where the images are), metrics/weights.json
+Writes: data/features/{train,val,test}.npz (features, labels, paths, classes),
+        metrics/features.json (images/s)
+"""
 
 import numpy as np
 
-from pipeline import paths, stage
-from pipeline.config import Config
-from pipeline.io import atomic_dir, read_json, write_json
-from pipeline.manifest import SPLITS, classes, read
-from pipeline.runtime import seed_everything
-from pipeline.sources import data_root
+from pipeline.core import paths, stage
+from pipeline.core.io import atomic_dir, read_json, write_json
+from pipeline.core.params import Params
+from pipeline.core.runtime import seed_everything
+from pipeline.data.manifest import classes, read
+from pipeline.data.sources import data_root
+from pipeline.data.splits import SPLITS
 
 
-def main(cfg: Config) -> None:
-    seed_everything(cfg.seed)
-    from pipeline.backbone import build_backbone
-    from pipeline.data import image_dataset, split_arrays
-    from pipeline.features import Features, extract
-    from pipeline.weights import weights_path
+def main(params: Params) -> None:
+    seed_everything(params.seed)
+    from pipeline.data.input import image_dataset, split_arrays
+    from pipeline.models.backbone import build_backbone
+    from pipeline.models.features import Features, extract
+    from pipeline.models.weights import weights_path
 
-    bb = cfg.backbone
+    bb = params.backbone
     record = read_json(paths.WEIGHTS_RECORD)
     backbone = build_backbone(bb.arch, bb.image_size, weights_path(record))
     manifest = read(paths.MANIFEST)
     names = classes(manifest)
-    root = data_root(cfg)
+    root = data_root(params.data)
     speed = {}
     with atomic_dir(paths.FEATURES) as out:
         for split in SPLITS:
@@ -44,4 +51,4 @@ def main(cfg: Config) -> None:
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    stage.run(main, stage.parser(__doc__))

@@ -1,15 +1,18 @@
-"""Stage prepare: data.source -> data/manifest.csv (every image checked, a split), data/dropped.csv.
+"""Stage prepare: data.source -> data/manifest.csv, every image checked once, and a split.
 
 1. ``data.source`` (a folder, an archive or a URL) is resolved to a folder
-   (pipeline/sources.py); a folder is read where it is, never written to.
-2. Its class folders are scanned (pipeline/manifest.py): or, in a pre-split data
+   (pipeline.data.sources); a folder is read where it is, never written to.
+2. Its class folders are scanned (pipeline.data.scan): or, in a pre-split data
    set, the class folders of its train/ val/ test/ folders, which give the split.
-3. Every image is decoded once (pipeline/images.py) and judged against
-   ``data.images``; exact and near copies are found.
-4. ``data.images.bad`` / ``duplicates`` decide what stays: ``fail`` keeps it for
-   the validate stage to fail on, naming each file; ``quarantine`` / ``drop``
-   leave it out, listed with the reason in data/dropped.csv.
+3. Every image is read and decoded once (pipeline.data.images) and judged against
+   ``data.images``; exact and near copies are found (pipeline.data.duplicates).
+4. ``data.images.bad`` / ``duplicates`` decide what stays (pipeline.data.policy):
+   ``fail`` keeps it for the validate stage to fail on, naming each file;
+   ``quarantine`` / ``drop`` leave it out, listed with the reason in data/dropped.csv.
 
+Reads:  params seed, data.*, validate.min_side/max_side; the images of data.source
+Writes: data/manifest.csv, data/dropped.csv, data/source.json, metrics/prepare.json,
+        metrics/classes.json
 Exit 2 (one line naming the path or setting) when the source cannot be used.
 """
 
@@ -19,59 +22,59 @@ import sys
 
 import pandas as pd
 
-from pipeline import images, manifest, paths, sources, stage
-from pipeline.config import Config
-from pipeline.io import write_json
-from pipeline.sources import SourceInfo
+from pipeline.core import paths, stage
+from pipeline.core.io import write_json
+from pipeline.core.params import Params
+from pipeline.data import images, manifest, scan, sources, summary
+from pipeline.data.policy import apply_policy, problems
+from pipeline.data.sources import SourceInfo, layout
+from pipeline.data.splits import stratified_split
 
 
-def main(cfg: Config) -> None:
-    d, im = cfg.data, cfg.data.images
-    info = sources.resolve_source(d.source, d.cache, sha256=d.sha256, max_bytes=d.max_bytes,
-                                  max_files=d.max_files)
-    folders, presplit = sources.presplit_folders(info, d.presplit)
-    found = manifest.scan(info.root, folders)
-    manifest.check_classes(found.labels, info.root, found)
-    fractions = d.split.as_dict()
-    frame, _ = manifest.build(info.root, fractions, cfg.seed, im.workers, presplit=folders,
-                              found=found)
-
-    inspected = images.inspect_all(info.root, frame["path"].tolist(), images.policy_for(cfg),
+def main(params: Params) -> None:
+    d, im = params.data, params.data.images
+    info = sources.resolve(d)
+    folders, presplit = layout.presplit_folders(info.root, d.presplit)
+    found = scan.scan(info.root, folders)
+    scan.check_classes(found.labels, info.root, found)
+    policy = images.ImagePolicy.from_params(im, params.validate_)
+    inspected = images.inspect_all(info.root, [rel for rel, _ in found.images], policy,
                                    workers=im.workers)
-    frame = manifest.add_inspection(frame, inspected)
-    if not presplit:  # the split is over the images that stay (and re-made for ignore)
+    fractions = d.split.as_dict()
+    frame = manifest.build(found.images, found.splits, inspected, fractions, params.seed)
+    if not presplit:  # the split is over the images that stay
         usable = (frame["action"] != "reject") if im.bad == "quarantine" else \
             pd.Series(True, index=frame.index)
-        frame.loc[usable, "split"] = manifest.stratified_split(
-            frame.loc[usable, "label"].tolist(), fractions, cfg.seed)
-    kept, dropped = images.apply_policy(frame, im.bad, im.duplicates, im.near_threshold)
-    manifest.check_classes(kept["label"].tolist(), info.root, found)
+        frame.loc[usable, "split"] = stratified_split(
+            frame.loc[usable, "label"].tolist(), fractions, params.seed)
+    kept, dropped = apply_policy(frame, im.bad, im.duplicates, im.near_threshold)
+    scan.check_classes(kept["label"].tolist(), info.root, found)
 
     manifest.write(kept[manifest.COLUMNS], paths.MANIFEST)
     manifest.write(dropped.reindex(columns=manifest.DROPPED_COLUMNS), paths.DROPPED)
     write_json(paths.SOURCE, sources.record(info, d.source, presplit))
-    summary = manifest.summary(kept, found, dropped)
-    summary["source"] = {"kind": info.kind, "sha256": info.sha256, "presplit": presplit}
+    counts = summary.summary(kept, found, dropped)
+    counts["source"] = {"kind": info.kind, "sha256": info.sha256, "presplit": presplit}
     emptied = sorted(set(found.labels) - set(kept["label"]))
-    summary["emptied_classes"] = emptied
-    write_json(paths.METRICS / "prepare.json", summary)
-    classes = manifest.class_summary(kept)
-    write_json(paths.CLASSES, classes)
-    report(cfg, info, summary, classes, kept, dropped, found, emptied)
+    counts["emptied_classes"] = emptied
+    write_json(paths.METRICS / "prepare.json", counts)
+    per_class = summary.class_summary(kept)
+    write_json(paths.CLASSES, per_class)
+    report(params, info, counts, per_class, kept, dropped, found, emptied)
 
 
-def report(cfg: Config, info: SourceInfo, summary: dict, classes: dict, kept: pd.DataFrame,
-           dropped: pd.DataFrame, found: manifest.Scan, emptied: list[str]) -> None:
+def report(params: Params, info: SourceInfo, counts: dict, per_class: dict, kept: pd.DataFrame,
+           dropped: pd.DataFrame, found: scan.Scan, emptied: list[str]) -> None:
     where = {"folder": "folder", "archive": "archive", "url": "URL"}[info.kind]
     extra = "" if info.kind == "folder" else f" (sha256 {info.sha256[:12]}, in {info.root})"
-    split_from = "the split folders" if summary["source"]["presplit"] else "a stratified split"
-    skip = ", ".join(f"{n} {why}" for why, n in summary["skipped"].items()) or "none"
+    split_from = "the split folders" if counts["source"]["presplit"] else "a stratified split"
+    skip = ", ".join(f"{n} {why}" for why, n in counts["skipped"].items()) or "none"
     print(
-        f"prepare: {summary['images']} images of {summary['classes']} classes from {where} "
-        f"{cfg.data.source}{extra} -> {paths.MANIFEST}; splits {summary['splits']} from "
+        f"prepare: {counts['images']} images of {counts['classes']} classes from {where} "
+        f"{params.data.source}{extra} -> {paths.MANIFEST}; splits {counts['splits']} from "
         f"{split_from}; {len(dropped)} left out -> {paths.DROPPED}; skipped: {skip}"
     )
-    print(manifest.format_class_table(classes))
+    print(summary.format_class_table(per_class))
     for name in found.empty_classes:
         print(f"warning: class folder {name!r} holds no image: it is not a class of the "
               "manifest (validate fails if validate.classes names it)", file=sys.stderr)
@@ -91,14 +94,14 @@ def report(cfg: Config, info: SourceInfo, summary: dict, classes: dict, kept: pd
             print(line)
         if len(dropped) > 20:
             print(f"  ... and {len(dropped) - 20} more in {paths.DROPPED}")
-    problems = images.problems(kept)
-    if problems:
-        print(f"problems the validate stage will report ({summary['rejected']} rejected, "
-              f"{summary['duplicates']} duplicates; data.images.bad: quarantine / "
+    found_problems = problems(kept)
+    if found_problems:
+        print(f"problems the validate stage will report ({counts['rejected']} rejected, "
+              f"{counts['duplicates']} duplicates; data.images.bad: quarantine / "
               "duplicates: drop leave them out):")
-        for line in problems:
+        for line in found_problems:
             print(f"  {line}")
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    stage.run(main, stage.parser(__doc__))

@@ -1,18 +1,22 @@
-"""Stage sample: draw the embedded demo data set into data/sample (params: seed, sample.*)."""
+"""Stage sample: draw the embedded demo data set (5 classes of synthetic JPEGs).
 
-from pipeline import paths, stage
-from pipeline.config import Config
-from pipeline.sample import generate
+Reads:  params seed, sample.*
+Writes: data/sample/<class>/*.jpg (replaced as a whole)
+"""
+
+from pipeline.core import paths, stage
+from pipeline.core.params import Params
+from pipeline.data.sample import generate
 
 
-def main(cfg: Config) -> None:
-    s = cfg.sample
-    counts = generate(paths.SAMPLE, s.images_per_class, s.image_size, cfg.seed, s.jpeg_quality)
+def main(params: Params) -> None:
+    s = params.sample
+    counts = generate(paths.SAMPLE, s.images_per_class, s.image_size, params.seed, s.jpeg_quality)
     print(
         f"sample: {sum(counts.values())} images of {len(counts)} classes "
-        f"({', '.join(counts)}) at {s.image_size} px, seed {cfg.seed} -> {paths.SAMPLE}"
+        f"({', '.join(counts)}) at {s.image_size} px, seed {params.seed} -> {paths.SAMPLE}"
     )
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    stage.run(main, stage.parser(__doc__))

@@ -1,34 +1,35 @@
-"""Stage train_head: softmax head on the cached features -> models/head.keras."""
+"""Stage train_head: the softmax head on the cached features (seconds, not minutes).
 
-from pipeline import paths, stage
-from pipeline.config import Config
-from pipeline.io import atomic_path, write_json
-from pipeline.runtime import seed_everything
+Standardisation, dropout and an L2 softmax layer; early stopping on validation with
+the best epoch restored; per-epoch curves with DVCLive.
+
+Reads:  params seed, head.*; data/features/{train,val}.npz
+Writes: models/head.keras, metrics/head.json, dvclive/head/
+"""
+
+from pipeline.core import paths, stage
+from pipeline.core.io import atomic_path, write_json
+from pipeline.core.params import Params
+from pipeline.core.runtime import seed_everything
 
 
-def main(cfg: Config) -> None:
-    seed_everything(cfg.seed)
-    from pipeline.features import Features
-    from pipeline.head import build_head, compile_head
-    from pipeline.training import fit, trainable_params
+def main(params: Params) -> None:
+    seed_everything(params.seed)
+    from pipeline.models.features import Features
+    from pipeline.training.fit import trainable_params
+    from pipeline.training.head import train_head
 
-    hc = cfg.head
+    head = params.head
     train = Features.load(paths.FEATURES / "train.npz")
     val = Features.load(paths.FEATURES / "val.npz")
-    model = build_head(train.features, len(train.classes), hc.dropout, hc.l2)
-    compile_head(model, hc)
-    result = fit(
-        model, (train.features, train.labels), (val.features, val.labels),
-        epochs=hc.epochs, patience=hc.patience, monitor=hc.monitor,
-        live_dir=paths.LIVE / "head", train_count=len(train.labels), batch_size=hc.batch_size,
-    )
+    model, result = train_head(train, val, head, paths.LIVE / "head")
     with atomic_path(paths.HEAD_MODEL, suffix=".keras") as tmp:
         model.save(tmp)
-    summary = result.summary(hc.monitor) | {"trainable_params": trainable_params(model)}
+    summary = result.summary(head.monitor) | {"trainable_params": trainable_params(model)}
     write_json(paths.METRICS / "head.json", summary)
     print(f"train_head: best epoch {result.best_epoch}/{result.epochs_run}, "
           f"val accuracy {summary.get('val_accuracy')}, {result.seconds:.1f} s")
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    stage.run(main, stage.parser(__doc__))

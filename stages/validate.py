@@ -1,64 +1,46 @@
-"""Stage: check data/manifest.csv against the Great Expectations suites.
+"""Stage validate: check data/manifest.csv with the Great Expectations suites.
 
-Writes metrics/validation.json on success and on failure alike (a failed
-validation is a result worth keeping), and Great Expectations' Data Docs (HTML)
-to reports/data_docs/ (open index.html); prints what failed file by file, and
+The suites (pipeline/data/suites/manifest.yaml) check columns, labels and splits,
+every class in every split, image sides, aspect, format and mode, decodable and
+untruncated files, rejected images, copies within a split (warning) and across
+splits (leakage: fails), and class balance. Prints what failed file by file, and
 exits 1 on a critical failure so `dvc repro` stops before training on bad data.
+metrics/validation.json is written on failure too: a failed validation is a result.
+
+Reads:  params validate.*, data.images.formats/modes/max_aspect; data/manifest.csv
+Writes: metrics/validation.json, reports/data_docs/ (Great Expectations' Data Docs)
 Exit 2: params.yaml, the manifest or the suite YAML cannot be read.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from pipeline import config, paths
-from pipeline.io import atomic_dir, write_json
-from pipeline.manifest import read as read_manifest
-from pipeline.validation import SuiteError, validate_manifest
-
-MANIFEST = Path("data/manifest.csv")
-METRICS = Path("metrics/validation.json")
-DOCS = paths.DATA_DOCS
+from pipeline.core import paths, stage
+from pipeline.core.errors import PipelineError
+from pipeline.core.io import atomic_dir, write_json
+from pipeline.core.params import Params
+from pipeline.data.manifest import read
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manifest", type=Path, default=MANIFEST, help="manifest CSV to check")
-    parser.add_argument("--metrics", type=Path, default=METRICS, help="JSON summary to write")
-    parser.add_argument("--docs", type=Path, default=DOCS,
-                        help="folder for Great Expectations' Data Docs (replaced)")
-    return parser.parse_args(argv)
+def main(params: Params, manifest: Path, metrics: Path, docs: Path) -> int:
+    from pipeline.data.validation import validate_manifest
 
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     try:
-        cfg = config.load()
-    except config.ConfigError as err:
-        print(err, file=sys.stderr)
-        return 2
-    try:
-        manifest = read_manifest(args.manifest)
+        frame = read(manifest)
     except (OSError, ValueError) as err:
-        print(f"cannot read {args.manifest}: {err}", file=sys.stderr)
-        return 2
-
-    try:
-        with atomic_dir(args.docs) as docs:  # no stale pages from an earlier run
-            report = validate_manifest(manifest, cfg.validate_,
-                                       splits=tuple(cfg.data.split.as_dict()),
-                                       images_cfg=cfg.data.images, docs_dir=docs)
-    except SuiteError as err:
-        print(err, file=sys.stderr)
-        return 2
-    write_json(args.metrics, report.to_metrics())
+        raise PipelineError(f"cannot read {manifest}: {err}") from None
+    with atomic_dir(docs) as tmp:  # no stale pages from an earlier run
+        report = validate_manifest(frame, params.validate_,
+                                   splits=tuple(params.data.split.as_dict()),
+                                   images_params=params.data.images, docs_dir=tmp)
+    write_json(metrics, report.to_metrics())
     print(report.format_table())
     if not report.success:
         print(
             f"validation failed: {len(report.critical)} critical expectation(s); "
-            f"see the table above, {args.metrics} and {args.docs / 'index.html'}",
+            f"see the table above, {metrics} and {docs / 'index.html'}",
             file=sys.stderr,
         )
         return 1
@@ -66,4 +48,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    args = stage.parser(__doc__)
+    args.add_argument("--manifest", type=Path, default=paths.MANIFEST,
+                      help=f"manifest CSV to check (default: {paths.MANIFEST})")
+    args.add_argument("--metrics", type=Path, default=paths.METRICS / "validation.json",
+                      help="JSON summary to write (default: %(default)s)")
+    args.add_argument("--docs", type=Path, default=paths.DATA_DOCS,
+                      help="folder for Great Expectations' Data Docs, replaced "
+                      "(default: %(default)s)")
+    stage.run(main, args)

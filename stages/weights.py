@@ -1,16 +1,24 @@
-"""Stage weights: resolve backbone.weights into metrics/weights.json (always re-checked)."""
+"""Stage weights: resolve backbone.weights into the weights actually used (always re-checked).
 
-from pipeline import paths, stage
-from pipeline.config import Config
-from pipeline.io import write_json
-from pipeline.weights import resolve
+auto | imagenet | none | a weights file: Keras' ImageNet file is looked up in its
+cache (and downloaded when online), a file is hashed.
+
+Reads:  params seed, backbone.arch, backbone.weights; Keras' cache ($KERAS_HOME/models)
+Writes: metrics/weights.json (source, and its hash or seed)
+"""
+
+from pipeline.core import paths, stage
+from pipeline.core.io import write_json
+from pipeline.core.params import Params
+from pipeline.models.weights import resolve
 
 
-def main(cfg: Config) -> None:
-    record = resolve(cfg.backbone.arch, cfg.backbone.weights, cfg.seed)
+def main(params: Params) -> None:
+    bb = params.backbone
+    record = resolve(bb.arch, bb.weights, params.seed)
     write_json(paths.WEIGHTS_RECORD, record)
-    print(f"weights: {cfg.backbone.arch} <- {record['source']} ({record})")
+    print(f"weights: {bb.arch} <- {record['source']} ({record})")
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    stage.run(main, stage.parser(__doc__))

@@ -7,8 +7,8 @@ import socket
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 NETGUARD = Path(__file__).resolve().parent / "netguard"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

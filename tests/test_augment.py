@@ -5,19 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import augment_params, resnet_recipe
 from PIL import Image
 
-from pipeline.augment import make_augment
-from pipeline.config import AugmentConfig, ResNetFinetuneConfig
-from pipeline.data import image_dataset
-from pipeline.finetune import Splits, datasets
+from pipeline.core.params import AugmentParams
+from pipeline.data.input import image_dataset
+from pipeline.training.augment import make_augment
+from pipeline.training.inputs import Splits, datasets
 
 CLASSES = 4
 OFF = {"flip": False, "crop": False, "color_jitter": 0.0, "mixup_alpha": 0.0}
 
 
-def only(**on) -> AugmentConfig:
-    return AugmentConfig(**(OFF | on))
+def only(**on) -> AugmentParams:
+    return augment_params(**(OFF | on))
 
 
 def batch(n: int = 16, size: int = 24, seed: int = 0) -> tuple[tf.Tensor, tf.Tensor]:
@@ -29,14 +30,14 @@ def batch(n: int = 16, size: int = 24, seed: int = 0) -> tuple[tf.Tensor, tf.Ten
     return tf.constant(x), y
 
 
-def run(cfg: AugmentConfig, seed: int = 0, data=None):
+def run(cfg: AugmentParams, seed: int = 0, data=None):
     x, y = data or batch()
     out_x, out_y = make_augment(cfg, CLASSES, seed)(x, y)
     return x.numpy(), y.numpy(), out_x.numpy(), out_y.numpy()
 
 
 def test_everything_off_gives_no_augment():
-    assert make_augment(AugmentConfig(**OFF), CLASSES, 0) is None
+    assert make_augment(augment_params(**OFF), CLASSES, 0) is None
 
 
 def test_flip_mirrors_some_images_and_nothing_else():
@@ -75,14 +76,16 @@ def test_mixup_mixes_images_and_labels_with_rows_summing_to_one():
 
 def test_all_on_keeps_shapes_and_ranges_on_a_ragged_last_batch():
     x, y = batch(n=5)
-    cfg = AugmentConfig(crop_min_scale=0.3, color_jitter=0.3, mixup_alpha=0.2)
+    cfg = augment_params(flip=True, crop=True, crop_min_scale=0.3, color_jitter=0.3,
+                         mixup_alpha=0.2)
     out_x, out_y = make_augment(cfg, CLASSES, 7)(x, y)
     assert out_x.shape == x.shape and out_y.shape == y.shape
     assert float(tf.reduce_min(out_x)) >= 0 and float(tf.reduce_max(out_x)) <= 255
 
 
 def test_same_seed_same_augmentation_other_seed_other():
-    cfg = AugmentConfig(color_jitter=0.2, mixup_alpha=0.2)
+    cfg = augment_params(flip=True, crop=True, crop_min_scale=0.6, color_jitter=0.2,
+                         mixup_alpha=0.2)
     a, b, c = (make_augment(cfg, CLASSES, s) for s in (3, 3, 4))
     first, second = batch(seed=1), batch(seed=2)
     for data in (first, second):  # the same sequence of draws, batch after batch
@@ -115,8 +118,8 @@ def test_evaluation_dataset_is_the_same_on_every_pass(pngs):
 
 def test_training_batches_are_reproducible_from_the_seed(pngs):
     splits = Splits(train=pngs, val=pngs, classes=[str(i) for i in range(CLASSES)])
-    cfg = ResNetFinetuneConfig(family="resnet", batch_size=4,
-                               augment=AugmentConfig(mixup_alpha=0.2))
+    cfg = resnet_recipe(batch_size=4, augment=augment_params(
+        flip=True, crop=True, crop_min_scale=0.6, color_jitter=0.1, mixup_alpha=0.2))
     # As seed_everything does in the stages; TF has no public switch back, hence the import.
     from tensorflow.python.framework import config as tf_config
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from pipeline.backbone import ResNetPreprocess, build_backbone
+from pipeline.models.backbone import ResNetPreprocess, build_backbone
 
 
 def test_preprocess_layer_matches_keras_preprocess_input():

@@ -1,4 +1,4 @@
-"""Tests for pipeline.bit: BiT ResNet-v2, weight standardisation, and BiT `.npz` weights.
+"""pipeline.models.bit and .bit_npz: BiT ResNet-v2, weight standardisation, `.npz` weights.
 
 Real BiT files are hundreds of MB and cannot be downloaded here, so the `.npz` tests use
 files written by the test with the published key names (checked against the loaders of
@@ -13,22 +13,13 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from helpers import normal_images
 
-from pipeline.bit import (
-    BiTResNet,
-    StandardizedConv2D,
-    bit_param_count,
-    bit_weight_map,
-    export_bit_npz,
-    load_bit_npz,
-)
+from pipeline.models.bit import BiTResNet, StandardizedConv2D, bit_param_count
+from pipeline.models.bit_npz import bit_weight_map, export_bit_npz, load_bit_npz
 
 TINY = (1, 1)  # two blocks of one unit each: 0.46 M parameters at width 1
 SIZE = 32
-
-
-def _images(n: int = 2, size: int = SIZE, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(n, size, size, 3)).astype("float32")
 
 
 def _tiny(classes: int | None = 5, **kwargs) -> keras.Model:
@@ -55,7 +46,7 @@ def _save_npz(path, arrays: dict[str, np.ndarray]) -> None:
 def test_standardized_conv_equals_conv_with_standardised_kernel() -> None:
     keras.utils.set_random_seed(0)
     layer = StandardizedConv2D(4, 3, padding="valid", use_bias=False)
-    x = _images(1, 8)
+    x = normal_images(1, 8)
     y = np.asarray(layer(x))
     kernel = layer.kernel.numpy()
     mean = kernel.mean(axis=(0, 1, 2), keepdims=True)
@@ -70,14 +61,14 @@ def test_standardized_conv_equals_conv_with_standardised_kernel() -> None:
 
 
 def test_output_shapes_and_names() -> None:
-    x = _images(2)
+    x = normal_images(2)
     model = _tiny(classes=5)
     assert model(x).shape == (2, 5)
     assert model.name == "bit_r8x1"
     features = BiTResNet(1, TINY, pooling=None)(x)
     assert features.shape == (2, 4, 4, 512)  # stride 2**(2 blocks + 1), 4 * 64 * 2 channels
     assert BiTResNet(1, TINY, pooling="max")(x).shape == (2, 512)
-    assert BiTResNet(2, (1,), pooling="avg")(_images(1, 40)).shape == (1, 512)
+    assert BiTResNet(2, (1,), pooling="avg")(normal_images(1, 40)).shape == (1, 512)
     tensor = keras.Input(shape=(SIZE, SIZE, 3))
     assert BiTResNet(1, TINY, input_tensor=tensor).output.shape == (None, 512)
     assert (
@@ -141,7 +132,7 @@ def test_one_training_step() -> None:
         optimizer=keras.optimizers.SGD(0.003, momentum=0.9), loss="sparse_categorical_crossentropy"
     )
     before = {w.path: w.numpy().copy() for w in model.trainable_weights}
-    history = model.fit(_images(8), np.arange(8) % 10, batch_size=8, epochs=1, verbose=0)
+    history = model.fit(normal_images(8), np.arange(8) % 10, batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     # The BiT head starts at zero, so the first step moves the head (the backbone's
     # gradient is zero through a zero head); that is the BiT fine-tuning start.
@@ -158,7 +149,7 @@ def test_keras_save_reload_safe_mode(tmp_path) -> None:
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert isinstance(loaded.get_layer("block1_unit01_a_standardized_conv2d"), StandardizedConv2D)
-    x = _images(2)
+    x = normal_images(2)
     np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
 
 
@@ -197,7 +188,7 @@ def test_npz_round_trip_is_exact(tmp_path) -> None:
     assert len(report.loaded) == len(a.weights)
     for wa, wb in zip(a.weights, b.weights, strict=True):
         np.testing.assert_array_equal(wa.numpy(), wb.numpy())
-    x = _images(3)
+    x = normal_images(3)
     np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))
 
 
@@ -338,6 +329,6 @@ def test_matches_reference_forward_from_npz(tmp_path) -> None:
     path = export_bit_npz(model, tmp_path / "ref.npz")
     with np.load(path) as npz:
         weights = {k: npz[k] for k in npz.files}
-    x = _images(2, seed=6)
+    x = normal_images(2, seed=6)
     expected = _reference_forward(weights, x, blocks)
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)

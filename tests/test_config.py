@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
+from helpers import ROOT, repo_params
 
-from pipeline import config
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def repo_params() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
+from pipeline.core import params
+from pipeline.core.params import ParamsError
 
 
 def test_repository_params_are_valid():
-    cfg = config.load(ROOT / "params.yaml")
-    assert cfg.backbone.arch == "resnet50"
-    assert cfg.data.split.as_dict() == pytest.approx({"train": 0.7, "val": 0.15, "test": 0.15})
+    loaded = params.load(ROOT / "params.yaml")
+    assert loaded.backbone.arch == "resnet50"
+    assert loaded.data.split.as_dict() == pytest.approx({"train": 0.7, "val": 0.15, "test": 0.15})
 
 
 @pytest.mark.parametrize(
@@ -39,39 +32,39 @@ def test_repository_params_are_valid():
 def test_bad_value_names_the_key(section, key, value, expected):
     raw = repo_params()
     raw[section][key] = value
-    with pytest.raises(config.ConfigError) as err:
-        config.parse(raw)
+    with pytest.raises(ParamsError) as err:
+        params.parse(raw)
     assert expected in str(err.value)
 
 
 def test_split_fractions_must_sum_to_one():
     raw = repo_params()
     raw["data"]["split"] = {"train": 0.8, "val": 0.15, "test": 0.15}
-    with pytest.raises(config.ConfigError, match=r"data\.split: .*sum to 1.*1\.1"):
-        config.parse(raw)
+    with pytest.raises(ParamsError, match=r"data\.split: .*sum to 1.*1\.1"):
+        params.parse(raw)
 
 
 def test_unknown_top_level_section():
     raw = repo_params() | {"heads": {}}
-    with pytest.raises(config.ConfigError, match="heads: unknown key"):
-        config.parse(raw)
+    with pytest.raises(ParamsError, match="heads: unknown key"):
+        params.parse(raw)
 
 
 def test_unreadable_and_invalid_yaml(tmp_path):
-    with pytest.raises(config.ConfigError, match="cannot read"):
-        config.load(tmp_path / "missing.yaml")
+    with pytest.raises(ParamsError, match="cannot read"):
+        params.load(tmp_path / "missing.yaml")
     bad = tmp_path / "params.yaml"
     bad.write_text("head: [unclosed\n")
-    with pytest.raises(config.ConfigError, match="not valid YAML"):
-        config.load(bad)
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        params.load(bad)
 
 
 def test_every_error_is_reported_at_once():
     raw = repo_params()
     raw["head"]["dropout"] = 1.5
     raw["backbone"]["batch_size"] = 0
-    with pytest.raises(config.ConfigError) as err:
-        config.parse(raw)
+    with pytest.raises(ParamsError) as err:
+        params.parse(raw)
     assert "head.dropout" in str(err.value) and "backbone.batch_size" in str(err.value)
 
 
@@ -91,21 +84,66 @@ def test_every_error_is_reported_at_once():
 def test_bad_image_policy_names_the_key(key, value, expected):
     raw = repo_params()
     raw["data"]["images"][key] = value
-    with pytest.raises(config.ConfigError) as err:
-        config.parse(raw)
+    with pytest.raises(ParamsError) as err:
+        params.parse(raw)
     assert expected in str(err.value)
 
 
-def test_image_defaults_are_the_image_checks_defaults():
-    """params.yaml, config.py and pipeline/images.py agree on what the decoder reads."""
-    from pipeline.images import ImagePolicy, policy_for
+# --------------------------------------------------------------------------- no defaults
 
-    cfg = config.load(ROOT / "params.yaml")
-    assert cfg.data.images.near_threshold == 3 and cfg.data.sha256 is None
-    policy = policy_for(cfg)
-    assert policy == ImagePolicy(min_side=cfg.validate_.min_side, max_side=cfg.validate_.max_side)
-    assert set(config.TF_FORMATS) == ImagePolicy().allowed_formats
-    assert set(config.TF_MODES) == ImagePolicy().modes_convert
+
+def _paths(node: dict, prefix: tuple[str, ...] = ()):
+    """Every key of a params mapping, sections and the keys inside them, as paths."""
+    for key, value in node.items():
+        yield (*prefix, key)
+        if isinstance(value, dict):
+            yield from _paths(value, (*prefix, key))
+
+
+# finetune's entries (finetune.resnet50) are names the user picks, not keys; theirs are.
+KEYS = [k for k in _paths(repo_params()) if not (k[0] == "finetune" and len(k) == 2)]
+@pytest.mark.parametrize(
+    "key",
+    KEYS,
+    ids=[".".join(k) for k in KEYS],
+)
+def test_every_key_is_required(key):
+    """No key has a default in code: one left out of params.yaml is an error naming it."""
+    raw = repo_params()
+    node = raw
+    for part in key[:-1]:
+        node = node[part]
+    del node[key[-1]]
+    with pytest.raises(ParamsError) as err:
+        params.parse(raw)
+    message = str(err.value)
+    lines = message.splitlines()
+    assert any(line.startswith(f"  {'.'.join(key)}: missing (") for line in lines), message
+    assert len(message.splitlines()) == 2, message  # that key alone
+
+
+def test_keys_cover_every_section_and_recipe():
+    """The parametrisation above really walks the whole file."""
+    names = {".".join(k) for k in KEYS}
+    assert {"seed", "data.images.near_threshold", "data.split.test", "validate.classes",
+            "finetune", "finetune.resnet50.augment.mixup_alpha", "finetune.wrn.depth",
+            "finetune.resnet50.family", "evaluate.top_k"} <= names
+    assert "finetune.resnet50" not in names  # an entry's name, not a key
+    assert len(names) > 90
+
+
+def test_nullable_keys_take_null():
     raw = repo_params()
     raw["data"]["images"]["near_threshold"] = None
-    assert config.parse(raw).data.images.near_threshold is None
+    raw["data"]["sha256"] = None
+    raw["finetune"]["resnet50"]["image_size"] = None
+    loaded = params.parse(raw)
+    assert loaded.data.images.near_threshold is None and loaded.data.sha256 is None
+    assert loaded.finetune["resnet50"].image_size is None
+
+
+def test_a_finetune_entry_may_be_left_out():
+    """Entries are the models to train: removing one is a choice, not a missing key."""
+    raw = repo_params()
+    del raw["finetune"]["wrn"]
+    assert list(params.parse(raw).finetune) == ["resnet50"]

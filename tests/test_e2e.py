@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from helpers import ROOT
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["pipeline", "stages", "params.yaml", "dvc.yaml", "pyproject.toml",
                  ".dvc/config", ".dvcignore", ".gitignore"]
 TIMING_KEYS = re.compile(r"seconds|per_second")

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.evaluation import comparison_table, score, write_confusion
+from pipeline.evaluation.compare import comparison_table
+from pipeline.evaluation.confusion import write_confusion
+from pipeline.evaluation.scores import score
 
 CLASSES = ["cat", "dog", "fox"]
 

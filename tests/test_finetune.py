@@ -7,31 +7,28 @@ import json
 import keras
 import numpy as np
 import pytest
+from helpers import params, resnet_recipe, wrn_recipe
 from PIL import Image
 
-from pipeline.backbone import build_backbone, resnet_of
-from pipeline.config import ResNetFinetuneConfig, WRNFinetuneConfig, parse
-from pipeline.finetune import (
-    RESNET_STAGES,
-    Splits,
-    WarmupStepDecay,
-    build_resnet_model,
-    build_scratch_model,
-    compile_model,
-    freeze,
-    inference_copy,
-    make_schedule,
-    train,
-)
-from pipeline.head import build_head
-from pipeline.weights import WeightsError
+from pipeline.core.params import ResNetRecipe, WRNRecipe
+from pipeline.models.backbone import build_backbone, resnet_of
+from pipeline.models.classifier import build_resnet_model, build_scratch_model, inference_copy
+from pipeline.models.head import build_head
+from pipeline.models.weights import WeightsError
+from pipeline.training.finetune import finetune
+from pipeline.training.freeze import RESNET_STAGES, freeze
+from pipeline.training.inputs import Splits
+from pipeline.training.recipe import compile_model
+from pipeline.training.schedules import WarmupStepDecay, make_schedule
+from pipeline.training.scratch import train_scratch
 
 SIZE = 32
 CLASSES = 3
 
 
-def recipe(**kw) -> ResNetFinetuneConfig:
-    return ResNetFinetuneConfig(family="resnet", **kw)
+def recipe(**changes) -> ResNetRecipe:
+    """params.yaml's ResNet recipe; a test sets every figure it relies on."""
+    return resnet_recipe(**changes)
 
 
 def batch(n: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -152,12 +149,15 @@ def lr_at(schedule, step: int) -> float:
 
 
 def test_constant_schedule_is_the_rate_itself():
-    assert make_schedule(recipe(schedule="constant", learning_rate=0.01), 10) == 0.01
+    cfg = recipe(schedule="constant", learning_rate=0.01, warmup_epochs=0)
+    assert make_schedule(cfg, 10) == 0.01
 
 
 def test_cosine_schedule_without_and_with_warmup():
     lr, spe = 0.1, 10
-    plain = make_schedule(recipe(schedule="cosine", learning_rate=lr, epochs=4), spe)
+    plain = make_schedule(
+        recipe(schedule="cosine", learning_rate=lr, epochs=4, warmup_epochs=0), spe
+    )
     assert lr_at(plain, 0) == pytest.approx(lr)
     assert lr_at(plain, 20) == pytest.approx(lr / 2, rel=1e-5)
     assert lr_at(plain, 40) == pytest.approx(0, abs=1e-7)
@@ -189,8 +189,9 @@ def test_constant_with_warmup_ramps_then_holds():
 
 # --- from scratch ---------------------------------------------------------------------
 
-def wrn(**kw) -> WRNFinetuneConfig:
-    return WRNFinetuneConfig(family="wrn", depth=10, width=1, image_size=SIZE, **kw)
+def wrn(**changes) -> WRNRecipe:
+    """A WRN-10-1 at 32 px (the smallest there is), from params.yaml's wrn recipe."""
+    return wrn_recipe(**({"depth": 10, "width": 1, "image_size": SIZE} | changes))
 
 
 def test_scratch_model_takes_raw_pixels_and_loads_its_weights_file(tmp_path):
@@ -232,12 +233,14 @@ def images(root, n: int) -> Splits:
 def test_resnet_recipe_runs_both_phases_into_one_curve(parts, tmp_path):
     record = tmp_path / "weights.json"
     record.write_text(json.dumps({"arch": "resnet50", "source": "random", "seed": 0}))
-    cfg = parse({"backbone": {"image_size": SIZE}, "finetune": {"r": {
-        "family": "resnet", "head_epochs": 1, "epochs": 2, "patience": 5, "batch_size": 4,
-        "unfreeze": 1, "augment": {"mixup_alpha": 0.2}}}})
+    r = "finetune.resnet50"
+    loaded = params({"backbone.image_size": SIZE, f"{r}.image_size": None,
+                     f"{r}.head_epochs": 1, f"{r}.epochs": 2, f"{r}.patience": 5,
+                     f"{r}.batch_size": 4, f"{r}.unfreeze": 1, f"{r}.augment.mixup_alpha": 0.2})
     keras.utils.set_random_seed(0)
-    done = train("r", cfg, images(tmp_path, 8), live_dir=tmp_path / "live",
-                 weights_record=record, head_model=parts[2])
+    done = finetune(loaded.finetune["resnet50"], loaded.backbone, images(tmp_path, 8),
+                    seed=loaded.seed, live_dir=tmp_path / "live", weights_record=record,
+                    head_model=parts[2])
     assert done.head_result.epochs_run == 1 and done.result.epochs_run == 2
     curve = (tmp_path / "live/plots/metrics/eval/loss.tsv").read_text().split()
     assert curve == ["step", "loss", "0", curve[3], "1", curve[5], "2", curve[7]]
@@ -245,3 +248,28 @@ def test_resnet_recipe_runs_both_phases_into_one_curve(parts, tmp_path):
     assert summary["image_size"] == SIZE and summary["family"] == "resnet"
     assert summary["trainable_params"] < 20_000_000  # conv5 and the head only
     assert summary["train_seconds"] >= summary["head_phase"]["train_seconds"]
+
+
+def test_resnet_recipe_refuses_a_head_for_other_classes(parts, tmp_path):
+    record = tmp_path / "weights.json"
+    record.write_text(json.dumps({"arch": "resnet50", "source": "random", "seed": 0}))
+    splits = images(tmp_path, 4)
+    other = Splits(splits.train, splits.val, classes=["a", "b"])
+    loaded = params({"backbone.image_size": SIZE})
+    with pytest.raises(ValueError, match="predicts 3 classes, the manifest has 2"):
+        finetune(loaded.finetune["resnet50"], loaded.backbone, other, seed=0,
+                 live_dir=tmp_path / "live", weights_record=record, head_model=parts[2])
+
+
+def test_scratch_recipe_trains_in_one_phase(tmp_path):
+    cfg = wrn(epochs=1, batch_size=4, patience=5)
+    keras.utils.set_random_seed(0)
+    done = train_scratch("small", cfg, images(tmp_path, 6), seed=0, live_dir=tmp_path / "live")
+    assert done.head_result is None and done.result.epochs_run == 1
+    assert done.model.input_shape == (None, SIZE, SIZE, 3)
+    assert done.model.output_shape == (None, CLASSES)
+    curve = (tmp_path / "live/plots/metrics/eval/loss.tsv").read_text().split()
+    assert curve[:3] == ["step", "loss", "0"] and len(curve) == 4
+    summary = done.summary("val_loss")
+    assert summary["family"] == "wrn" and summary["image_size"] == SIZE
+    assert "head_phase" not in summary and summary["trainable_params"] > 0

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
-import struct
-import zlib
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import (
+    image_policy,
+    images_params,
+    noise,
+    snapshot,
+    validate_params,
+    write_bad_files,
+)
 from PIL import Image
 
-from pipeline import images
-from pipeline.images import ImagePolicy, apply_policy, inspect_all, inspect_image, near_duplicates
+from pipeline.data import images
+from pipeline.data.duplicates import near_duplicates
+from pipeline.data.images import ImagePolicy, inspect_all, inspect_image
+from pipeline.data.phash import hamming, phash, to_rgb
+from pipeline.data.policy import apply_policy, problems
 
-POLICY = ImagePolicy()
+POLICY = image_policy()
 
 
 def smooth(seed: int, size: int = 96) -> Image.Image:
@@ -23,41 +34,6 @@ def smooth(seed: int, size: int = 96) -> Image.Image:
     rng = np.random.default_rng(seed)
     small = Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8))
     return small.resize((size, size), Image.Resampling.BICUBIC)
-
-
-def noise(w: int, h: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
-
-
-def png_bomb(path: Path, side: int = 20_000) -> None:
-    """A valid 1-bit PNG of side x side pixels: ~50 KB on disk, 0.4 gigapixels decoded."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    rows = (b"\0" + b"\0" * (side // 8)) * side  # filter byte + packed bits per row
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side,
-                     1, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(rows, 9))
-                     + chunk(b"IEND", b""))
-
-
-def write_bad_files(folder: Path, jpeg: bytes, seed: int) -> None:
-    """The issue's list of awkward files, into ``folder``; ``jpeg`` is cut for the truncated one.
-
-    Shared with tests/test_prepare.py, which runs the same kinds through the stages.
-    """
-    (folder / "empty.jpg").write_bytes(b"")
-    (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
-    (folder / "text.jpg").write_text("this is not a JPEG\n")
-    Image.fromarray(noise(40, 40, seed + 1)).save(folder / "png_named.jpg", format="PNG")
-    Image.fromarray(noise(40, 40, seed + 2)).convert("CMYK").save(folder / "cmyk.jpg")
-    wide = np.random.default_rng(seed + 3).integers(0, 65535, (40, 40)).astype(np.uint16)
-    Image.fromarray(wide).save(folder / "16bit.png")
-    Image.fromarray(noise(40, 40, seed + 4)).convert("RGBA").save(folder / "rgba.png")
-    Image.fromarray(noise(40, 40, seed + 5)).convert("P").save(folder / "palette.gif")
-    Image.fromarray(noise(40, 40, seed + 6)).convert("L").save(folder / "grey.jpg")
-    Image.new("RGB", (1, 1), "red").save(folder / "tiny.png")
-    png_bomb(folder / "bomb.png")
 
 
 def make_bad_inputs(root: Path) -> None:
@@ -102,16 +78,11 @@ EXPECTED = {  # file: (action, issue, extra column checks)
 }
 
 
-def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
-    return {str(p): (p.read_bytes(), p.lstat().st_mtime_ns)
-            for p in sorted(root.parent.rglob("*")) if p.is_file() or p.is_symlink()}
-
-
 @pytest.fixture(scope="module")
 def inspected(tmp_path_factory):
     root = tmp_path_factory.mktemp("images") / "data"
     make_bad_inputs(root)
-    before = snapshot(root)
+    before = snapshot(root.parent)  # the data folder and the file a link points out to
     frame = inspect_all(root, list(EXPECTED), POLICY, workers=2)
     return root, frame, before
 
@@ -124,21 +95,44 @@ def test_columns_and_order(inspected):
 
 @pytest.mark.parametrize("rel", list(EXPECTED))
 def test_bad_input_outcome(inspected, rel):
-    _, frame, _ = inspected
+    root, frame, _ = inspected
     row = frame.set_index("path").loc[rel]
     action, issue, extra = EXPECTED[rel]
     assert (row["action"], row["issue"]) == (action, issue)
     for col, value in extra.items():
         assert row[col] == value, col
     if row["decodable"]:
-        assert len(row["phash"]) == 16 and int(row["phash"], 16) >= 0
+        assert re.fullmatch(r"[0-9a-f]{16}", row["phash"]), row["phash"]
+        with Image.open(root / rel) as img:
+            assert row["phash"] == phash(img)  # the hash of the image itself
+    else:
+        assert row["phash"] == ""
+
+
+def test_file_facts_come_from_the_bytes_read(inspected):
+    """Each file is read once: its size and sha256 are of those bytes."""
+    root, frame, _ = inspected
+    for row in frame.itertuples():
+        if row.issue == "symbolic link outside the data folder":  # never read
+            assert pd.isna(row.bytes) and row.sha256 == ""
+            continue
+        data = (root / row.path).read_bytes()
+        assert (row.bytes, row.sha256) == (len(data), hashlib.sha256(data).hexdigest()), row.path
+
+
+def test_phash_tells_different_images_apart(inspected):
+    _, frame, _ = inspected
+    hashes = frame.set_index("path")["phash"]
+    assert hashes["my cat/good.jpg"] != hashes["café ☕/good.png"]
+    # link_in.png is café ☕/good.png under another name: the same image, the same hash.
+    assert hashes["my cat/link_in.png"] == hashes["café ☕/good.png"]
 
 
 def test_no_file_is_modified(inspected):
     root, frame, before = inspected
-    apply_policy(frame.assign(split="train", sha256=""), bad="quarantine", duplicates="drop",
+    apply_policy(frame.assign(split="train"), bad="quarantine", duplicates="drop",
                  near_threshold=3)
-    assert snapshot(root) == before
+    assert snapshot(root.parent) == before
 
 
 def test_pillow_limit_is_restored_and_warnings_do_not_leak(tmp_path, recwarn):
@@ -146,7 +140,7 @@ def test_pillow_limit_is_restored_and_warnings_do_not_leak(tmp_path, recwarn):
     Image.fromarray(noise(200, 200)).save(tmp_path / "big.png")
     # 40,000 pixels: between 1x and 2x the limit is Pillow's warning, above 2x its error.
     for max_pixels in (30_000, 10_000):
-        row = inspect_image(tmp_path / "big.png", "big.png", ImagePolicy(max_pixels=max_pixels))
+        row = inspect_image(tmp_path / "big.png", "big.png", image_policy(max_pixels=max_pixels))
         assert row["action"] == "reject"
         assert row["issue"] == f"decompression bomb (40,000 pixels > {max_pixels:,})"
     assert limit == Image.MAX_IMAGE_PIXELS
@@ -156,18 +150,28 @@ def test_pillow_limit_is_restored_and_warnings_do_not_leak(tmp_path, recwarn):
 def test_policy_options(tmp_path):
     Image.fromarray(noise(40, 40)).convert("P").save(tmp_path / "p.gif")
     Image.fromarray(noise(300, 200)).save(tmp_path / "big.png")
-    no_gif = ImagePolicy(allowed_formats=frozenset({"JPEG", "PNG"}))
+    no_gif = image_policy(allowed_formats=frozenset({"JPEG", "PNG"}))
     assert inspect_image(tmp_path / "p.gif", "p.gif", no_gif)["issue"] == "format GIF not allowed"
-    rgb_only = ImagePolicy(modes_convert=frozenset({"RGB"}))
+    rgb_only = image_policy(modes_convert=frozenset({"RGB"}))
     assert inspect_image(tmp_path / "p.gif", "p.gif", rgb_only)["issue"] == "mode P not allowed"
-    row = inspect_image(tmp_path / "big.png", "big.png", ImagePolicy(max_side=256))
+    row = inspect_image(tmp_path / "big.png", "big.png", image_policy(max_side=256))
     assert row["issue"] == "too large 300x200 > 256"
+
+
+def test_policy_from_params_takes_the_sides_from_validate():
+    """data.images and validate's sides, so prepare's verdicts and validate's suite agree."""
+    im = images_params(formats=["JPEG", "PNG"], modes=["RGB", "L"], max_aspect=4.0,
+                       max_pixels=1000)
+    policy = ImagePolicy.from_params(im, validate_params(min_side=20, max_side=300))
+    assert policy == ImagePolicy(
+        allowed_formats=frozenset({"JPEG", "PNG"}), modes_convert=frozenset({"RGB", "L"}),
+        min_side=20, max_side=300, max_aspect=4.0, max_pixels=1000)
 
 
 def test_sixteen_bit_is_scaled_not_clipped():
     """Pillow's own convert() clips I;16 to white; the pipeline's TF decoder shifts by 8."""
     wide = np.array([[0, 255, 256, 65535]], dtype=np.uint16)
-    rgb = np.asarray(images.to_rgb(Image.fromarray(wide)))
+    rgb = np.asarray(to_rgb(Image.fromarray(wide)))
     assert rgb[0, :, 0].tolist() == [0, 0, 1, 255]
 
 
@@ -179,7 +183,7 @@ def test_phash_is_imagehash_compatible():
         grey = np.asarray(img.convert("L").resize((32, 32), Image.Resampling.LANCZOS), float)
         low = fftpack.dct(fftpack.dct(grey, axis=0), axis=1)[:8, :8]
         bits = "".join("1" if b else "0" for b in (low > np.median(low)).flatten())
-        assert images.phash(img) == f"{int(bits, 2):016x}"
+        assert phash(img) == f"{int(bits, 2):016x}"
 
 
 # --------------------------------------------------------------------------- duplicates
@@ -200,8 +204,8 @@ def near_dup_folder(tmp_path):
 def test_near_duplicate_found_at_the_threshold(near_dup_folder):
     frame = near_dup_folder
     hashes = dict(zip(frame["path"], frame["phash"], strict=True))
-    d = images.hamming(hashes["a/orig.png"], hashes["a/small.jpg"])
-    far = images.hamming(hashes["a/orig.png"], hashes["a/other.png"])
+    d = hamming(hashes["a/orig.png"], hashes["a/small.jpg"])
+    far = hamming(hashes["a/orig.png"], hashes["a/other.png"])
     assert d <= 4 < 16 <= far  # resize + JPEG moves a few bits; another image ~half of 64
     assert near_duplicates(frame, d) == [("a/orig.png", "a/small.jpg", d)]
     if d > 0:
@@ -222,8 +226,8 @@ def random_hashes(n: int, planted: int, flips: int, seed: int = 0) -> pd.DataFra
 
 def brute_force(frame: pd.DataFrame, threshold: int) -> list[tuple[str, str, int]]:
     rows = list(zip(frame["path"], frame["phash"], strict=True))
-    return [(a, b, images.hamming(ha, hb)) for i, (a, ha) in enumerate(rows)
-            for b, hb in rows[i + 1:] if images.hamming(ha, hb) <= threshold]
+    return [(a, b, hamming(ha, hb)) for i, (a, ha) in enumerate(rows)
+            for b, hb in rows[i + 1:] if hamming(ha, hb) <= threshold]
 
 
 @pytest.mark.parametrize("threshold, flips", [(0, 0), (3, 3), (3, 4), (6, 5)])
@@ -256,7 +260,7 @@ def policy_frame() -> pd.DataFrame:
 
 
 def test_fail_policy_keeps_everything_and_flags_it():
-    kept, dropped = apply_policy(policy_frame(), near_threshold=2)
+    kept, dropped = apply_policy(policy_frame(), bad="fail", duplicates="fail", near_threshold=2)
     assert dropped.empty and len(kept) == 7
     flags = kept.set_index("path")[["duplicate_of", "duplicate_distance", "leakage"]]
     assert flags.loc["c/a_copy.jpg"].tolist() == ["c/a.jpg", 0, False]
@@ -264,7 +268,7 @@ def test_fail_policy_keeps_everything_and_flags_it():
     assert flags.loc["c/a_near.jpg"].tolist() == ["c/a.jpg", 2, True]
     assert flags.loc["c/b.jpg", "duplicate_of"] == ""  # 4 bits from b_near: over the threshold
     assert flags.loc["c/bad.jpg", "duplicate_of"] == ""  # rejected rows are not compared
-    assert images.problems(kept) == [
+    assert problems(kept) == [
         "c/bad.jpg: truncated",
         "c/a_copy.jpg: exact duplicate of c/a.jpg (duplicate within a split)",
         "c/a_test.jpg: exact duplicate of c/a.jpg (leakage across splits)",
@@ -284,7 +288,7 @@ def test_quarantine_and_drop_record_the_reasons():
         "c/a_near.jpg": "near duplicate (phash distance 2) of c/a.jpg, leakage train -> val",
         "c/b.jpg": "near duplicate (phash distance 4) of c/b_near.jpg, leakage train -> test",
     }
-    assert images.problems(kept) == []
+    assert problems(kept) == []
 
 
 def test_chain_of_near_duplicates_keeps_the_far_end():
@@ -292,26 +296,26 @@ def test_chain_of_near_duplicates_keeps_the_far_end():
     frame = pd.DataFrame({"path": ["a", "b", "c"], "split": "train", "action": "ok",
                           "issue": "", "phash": ["0000000000000000", "0000000000000003",
                                                  "000000000000000f"]})
-    kept, dropped = apply_policy(frame, duplicates="drop", near_threshold=2)
+    kept, dropped = apply_policy(frame, bad="fail", duplicates="drop", near_threshold=2)
     assert kept["path"].tolist() == ["a", "c"] and dropped["path"].tolist() == ["b"]
 
 
 def test_bad_policy_values():
     with pytest.raises(ValueError, match="bad must be"):
-        apply_policy(policy_frame(), bad="ignore")
+        apply_policy(policy_frame(), bad="ignore", duplicates="fail", near_threshold=None)
     with pytest.raises(ValueError, match="duplicates must be"):
-        apply_policy(policy_frame(), duplicates="keep")
+        apply_policy(policy_frame(), bad="fail", duplicates="keep", near_threshold=None)
 
 
 def test_leading_dot_folder_is_skipped_by_the_scan(tmp_path):
     """Scanning is the manifest's job: a class folder named .x is hidden, and counted."""
-    from pipeline import manifest
+    from pipeline.data.scan import scan
 
     root = tmp_path / "data"
     for name in ("cat", ".dotted"):
         (root / name).mkdir(parents=True)
         Image.fromarray(noise(20, 20)).save(root / name / "1.png")
-    found = manifest.scan(root)
+    found = scan(root)
     assert found.images == [("cat/1.png", "cat")] and found.skipped["hidden"] == 1
     assert os.listdir(root / ".dotted") == ["1.png"]  # skipped, not touched
 

@@ -10,8 +10,9 @@ import textwrap
 import time
 
 import pytest
+from helpers import write_params
 
-from pipeline.io import atomic_dir, atomic_path, write_json
+from pipeline.core.io import atomic_dir, atomic_path, write_json
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
@@ -37,20 +38,20 @@ def test_failed_folder_write_keeps_the_old_folder(tmp_path):
 
 def test_sigterm_during_a_stage_leaves_no_output(tmp_path):
     """What `kill` or a CI timeout does to a running stage: exit 143, nothing half-written."""
-    (tmp_path / "params.yaml").write_text("seed: 1\n")
+    write_params(tmp_path, {"seed": 1})
     script = tmp_path / "stage.py"
     script.write_text(textwrap.dedent("""
         import sys, time
-        from pipeline import stage
-        from pipeline.io import atomic_path
+        from pipeline.core import stage
+        from pipeline.core.io import atomic_path
 
-        def main(cfg):
+        def main(params):
             with atomic_path("model.keras", suffix=".keras") as tmp:
                 tmp.write_bytes(b"partial")
                 print("writing", flush=True)
                 time.sleep(60)
 
-        stage.run(main)
+        stage.run(main, stage.parser(None))
     """))
     proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path,
                             stdout=subprocess.PIPE, text=True)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import image_policy
 from PIL import Image
 
-from pipeline import manifest
+from pipeline.data import manifest
+from pipeline.data.errors import DataSourceError
+from pipeline.data.images import inspect_all
+from pipeline.data.scan import check_classes, scan
+from pipeline.data.splits import stratified_split
 
 
 def make_folder(root, counts: dict[str, int], size=(20, 16)):
@@ -20,15 +27,24 @@ def make_folder(root, counts: dict[str, int], size=(20, 16)):
     return root
 
 
+def build(root, fractions: dict[str, float], seed: int, presplit=None):
+    """(manifest, scan) as prepare makes them: scan, inspect every image once, build."""
+    found = scan(root, presplit)
+    inspected = inspect_all(root, [rel for rel, _ in found.images], image_policy(), workers=2)
+    return manifest.build(found.images, found.splits, inspected, fractions, seed), found
+
+
 def test_rows_and_columns(tmp_path):
     root = make_folder(tmp_path / "data", {"cat": 10, "dog": 12})
-    frame, found = manifest.build(root, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=1)
-    assert list(frame.columns) == manifest.FILE_COLUMNS
+    frame, found = build(root, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=1)
+    assert list(frame.columns) == manifest.FILE_COLUMNS + manifest.IMAGE_COLUMNS
     assert len(frame) == 22 and not found.skipped
     row = frame.iloc[0]
     assert (row["path"], row["label"]) == ("cat/000.png", "cat")
     assert (row["width"], row["height"], row["channels"], row["format"]) == (20, 16, 3, "PNG")
-    assert len(row["sha256"]) == 64 and row["bytes"] == (root / "cat/000.png").stat().st_size
+    data = (root / "cat/000.png").read_bytes()
+    assert row["sha256"] == hashlib.sha256(data).hexdigest() and row["bytes"] == len(data)
+    assert (row["decodable"], row["action"], row["error"]) == (True, "ok", "")
 
 
 def test_hidden_and_non_image_files_are_skipped_and_counted(tmp_path):
@@ -37,7 +53,7 @@ def test_hidden_and_non_image_files_are_skipped_and_counted(tmp_path):
     (root / "cat" / "._000.png").write_bytes(b"\0")
     (root / "cat" / "notes.txt").write_text("hi")
     (root / "README.md").write_text("top-level file")
-    frame, found = manifest.build(root, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=1)
+    frame, found = build(root, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=1)
     assert len(frame) == 3
     assert found.skipped == {"hidden": 2, "not an image": 1, "outside a class folder": 1}
 
@@ -45,17 +61,30 @@ def test_hidden_and_non_image_files_are_skipped_and_counted(tmp_path):
 def test_undecodable_image_is_kept_with_its_error(tmp_path):
     root = make_folder(tmp_path / "data", {"cat": 3})
     (root / "cat" / "broken.jpg").write_text("not a jpeg")
-    frame, _ = manifest.build(root, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=1)
+    frame, _ = build(root, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=1)
     bad = frame[frame["path"] == "cat/broken.jpg"].iloc[0]
-    assert "UnidentifiedImageError" in bad["error"] and bad["width"] is pd.NA
+    assert bad["error"] == bad["issue"] == "not an image" and pd.isna(bad["width"])
+    assert not bad["decodable"] and bad["action"] == "reject" and bad["channels"] is pd.NA
+
+
+
+
+def test_integer_columns_stay_nullable_integers(tmp_path):
+    root = make_folder(tmp_path / "data", {"cat": 3})
+    (root / "cat" / "broken.jpg").write_text("not a jpeg")
+    frame, _ = build(root, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=1)
+    bad = frame[frame["path"] == "cat/broken.jpg"].iloc[0]
+    assert bad["width"] is pd.NA
+    assert {c: str(frame[c].dtype) for c in ("width", "height", "channels", "bits", "bytes")} \
+        == dict.fromkeys(("width", "height", "channels", "bits", "bytes"), "Int64")
 
 
 def test_split_is_stratified_and_seeded(tmp_path):
     root = make_folder(tmp_path / "data", {"a": 20, "b": 40})
     fractions = {"train": 0.5, "val": 0.25, "test": 0.25}
-    first, _ = manifest.build(root, fractions, seed=7)
-    again, _ = manifest.build(root, fractions, seed=7)
-    other, _ = manifest.build(root, fractions, seed=8)
+    first, _ = build(root, fractions, seed=7)
+    again, _ = build(root, fractions, seed=7)
+    other, _ = build(root, fractions, seed=8)
     assert first.equals(again)
     assert not first["split"].equals(other["split"])
     counts = first.groupby(["label", "split"]).size().to_dict()
@@ -64,17 +93,31 @@ def test_split_is_stratified_and_seeded(tmp_path):
 
 
 def test_small_class_still_reaches_every_split():
-    splits = manifest.stratified_split(["x"] * 3, {"train": 0.8, "val": 0.1, "test": 0.1}, 0)
+    splits = stratified_split(["x"] * 3, {"train": 0.8, "val": 0.1, "test": 0.1}, 0)
     assert sorted(splits) == ["test", "train", "val"]
 
 
 def test_csv_round_trip(tmp_path):
     root = make_folder(tmp_path / "data", {"cat": 4, "dog": 4})
     (root / "dog" / "broken.jpg").write_text("x")
-    frame, _ = manifest.build(root, {"train": 0.5, "val": 0.25, "test": 0.25}, seed=0)
+    frame, _ = build(root, {"train": 0.5, "val": 0.25, "test": 0.25}, seed=0)
     manifest.write(frame, tmp_path / "m.csv")
     back = manifest.read(tmp_path / "m.csv")
     assert back.equals(frame)
+    assert manifest.classes(back) == ["cat", "dog"]
+
+
+def test_csv_round_trip_keeps_every_value(tmp_path):
+    """What survives despite the dtypes above: every value, and the classes."""
+    root = make_folder(tmp_path / "data", {"cat": 4, "dog": 4})
+    (root / "dog" / "broken.jpg").write_text("x")
+    frame, _ = build(root, {"train": 0.5, "val": 0.25, "test": 0.25}, seed=0)
+    manifest.write(frame, tmp_path / "m.csv")
+    back = manifest.read(tmp_path / "m.csv")
+    assert list(back.columns) == list(frame.columns) and len(back) == len(frame) == 9
+    for column in frame.columns:
+        for built, read in zip(frame[column], back[column], strict=True):
+            assert (pd.isna(built) and pd.isna(read)) or built == read, (column, built, read)
     assert manifest.classes(back) == ["cat", "dog"]
 
 
@@ -85,8 +128,8 @@ def test_bad_source_names_the_path(tmp_path, case):
         target.write_text("x")
     elif case == "empty":
         (target / "cat").mkdir(parents=True)
-    with pytest.raises(manifest.DataSourceError, match="data.source") as err:
-        manifest.build(target, {"train": 0.6, "val": 0.2, "test": 0.2}, seed=0)
+    with pytest.raises(DataSourceError, match="data.source") as err:
+        scan(target)
     assert str(target) in str(err.value)
 
 
@@ -100,7 +143,7 @@ def test_scan_reports_empty_hidden_and_broken_entries_by_name(tmp_path):
     for i in range(3):
         (hidden / f"{i}.png").write_bytes(b"")
     (root / "cat" / "gone.png").symlink_to(tmp_path / "nowhere.png")
-    found = manifest.scan(root)
+    found = scan(root)
     assert found.labels == ["cat", "dog"]
     assert found.empty_classes == ["empty class", "only notes"]
     assert found.hidden_folders == {".cache_of_thumbs": 3}
@@ -115,8 +158,8 @@ def test_presplit_scan_takes_the_split_from_the_folders(tmp_path):
     (tmp_path / "data" / "extra" / "x.png").write_bytes(b"")
     folders = {"train": tmp_path / "data/train", "val": tmp_path / "data/Validation",
                "test": tmp_path / "data/test"}
-    frame, found = manifest.build(tmp_path / "data", {"train": 0.6, "val": 0.2, "test": 0.2},
-                                  seed=0, presplit=folders)
+    frame, found = build(tmp_path / "data", {"train": 0.6, "val": 0.2, "test": 0.2},
+                         seed=0, presplit=folders)
     assert frame["path"].iloc[0] == "train/cat/000.png"
     assert dict(zip(frame["path"], frame["split"], strict=True))["Validation/dog/000.png"] == "val"
     assert frame.groupby("split").size().to_dict() == {"test": 2, "train": 6, "val": 2}
@@ -127,10 +170,10 @@ def test_presplit_scan_takes_the_split_from_the_folders(tmp_path):
 def test_a_classifier_needs_two_classes(tmp_path):
     root = make_folder(tmp_path / "data", {"cat": 3})
     (root / "dog").mkdir()
-    found = manifest.scan(root)
-    with pytest.raises(manifest.DataSourceError,
+    found = scan(root)
+    with pytest.raises(DataSourceError,
                        match=r"at least 2 classes; found 1 \('cat'\).*empty class folders: dog"):
-        manifest.check_classes(found.labels, root, found)
+        check_classes(found.labels, root, found)
 
 
 def test_full_manifest_round_trips_with_types(tmp_path):

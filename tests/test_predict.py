@@ -8,10 +8,12 @@ import json
 import keras
 import numpy as np
 import pytest
+from helpers import write_params
 from PIL import Image
 
 from pipeline import predict
-from pipeline.backbone import ResNetPreprocess
+from pipeline.evaluation import inference
+from pipeline.models.backbone import ResNetPreprocess
 
 CLASSES = ["ant", "bee", "cat"]
 
@@ -133,13 +135,13 @@ def test_head_model_is_chained_behind_the_features_backbone(tmp_path, monkeypatc
     """models/head.keras takes features: the backbone is rebuilt as the features stage did."""
     from tensorflow.python.framework import config as tf_config
 
-    from pipeline.backbone import build_backbone
-    from pipeline.data import load_image
-    from pipeline.features import Features
-    from pipeline.runtime import seed_everything
+    from pipeline.core.runtime import seed_everything
+    from pipeline.data.input import load_image
+    from pipeline.models.backbone import build_backbone
+    from pipeline.models.features import Features
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text("seed: 7\nbackbone: {weights: none, image_size: 32}\n")
+    write_params(tmp_path, {"seed": 7, "backbone.weights": "none", "backbone.image_size": 32})
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "weights.json").write_text(json.dumps(
         {"arch": "resnet50", "requested": "none", "source": "random", "seed": 7}))
@@ -174,7 +176,7 @@ def test_imagenet_offline_names_the_files(project, keras_home, capsys):
     assert predict.main([str(project / "photos"), "--imagenet"]) == 2
     err = capsys.readouterr().err
     assert "--imagenet needs Keras' ImageNet files" in err
-    for name in (predict.IMAGENET_WEIGHTS, predict.IMAGENET_CLASS_INDEX):
+    for name in (inference.IMAGENET_WEIGHTS, inference.IMAGENET_CLASS_INDEX):
         assert f"to {keras_home / 'models' / name}" in err
     assert not list((keras_home / "models").glob("*.h5"))
 
@@ -186,16 +188,18 @@ def test_imagenet_decodes_with_keras(project, keras_home, monkeypatch, capsys):
     index = {str(i): [f"n{i:08d}", f"class_{i}"] for i in range(1000)}
     (keras_home / "models" / "index.json").parent.mkdir(exist_ok=True)
     (keras_home / "models" / "index.json").write_text(json.dumps(index))
-    monkeypatch.setattr(imagenet_utils, "CLASS_INDEX", None)  # restored after the test
-    monkeypatch.setattr(predict, "_cached_file",
+    keras_own = imagenet_utils.CLASS_INDEX
+    monkeypatch.setattr(inference, "_cached_file",
                         lambda fname, url, md5: keras_home / "models" / "index.json")
 
     def fake_resnet50(weights):
-        return tiny_model(predict.IMAGENET_SIZE, classes=1000)
+        return tiny_model(inference.IMAGENET_SIZE, classes=1000)
 
     monkeypatch.setattr(keras.applications, "ResNet50", fake_resnet50)
+    assert inference.imagenet_classes() == [f"class_{i}" for i in range(1000)]  # index order
     assert predict.main([str(project / "photos" / "a.png"), "--imagenet", "--top-k", "5"]) == 0
     lines = capsys.readouterr().out.splitlines()[1:]
     assert len(lines) == 5 and all(line.split()[-2].startswith("class_") for line in lines)
     probs = [float(line.split()[-1]) for line in lines]
     assert probs == sorted(probs, reverse=True)
+    assert imagenet_utils.CLASS_INDEX is keras_own  # Keras' private cache is left alone

@@ -12,60 +12,35 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from helpers import (
+    GOOD,
+    link,
+    make_tar,
+    make_zip,
+    noise,
+    run_stage,
+    snapshot,
+    write_bad_files,
+    write_params,
+)
 from PIL import Image
-from test_images import noise, write_bad_files
-from test_sources import GOOD, link, make_tar, make_zip
 
-from pipeline import manifest
-
-ROOT = Path(__file__).resolve().parents[1]
-STAGES = ROOT / "stages"
-
+from pipeline.data import manifest
 
 # --------------------------------------------------------------------------- helpers
 
 
 def project(folder: Path, **settings) -> Path:
-    """A project folder with params.yaml, ``settings`` as dotted keys (``data__source``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params["validate"]["min_per_class"] = 1
-    for dotted, value in settings.items():
-        *parents, key = dotted.split("__")
-        node = params
-        for part in parents:
-            node = node[part]
-        node[key] = value
-    (folder / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True),
-                                        encoding="utf-8")
+    """A project folder with params.yaml: the repository's with validate.min_per_class 1 and
+    ``settings`` as dotted keys written with "__" (``data__images__bad``)."""
+    write_params(folder, {"validate.min_per_class": 1,
+                          **{key.replace("__", "."): v for key, v in settings.items()}})
     return folder
-
-
-def stage(folder: Path, name: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(STAGES / f"{name}.py")], cwd=folder,
-                          capture_output=True, text=True, timeout=300, env=os.environ.copy())
-
-
-def snapshot(path: Path) -> dict[str, tuple]:
-    """Every entry under ``path`` (or the file itself): bytes, mtime, link target."""
-    entries = [path, *sorted(path.rglob("*"))] if path.is_dir() else [path]
-    out = {}
-    for p in entries:
-        info = p.lstat()
-        if p.is_symlink():
-            out[str(p)] = ("link", os.readlink(p), info.st_mtime_ns)
-        elif p.is_dir():
-            out[str(p)] = ("dir", sorted(os.listdir(p)), info.st_mtime_ns)
-        else:
-            out[str(p)] = ("file", p.read_bytes(), info.st_mtime_ns)
-    return out
 
 
 def good_images(folder: Path, n: int, seed: int, ext: str = "jpg") -> None:
@@ -132,7 +107,7 @@ def failing(photos, tmp_path_factory):
     """data.images.bad: fail (the default): prepare lists the problems, validate fails."""
     before = snapshot(photos.parent)
     folder = project(tmp_path_factory.mktemp("fail"), data__source=str(photos))
-    prep, check = stage(folder, "prepare"), stage(folder, "validate")
+    prep, check = run_stage(folder, "prepare"), run_stage(folder, "validate")
     return folder, prep, check, before
 
 
@@ -142,7 +117,7 @@ def quarantined(photos, tmp_path_factory):
     before = snapshot(photos.parent)
     folder = project(tmp_path_factory.mktemp("quarantine"), data__source=str(photos),
                      data__images__bad="quarantine", data__images__duplicates="drop")
-    prep, check = stage(folder, "prepare"), stage(folder, "validate")
+    prep, check = run_stage(folder, "prepare"), run_stage(folder, "validate")
     return folder, prep, check, before
 
 
@@ -223,7 +198,7 @@ def test_validate_fails_an_empty_class_it_is_told_about(quarantined, photos):
     params["validate"]["classes"] = ["café ☕", "empty class", "my cat"]
     (folder / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True),
                                         encoding="utf-8")
-    check = stage(folder, "validate")
+    check = run_stage(folder, "validate")
     assert check.returncode == 1
     assert "every class is present in every split" in check.stdout
     assert "empty class/train: 0 image(s)" in check.stdout
@@ -234,8 +209,8 @@ def test_converted_kinds_load_as_rgb_for_training(photos):
     """The features stage's decoder reads every converted kind as (H, W, 3), as Pillow sees it."""
     import tensorflow as tf
 
-    from pipeline.data import load_image
-    from pipeline.images import to_rgb
+    from pipeline.data.input import load_image
+    from pipeline.data.phash import to_rgb
 
     for rel in CONVERTED:
         image = load_image(tf.constant(str(photos / rel)), 40).numpy()
@@ -255,7 +230,7 @@ def test_single_class_is_an_error(tmp_path):
     good_images(data / "cat", 3, seed=4)
     (data / "dog").mkdir()
     before = snapshot(data)
-    prep = stage(project(tmp_path / "p", data__source=str(data)), "prepare")
+    prep = run_stage(project(tmp_path / "p", data__source=str(data)), "prepare")
     assert prep.returncode == 2
     assert "a classifier needs at least 2 classes; found 1 ('cat')" in prep.stderr
     assert "empty class folders: dog" in prep.stderr
@@ -268,8 +243,8 @@ def test_class_with_too_few_images_for_the_split_is_named(tmp_path):
     good_images(data / "few", 2, seed=6)
     before = snapshot(data)
     folder = project(tmp_path / "p", data__source=str(data))
-    assert stage(folder, "prepare").returncode == 0
-    check = stage(folder, "validate")
+    assert run_stage(folder, "prepare").returncode == 0
+    check = run_stage(folder, "validate")
     assert check.returncode == 1
     assert "every class is present in every split" in check.stdout
     assert "few/val: 0 image(s)" in check.stdout and "few/test: 0 image(s)" in check.stdout
@@ -277,7 +252,7 @@ def test_class_with_too_few_images_for_the_split_is_named(tmp_path):
 
 
 def test_missing_source_is_named(tmp_path):
-    prep = stage(project(tmp_path / "p", data__source=str(tmp_path / "no such photos")),
+    prep = run_stage(project(tmp_path / "p", data__source=str(tmp_path / "no such photos")),
                  "prepare")
     assert prep.returncode == 2
     assert f"data.source: '{tmp_path / 'no such photos'}' does not exist" in prep.stderr
@@ -302,7 +277,7 @@ def test_evil_archive_is_refused_and_nothing_written(tmp_path, name):
     archive = build(user / name)
     before = snapshot(user)
     folder = project(tmp_path / "p", data__source=str(archive))
-    prep = stage(folder, "prepare")
+    prep = run_stage(folder, "prepare")
     assert prep.returncode == 2
     assert f"archive {name}: {message}" in prep.stderr
     assert snapshot(user) == before
@@ -324,10 +299,10 @@ def test_presplit_archive_keeps_its_split_and_is_found_again(tmp_path):
     archive = make_tar(user / "ds.tar.gz", files)
     before = snapshot(user)
     folder = project(tmp_path / "p", data__source="../user/ds.tar.gz")
-    prep = stage(folder, "prepare")
+    prep = run_stage(folder, "prepare")
     assert prep.returncode == 0, prep.stderr
     assert "from the split folders" in prep.stdout
-    assert stage(folder, "validate").returncode == 0
+    assert run_stage(folder, "validate").returncode == 0
     rows = manifest.read(folder / "data/manifest.csv")
     assert rows.groupby("split").size().to_dict() == {"test": 2, "train": 6, "val": 2}
     assert rows["path"].iloc[0] == "train/cat/0.png"
@@ -337,16 +312,16 @@ def test_presplit_archive_keeps_its_split_and_is_found_again(tmp_path):
     assert snapshot(user) == before
 
     # What the later stages use: the recorded folder, or the archive extracted again.
-    from pipeline.config import load
-    from pipeline.sources import data_root
+    from pipeline.core.params import load
+    from pipeline.data.sources import data_root
 
     cwd = Path.cwd()
     os.chdir(folder)
     try:
-        cfg = load()
-        assert data_root(cfg) == Path(record["root"])
+        data = load().data
+        assert data_root(data) == Path(record["root"])
         shutil.rmtree(".cache")
-        assert (data_root(cfg) / rows["path"].iloc[-1]).is_file()
+        assert (data_root(data) / rows["path"].iloc[-1]).is_file()
     finally:
         os.chdir(cwd)
     assert archive.read_bytes() and snapshot(user) == before
@@ -358,11 +333,11 @@ def test_partial_split_folders_are_an_error_not_classes(tmp_path):
         good_images(data / split / "cat", 2, seed=9)
         good_images(data / split / "dog", 2, seed=10)
     before = snapshot(data)
-    prep = stage(project(tmp_path / "p", data__source=str(data)), "prepare")
+    prep = run_stage(project(tmp_path / "p", data__source=str(data)), "prepare")
     assert prep.returncode == 2
     assert "has the split folder(s) train/, test/ but no val/ or validation/" in prep.stderr
     assert "data.presplit: ignore" in prep.stderr
-    pooled = stage(project(tmp_path / "q", data__source=str(data), data__presplit="ignore"),
+    pooled = run_stage(project(tmp_path / "q", data__source=str(data), data__presplit="ignore"),
                    "prepare")
     assert pooled.returncode == 0, pooled.stderr
     rows = manifest.read(tmp_path / "q/data/manifest.csv")
@@ -370,15 +345,13 @@ def test_partial_split_folders_are_an_error_not_classes(tmp_path):
     assert snapshot(data) == before
 
 
-
 def test_presplit_use_requires_the_split_folders(tmp_path):
-    from pipeline.manifest import DataSourceError
-    from pipeline.sources import SourceInfo, presplit_folders
+    from pipeline.data.errors import DataSourceError
+    from pipeline.data.sources.layout import presplit_folders
 
     (tmp_path / "cat").mkdir()
-    info = SourceInfo(tmp_path, "folder", None, None)
     with pytest.raises(DataSourceError, match="data.presplit is 'use', but .* has no split "
                                               "folders"):
-        presplit_folders(info, "use")
-    assert presplit_folders(info, "auto") == (None, False)
-    assert presplit_folders(info, "ignore") == (None, False)
+        presplit_folders(tmp_path, "use")
+    assert presplit_folders(tmp_path, "auto") == (None, False)
+    assert presplit_folders(tmp_path, "ignore") == (None, False)

@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+from helpers import repo_params, run_stage, write_params
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pipeline import sample
-from pipeline.sample import CLASSES, generate
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _run_stage(cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the stage as DVC does; PYTHONPATH covers a checkout that is not pip-installed."""
-    return subprocess.run(
-        [sys.executable, str(ROOT / "stages" / "sample.py")],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+from pipeline.data import sample
+from pipeline.data.sample import CLASSES, generate
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -196,10 +181,9 @@ def test_failure_midway_leaves_previous_output_and_no_temp(
 
 def test_stage_script_writes_data_sample(tmp_path: Path) -> None:
     """`python stages/sample.py` from the project root reads params.yaml and fills data/sample."""
-    (tmp_path / "params.yaml").write_text(
-        "seed: 5\nsample:\n  images_per_class: 2\n  image_size: 32\n  jpeg_quality: 80\n"
-    )
-    done = _run_stage(tmp_path)
+    write_params(tmp_path, {"seed": 5, "sample.images_per_class": 2, "sample.image_size": 32,
+                            "sample.jpeg_quality": 80})
+    done = run_stage(tmp_path, "sample")
     assert done.returncode == 0, done.stderr
     assert "10 images of 5 classes" in done.stdout
     expected = tmp_path / "expected"
@@ -208,9 +192,12 @@ def test_stage_script_writes_data_sample(tmp_path: Path) -> None:
 
 
 def test_stage_script_reports_bad_params(tmp_path: Path) -> None:
-    (tmp_path / "params.yaml").write_text("sample:\n  images_per_clas: 2\n")
-    done = _run_stage(tmp_path)
+    raw = repo_params()
+    raw["sample"]["images_per_clas"] = raw["sample"].pop("images_per_class")  # a typo
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    done = run_stage(tmp_path, "sample")
     assert done.returncode == 2
-    assert "images_per_clas" in done.stderr
+    assert "sample.images_per_clas: unknown key" in done.stderr
+    assert "sample.images_per_class: missing" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "data").exists()

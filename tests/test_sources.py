@@ -9,53 +9,19 @@ import json
 import re
 import shutil
 import socket
-import stat
 import tarfile
 import threading
-import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import GOOD, PNG, link, make_tar, make_zip, params
 
-from pipeline import sources
-from pipeline.manifest import DataSourceError
-from pipeline.sources import SourceError, resolve_source
+from pipeline.core.hashing import file_digest
+from pipeline.data import sources
+from pipeline.data.errors import DataSourceError, SourceError
+from pipeline.data.sources import archives, layout, resolve_source
 
 CAPS = {"max_bytes": 10_000_000, "max_files": 1000}
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 40  # sources never decode: bytes are enough
-GOOD = {"cat/1.png": PNG, "cat/2.png": PNG, "dog/1.png": PNG}
-
-
-# --------------------------------------------------------------------------- builders
-
-
-def make_zip(path: Path, files: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(zipfile.ZipInfo(name), data)
-        for name, target in (links or {}).items():
-            info = zipfile.ZipInfo(name)
-            info.external_attr = (stat.S_IFLNK | 0o777) << 16
-            zf.writestr(info, target)
-    return path
-
-
-def make_tar(path: Path, files: dict[str, bytes], mode: str = "w:gz",
-             special: list[tarfile.TarInfo] | None = None) -> Path:
-    with tarfile.open(path, mode) as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-        for info in special or []:
-            tf.addfile(info)
-    return path
-
-
-def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = kind, target
-    return info
 
 
 @pytest.fixture
@@ -106,13 +72,13 @@ def test_presplit_folders_are_found(tmp_path):
                              "val": tmp_path / "data/Validation", "test": tmp_path / "data/test"}
     (tmp_path / "data" / "val").mkdir()
     with pytest.raises(SourceError, match="both val/ and Validation/"):
-        sources.find_presplit(tmp_path / "data")
+        layout.find_presplit(tmp_path / "data")
 
 
 def test_partial_split_is_not_a_presplit(tmp_path):
     for split in ("train", "test"):
         (tmp_path / split / "cat").mkdir(parents=True)
-    assert sources.find_presplit(tmp_path) is None
+    assert layout.find_presplit(tmp_path) is None
 
 
 def test_pin_on_a_folder_is_an_error(tmp_path):
@@ -137,10 +103,10 @@ def test_good_archive_with_a_wrapping_folder(tmp_path, name):
     info = resolve_source(str(archive), cache, **CAPS)
     assert info.kind == "archive" and info.archive == archive
     assert info.root.name == "flower_photos"
-    assert info.root.parent == cache / "extracted" / info.sha256[:16] / sources.FILES
+    assert info.root.parent == cache / "extracted" / info.sha256[:16] / archives.FILES
     assert sorted(p.name for p in info.root.iterdir()) == ["LICENSE.txt", "cat", "dog"]
     assert (info.root / "cat" / "1.png").read_bytes() == PNG
-    assert (info.root.parent.parent / sources.MARKER).is_file()
+    assert (info.root.parent.parent / archives.MARKER).is_file()
     assert not [p for p in (cache / "extracted").iterdir() if p.name.startswith(".")]
 
 
@@ -148,7 +114,7 @@ def test_archive_without_wrapping_folder_and_reuse(tmp_path):
     archive = make_tar(tmp_path / "d.tgz", GOOD)
     cache = tmp_path / "cache"
     first = resolve_source(str(archive), cache, **CAPS)
-    assert first.root == cache / "extracted" / first.sha256[:16] / sources.FILES
+    assert first.root == cache / "extracted" / first.sha256[:16] / archives.FILES
     assert sorted(p.name for p in first.root.iterdir()) == ["cat", "dog"]
     (first.root / "cat" / "mark").write_text("kept")  # a second resolve must not re-extract
     again = resolve_source(str(archive), cache, **CAPS)
@@ -159,11 +125,11 @@ def test_incomplete_extraction_is_redone(tmp_path):
     archive = make_zip(tmp_path / "d.zip", GOOD)
     cache = tmp_path / "cache"
     info = resolve_source(str(archive), cache, **CAPS)
-    (info.root.parent / sources.MARKER).unlink()  # as if a run died before the marker
+    (info.root.parent / archives.MARKER).unlink()  # as if a run died before the marker
     (info.root / "cat" / "stale").write_text("x")
     info = resolve_source(str(archive), cache, **CAPS)
     assert not (info.root / "cat" / "stale").exists()
-    assert (info.root.parent / sources.MARKER).is_file()
+    assert (info.root.parent / archives.MARKER).is_file()
 
 
 def test_archive_of_a_folder_made_with_tar_dot(tmp_path):
@@ -189,7 +155,7 @@ def test_presplit_archive(tmp_path):
 
 def test_pinned_sha256_of_a_local_archive(tmp_path):
     archive = make_zip(tmp_path / "d.zip", GOOD)
-    good = sources._file_sha256(archive)
+    good = file_digest(archive)
     assert resolve_source(str(archive), tmp_path / "c", sha256=good.upper(), **CAPS).sha256 == good
     with pytest.raises(SourceError, match=f"has sha256 {good}, but {'a' * 64} is pinned"):
         resolve_source(str(archive), tmp_path / "c2", sha256="a" * 64, **CAPS)
@@ -257,7 +223,7 @@ def test_too_many_bytes(tmp_path, sentinel):
 
 def test_bytes_are_counted_while_writing_too(tmp_path):
     """A header that understates a size is caught by the count of bytes written."""
-    budget = sources._Budget(tmp_path / "lying.zip", max_bytes=1000, max_files=5)
+    budget = archives._Budget(tmp_path / "lying.zip", max_bytes=1000, max_files=5)
     with pytest.raises(SourceError, match=r"'cat/x.png' rejected: extraction exceeded 1,000"):
         budget.copy(io.BytesIO(b"\0" * 5000), io.BytesIO(), "cat/x.png")
 
@@ -302,7 +268,7 @@ def test_url_is_downloaded_once(tmp_path, server):
     cache = tmp_path / "cache"
     info = resolve_source(f"{base}/flowers.tgz", cache, **CAPS)
     assert info.kind == "url" and info.url == f"{base}/flowers.tgz"
-    assert info.sha256 == sources._file_sha256(www / "flowers.tgz")
+    assert info.sha256 == file_digest(www / "flowers.tgz")
     assert info.archive.read_bytes() == (www / "flowers.tgz").read_bytes()
     assert info.root.name == "flower_photos" and (info.root / "dog" / "1.png").is_file()
     assert log == ["/flowers.tgz"]
@@ -356,34 +322,49 @@ def test_unreachable_url_gives_an_offline_hint(tmp_path):
 def test_split_folders_finds_a_partial_set(tmp_path):
     for split in ("Train", "test", "cat"):
         (tmp_path / split).mkdir()
-    assert sources.split_folders(tmp_path) == {"train": tmp_path / "Train",
+    assert layout.split_folders(tmp_path) == {"train": tmp_path / "Train",
                                                "test": tmp_path / "test"}
-    assert sources.split_folders(tmp_path / "missing") == {}
+    assert layout.split_folders(tmp_path / "missing") == {}
 
 
-def _cfg(source: str, cache: Path, **data):
-    from pipeline.config import Config
+def test_presplit_folders_by_mode(tmp_path):
+    for split in ("train", "validation", "test"):
+        (tmp_path / split / "cat").mkdir(parents=True)
+    folders = {"train": tmp_path / "train", "val": tmp_path / "validation",
+               "test": tmp_path / "test"}
+    assert layout.presplit_folders(tmp_path, "auto") == (folders, True)
+    assert layout.presplit_folders(tmp_path, "use") == (folders, True)
+    assert layout.presplit_folders(tmp_path, "ignore") == (folders, False)  # pooled
+    shutil.rmtree(tmp_path / "validation")
+    with pytest.raises(SourceError, match=r"split folder\(s\) train/, test/ but no val/ or "
+                                          r"validation/.*data\.presplit: ignore"):
+        layout.presplit_folders(tmp_path, "auto")
+    partial = {"train": tmp_path / "train", "test": tmp_path / "test"}
+    assert layout.presplit_folders(tmp_path, "ignore") == (partial, False)
 
-    return Config.model_validate({"data": {"source": source, "cache": str(cache), **data}})
+
+def _data(source: str, cache: Path):
+    """params.yaml's ``data`` section with this source and cache."""
+    return params({"data.source": source, "data.cache": str(cache)}).data
 
 
 def test_data_root_uses_the_record_then_re_resolves_without_network(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     archive = make_tar(tmp_path / "d.tgz", {f"flowers/{k}": v for k, v in GOOD.items()})
-    cfg = _cfg(str(archive), Path(".cache/sources"))
+    data = _data(str(archive), Path(".cache/sources"))
     info = resolve_source(str(archive), Path(".cache/sources"), **CAPS)
     record = sources.record(info, str(archive), presplit=False)
     assert record["root"] == f".cache/sources/extracted/{info.sha256[:16]}/files/flowers"
     assert record["kind"] == "archive" and record["sha256"] == info.sha256
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "source.json").write_text(json.dumps(record))
-    assert sources.data_root(cfg) == Path(record["root"])
+    assert sources.data_root(data) == Path(record["root"])
     # The extraction is gone (a new clone, a cleaned cache): extracted again, same place.
     shutil.rmtree(tmp_path / ".cache")
-    assert sources.data_root(cfg).resolve() == (tmp_path / record["root"]).resolve()
+    assert sources.data_root(data).resolve() == (tmp_path / record["root"]).resolve()
     assert (tmp_path / record["root"] / "cat" / "1.png").read_bytes() == PNG
     # A record for another source is not used.
-    other = _cfg(str(tmp_path / "elsewhere"), Path(".cache/sources"))
+    other = _data(str(tmp_path / "elsewhere"), Path(".cache/sources"))
     with pytest.raises(SourceError, match="elsewhere.*does not exist"):
         sources.data_root(other)
 
@@ -391,7 +372,7 @@ def test_data_root_uses_the_record_then_re_resolves_without_network(tmp_path, mo
 def test_data_root_of_a_folder_is_the_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "photos" / "cat").mkdir(parents=True)
-    assert sources.data_root(_cfg("photos", Path("c"))) == Path("photos")
+    assert sources.data_root(_data("photos", Path("c"))) == Path("photos")
     info = resolve_source(str(tmp_path / "photos"), Path("c"), **CAPS)
     assert sources.record(info, "x", False)["root"] == "photos"  # inside the project
     outside = sources.record(resolve_source("/", Path("c"), **CAPS), "/", False)
@@ -399,8 +380,8 @@ def test_data_root_of_a_folder_is_the_folder(tmp_path, monkeypatch):
 
 
 def test_url_not_downloaded_is_an_error_not_a_download(tmp_path, no_network):
-    cfg = _cfg("https://example.org/flowers.tgz", tmp_path / "cache")
+    data = _data("https://example.org/flowers.tgz", tmp_path / "cache")
     with pytest.raises(SourceError, match=r"flowers\.tgz is not in the download cache.*"
                                           r"dvc repro prepare"):
-        sources.data_root(cfg, tmp_path / "no_record.json")
+        sources.data_root(data, tmp_path / "no_record.json")
     assert no_network == []  # not even a DNS lookup

@@ -1,4 +1,4 @@
-"""The manifest validation: the suites in pipeline/suites/manifest.yaml, the report
+"""The manifest validation: the suites in pipeline/data/suites/manifest.yaml, the report
 built from Great Expectations' results, and the stage that writes it.
 
 Manifests are small DataFrames built here; no image is read. Every failure kind
@@ -11,18 +11,15 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pandas as pd
 import pytest
 import yaml
+from helpers import ROOT, images_params, params, run_stage, validate_params, write_params
 
-from pipeline.config import ValidateConfig
-from pipeline.validation import (
+from pipeline.core.params import ValidateParams
+from pipeline.data.validation import (
     REQUIRED_COLUMNS,
     SUITE_FILE,
     Failure,
@@ -34,11 +31,10 @@ from pipeline.validation import (
     validate_manifest,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-STAGE = ROOT / "stages" / "validate.py"
 CLASSES = ["cat", "dog"]
 PER_SPLIT = {"train": 6, "val": 5, "test": 5}
-CFG = ValidateConfig(classes=CLASSES, min_per_class=5, min_side=16, max_side=4096, max_imbalance=3)
+CFG = ValidateParams(classes=CLASSES, min_per_class=5, min_side=16, max_side=4096, max_imbalance=3)
+IMAGES = images_params()  # params.yaml's data.images: formats, modes, max_aspect
 
 
 def make_manifest(
@@ -101,7 +97,7 @@ def clean() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def clean_report(clean: pd.DataFrame) -> ValidationReport:
-    return validate_manifest(clean, CFG)
+    return validate_manifest(clean, CFG, images_params=IMAGES)
 
 
 # --------------------------------------------------------------------------- passing
@@ -131,7 +127,7 @@ def test_metrics_are_counts_json_and_deterministic(
     bad = clean.copy()
     bad.loc[0, "sha256"] = bad.loc[1, "sha256"]
     bad.loc[2, "width"] = 4
-    first, second = validate_manifest(bad, CFG), validate_manifest(bad, CFG)
+    first, second = (validate_manifest(bad, CFG, images_params=IMAGES) for _ in range(2))
     assert json.dumps(first.to_metrics()) == json.dumps(second.to_metrics())
     assert first.to_metrics()["success"] is False
     assert first.to_metrics()["critical_failures"] == 1
@@ -145,7 +141,7 @@ def test_metrics_are_counts_json_and_deterministic(
 def test_missing_value_fails_and_names_the_file(clean: pd.DataFrame, blank: str | None) -> None:
     df = clean.copy()
     df.loc[row(df, "dog/val_002.jpg"), "label"] = blank
-    report = validate_manifest(df, CFG)
+    report = validate_manifest(df, CFG, images_params=IMAGES)
     assert not report.success
     failure = only_failure(report, "label")
     assert failure.expectation == "expect_column_values_to_not_be_null"
@@ -156,7 +152,7 @@ def test_missing_value_fails_and_names_the_file(clean: pd.DataFrame, blank: str 
 def test_unknown_label_fails(clean: pd.DataFrame) -> None:
     df = clean.copy()
     df.loc[row(df, "cat/train_001.jpg"), "label"] = "cow"
-    report = validate_manifest(df, CFG)
+    report = validate_manifest(df, CFG, images_params=IMAGES)
     failure = only_failure(report, "label")
     assert failure.expectation == "expect_column_values_to_be_in_set"
     assert "cat/train_001.jpg (label=cow)" in report.format_table()
@@ -165,7 +161,7 @@ def test_unknown_label_fails(clean: pd.DataFrame) -> None:
 def test_bad_split_fails(clean: pd.DataFrame) -> None:
     df = clean.copy()
     df.loc[row(df, "cat/train_001.jpg"), "split"] = "dev"
-    report = validate_manifest(df, CFG)
+    report = validate_manifest(df, CFG, images_params=IMAGES)
     assert only_failure(report, "split").expectation == "expect_column_values_to_be_in_set"
     assert "cat/train_001.jpg (split=dev)" in report.format_table()
 
@@ -173,7 +169,7 @@ def test_bad_split_fails(clean: pd.DataFrame) -> None:
 def test_too_small_image_fails_with_its_size(clean: pd.DataFrame) -> None:
     df = clean.copy()
     df.loc[row(df, "dog/test_004.jpg"), ["width", "height"]] = [8, 12]
-    report = validate_manifest(df, CFG)
+    report = validate_manifest(df, CFG, images_params=IMAGES)
     assert only_failure(report, "width").unexpected_count == 1
     assert only_failure(report, "height").unexpected_count == 1
     assert "dog/test_004.jpg 8x12" in report.format_table()
@@ -184,7 +180,7 @@ def test_undecodable_image_fails_with_its_error(clean: pd.DataFrame) -> None:
     i = row(df, "cat/val_000.jpg")
     df.loc[i, ["width", "height", "channels", "format"]] = None
     df.loc[i, "error"] = "cannot identify image file"
-    report = validate_manifest(df, CFG)
+    report = validate_manifest(df, CFG, images_params=IMAGES)
     assert not report.success
     assert only_failure(report, "error").unexpected_count == 1
     assert only_failure(report, "width").expectation == "expect_column_values_to_not_be_null"
@@ -194,7 +190,7 @@ def test_undecodable_image_fails_with_its_error(clean: pd.DataFrame) -> None:
 def test_duplicate_within_a_split_is_a_warning_only(clean: pd.DataFrame) -> None:
     df = clean.copy()
     df.loc[row(df, "cat/train_002.jpg"), "sha256"] = df.loc[row(df, "cat/train_001.jpg"), "sha256"]
-    report = validate_manifest(df, CFG)
+    report = validate_manifest(df, CFG, images_params=IMAGES)
     assert report.success, report.format_table()
     failure = only_failure(report, "sha256", severity="warning")
     assert failure.unexpected_count == 2
@@ -205,7 +201,7 @@ def test_duplicate_within_a_split_is_a_warning_only(clean: pd.DataFrame) -> None
 def test_duplicate_across_splits_is_leakage(clean: pd.DataFrame) -> None:
     df = clean.copy()
     df.loc[row(df, "dog/test_000.jpg"), "sha256"] = df.loc[row(df, "dog/train_000.jpg"), "sha256"]
-    report = validate_manifest(df, CFG)
+    report = validate_manifest(df, CFG, images_params=IMAGES)
     assert not report.success
     only_failure(report, "sha256", severity="warning")
     leak = only_failure(report, "sha256_splits")
@@ -214,7 +210,7 @@ def test_duplicate_across_splits_is_leakage(clean: pd.DataFrame) -> None:
 
 def test_duplicate_path_fails(clean: pd.DataFrame) -> None:
     df = pd.concat([clean, clean.iloc[[0]]], ignore_index=True)
-    report = validate_manifest(df, CFG)
+    report = validate_manifest(df, CFG, images_params=IMAGES)
     assert "cat/train_000.jpg (listed 2 times)" in only_failure(report, "path").offenders
 
 
@@ -227,7 +223,7 @@ def test_rejected_image_fails_naming_the_file_and_the_issue(clean: pd.DataFrame)
     df.loc[j, ["mode", "action", "issue"]] = ["LAB", "reject", "mode LAB not allowed"]
     k = row(df, "dog/train_000.jpg")
     df.loc[k, ["aspect", "action", "issue"]] = [12.5, "reject", "aspect 12.5 > 10"]
-    report = validate_manifest(df, CFG)
+    report = validate_manifest(df, CFG, images_params=IMAGES)
     assert not report.success
     table = report.format_table()
     assert "cat/test_001.jpg (decodable=false): truncated" in table
@@ -246,7 +242,7 @@ def test_near_copy_across_splits_is_leakage_and_within_a_split_a_warning(
         "dog/train_001.jpg", 2, True]
     df.loc[row(df, "cat/train_004.jpg"), ["duplicate_of", "duplicate_distance"]] = [
         "cat/train_003.jpg", 0]
-    report = validate_manifest(df, CFG)
+    report = validate_manifest(df, CFG, images_params=IMAGES)
     assert not report.success
     leak = only_failure(report, "leakage")
     assert leak.offenders == (
@@ -257,25 +253,23 @@ def test_near_copy_across_splits_is_leakage_and_within_a_split_a_warning(
 
 
 def test_formats_modes_and_aspect_come_from_params(clean: pd.DataFrame) -> None:
-    from pipeline.config import ImagesConfig
-
     df = clean.copy()
     df.loc[row(df, "cat/val_000.jpg"), ["format", "ext_mismatch"]] = ["PNG", True]
     df.loc[row(df, "cat/val_001.jpg"), "format"] = "MPO"  # a camera's JPEG
     df.loc[row(df, "dog/val_001.jpg"), "mode"] = "CMYK"
-    report = validate_manifest(df, CFG)
+    report = validate_manifest(df, CFG, images_params=IMAGES)
     assert report.success, report.format_table()
     assert only_failure(report, "ext_mismatch", severity="warning").offenders == (
         "cat/val_000.jpg (ext_mismatch=true)",)
-    strict = ImagesConfig(formats=["JPEG"], modes=["RGB"], max_aspect=1.2)
-    report = validate_manifest(df, CFG, images_cfg=strict)
+    strict = images_params(formats=["JPEG"], modes=["RGB"], max_aspect=1.2)
+    report = validate_manifest(df, CFG, images_params=strict)
     assert only_failure(report, "format").offenders == ("cat/val_000.jpg (format=PNG)",)
     assert only_failure(report, "mode").offenders == ("dog/val_001.jpg (mode=CMYK)",)
     assert only_failure(report, "aspect").unexpected_count == len(df)
 
 
 def test_missing_column_is_named(clean: pd.DataFrame) -> None:
-    report = validate_manifest(clean.drop(columns=["bytes"]), CFG)
+    report = validate_manifest(clean.drop(columns=["bytes"]), CFG, images_params=IMAGES)
     assert not report.success
     table = report.format_table()
     assert "missing column(s): bytes" in table
@@ -286,7 +280,7 @@ def test_missing_column_is_named(clean: pd.DataFrame) -> None:
 def test_offending_files_are_capped(clean: pd.DataFrame) -> None:
     df = clean.copy()
     df.loc[df["label"] == "cat", "channels"] = 5
-    report = validate_manifest(df, CFG)
+    report = validate_manifest(df, CFG, images_params=IMAGES)
     assert only_failure(report, "channels").unexpected_count == 16
     table = report.format_table(max_files=3)
     assert table.count("(channels=5)") == 3
@@ -298,7 +292,7 @@ def test_offending_files_are_capped(clean: pd.DataFrame) -> None:
 
 def test_class_missing_from_a_split_fails(clean: pd.DataFrame) -> None:
     df = clean[~((clean["label"] == "dog") & (clean["split"] == "val"))]
-    report = validate_manifest(df, CFG)
+    report = validate_manifest(df, CFG, images_params=IMAGES)
     assert not report.success
     rules = {f.rule: f.offenders for f in report.failures if f.column == "images"}
     assert rules["every class is present in every split"] == ("dog/val: 0 image(s)",)
@@ -307,7 +301,7 @@ def test_class_missing_from_a_split_fails(clean: pd.DataFrame) -> None:
 
 def test_class_below_min_count_fails(clean: pd.DataFrame) -> None:
     df = clean.drop(index=[row(clean, "dog/test_003.jpg"), row(clean, "dog/test_004.jpg")])
-    report = validate_manifest(df, CFG)
+    report = validate_manifest(df, CFG, images_params=IMAGES)
     failure = only_failure(report, "images")
     assert failure.rule == "every class has at least 5 images in every split"
     assert failure.offenders == ("dog/test: 3 image(s)",)
@@ -316,7 +310,7 @@ def test_class_below_min_count_fails(clean: pd.DataFrame) -> None:
 def test_class_imbalance_fails(clean: pd.DataFrame) -> None:
     many = make_manifest(["cat"], {"train": 40, "val": 5, "test": 5})
     df = pd.concat([many, clean[clean["label"] == "dog"]], ignore_index=True)
-    report = validate_manifest(df, CFG)
+    report = validate_manifest(df, CFG, images_params=IMAGES)
     failure = only_failure(report, "ratio_to_smallest")
     assert failure.rule == "largest class / smallest class <= 3"
     assert failure.offenders == ("cat: 50 images, 3.1x dog (16)",)
@@ -325,7 +319,7 @@ def test_class_imbalance_fails(clean: pd.DataFrame) -> None:
 def test_found_labels_are_the_classes_when_the_param_is_empty(clean: pd.DataFrame) -> None:
     df = clean.copy()
     df.loc[row(df, "cat/train_001.jpg"), "label"] = "cow"
-    report = validate_manifest(df, ValidateConfig(min_per_class=1))
+    report = validate_manifest(df, validate_params(min_per_class=1), images_params=IMAGES)
     # cow is a class now: not an unknown label, but absent from val and test.
     assert failures(report, "label") == []
     assert "cow/val: 0 image(s)" in report.format_table()
@@ -344,8 +338,8 @@ def test_placeholders_keep_their_type_whole_and_format_inside_text() -> None:
 
 
 def test_suite_yaml_is_driven_by_params() -> None:
-    cfg = ValidateConfig(min_side=20, max_side=640, min_per_class=7, max_imbalance=1.5)
-    suites = load_suites(suite_values(cfg, ["x", "y"], ["train", "val", "test"]))
+    cfg = validate_params(min_side=20, max_side=640, min_per_class=7, max_imbalance=1.5)
+    suites = load_suites(suite_values(cfg, ["x", "y"], ["train", "val", "test"], IMAGES))
     assert "${" not in json.dumps(suites)
     by_key = {
         (table, e["type"], e["kwargs"].get("column")): e
@@ -361,6 +355,11 @@ def test_suite_yaml_is_driven_by_params() -> None:
     assert sha["meta"]["severity"] == sha["severity"] == "warning"
     ratio = by_key["class_totals", "expect_column_values_to_be_between", "ratio_to_smallest"]
     assert ratio["kwargs"]["max_value"] == 1.5
+    # data.images drives the format, mode and aspect rules; MPO is a camera's JPEG.
+    strict = images_params(formats=["JPEG"], modes=["RGB", "L"], max_aspect=2.0)
+    values = suite_values(cfg, ["x"], ["train"], strict)
+    assert (values["formats"], values["modes"], values["max_aspect"]) == (
+        ["JPEG", "MPO"], ["RGB", "L"], 2.0)
     columns = by_key["images", "expect_table_columns_to_match_set", None]["kwargs"]["column_set"]
     assert tuple(columns) == REQUIRED_COLUMNS
     raw = yaml.safe_load(SUITE_FILE.read_text(encoding="utf-8"))
@@ -368,6 +367,22 @@ def test_suite_yaml_is_driven_by_params() -> None:
         for expectation in suite["expectations"]:
             assert expectation["meta"]["severity"] in ("critical", "warning")
             assert expectation["meta"]["rule"]
+
+
+def test_the_suite_yaml_ships_with_the_package() -> None:
+    """A non-editable install carries the YAML this module reads: setuptools' package-data
+    globs (relative to each package's folder) match SUITE_FILE."""
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    globs = pyproject["tool"]["setuptools"]["package-data"]
+    shipped = {
+        path.resolve()
+        for package, patterns in globs.items()
+        for pattern in patterns
+        for path in ROOT.joinpath(*package.split(".")).glob(pattern)
+    }
+    assert SUITE_FILE.resolve() in shipped, sorted(map(str, shipped))
 
 
 def _write_suites(tmp_path: Path, edit: dict) -> Path:
@@ -390,7 +405,7 @@ def test_unknown_expectation_type_is_an_error_not_dropped(
         },
     )
     with pytest.raises(SuiteError, match="30 expectations in the YAML but 29 built") as err:
-        validate_manifest(clean, CFG, suite_file=path)
+        validate_manifest(clean, CFG, suite_file=path, images_params=IMAGES)
     assert "expect_column_values_to_be_sensible" in str(err.value)
 
 
@@ -400,23 +415,16 @@ def test_expectation_without_severity_is_an_error(tmp_path: Path) -> None:
         {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "path"}, "meta": {}},
     )
     with pytest.raises(SuiteError, match="meta.severity must be one of"):
-        load_suites(suite_values(CFG, CLASSES, ["train"]), path)
+        load_suites(suite_values(CFG, CLASSES, ["train"], IMAGES), path)
 
 
 # --------------------------------------------------------------------------- the stage
 
 
-def _load_stage() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("validate_stage", STAGE)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _params(tmp_path: Path, **validate: object) -> None:
-    text = yaml.safe_dump({"validate": {"classes": CLASSES, "min_per_class": 5, **validate}})
-    (tmp_path / "params.yaml").write_text(text, encoding="utf-8")
+    """The repository's params.yaml in ``tmp_path``, with the validate keys of these tests."""
+    changes = {"classes": CLASSES, "min_per_class": 5, **validate}
+    write_params(tmp_path, {f"validate.{key}": value for key, value in changes.items()})
 
 
 def test_stage_fails_on_leakage_and_still_writes_metrics(
@@ -428,19 +436,8 @@ def test_stage_fails_on_leakage_and_still_writes_metrics(
     df.loc[row(df, "dog/val_002.jpg"), "ext_mismatch"] = True  # a flag through the CSV
     (tmp_path / "data").mkdir()
     df.to_csv(tmp_path / "data" / "manifest.csv", index=False)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
 
-    done = subprocess.run(
-        [sys.executable, str(STAGE)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_stage(tmp_path, "validate", timeout=120)
 
     assert done.returncode == 1, done.stderr
     assert "validation failed: 1 critical expectation(s)" in done.stderr
@@ -456,25 +453,62 @@ def test_stage_fails_on_leakage_and_still_writes_metrics(
     assert len(list((docs / "validations").rglob("*.html"))) == 3  # one page per table
 
 
-def test_stage_options_and_success(
-    tmp_path: Path, clean: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
+def test_stage_options_and_success(tmp_path: Path, clean: pd.DataFrame) -> None:
     _params(tmp_path)
     clean.to_csv(tmp_path / "in.csv", index=False)
-    monkeypatch.chdir(tmp_path)
-    stage = _load_stage()
 
-    assert stage.main(["--manifest", "in.csv", "--metrics", "out/v.json", "--docs", "d"]) == 0
+    done = run_stage(tmp_path, "validate", "--manifest", "in.csv", "--metrics", "out/v.json",
+                     "--docs", "d", timeout=120)
+
+    assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "d" / "index.html").is_file()
+    assert json.loads((tmp_path / "out" / "v.json").read_text(encoding="utf-8"))["success"]
+    assert "0 critical failure(s)" in done.stdout
+    assert not (tmp_path / "metrics").exists() and not (tmp_path / "reports").exists()
 
+
+def test_stage_main_takes_params_and_paths(
+    tmp_path: Path, clean: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The stage's main(params, manifest, metrics, docs), as stage.run calls it."""
+    clean.to_csv(tmp_path / "in.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    spec = importlib.util.spec_from_file_location("validate_stage", ROOT / "stages/validate.py")
+    assert spec and spec.loader
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)  # not as __main__: defines main, runs nothing
+    loaded = params({"validate.classes": CLASSES, "validate.min_per_class": 5})
+
+    assert stage.main(loaded, Path("in.csv"), Path("out/v.json"), Path("d")) == 0
+    assert (tmp_path / "d" / "index.html").is_file()
     assert json.loads((tmp_path / "out" / "v.json").read_text(encoding="utf-8"))["success"]
     assert "0 critical failure(s)" in capsys.readouterr().out
 
+    bad = clean.copy()
+    bad.loc[row(bad, "cat/test_000.jpg"), "width"] = 4  # too small
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    assert stage.main(loaded, Path("bad.csv"), Path("out/v.json"), Path("d")) == 1
+    assert "cat/test_000.jpg 4x48" in capsys.readouterr().out
 
-def test_stage_bad_params_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+
+def test_stage_bad_params_exit_2(tmp_path: Path, clean: pd.DataFrame) -> None:
     _params(tmp_path, min_side=0)
-    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    clean.to_csv(tmp_path / "data" / "manifest.csv", index=False)
 
-    assert _load_stage().main([]) == 2
+    done = run_stage(tmp_path, "validate", timeout=120)
 
-    assert "validate.min_side" in capsys.readouterr().err
+    assert done.returncode == 2
+    assert "validate.min_side" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "metrics").exists()
+
+
+def test_stage_unreadable_manifest_exit_2(tmp_path: Path) -> None:
+    _params(tmp_path)
+
+    done = run_stage(tmp_path, "validate", "--manifest", "missing.csv", timeout=120)
+
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and "missing.csv" in done.stderr
+    assert "Traceback" not in done.stderr

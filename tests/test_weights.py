@@ -13,8 +13,9 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline import weights
-from pipeline.backbone import build_backbone, resnet_of
+from pipeline.core.hashing import file_digest
+from pipeline.models import weights
+from pipeline.models.backbone import build_backbone, resnet_of
 
 SIZE = 32  # the smallest input keras.applications' ResNet accepts
 
@@ -69,7 +70,7 @@ def test_imagenet_from_keras_cache_is_loaded(keras_home, monkeypatch, source_bac
     cached = keras_home / "models" / weights.imagenet_file("resnet50")
     cached.parent.mkdir()
     write_legacy_h5(resnet_of(source_backbone), cached)
-    md5 = weights.file_digest(cached, "md5")
+    md5 = file_digest(cached, "md5")
     monkeypatch.setattr(weights, "imagenet_md5", lambda arch: md5)
 
     for spec in ("imagenet", "auto"):
@@ -100,7 +101,7 @@ def test_weights_file_is_hashed_and_loaded(tmp_path, source_backbone, images, su
     else:
         write_legacy_h5(resnet_of(source_backbone), path)
     record = weights.resolve("resnet50", str(path), 0)
-    assert record["source"] == "file" and record["sha256"] == weights.file_digest(path)
+    assert record["source"] == "file" and record["sha256"] == file_digest(path)
     loaded = build_backbone("resnet50", SIZE, weights.weights_path(record))
     np.testing.assert_allclose(loaded(images), source_backbone(images), rtol=1e-5, atol=1e-5)
 

@@ -1,22 +1,19 @@
-"""Tests for pipeline.wide_resnet: architecture, parameter counts, dropout, training, saving."""
+"""pipeline.models.wide_resnet: architecture, parameter counts, dropout, training, saving."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 import pytest
+from helpers import normal_images
 
-from pipeline.wide_resnet import WideResNet, blocks_per_group, wrn_param_count
+from pipeline.models.wide_resnet import WideResNet, blocks_per_group, wrn_param_count
 
 # Trainable counts of the reference PyTorch port (xternalz/WideResNet-pytorch), 10 classes,
 # which counts BN gamma/beta but not the running statistics, as Keras' trainable count does.
 PYTORCH_TRAINABLE = {(28, 10): 36_479_194, (16, 4): 2_748_890}
 # Paper's Table (Zagoruyko and Komodakis 2016), millions, rounded to 0.1 M.
 PAPER_MILLIONS = {(40, 4): 8.9, (16, 8): 11.0, (28, 10): 36.5, (16, 4): 2.7}
-
-
-def _images(n: int = 8, size: int = 32, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(n, size, size, 3)).astype("float32")
 
 
 @pytest.mark.parametrize("depth", [0, 12, 15, 17, 27, 29])
@@ -70,14 +67,14 @@ def test_count_close_to_paper(depth: int, width: int) -> None:
 
 
 def test_output_shapes() -> None:
-    x = _images(2)
+    x = normal_images(2)
     top = WideResNet(10, 1, include_top=True, classes=7, input_shape=(32, 32, 3))
     assert top(x).shape == (2, 7)
     np.testing.assert_allclose(np.sum(top(x), axis=-1), 1.0, rtol=1e-5)
     assert WideResNet(10, 1, pooling="avg")(x).shape == (2, 64)
     assert WideResNet(10, 1, pooling="max")(x).shape == (2, 64)
     assert WideResNet(10, 2, pooling=None)(x).shape == (2, 8, 8, 128)  # two stride-2 groups
-    assert WideResNet(10, 1, pooling="avg")(_images(1, size=48)).shape == (1, 64)
+    assert WideResNet(10, 1, pooling="avg")(normal_images(1, size=48)).shape == (1, 64)
     tensor = keras.Input(shape=(16, 16, 3))
     assert WideResNet(10, 1, input_tensor=tensor).output.shape == (None, 64)
 
@@ -98,7 +95,7 @@ def test_layer_names_and_no_conv_bias() -> None:
 def test_dropout_only_in_training() -> None:
     keras.utils.set_random_seed(1)
     model = WideResNet(10, 1, dropout=0.3, include_top=True, input_shape=(32, 32, 3))
-    x = _images(4)
+    x = normal_images(4)
     a, b = (np.asarray(model(x, training=True)) for _ in range(2))
     assert not np.allclose(a, b)
     c, d = (np.asarray(model(x, training=False)) for _ in range(2))
@@ -115,7 +112,7 @@ def test_one_training_step_changes_weights_and_loss_is_finite() -> None:
         loss="sparse_categorical_crossentropy",
     )
     before = {w.path: w.numpy().copy() for w in model.trainable_weights}
-    history = model.fit(_images(8), np.arange(8) % 10, batch_size=8, epochs=1, verbose=0)
+    history = model.fit(normal_images(8), np.arange(8) % 10, batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     unchanged = [
         w.path for w in model.trainable_weights if np.array_equal(before[w.path], w.numpy())
@@ -126,7 +123,7 @@ def test_one_training_step_changes_weights_and_loss_is_finite() -> None:
 def test_keras_save_reload_safe_mode(tmp_path) -> None:
     keras.utils.set_random_seed(3)
     model = WideResNet(10, 1, include_top=True, classes=5, input_shape=(32, 32, 3))
-    x = _images(2)
+    x = normal_images(2)
     path = tmp_path / "wrn.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)

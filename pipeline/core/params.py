@@ -1,0 +1,287 @@
+"""Typed view of params.yaml, validated at load.
+
+params.yaml is the one home of every value: the classes here give types and
+bounds, never defaults, so a key missing from the file is an error naming it
+rather than a silent value DVC cannot track. Every stage loads the whole file,
+so a typo anywhere fails the first stage in a second instead of the tenth minute
+of a run. Errors name the dotted key (``head.learning_rate``) and the value at
+fault.
+
+Naming: ``Params`` is the whole file, ``*Params`` one section, and a
+``finetune.<name>`` entry is a *recipe*.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from pipeline.core.errors import PipelineError
+from pipeline.data.formats import TF_FORMATS, TF_MODES
+
+PARAMS_FILE = "params.yaml"
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
+class ParamsError(PipelineError, ValueError):
+    """params.yaml is missing, unreadable or holds a bad key or value."""
+
+
+class _Section(BaseModel):
+    # Unknown keys are typos until proven otherwise.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SampleParams(_Section):
+    images_per_class: PositiveInt
+    image_size: Annotated[int, Field(ge=16, le=1024)]
+    jpeg_quality: Annotated[int, Field(ge=10, le=100)]
+
+
+class SplitParams(_Section):
+    train: Annotated[float, Field(gt=0, lt=1)]
+    val: Annotated[float, Field(gt=0, lt=1)]
+    test: Annotated[float, Field(gt=0, lt=1)]
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitParams:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"train + val + test must sum to 1, got {self.train} + {self.val} + "
+                f"{self.test} = {total:g}"
+            )
+        return self
+
+    def as_dict(self) -> dict[str, float]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+class ImagesParams(_Section):
+    """Image-level checks of stages/prepare.py (pipeline/data/images.py)."""
+
+    formats: list[str]  # Pillow format names accepted
+    modes: list[str]  # Pillow modes accepted (converted to RGB at load)
+    max_aspect: Annotated[float, Field(ge=1)]  # long side / short side
+    max_pixels: PositiveInt  # decompression-bomb limit (Pillow's default)
+    bad: Literal["fail", "quarantine"]  # rejected images: fail validation | drop
+    duplicates: Literal["fail", "drop"]  # copies: report (leakage fails) | drop
+    near_threshold: Annotated[int, Field(ge=0, le=64)] | None  # phash bits; None: exact
+    workers: PositiveInt  # threads decoding images
+
+    @field_validator("formats", "modes")
+    @classmethod
+    def _readable(cls, given: list[str], info: ValidationInfo) -> list[str]:
+        known = TF_FORMATS if info.field_name == "formats" else TF_MODES
+        unknown = [v for v in given if v not in known]
+        if unknown or not given:
+            raise ValueError(
+                f"{unknown or 'an empty list'}: the pipeline's decoder reads {list(known)}"
+            )
+        return given
+
+
+class DataParams(_Section):
+    # A folder of class folders, a .zip/.tar(.gz|.bz2|.xz) of one, or an http(s) URL of one.
+    source: Annotated[str, Field(min_length=1)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None  # archive pin; null: none
+    presplit: Literal["auto", "use", "ignore"]  # train/ val/ test/ folders
+    cache: Annotated[str, Field(min_length=1)]  # downloads, extractions
+    max_bytes: PositiveInt  # download and extracted size cap
+    max_files: PositiveInt  # archive entries cap
+    split: SplitParams
+    images: ImagesParams
+
+
+class ValidateParams(_Section):
+    classes: list[str]
+    min_per_class: PositiveInt
+    min_side: PositiveInt
+    max_side: PositiveInt
+    max_imbalance: Annotated[float, Field(ge=1)]
+
+    @model_validator(mode="after")
+    def _sides(self) -> ValidateParams:
+        if self.min_side > self.max_side:
+            raise ValueError(f"min_side ({self.min_side}) exceeds max_side ({self.max_side})")
+        return self
+
+
+Arch = Literal["resnet50", "resnet101", "resnet152"]
+
+
+class BackboneParams(_Section):
+    arch: Arch
+    # auto | imagenet | none | a path to a .weights.h5 / .h5 file
+    weights: Annotated[str, Field(min_length=1)]
+    image_size: Annotated[int, Field(ge=32, le=1024)]
+    batch_size: PositiveInt
+
+
+Optimizer = Literal["adam", "adamw", "sgd", "rmsprop"]
+Monitor = Literal["val_loss", "val_accuracy"]
+
+
+class HeadParams(_Section):
+    dropout: Fraction
+    l2: NonNegativeFloat
+    optimizer: Optimizer
+    learning_rate: PositiveFloat
+    batch_size: PositiveInt
+    epochs: PositiveInt
+    patience: PositiveInt
+    monitor: Monitor
+
+
+class AugmentParams(_Section):
+    flip: bool  # random horizontal flip
+    crop: bool  # random resized crop
+    crop_min_scale: Annotated[float, Field(gt=0, le=1)]  # smallest crop side fraction
+    color_jitter: Fraction  # brightness / contrast delta; 0
+    mixup_alpha: NonNegativeFloat  # 0
+
+
+ImageSize = Annotated[int, Field(ge=16, le=1024)]
+
+
+class _Recipe(_Section):
+    """What every fine-tuned model shares: input, schedule, regularisation."""
+
+    # px; None (resnet only) = backbone.image_size, the size the head's features came from
+    image_size: ImageSize | None
+    batch_size: PositiveInt
+    epochs: PositiveInt
+    optimizer: Optimizer
+    learning_rate: PositiveFloat
+    momentum: Fraction  # sgd and rmsprop only
+    schedule: Literal["constant", "cosine", "step"]
+    warmup_epochs: Annotated[int, Field(ge=0)]  # linear learning-rate warm-up
+    step_epochs: list[PositiveInt]  # step schedule: epochs where lr *= step_factor
+    step_factor: Annotated[float, Field(gt=0, le=1)]
+    weight_decay: NonNegativeFloat
+    label_smoothing: Fraction
+    patience: PositiveInt
+    monitor: Monitor
+    augment: AugmentParams
+
+
+class ResNetRecipe(_Recipe):
+    """The backbone of the `backbone` section, started from the head."""
+
+    family: Literal["resnet"]
+    head_epochs: Annotated[int, Field(ge=0)]  # warm-up of the head alone, backbone frozen
+    head_learning_rate: PositiveFloat
+    unfreeze: Literal["all"] | Annotated[int, Field(ge=0, le=4)]  # or last N stages
+    train_bn: bool  # False keeps BatchNorm in inference mode
+
+
+class WRNRecipe(_Recipe):
+    """WRN-depth-width (Zagoruyko and Komodakis), from scratch or a weights file."""
+
+    family: Literal["wrn"]
+    image_size: ImageSize  # from scratch: no features to match, small is fast
+    depth: PositiveInt
+    width: PositiveInt  # WRN-16-2 trains ~4x faster than WRN-16-4 on a CPU
+    dropout: Fraction
+    weights: str  # none | path/to/file.weights.h5
+
+    @model_validator(mode="after")
+    def _depth(self) -> WRNRecipe:
+        if self.depth < 10 or (self.depth - 4) % 6:
+            raise ValueError(
+                f"depth must be 6N+4 with N >= 1 (10, 16, 22, 28, 40, ...), got {self.depth}"
+            )
+        return self
+
+
+class BiTRecipe(_Recipe):
+    """Big Transfer's ResNet-50 (GroupNorm, weight-standardised), width multiplier k."""
+
+    family: Literal["bit"]
+    image_size: ImageSize
+    width: PositiveInt
+    weights: str  # none | path/to/BiT-M-R50x3.npz | path/to/file.weights.h5
+
+
+Recipe = Annotated[
+    ResNetRecipe | WRNRecipe | BiTRecipe,
+    Field(discriminator="family"),
+]
+
+
+class EvaluateParams(_Section):
+    top_k: PositiveInt
+    batch_size: PositiveInt
+
+
+class Params(_Section):
+    seed: Annotated[int, Field(ge=0)]
+    sample: SampleParams
+    data: DataParams
+    validate_: ValidateParams = Field(alias="validate")
+    backbone: BackboneParams
+    head: HeadParams
+    finetune: dict[str, Recipe]
+    evaluate: EvaluateParams
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _key(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    # pydantic puts the discriminator's tag in the location (finetune.wrn.wrn.depth);
+    # users know the key they typed, so drop the tag.
+    if len(parts) > 2 and parts[0] == "finetune" and parts[2] in ("resnet", "wrn", "bit"):
+        del parts[2]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def parse(raw: Any, source: str = PARAMS_FILE) -> Params:
+    """Validate a parsed params mapping; raise ParamsError naming every bad key."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = _key(e["loc"])
+            if e["type"] == "extra_forbidden":
+                lines.append(f"  {key}: unknown key (typo?)")
+            elif e["type"] == "union_tag_not_found":
+                lines.append(f"  {key}.family: missing (resnet | wrn | bit)")
+            elif e["type"] == "missing":
+                lines.append(f"  {key}: missing (every key is set in params.yaml)")
+            else:
+                value = e.get("input")
+                shown = "" if isinstance(value, dict) else f" (got {value!r})"
+                lines.append(f"  {key}: {e['msg']}{shown}")
+        raise ParamsError(f"{source}: invalid params\n" + "\n".join(lines)) from None
+
+
+def load(path: str | Path = PARAMS_FILE) -> Params:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ParamsError(f"cannot read {path}: {err.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    return parse(raw, str(path))

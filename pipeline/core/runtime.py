@@ -1,0 +1,101 @@
+"""Process-wide set-up shared by the stages: seeds, deterministic ops, a quiet TensorFlow.
+
+TensorFlow prints a screenful of C++ start-up lines on import (oneDNN, CUDA drivers,
+absl's "All log messages before absl::InitializeLog()"), twice, because its two shared
+libraries each log before absl is initialised, which ``TF_CPP_MIN_LOG_LEVEL`` cannot
+filter. :func:`quiet_tensorflow` catches the first ``import tensorflow`` of the process,
+however it happens (Keras, tf.data, ...), runs it with file descriptor 2 sent to a
+temporary file, and passes on every line that is not that known noise. Set
+``PIPELINE_VERBOSE=1`` (or ``--verbose`` on a stage) to see everything again.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import os
+import random
+import re
+import sys
+import tempfile
+from types import ModuleType
+
+import numpy as np
+
+VERBOSE_ENV = "PIPELINE_VERBOSE"
+# Start-up lines of TensorFlow on a CPU-only machine: information, not problems.
+_NOISE = re.compile(
+    r"absl::InitializeLog|oneDNN custom operations are on|Could not find cuda drivers"
+    r"|failed call to cuInit|computation placer already registered|Unable to register cu"
+    r"|TF-TRT Warning|This TensorFlow binary is optimized"
+)
+
+
+def verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras, and ask TF for deterministic kernels.
+
+    With op determinism on, TensorFlow raises on the few CPU ops that have no
+    deterministic kernel instead of silently varying between runs.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+class _QuietTensorFlow(importlib.abc.MetaPathFinder):
+    """Finds ``tensorflow`` once, and imports it with its start-up noise filtered."""
+
+    def find_spec(self, fullname, path, target=None):  # noqa: ANN001 - importlib's protocol
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once: later imports are the cached module
+        if verbose():
+            return None
+        # C++ log lines after start-up (cuInit, unknown NodeDef attributes) obey this one.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            real = spec.loader.exec_module
+
+            def exec_module(module: ModuleType) -> None:
+                with _filtered_stderr():
+                    real(module)
+
+            spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+class _filtered_stderr:  # noqa: N801 - used as a context manager
+    """Send fd 2 to a temporary file; on exit, write back the lines that are not noise."""
+
+    def __enter__(self) -> None:
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        self._tmp = tempfile.TemporaryFile()
+        os.dup2(self._tmp.fileno(), 2)
+
+    def __exit__(self, *exc: object) -> None:
+        sys.stderr.flush()
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._tmp.seek(0)
+        text = self._tmp.read().decode("utf-8", errors="replace")
+        self._tmp.close()
+        kept = [line for line in text.splitlines() if line.strip() and not _NOISE.search(line)]
+        if kept:
+            sys.stderr.write("\n".join(kept) + "\n")
+
+
+def quiet_tensorflow() -> None:
+    """Filter TensorFlow's start-up noise from this process (see the module docstring)."""
+    if "tensorflow" in sys.modules or any(isinstance(f, _QuietTensorFlow) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _QuietTensorFlow())

@@ -1,0 +1,56 @@
+"""tf.data input pipelines over the manifest: parallel decode, resize, batch, prefetch.
+
+Images come out as float32 RGB in [0, 255]; models carry their own
+preprocessing (see pipeline.models.backbone). Order is deterministic: parallel map
+keeps element order, and shuffling is seeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def load_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Decode any format tf.io reads (JPEG, PNG, GIF, BMP) to RGB and resize to a square."""
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image = tf.image.resize(image, (image_size, image_size), antialias=True)
+    return tf.ensure_shape(image, (image_size, image_size, 3))
+
+
+def split_arrays(
+    manifest: pd.DataFrame, root: str | Path, split: str, classes: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(absolute paths, integer labels) of one split, in manifest order."""
+    rows = manifest[manifest["split"] == split]
+    index = {name: i for i, name in enumerate(classes)}
+    paths = np.array([str(Path(root) / p) for p in rows["path"]])
+    labels = rows["label"].map(index).to_numpy(dtype=np.int32)
+    return paths, labels
+
+
+def image_dataset(
+    paths: np.ndarray,
+    labels: np.ndarray,
+    image_size: int,
+    batch_size: int,
+    *,
+    shuffle_seed: int | None = None,
+    augment: Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]] | None = None,
+) -> tf.data.Dataset:
+    """Batches of (images, labels). ``augment`` maps a *batch*; evaluation passes none."""
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+    ds = ds.map(
+        lambda p, y: (load_image(p, image_size), y), num_parallel_calls=AUTOTUNE
+    ).batch(batch_size)
+    if augment is not None:
+        ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)

@@ -1,0 +1,130 @@
+"""Walk a data folder: the images of its class folders, and what was skipped and why.
+
+The layout is the one Keras' ``image_dataset_from_directory`` reads: one
+sub-folder per class, or the class folders of a pre-split set's split folders.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.data.errors import DataSourceError
+from pipeline.data.formats import IMAGE_EXTENSIONS
+
+
+@dataclass
+class Scan:
+    """What a walk of the data folder found."""
+
+    images: list[tuple[str, str]] = field(default_factory=list)  # (relative path, label)
+    skipped: Counter = field(default_factory=Counter)  # reason -> count of files
+    splits: list[str] = field(default_factory=list)  # per image, when split folders give it
+    empty_classes: list[str] = field(default_factory=list)  # class folders without an image
+    hidden_folders: dict[str, int] = field(default_factory=dict)  # ".x" folder -> files skipped
+    other_folders: dict[str, int] = field(default_factory=dict)  # beside split folders -> files
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({label for _, label in self.images})
+
+
+def _hidden(name: str) -> bool:
+    # .DS_Store, macOS resource forks (._x.jpg), editor droppings.
+    return name.startswith(".")
+
+
+def _count_files(path: Path) -> int:
+    if not path.is_dir():
+        return 1
+    return sum(1 for p in path.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def scan(root: str | Path, presplit: Mapping[str, Path] | None = None) -> Scan:
+    """List the images under ``root``'s class folders; count what is skipped and why.
+
+    ``presplit`` (``{split: folder}``, as :func:`pipeline.data.sources.layout.find_presplit`
+    gives it): the class folders are inside those folders, paths keep the split
+    folder (``train/cat/1.jpg``) and the folder gives each image its split; other
+    folders beside them are skipped and reported by name.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DataSourceError(f"data.source: folder {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise DataSourceError(f"data.source: {str(root)!r} is a file, expected a folder")
+    found = Scan()
+    if presplit:
+        split_dirs = set(presplit.values())
+        for entry in sorted(root.iterdir()):
+            if entry in split_dirs:
+                continue
+            if _hidden(entry.name):
+                found.skipped["hidden"] += _count_files(entry)
+            elif entry.is_dir():
+                n = _count_files(entry)
+                found.other_folders[entry.name] = n
+                found.skipped["outside the split folders"] += n
+            else:
+                found.skipped["outside a class folder"] += 1
+        for split, folder in presplit.items():
+            _scan_classes(root, folder, found, split)
+    else:
+        _scan_classes(root, root, found, None)
+    if not found.images:
+        empty = (f"; empty class folders: {', '.join(found.empty_classes)}"
+                 if found.empty_classes else "")
+        raise DataSourceError(
+            f"data.source: no images found in class folders under {str(root)!r} "
+            f"(expected {root}/<class>/<image>{{{','.join(sorted(IMAGE_EXTENSIONS))}}})"
+            + empty
+        )
+    return found
+
+
+def _scan_classes(root: Path, base: Path, found: Scan, split: str | None) -> None:
+    """Add the images of ``base``'s class folders to ``found`` (paths relative to ``root``)."""
+    for entry in sorted(base.iterdir()):
+        name = entry.relative_to(root).as_posix()
+        if _hidden(entry.name):
+            n = _count_files(entry)
+            found.skipped["hidden"] += n
+            if entry.is_dir():
+                found.hidden_folders[name] = n
+        elif entry.is_file():
+            found.skipped["outside a class folder"] += 1
+        elif entry.is_dir():
+            before = len(found.images)
+            for file in sorted(entry.rglob("*")):
+                if any(_hidden(part) for part in file.relative_to(entry).parts):
+                    found.skipped["hidden"] += int(file.is_file())
+                elif file.is_symlink() and not file.exists():
+                    found.skipped["broken symbolic link"] += 1
+                elif not file.is_file():
+                    continue
+                elif file.suffix.lower() not in IMAGE_EXTENSIONS:
+                    found.skipped["not an image"] += 1
+                else:
+                    found.images.append((file.relative_to(root).as_posix(), entry.name))
+                    if split is not None:
+                        found.splits.append(split)
+            if len(found.images) == before:
+                found.empty_classes.append(name)
+        elif entry.is_symlink():
+            found.skipped["broken symbolic link"] += 1
+
+
+def check_classes(labels: Sequence[str], root: str | Path, found: Scan | None = None) -> None:
+    """DataSourceError unless there are at least two classes: a classifier needs them."""
+    names = sorted(set(labels))
+    if len(names) >= 2:
+        return
+    shown = f"1 ({names[0]!r})" if names else "none"
+    empty = (f"; empty class folders: {', '.join(found.empty_classes)}"
+             if found and found.empty_classes else "")
+    raise DataSourceError(
+        f"data.source: a classifier needs at least 2 classes; found {shown} under "
+        f"{str(root)!r}{empty}"
+    )

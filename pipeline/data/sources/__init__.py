@@ -1,0 +1,154 @@
+"""Resolve ``data.source`` (a folder, an archive, or an http(s) URL of one) to a folder.
+
+A user's folder is used where it is: nothing here writes to it. An archive is
+extracted (pipeline.data.sources.archives), a URL downloaded first (pipeline.data.sources.download),
+both once, into ``data.cache``. prepare records the folder it resolved to in
+``data/source.json``; the stages after it find the images through :func:`data_root`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pipeline.core import paths
+from pipeline.core.hashing import file_digest
+from pipeline.core.params import DataParams
+from pipeline.data.errors import SourceError
+from pipeline.data.sources.archives import TAR_SUFFIXES, ZIP_SUFFIXES, archive_type, extract_archive
+from pipeline.data.sources.download import download
+from pipeline.data.sources.layout import class_root, find_presplit
+
+Kind = Literal["folder", "archive", "url"]
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where the class folders are, and what they came from."""
+
+    root: Path  # the folder holding the class folders (or the split folders)
+    kind: Kind
+    sha256: str | None  # of the archive's bytes; None for a folder
+    presplit: dict[str, Path] | None  # {"train": ..., "val": ..., "test": ...} if found
+    archive: Path | None = None  # the local archive file (downloaded or given)
+    url: str | None = None
+
+
+def resolve_source(
+    spec: str,
+    cache_dir: Path,
+    *,
+    sha256: str | None = None,
+    max_bytes: int,
+    max_files: int,
+    allow_download: bool = True,
+) -> SourceInfo:
+    """Turn ``data.source`` into a folder of class folders, downloading/extracting if needed.
+
+    ``sha256`` pins the archive's content (URL or archive path); ``max_bytes`` caps
+    both the download and the extracted total, ``max_files`` the archive's entries.
+    Calling this again with the same arguments does no network request and no
+    extraction: both are reused from ``cache_dir``. ``allow_download=False`` makes
+    a URL that is not in the cache an error instead of a download (stages after
+    prepare re-resolve this way: they never touch the network).
+    """
+    cache_dir = Path(cache_dir)
+    pin = _normalise_pin(sha256)
+    scheme = urllib.parse.urlsplit(spec).scheme.lower()
+    if scheme in ("http", "https"):
+        archive, digest = download(spec, cache_dir / "downloads", sha256=pin,
+                                   max_bytes=max_bytes, allow_download=allow_download)
+        top = extract_archive(archive, cache_dir / "extracted", digest,
+                              max_bytes=max_bytes, max_files=max_files)
+        root = class_root(top)
+        return SourceInfo(root, "url", digest, find_presplit(root), archive=archive, url=spec)
+    if "://" in spec:
+        raise SourceError(f"data.source: {spec!r}: only http(s) URLs are supported")
+
+    path = Path(spec).expanduser()
+    if not path.exists():
+        hint = " (a broken symbolic link)" if path.is_symlink() else ""
+        raise SourceError(f"data.source: {spec!r} does not exist{hint}")
+    if path.is_dir():
+        if pin is not None:
+            raise SourceError(
+                f"data.source: {spec!r} is a folder; a pinned sha256 applies to archives only"
+            )
+        return SourceInfo(path, "folder", None, find_presplit(path))
+    if archive_type(path) is None:
+        raise SourceError(
+            f"data.source: {spec!r} is a file but not a zip or tar archive "
+            f"({', '.join(ZIP_SUFFIXES + TAR_SUFFIXES)})"
+        )
+    digest = file_digest(path)
+    if pin is not None and digest != pin:
+        raise SourceError(
+            f"data.source: archive {spec!r} has sha256 {digest}, but {pin} is pinned; "
+            "the archive is not used"
+        )
+    top = extract_archive(path, cache_dir / "extracted", digest,
+                          max_bytes=max_bytes, max_files=max_files)
+    root = class_root(top)
+    return SourceInfo(root, "archive", digest, find_presplit(root), archive=path)
+
+
+def _normalise_pin(sha256: str | None) -> str | None:
+    if sha256 is None or sha256 == "":
+        return None
+    pin = sha256.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", pin):
+        raise SourceError(f"data.sha256: {sha256!r} is not a sha256 (64 hex digits)")
+    return pin
+
+
+def record(info: SourceInfo, spec: str, presplit: bool) -> dict:
+    """What prepare writes to ``data/source.json``: the folder the manifest's paths are
+    relative to (relative to the project when inside it), and where it came from."""
+    return {
+        "source": spec,
+        "kind": info.kind,
+        "sha256": info.sha256,
+        "root": _portable(info.root),
+        "presplit": presplit,
+    }
+
+
+def _portable(path: Path) -> str:
+    absolute = Path(os.path.abspath(path))
+    try:
+        return absolute.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(absolute)
+
+
+def resolve(data: DataParams, allow_download: bool = True) -> SourceInfo:
+    """:func:`resolve_source` with the ``data`` section's settings."""
+    return resolve_source(data.source, Path(data.cache), sha256=data.sha256,
+                          max_bytes=data.max_bytes, max_files=data.max_files,
+                          allow_download=allow_download)
+
+
+def data_root(data: DataParams, record_file: str | Path = paths.SOURCE) -> Path:
+    """The folder the manifest's paths are relative to, for every stage after prepare.
+
+    prepare records it in ``data/source.json``; that record is used when it is for
+    the current ``data.source`` and its folder exists. Otherwise the source is
+    resolved again, never over the network: a folder is used where it is, an
+    archive is checked and (re-)extracted into ``data.cache``, and a URL must
+    already be in the download cache.
+    """
+    path = Path(record_file)
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            saved = {}
+        root = Path(str(saved.get("root", "")))
+        if saved.get("source") == data.source and saved.get("root") and root.is_dir():
+            return root
+    return resolve(data, allow_download=False).root

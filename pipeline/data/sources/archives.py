@@ -1,0 +1,278 @@
+"""Extract an archive safely: archives are data from elsewhere, so untrusted input.
+
+* every member name is checked before anything is written: no absolute paths
+  (``/x``, ``C:x``), no ``..`` components, no NUL bytes;
+* **no links at all** (symbolic or hard, pointing inside or out), no device
+  files, FIFOs or sockets: a folder of images needs none, and refusing them all
+  is simpler to get right than judging where each one points. The message says
+  how to repack (``tar --dereference``);
+* the number of entries and the total size are capped from the headers before
+  extraction, and the bytes actually written are counted again while writing,
+  because a header can lie;
+* extraction goes to a temporary folder beside the target that is renamed into
+  place only when complete, with a marker file written last (beside the
+  extracted tree, not in it), so an interrupted run is redone rather than
+  half-reused. Members are streamed by this module, never by ``extractall``, so
+  no owner, permission or timestamp comes from the archive.
+
+Archives are extracted into ``folder/<sha256 prefix>/files/``, keyed by content, so
+the same bytes from two URLs or paths are extracted once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Literal
+
+from pipeline.core.hashing import CHUNK
+from pipeline.data.errors import SourceError
+
+ZIP_SUFFIXES = (".zip",)
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+MARKER = "extracted.json"  # written last into a complete extraction, beside FILES
+FILES = "files"  # the archive's tree, so the marker is not part of the data
+
+
+def archive_type(path: Path) -> Literal["zip", "tar"] | None:
+    """zip or tar by name, else by content (a URL need not end in .zip)."""
+    name = path.name.lower()
+    if name.endswith(ZIP_SUFFIXES):
+        return "zip"
+    if name.endswith(TAR_SUFFIXES):
+        return "tar"
+    if zipfile.is_zipfile(path):
+        return "zip"
+    try:
+        if tarfile.is_tarfile(path):
+            return "tar"
+    except (OSError, tarfile.TarError):
+        pass
+    return None
+
+
+@dataclass(frozen=True)
+class _Member:
+    name: str  # as stored, for messages
+    rel: PurePosixPath  # checked, normalised relative path
+    is_dir: bool
+    size: int  # declared by the header
+
+
+def _check_name(archive: Path, name: str, is_dir: bool) -> PurePosixPath | None:
+    """The member's relative path, or SourceError naming the member and the rule.
+
+    None for the archive's own root folder (``./``, as ``tar -C dir .`` writes it).
+    """
+
+    def reject(rule: str) -> SourceError:
+        return SourceError(f"archive {archive.name}: member {name!r} rejected: {rule}")
+
+    if "\x00" in name:
+        raise reject("NUL byte in the name")
+    posix = name.replace("\\", "/")  # Windows zips; a backslash is never a file name char here
+    if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix):
+        raise reject("absolute path")
+    parts = [p for p in posix.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise reject("'..' path component (would write outside the extraction folder)")
+    if not parts:
+        if is_dir:
+            return None
+        raise reject("empty path")
+    return PurePosixPath(*parts)
+
+
+def _zip_members(archive: Path, zf: zipfile.ZipFile, max_files: int) -> list[_Member]:
+    members = []
+    for info in zf.infolist():
+        # The high 16 bits are a Unix st_mode only for zips made on Unix (create_system 3);
+        # many writers leave the file-type bits at 0, which means a plain file.
+        mode = info.external_attr >> 16 if info.create_system == 3 else 0
+        rel = _check_name(archive, info.filename, info.is_dir())
+        reject = f"archive {archive.name}: member {info.filename!r} rejected: "
+        if stat.S_ISLNK(mode):
+            raise SourceError(reject + "symbolic link (links are not extracted; repack the "
+                              "archive with the files themselves)")
+        if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise SourceError(reject + "device, FIFO or socket file")
+        if rel is not None:
+            members.append(_Member(info.filename, rel, info.is_dir(), info.file_size))
+        if len(members) > max_files:
+            raise _too_many(archive, max_files)
+    return members
+
+
+def _tar_members(archive: Path, tf: tarfile.TarFile, max_files: int) -> list[_Member]:
+    members = []
+    for info in tf:  # iterating reads headers one by one: stops early on a flood of entries
+        rel = _check_name(archive, info.name, info.isdir())
+        reject = f"archive {archive.name}: member {info.name!r} rejected: "
+        if info.issym():
+            raise SourceError(reject + f"symbolic link to {info.linkname!r} (links are not "
+                              "extracted; repack with `tar --dereference`)")
+        if info.islnk():
+            raise SourceError(reject + f"hard link to {info.linkname!r} (links are not "
+                              "extracted; repack with `tar --hard-dereference`)")
+        if info.ischr() or info.isblk() or info.isfifo():
+            raise SourceError(reject + "device or FIFO file")
+        if not (info.isreg() or info.isdir()):
+            raise SourceError(reject + f"unsupported entry type {info.type!r}")
+        if rel is not None:
+            members.append(_Member(info.name, rel, info.isdir(), info.size if info.isreg() else 0))
+        if len(members) > max_files:
+            raise _too_many(archive, max_files)
+    return members
+
+
+def _too_many(archive: Path, max_files: int) -> SourceError:
+    return SourceError(
+        f"archive {archive.name}: more than {max_files:,} entries (max_files); not extracted"
+    )
+
+
+def _check_members(archive: Path, members: list[_Member], max_bytes: int) -> None:
+    total = sum(m.size for m in members)
+    if total > max_bytes:
+        raise SourceError(
+            f"archive {archive.name}: {total:,} bytes once extracted, more than the "
+            f"{max_bytes:,} allowed (max_bytes); not extracted"
+        )
+    seen: dict[PurePosixPath, bool] = {}
+    for m in members:
+        if m.rel in seen and not (m.is_dir and seen[m.rel]):
+            raise SourceError(
+                f"archive {archive.name}: member {m.name!r} rejected: duplicate path"
+            )
+        seen[m.rel] = m.is_dir
+    for rel in seen:  # a file used as a folder by another member
+        for parent in rel.parents:
+            if seen.get(parent) is False:
+                raise SourceError(
+                    f"archive {archive.name}: member {str(rel)!r} rejected: "
+                    f"its folder {str(parent)!r} is a file in the archive"
+                )
+
+
+class _Budget:
+    """Bytes and files left to write; the while-writing half of the caps."""
+
+    def __init__(self, archive: Path, max_bytes: int, max_files: int) -> None:
+        self.archive, self.bytes_left, self.files_left = archive, max_bytes, max_files
+        self.max_bytes, self.max_files = max_bytes, max_files
+
+    def take_file(self) -> None:
+        self.files_left -= 1
+        if self.files_left < 0:
+            raise _too_many(self.archive, self.max_files)
+
+    def copy(self, src: BinaryIO, dst: BinaryIO, name: str) -> int:
+        written = 0
+        for chunk in iter(lambda: src.read(CHUNK), b""):
+            self.bytes_left -= len(chunk)
+            if self.bytes_left < 0:
+                raise SourceError(
+                    f"archive {self.archive.name}: member {name!r} rejected: extraction "
+                    f"exceeded {self.max_bytes:,} bytes (max_bytes; the header understated "
+                    "the size)"
+                )
+            dst.write(chunk)
+            written += len(chunk)
+        return written
+
+
+def _write_member(dest: Path, member: _Member, src: BinaryIO, budget: _Budget) -> None:
+    target = dest.joinpath(*member.rel.parts)
+    # Defence in depth: names are checked and no links are ever created, so this holds.
+    if not target.resolve().is_relative_to(dest.resolve()):
+        raise SourceError(f"archive {budget.archive.name}: member {member.name!r} rejected: "
+                          "resolves outside the extraction folder")
+    budget.take_file()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # O_EXCL: never follow or overwrite anything already there.
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb") as out:
+        budget.copy(src, out, member.name)
+
+
+def extract_archive(
+    archive: Path, folder: Path, sha256: str, *, max_bytes: int, max_files: int
+) -> Path:
+    """Extract ``archive`` safely; return ``folder/<sha256[:16]>/files``, reused once complete."""
+    target = folder / sha256[:16]
+    if (target / MARKER).is_file():
+        return target / FILES
+    kind = archive_type(archive)
+    if kind is None:
+        raise SourceError(f"data.source: {archive.name} is not a zip or tar archive")
+    folder.mkdir(parents=True, exist_ok=True)
+    if target.exists():  # an incomplete extraction (no marker) from an older run: redo it
+        shutil.rmtree(target)
+    budget = _Budget(archive, max_bytes, max_files)
+    with _temporary_dir(folder, target.name) as tmp:
+        tmp.chmod(0o755)  # mkdtemp's 0o700 would stay on the renamed folder
+        tree = tmp / FILES
+        tree.mkdir()
+        try:
+            if kind == "zip":
+                with zipfile.ZipFile(archive) as zf:
+                    members = _zip_members(archive, zf, max_files)
+                    _check_members(archive, members, max_bytes)
+                    for m in members:
+                        if m.is_dir:
+                            tree.joinpath(*m.rel.parts).mkdir(parents=True, exist_ok=True)
+                        else:
+                            with zf.open(m.name) as src:
+                                _write_member(tree, m, src, budget)
+            else:
+                with tarfile.open(archive, "r:*") as tf:
+                    members = _tar_members(archive, tf, max_files)
+                    _check_members(archive, members, max_bytes)
+                    by_name = {m.name: m for m in members}
+                    for info in tf.getmembers():  # headers are cached: no second scan
+                        m = by_name.get(info.name)
+                        if m is None:  # the root folder entry
+                            continue
+                        if m.is_dir:
+                            tree.joinpath(*m.rel.parts).mkdir(parents=True, exist_ok=True)
+                        else:
+                            src = tf.extractfile(info)
+                            assert src is not None  # regular file, checked above
+                            with src:
+                                _write_member(tree, m, src, budget)
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as err:
+            raise SourceError(f"archive {archive.name} is corrupt or truncated: {err}") from None
+        except (RuntimeError, NotImplementedError) as err:  # encrypted, unknown compression
+            raise SourceError(f"archive {archive.name} cannot be read: {err}") from None
+        files = budget.max_files - budget.files_left
+        written = budget.max_bytes - budget.bytes_left
+        (tmp / MARKER).write_text(
+            json.dumps({"sha256": sha256, "files": files, "bytes": written}) + "\n",
+            encoding="utf-8",
+        )
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / MARKER).is_file():  # not a concurrent run that finished first
+                raise
+    return target / FILES
+
+
+@contextmanager
+def _temporary_dir(folder: Path, name: str) -> Iterator[Path]:
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=folder))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

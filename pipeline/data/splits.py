@@ -1,0 +1,42 @@
+"""The three splits: their names, the folder names that give them, and the stratified split."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+# Folder names a pre-split data set may use for each split, in SPLITS order.
+SPLIT_FOLDERS: dict[str, tuple[str, ...]] = {
+    "train": ("train",),
+    "val": ("val", "validation"),
+    "test": ("test",),
+}
+
+
+def stratified_split(
+    labels: list[str], fractions: dict[str, float], seed: int
+) -> list[str]:
+    """Assign each item a split, per class, with a seeded shuffle.
+
+    Counts are rounded per class with the remainder going to train, so every
+    split gets an image of a class as soon as the class has enough of them;
+    the validate stage checks the minimum.
+    """
+    rng = np.random.default_rng(seed)
+    out = [""] * len(labels)
+    by_class: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(label, []).append(i)
+    for label in sorted(by_class):
+        idx = np.array(by_class[label])
+        idx = idx[rng.permutation(len(idx))]
+        n = len(idx)
+        n_val = int(round(n * fractions["val"]))
+        n_test = int(round(n * fractions["test"]))
+        if n >= 3:  # keep one of each split where possible
+            n_val, n_test = max(n_val, 1), max(n_test, 1)
+        n_val = min(n_val, n)
+        n_test = min(n_test, n - n_val)
+        for j, i in enumerate(idx):
+            out[i] = "test" if j < n_test else "val" if j < n_test + n_val else "train"
+    return out

@@ -1,0 +1,235 @@
+"""Inference with a saved model: images in, class probabilities out, as training saw them.
+
+Images go through ``pipeline.data.input.load_image``, the decoder and resize of
+training and evaluation; the models carry their own normalisation. A head (whose
+input is a feature vector) is chained behind the backbone built exactly as the
+features stage built it: params.yaml's ``backbone`` section, the weights record of
+``metrics/weights.json``, and the same seed when those weights are random.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.core import paths
+from pipeline.core.errors import PipelineError
+
+DEFAULT_MODELS = (paths.FINETUNE / "resnet50.keras", paths.HEAD_MODEL)
+CLASSES_FROM = paths.FEATURES / "test.npz"
+IMAGENET_SIZE = 224  # the size Keras' ImageNet ResNet50 was trained at
+IMAGENET_WEIGHTS = "resnet50_weights_tf_dim_ordering_tf_kernels.h5"  # with the top
+IMAGENET_CLASS_INDEX = "imagenet_class_index.json"
+# keras.src.applications.imagenet_utils.decode_predictions's own hash for that file.
+IMAGENET_CLASS_INDEX_MD5 = "c2c37ea517e94d9795004a39431a14cb"
+
+
+class PredictError(PipelineError, RuntimeError):
+    """Nothing can be predicted; the message says why and what to do."""
+
+
+@dataclass
+class Predictor:
+    """Raw RGB [0, 255] batches -> class probabilities, and how to name the classes."""
+
+    model: Callable  # keras.Model
+    image_size: int
+    describe: str  # for the report: which model, built how
+    classes: list[str]
+
+
+# --------------------------------------------------------------------------- models
+
+
+def load_predictor(model_path: Path, classes_path: Path | None, params: Path) -> Predictor:
+    from pipeline.models.saving import load_model
+
+    if not model_path.is_file():
+        raise PredictError(f"model {model_path} not found; train it with `dvc repro`, or "
+                           "pass --model")
+    model = load_model(model_path)
+    shape = model.input_shape
+    if isinstance(shape, list):
+        raise PredictError(f"model {model_path} has {len(shape)} inputs; expected one")
+    source = classes_path or CLASSES_FROM
+    if not source.is_file():
+        raise PredictError(f"no class names: {source} not found; pass --classes FILE "
+                           "(a JSON list, or one name per line)")
+    classes = read_classes(source)
+    if len(classes) != model.output_shape[-1]:
+        raise PredictError(f"{len(classes)} class names for a model with "
+                           f"{model.output_shape[-1]} outputs ({model_path})")
+    if len(shape) == 4:
+        if shape[1] is None:
+            raise PredictError(f"model {model_path} takes images of any size; cannot tell "
+                               "which to use")
+        return Predictor(model, int(shape[1]), f"{model_path} ({shape[1]} px)", classes)
+    if len(shape) == 2:
+        return _head_predictor(model, model_path, params, classes)
+    raise PredictError(f"model {model_path}: unexpected input shape {shape}")
+
+
+def _head_predictor(head, model_path: Path, params: Path, classes: list[str]) -> Predictor:
+    """The backbone exactly as stages/features.py builds it, then the head."""
+    import keras
+
+    from pipeline.core.io import read_json
+    from pipeline.core.params import ParamsError, load
+    from pipeline.core.runtime import seed_everything
+    from pipeline.models.backbone import build_backbone
+    from pipeline.models.weights import WeightsError, weights_path
+
+    try:
+        settings = load(params)
+        record = read_json(paths.WEIGHTS_RECORD)
+    except (ParamsError, OSError) as err:
+        raise PredictError(f"{model_path} is a head on backbone features, and building the "
+                           f"backbone needs params.yaml and {paths.WEIGHTS_RECORD}: {err}"
+                           ) from None
+    bb = settings.backbone
+    made = paths.METRICS / "features.json"
+    if made.is_file():  # the features the head was trained on
+        facts = read_json(made)
+        if (facts.get("arch"), facts.get("image_size")) != (bb.arch, bb.image_size):
+            raise PredictError(
+                f"params.yaml's backbone ({bb.arch}, {bb.image_size} px) is not the one the "
+                f"head's features came from ({facts.get('arch')}, {facts.get('image_size')} "
+                "px); run `dvc repro` first"
+            )
+    seed_everything(settings.seed)  # as the features stage: random weights are drawn from it
+    try:
+        backbone = build_backbone(bb.arch, bb.image_size, weights_path(record))
+    except WeightsError as err:
+        raise PredictError(str(err)) from None
+    if backbone.output_shape[-1] != head.input_shape[-1]:
+        raise PredictError(f"backbone gives {backbone.output_shape[-1]} features, the head "
+                           f"takes {head.input_shape[-1]}; run `dvc repro` first")
+    inputs = keras.Input((bb.image_size, bb.image_size, 3), name="image")
+    model = keras.Model(inputs, head(backbone(inputs)), name="backbone_head")
+    return Predictor(model, bb.image_size, f"{bb.arch} ({record['source']} weights, "
+                     f"{bb.image_size} px) + {model_path}", classes)
+
+
+def _cached_file(fname: str, url: str, md5: str) -> Path:
+    from pipeline.models.weights import WeightsError, keras_cached_file
+
+    try:
+        return keras_cached_file(fname, url, md5)
+    except WeightsError as err:
+        raise PredictError(str(err)) from None
+
+
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet class names in output order, from Keras' own class index file."""
+    from keras.src.applications import imagenet_utils
+
+    path = _cached_file(IMAGENET_CLASS_INDEX, imagenet_utils.CLASS_INDEX_PATH,
+                        IMAGENET_CLASS_INDEX_MD5)
+    index = json.loads(path.read_text(encoding="utf-8"))  # {"0": ["n01440764", "tench"], ...}
+    return [index[str(i)][1] for i in range(len(index))]
+
+
+def imagenet_predictor() -> Predictor:
+    """Keras' ImageNet ResNet50 as it is, top included, behind the pipeline's preprocessing."""
+    import keras
+    from keras.src.applications import resnet
+
+    from pipeline.models.backbone import ResNetPreprocess
+    from pipeline.models.weights import BASE_URL
+
+    problems = []
+    try:
+        classes = imagenet_classes()
+    except PredictError as err:
+        problems.append(str(err))
+    try:
+        weights = _cached_file(IMAGENET_WEIGHTS, BASE_URL + IMAGENET_WEIGHTS,
+                               resnet.WEIGHTS_HASHES["resnet50"][0])
+    except PredictError as err:
+        problems.append(str(err))
+    if problems:
+        raise PredictError("--imagenet needs Keras' ImageNet files:\n" + "\n".join(problems))
+    resnet50 = keras.applications.ResNet50(weights=str(weights))
+    inputs = keras.Input((IMAGENET_SIZE, IMAGENET_SIZE, 3), name="image")
+    model = keras.Model(inputs, resnet50(ResNetPreprocess(name="preprocess")(inputs)))
+    return Predictor(model, IMAGENET_SIZE, f"ResNet50 ImageNet ({weights.name})", classes)
+
+
+# --------------------------------------------------------------------------- predicting
+
+
+def _tf_message(err: Exception) -> str:
+    text = getattr(err, "message", str(err))
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text)  # {{function_node ...}}
+    return re.sub(r"\s*\[Op:\w+\]", "", text).strip().splitlines()[0]
+
+
+def predict(predictor: Predictor, files: list[str], batch_size: int, k: int
+            ) -> tuple[list[dict], list[tuple[str, str]]]:
+    """(rows path/rank/label/probability, [(file, error)]), in file order."""
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from pipeline.data.input import AUTOTUNE, load_image
+
+    size = predictor.image_size
+    ds = (
+        tf.data.Dataset.from_tensor_slices((np.arange(len(files)), np.array(files)))
+        .map(lambda i, p: (i, load_image(p, size)), num_parallel_calls=AUTOTUNE)
+        .ignore_errors()  # a bad file drops out here; it is found again below, by name
+        .batch(batch_size)
+        .prefetch(AUTOTUNE)
+    )
+    proba: dict[int, np.ndarray] = {}
+    with tqdm(total=len(files), desc="predict", unit="img", file=sys.stderr,
+              disable=len(files) <= batch_size) as bar:
+        for index, images in ds:
+            out = np.asarray(predictor.model(images, training=False), dtype=np.float64)
+            proba.update(zip(index.numpy().tolist(), out, strict=True))
+            bar.update(len(index))
+
+    errors = []
+    for i, file in enumerate(files):
+        if i not in proba:
+            try:
+                load_image(tf.constant(file), size)
+                why = "could not be decoded"
+            except (tf.errors.OpError, ValueError) as err:
+                why = _tf_message(err)
+            errors.append((file, why))
+
+    order = sorted(proba)
+    if not order:
+        return [], errors
+    matrix = np.stack([proba[i] for i in order])
+    k = min(k, matrix.shape[1])
+    best = np.argsort(-matrix, axis=1, kind="stable")[:, :k]
+    tops = [[(predictor.classes[j], float(row[j])) for j in picks]
+            for row, picks in zip(matrix, best, strict=True)]
+    rows = [
+        {"path": files[i], "rank": rank, "label": label, "probability": round(p, 6)}
+        for i, top in zip(order, tops, strict=True)
+        for rank, (label, p) in enumerate(top, start=1)
+    ]
+    return rows, errors
+
+
+def read_classes(path: Path) -> list[str]:
+    """Class names from a JSON list (or {"classes": [...]}), a .npz with ``classes``, or text."""
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                return [str(c) for c in data["classes"]]
+        text = path.read_text(encoding="utf-8")
+    except (OSError, KeyError, ValueError) as err:
+        raise PredictError(f"cannot read class names from {path}: {err}") from None
+    if path.suffix == ".json":
+        data = json.loads(text)
+        return [str(c) for c in (data["classes"] if isinstance(data, dict) else data)]
+    return [line.strip() for line in text.splitlines() if line.strip()]

@@ -1,0 +1,43 @@
+"""Per-image test predictions: what each model said about each test image.
+
+One CSV per model, rows in the test split's manifest order, so two models' files
+line up image by image: the paired comparison of the report (McNemar's test on the
+same images) and the gallery of mistakes both read them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.core.io import atomic_path
+
+COLUMNS = ["path", "label", "predicted", "confidence", "correct"]
+
+
+def frame(paths: np.ndarray, y_true: np.ndarray, proba: np.ndarray, classes: list[str]
+          ) -> pd.DataFrame:
+    """The predictions table: true and predicted class names, the predicted probability."""
+    names = np.asarray(classes)
+    y_pred = proba.argmax(axis=1)
+    return pd.DataFrame({
+        "path": np.asarray(paths, dtype=str),
+        "label": names[y_true],
+        "predicted": names[y_pred],
+        "confidence": np.round(proba[np.arange(len(y_pred)), y_pred].astype(float), 4),
+        "correct": y_pred == y_true,
+    })
+
+
+def write(table: pd.DataFrame, path: str | Path) -> None:
+    with atomic_path(path, suffix=".csv") as tmp:
+        table[COLUMNS].to_csv(tmp, index=False)
+
+
+def read(path: str | Path) -> pd.DataFrame:
+    table = pd.read_csv(path, dtype={"path": str, "label": str, "predicted": str},
+                        keep_default_na=False)
+    table["correct"] = table["correct"].astype(str).str.lower() == "true"
+    return table

@@ -1,0 +1,282 @@
+"""The one page a person reads to choose a model: data, models side by side, honest error bars.
+
+Every model was scored on the same test images (pipeline.evaluation.predictions), so
+each is compared with the best *paired*, image by image (McNemar's exact test), and
+each accuracy gets a 95 % Wilson interval: on 60 test images one image is 1.7 points,
+and the page says which gaps are noise. The recommendation follows the rule in
+params.yaml's ``report`` section: the best on accuracy, or among the models not
+significantly worse than it, the cheapest.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.evaluation.stats import Comparison, Recommendation, compare_to_best, recommend
+
+COST_TITLES = {
+    "train_seconds": "training seconds",
+    "trainable_params": "trainable parameters",
+    "inference_seconds": "seconds per 1,000 test images",
+}
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """What the report knows of one model."""
+
+    name: str
+    family: str
+    metrics: dict  # metrics/evaluate/<name>.json
+    card: dict  # models/<name>.json
+    predictions: pd.DataFrame  # per test image, manifest order
+
+    def cost(self, kind: str) -> float:
+        if kind == "inference_seconds":
+            speed = self.metrics.get("inference_images_per_second") or 0
+            return 1000.0 / speed if speed else float("inf")
+        return float(self.card.get(kind, float("inf")))
+
+
+@dataclass(frozen=True)
+class Report:
+    models: list[ModelResult]
+    rows: list[Comparison]
+    choice: Recommendation
+    cost: str
+    alpha: float
+
+    @property
+    def test_images(self) -> int:
+        return len(self.models[0].predictions)
+
+    def row(self, name: str) -> Comparison:
+        return next(r for r in self.rows if r.name == name)
+
+    def to_metrics(self) -> dict:
+        """The few numbers `dvc exp show` and the gate compare runs on."""
+        chosen = self.row(self.choice.model)
+        return {
+            "recommended": self.choice.model,
+            "accuracy": round(chosen.accuracy, 4),
+            "accuracy_low": round(chosen.low, 4),
+            "accuracy_high": round(chosen.high, 4),
+        }
+
+
+def compare(models: list[ModelResult], cost: str, alpha: float) -> Report:
+    """Pair every model with the best on the same test images, and apply the rule."""
+    paths = models[0].predictions["path"].tolist()
+    for m in models[1:]:
+        if m.predictions["path"].tolist() != paths:
+            raise ValueError(f"{m.name} was not scored on the same test images as "
+                             f"{models[0].name}; re-run its evaluate stage")
+    correct = {m.name: m.predictions["correct"].to_numpy(dtype=bool) for m in models}
+    rows = compare_to_best(correct, alpha=alpha)
+    choice = recommend(rows, {m.name: m.cost(cost) for m in models}, "accuracy", alpha)
+    return Report(models, rows, choice, cost, alpha)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _model_table(report: Report) -> list[list[str]]:
+    header = ["model", "family", "accuracy % (95 % CI)", "macro-F1", "vs the best",
+              "trainable params", "train s", "inference img/s"]
+    out = [header]
+    order = sorted(report.models, key=lambda m: -report.row(m.name).accuracy)
+    for m in order:
+        r = report.row(m.name)
+        star = " ★" if m.name == report.choice.model else ""
+        out.append([
+            f"{m.name}{star}", m.family,
+            f"{_pct(r.accuracy)} ({_pct(r.low)}–{_pct(r.high)})",
+            f"{m.metrics.get('macro_f1', float('nan')):.3f}", r.verdict,
+            f"{int(m.card.get('trainable_params', 0)):,}",
+            f"{m.card.get('train_seconds', float('nan')):.1f}",
+            f"{m.metrics.get('inference_images_per_second', float('nan')):.1f}",
+        ])
+    return out
+
+
+def _recall_table(report: Report) -> list[list[str]]:
+    classes = sorted(report.models[0].predictions["label"].unique())
+    out = [["class", "test images", *[m.name for m in report.models]]]
+    for c in classes:
+        cells = [c]
+        first = report.models[0].predictions
+        cells.append(str(int((first["label"] == c).sum())))
+        for m in report.models:
+            p = m.predictions[m.predictions["label"] == c]
+            cells.append(f"{p['correct'].mean():.2f}" if len(p) else "–")
+        out.append(cells)
+    return out
+
+
+def _md_table(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return "\n".join(lines)
+
+
+def _data_lines(data: dict) -> list[str]:
+    splits = data.get("splits", {})
+    lines = [
+        f"{data.get('images', 0):,} images of {data.get('classes', 0)} classes "
+        f"(train {splits.get('train', 0)}, val {splits.get('val', 0)}, "
+        f"test {splits.get('test', 0)}).",
+    ]
+    dropped = data.get("dropped") or {}
+    left_out = sum(dropped.values()) if isinstance(dropped, dict) else 0
+    if left_out:
+        lines.append(f"Left out: {dropped.get('bad', 0)} bad image(s) and "
+                     f"{dropped.get('duplicates', 0)} duplicate(s) (data/dropped.csv).")
+    if data.get("validation_warnings"):
+        lines.append(f"Validation warnings: {data['validation_warnings']} "
+                     "(reports/data_docs/index.html).")
+    skipped = data.get("skipped") or {}
+    if skipped:
+        lines.append("Skipped files: " + ", ".join(f"{n} {why}" for why, n in skipped.items())
+                     + ".")
+    return lines
+
+
+def _verdicts(report: Report) -> list[str]:
+    best = next(r for r in report.rows if r.p_value is None)
+    out = []
+    for r in report.rows:
+        if r is best:
+            continue
+        if r.verdict.startswith("worse"):
+            out.append(f"{best.name} is better than {r.name} ({r.verdict.split('(', 1)[1]}")
+        else:
+            out.append(f"{r.name} and {best.name} are {r.verdict}")
+    return out
+
+
+def markdown(report: Report, data: dict, pictures: dict[str, str]) -> str:
+    """The report as Markdown; ``pictures`` maps a caption to a path relative to the page."""
+    n = report.test_images
+    parts = [
+        "# Which model to ship",
+        "",
+        f"**Recommended: {report.choice.model}.** {report.choice.reason}",
+        "",
+        f"Rule (params.yaml `report`): the best on accuracy; among the models not "
+        f"significantly worse than it (McNemar's exact test on the same {n} test images, "
+        f"alpha = {report.alpha:g}), the cheapest in {COST_TITLES[report.cost]}.",
+        "",
+        "## Models on the same test images",
+        "",
+        _md_table(_model_table(report)),
+        "",
+        f"One test image is {100 / n:.1f} accuracy points; the 95 % intervals are Wilson's.",
+        "",
+        *[f"- {line}" for line in _verdicts(report)],
+        "",
+        "### Recall per class",
+        "",
+        _md_table(_recall_table(report)),
+        "",
+        "## Data",
+        "",
+        *[f"- {line}" for line in _data_lines(data)],
+        "",
+    ]
+    for caption, path in pictures.items():
+        parts += [f"![{caption}]({path})", ""]
+    return "\n".join(parts)
+
+
+def _html_table(rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                   for r in rows[1:])
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+STYLE = """
+body { font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto;
+       padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { margin-top: 1.6em; }
+.choice { background: #eef6ee; border-left: 4px solid #3a7d44; padding: .8em 1em; }
+table { border-collapse: collapse; margin: .6em 0; }
+th, td { border-bottom: 1px solid #ddd; padding: .35em .7em; text-align: right; }
+th:first-child, td:first-child, td:nth-child(2), td:nth-child(5) { text-align: left; }
+th { background: #f4f4f4; } .muted { color: #666; font-size: .9em; }
+img { max-width: 100%; border: 1px solid #eee; margin: .4em 0; }
+"""
+
+
+def to_html(report: Report, data: dict, pictures: dict[str, Path]) -> str:
+    """The report as one self-contained page: styles inline, pictures as data: URLs."""
+    n = report.test_images
+    imgs = "".join(
+        f"<figure><img alt='{html.escape(c)}' src='data:image/png;base64,"
+        f"{base64.b64encode(p.read_bytes()).decode()}'><figcaption class='muted'>"
+        f"{html.escape(c)}</figcaption></figure>"
+        for c, p in pictures.items() if p.is_file()
+    )
+    verdicts = "".join(f"<li>{html.escape(v)}</li>" for v in _verdicts(report))
+    data_items = "".join(f"<li>{html.escape(v)}</li>" for v in _data_lines(data))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Which model to ship</title>
+<style>{STYLE}</style></head><body>
+<h1>Which model to ship</h1>
+<p class="choice"><b>Recommended: {html.escape(report.choice.model)}.</b>
+{html.escape(report.choice.reason)}</p>
+<p class="muted">Rule (params.yaml <code>report</code>): the best on accuracy; among the models
+not significantly worse than it (McNemar's exact test on the same {n} test images, alpha =
+{report.alpha:g}), the cheapest in {COST_TITLES[report.cost]}.</p>
+<h2>Models on the same test images</h2>
+{_html_table(_model_table(report))}
+<p class="muted">One test image is {100 / n:.1f} accuracy points; the 95 % intervals are
+Wilson's. ★ marks the recommended model.</p>
+<ul>{verdicts}</ul>
+<h3>Recall per class</h3>
+{_html_table(_recall_table(report))}
+<h2>Data</h2>
+<ul>{data_items}</ul>
+{imgs}
+</body></html>
+"""
+
+
+def compute_chart(report: Report, path: Path) -> None:
+    """Accuracy (with its interval) against training seconds, one point per model, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    for m in report.models:
+        r = report.row(m.name)
+        x = max(float(m.card.get("train_seconds", 0.0)), 0.1)
+        colour = "#3a7d44" if m.name == report.choice.model else "#4a6fa5"
+        ax.errorbar([x], [100 * r.accuracy],
+                    yerr=[[100 * (r.accuracy - r.low)], [100 * (r.high - r.accuracy)]],
+                    fmt="o", color=colour, capsize=4)
+        ax.annotate(m.name, (x, 100 * r.accuracy), textcoords="offset points", xytext=(7, 4))
+    ax.set_xscale("log")
+    ax.set_xlabel("training time (s, log scale)")
+    ax.set_ylabel("test accuracy % (95 % CI)")
+    ax.set_title(f"Accuracy against training compute ({report.test_images} test images)")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    from pipeline.core.io import atomic_path
+
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def correctness(models: list[ModelResult]) -> dict[str, np.ndarray]:
+    return {m.name: m.predictions["correct"].to_numpy(dtype=bool) for m in models}

@@ -1,0 +1,86 @@
+"""Whole image classifiers: raw RGB pixels in, class probabilities out.
+
+Two kinds: the backbone with the head trained on its cached features (the ResNet
+fine-tune starts there), and a network trained on the images by itself (a Wide
+ResNet or BiT, from scratch or a weights file of its own) with a Dense top.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+from pipeline.core.params import BiTRecipe, WRNRecipe
+from pipeline.models.weights import WeightsError
+
+
+def build_resnet_model(backbone: keras.Model, head: keras.Model, train_bn: bool) -> keras.Model:
+    """Raw RGB image -> backbone -> the trained head's softmax, as one functional model.
+
+    The backbone is called with ``training=False`` (keras.io's recipe) so BatchNorm stays
+    in inference mode even once unfrozen; with ``train_bn`` it follows fit/predict instead.
+    """
+    inputs = keras.Input(backbone.input_shape[1:], name="image")
+    features = backbone(inputs) if train_bn else backbone(inputs, training=False)
+    return keras.Model(inputs, head(features), name=f"{backbone.name}_finetuned")
+
+
+def build_scratch_model(
+    recipe: WRNRecipe | BiTRecipe, num_classes: int, *, name: str = "model"
+) -> keras.Model:
+    """Raw RGB image -> [-1, 1] -> WideResNet / BiTResNet (pooled) -> Dense softmax.
+
+    ``recipe.weights`` is ``none`` or a file: ``.weights.h5`` of this whole model, or for BiT
+    an ``.npz`` of published BiT weights for the backbone part. ``name`` is the params
+    entry, so that errors name the key to fix (``finetune.<name>.weights``).
+    """
+    from pipeline.models.bit import BiTResNet
+    from pipeline.models.wide_resnet import WideResNet
+
+    shape = (recipe.image_size, recipe.image_size, 3)
+    inputs = keras.Input(shape, name="image")
+    # Both nets train from scratch on [-1, 1], as BiT's own preprocessing does.
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(inputs)
+    if isinstance(recipe, WRNRecipe):
+        net = WideResNet(recipe.depth, recipe.width, recipe.dropout, include_top=False,
+                         input_shape=shape, pooling="avg")
+        init = "glorot_uniform"
+    else:
+        net = BiTResNet(recipe.width, include_top=False, input_shape=shape, pooling="avg")
+        init = "zeros"  # BiT's zero head: fine-tuning starts from a uniform prediction
+    outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_initializer=init,
+                                 name="predictions")(net(x))
+    model = keras.Model(inputs, outputs, name=f"{net.name}_classifier")
+    _load_scratch_weights(model, net, recipe, name)
+    return model
+
+
+def _load_scratch_weights(model: keras.Model, net: keras.Model,
+                          recipe: WRNRecipe | BiTRecipe, name: str) -> None:
+    spec = recipe.weights
+    if spec == "none":
+        return
+    key, path = f"finetune.{name}.weights", Path(spec)
+    npz_ok = isinstance(recipe, BiTRecipe)
+    kinds = "none, a .weights.h5" + (" or a BiT .npz file" if npz_ok else " file")
+    if not (path.name.endswith(".weights.h5") or (npz_ok and path.suffix == ".npz")):
+        raise WeightsError(f"{key}: {spec!r} is not {kinds}")
+    if not path.is_file():
+        raise WeightsError(f"{key}: weights file {spec!r} does not exist ({path.absolute()})")
+    if path.suffix == ".npz":
+        from pipeline.models.bit_npz import load_bit_npz
+
+        load_bit_npz(net, path)
+    else:
+        model.load_weights(path)
+
+
+def inference_copy(model: keras.Model) -> keras.Model:
+    """An uncompiled twin of ``model`` sharing its layers, for saving.
+
+    A compiled model saves its optimizer: Adam's two moments would triple a ResNet50 file
+    (~280 MB instead of ~95 MB), and loading it would need this module's schedule class
+    registered. The evaluate stage only predicts.
+    """
+    return keras.Model(model.inputs, model.outputs, name=model.name)

@@ -1,0 +1,54 @@
+"""Run the frozen backbone once over every split and cache the pooled features.
+
+Training a head on cached features takes seconds where a pass of ResNet50
+over the images takes minutes on a CPU, so the expensive part is done once
+and versioned by DVC.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from pipeline.core.io import atomic_path
+
+
+@dataclass(frozen=True)
+class Features:
+    """One split's features with what is needed to trace them back."""
+
+    features: np.ndarray  # (n, d) float32
+    labels: np.ndarray  # (n,) int32, index into classes
+    paths: np.ndarray  # (n,) str, relative to the data root
+    classes: np.ndarray  # (c,) str
+
+    def save(self, path: str | Path) -> None:
+        with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, features=self.features, labels=self.labels, paths=self.paths,
+                     classes=self.classes)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Features:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(**{key: data[key] for key in ("features", "labels", "paths", "classes")})
+
+
+def extract(
+    backbone: keras.Model, dataset: tf.data.Dataset, count: int, desc: str = "features"
+) -> tuple[np.ndarray, float]:
+    """Features of every batch of ``dataset`` in order, and the images per second."""
+    out = []
+    start = time.perf_counter()
+    with tqdm(total=count, desc=desc, unit="img", mininterval=2.0) as bar:
+        for images, _ in dataset:
+            out.append(np.asarray(backbone(images, training=False), dtype=np.float32))
+            bar.update(len(images))
+    elapsed = time.perf_counter() - start
+    features = np.concatenate(out) if out else np.zeros((0, backbone.output_shape[-1]), "float32")
+    return features, count / elapsed if elapsed > 0 else 0.0

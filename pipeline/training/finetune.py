@@ -1,0 +1,67 @@
+"""Fine-tuning the backbone with its head end to end (keras.io "Transfer learning & fine-tuning").
+
+The backbone that made the cached features, with the head trained on them;
+optionally a few epochs of the head alone with the backbone frozen (the head adapts
+to augmented images and another image size), then unfreeze the stages the recipe
+names, RECOMPILE (``trainable`` is read at compile time) and train everything with a
+low learning rate. BatchNorm stays in inference mode unless ``train_bn``.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+from pipeline.core import paths
+from pipeline.core.io import read_json
+from pipeline.core.params import BackboneParams, ResNetRecipe
+from pipeline.models.backbone import build_backbone, resnet_of
+from pipeline.models.classifier import build_resnet_model
+from pipeline.models.saving import load_model
+from pipeline.models.weights import weights_path
+from pipeline.training.curves import append_curves
+from pipeline.training.freeze import freeze
+from pipeline.training.inputs import Splits, datasets
+from pipeline.training.recipe import Trained, compile_model, fit_recipe
+from pipeline.training.schedules import make_schedule
+
+
+def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Splits, *, seed: int,
+             live_dir: str | Path, weights_record: str | Path = paths.WEIGHTS_RECORD,
+             head_model: str | Path = paths.HEAD_MODEL) -> Trained:
+    """Train the backbone + head by ``recipe``; the caller has seeded everything."""
+    live_dir, head_model = Path(live_dir), Path(head_model)
+    count = len(splits.train[0])
+    steps = math.ceil(count / recipe.batch_size)
+    size = recipe.image_size or backbone_params.image_size
+    # Build the backbone before anything else draws from the seeded generators: with
+    # random weights (no ImageNet file) only the same seed, first, rebuilds the backbone
+    # the features stage used, and so the one the head was trained for.
+    backbone = build_backbone(backbone_params.arch, size,
+                              weights_path(read_json(weights_record)))
+    head = load_model(head_model)
+    if head.output_shape[-1] != len(splits.classes):
+        raise ValueError(f"{head_model} predicts {head.output_shape[-1]} classes, "
+                         f"the manifest has {len(splits.classes)}")
+    model = build_resnet_model(backbone, head, recipe.train_bn)
+    train_ds, val_ds = datasets(splits, recipe, size, seed)
+
+    head_result = None
+    if recipe.head_epochs > 0:
+        backbone.trainable = False
+        compile_model(model, recipe, recipe.head_learning_rate)
+        head_result = fit_recipe(model, recipe, train_ds, val_ds, recipe.head_epochs, live_dir,
+                                 count)
+
+    backbone.trainable = True
+    freeze(resnet_of(backbone), recipe.unfreeze, recipe.train_bn)
+    compile_model(model, recipe, make_schedule(recipe, steps))  # trainable is read here
+    if head_result is None:
+        result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, live_dir, count)
+    else:
+        with tempfile.TemporaryDirectory(prefix="finetune-live-") as phase2:
+            result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, Path(phase2),
+                                count)
+            append_curves(Path(phase2), live_dir, offset=head_result.epochs_run)
+    return Trained(model, result, head_result, size, recipe.family)

@@ -1,0 +1,71 @@
+"""What every network recipe shares: compile by the recipe, fit with its early stopping.
+
+A recipe is one ``finetune.<name>`` entry of params.yaml: optimizer, schedule,
+regularisation, augmentation, early stopping. :class:`Trained` is what a recipe
+gives back: the model and how its training went, as metrics/finetune/<name>.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from pipeline.core.params import Recipe
+from pipeline.training.fit import FitResult, fit, trainable_params
+from pipeline.training.optimizers import make_optimizer
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the optimizer's current learning rate to the epoch logs (so DVCLive plots it)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["learning_rate"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def compile_model(model: keras.Model, recipe: Recipe,
+                  learning_rate: float | keras.optimizers.schedules.LearningRateSchedule) -> None:
+    """Optimizer of ``recipe`` at ``learning_rate``; label-smoothed cross-entropy on one-hot."""
+    model.compile(
+        optimizer=make_optimizer(recipe.optimizer, learning_rate, recipe.momentum,
+                                 recipe.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+        # One-hot (and MixUp's soft) labels: argmax accuracy, logged as "accuracy".
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+
+
+def fit_recipe(model: keras.Model, recipe: Recipe, train: tf.data.Dataset, val: tf.data.Dataset,
+               epochs: int, live_dir: Path, count: int) -> FitResult:
+    """``fit`` with the recipe's early stopping, and the learning rate in the curves."""
+    return fit(model, train, val, epochs=epochs, patience=recipe.patience,
+               monitor=recipe.monitor, live_dir=live_dir, train_count=count,
+               callbacks=[LearningRateLogger()])
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A trained model and how the training went."""
+
+    model: keras.Model
+    result: FitResult  # the main phase (the only one for wrn and bit)
+    head_result: FitResult | None  # resnet's head-only warm-up, if any
+    image_size: int
+    family: str
+
+    def summary(self, monitor: str) -> dict[str, Any]:
+        """The main phase's best-epoch scores; train time covers both phases."""
+        out = self.result.summary(monitor)
+        if self.head_result is not None:
+            out["train_seconds"] = round(self.result.seconds + self.head_result.seconds, 1)
+            head = self.head_result.summary(monitor)
+            out["head_phase"] = {k: head[k] for k in (
+                "epochs_run", "best_epoch", "val_accuracy", "val_loss", "train_seconds"
+            ) if k in head}
+        return out | {"trainable_params": trainable_params(self.model),
+                      "image_size": self.image_size, "family": self.family}

@@ -1,0 +1,25 @@
+"""Training a network on the images by itself: a Wide ResNet or BiT, from scratch or its own
+weights file, in one phase with the recipe's schedule, augmentation and early stopping."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from pipeline.core.params import BiTRecipe, WRNRecipe
+from pipeline.models.classifier import build_scratch_model
+from pipeline.training.inputs import Splits, datasets
+from pipeline.training.recipe import Trained, compile_model, fit_recipe
+from pipeline.training.schedules import make_schedule
+
+
+def train_scratch(name: str, recipe: WRNRecipe | BiTRecipe, splits: Splits, *, seed: int,
+                  live_dir: str | Path) -> Trained:
+    """Train the ``finetune.<name>`` network by ``recipe``; the caller has seeded everything."""
+    count = len(splits.train[0])
+    steps = math.ceil(count / recipe.batch_size)
+    model = build_scratch_model(recipe, len(splits.classes), name=name)
+    train_ds, val_ds = datasets(splits, recipe, recipe.image_size, seed)
+    compile_model(model, recipe, make_schedule(recipe, steps))
+    result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, Path(live_dir), count)
+    return Trained(model, result, None, recipe.image_size, recipe.family)

@@ -1,0 +1,226 @@
+"""What several test modules share: the repository root, params, stage runs and file writers.
+
+Test modules import from here, never from each other.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import os
+import stat
+import struct
+import subprocess
+import sys
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ROOT / "stages"
+
+
+# --------------------------------------------------------------------------- params
+
+
+def repo_params() -> dict:
+    """The repository's params.yaml as a plain mapping, to copy and change in a test."""
+    return yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+
+
+def changed(raw: dict, changes: Mapping[str, Any] | None = None) -> dict:
+    """A copy of ``raw`` with dotted keys set, as ``dvc exp run -S data.images.bad=...`` does.
+
+    Every parent of a dotted key must exist: a typo in a test fails loudly.
+    """
+    out = copy.deepcopy(raw)
+    for dotted, value in (changes or {}).items():
+        *parents, key = dotted.split(".")
+        node = out
+        for part in parents:
+            node = node[part]
+        node[key] = value
+    return out
+
+
+def params(changes: Mapping[str, Any] | None = None):
+    """The repository's params, ``changes`` (dotted keys) applied, parsed and validated."""
+    from pipeline.core.params import parse
+
+    return parse(changed(repo_params(), changes))
+
+
+def write_params(folder: Path, changes: Mapping[str, Any] | None = None) -> Path:
+    """A full params.yaml in ``folder`` (created): the repository's, ``changes`` applied."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(changed(repo_params(), changes), allow_unicode=True, sort_keys=False)
+    (folder / "params.yaml").write_text(text, encoding="utf-8")
+    return folder / "params.yaml"
+
+
+def head_params(**changes: Any):
+    """The ``head`` section of params.yaml with ``changes``."""
+    from pipeline.core.params import HeadParams
+
+    return HeadParams(**(repo_params()["head"] | changes))
+
+
+def augment_params(**changes: Any):
+    """params.yaml's ``finetune.resnet50.augment`` with ``changes``."""
+    from pipeline.core.params import AugmentParams
+
+    return AugmentParams(**(repo_params()["finetune"]["resnet50"]["augment"] | changes))
+
+
+def images_params(**changes: Any):
+    """The ``data.images`` section of params.yaml with ``changes``."""
+    from pipeline.core.params import ImagesParams
+
+    return ImagesParams(**(repo_params()["data"]["images"] | changes))
+
+
+def validate_params(**changes: Any):
+    """The ``validate`` section of params.yaml with ``changes``."""
+    from pipeline.core.params import ValidateParams
+
+    return ValidateParams(**(repo_params()["validate"] | changes))
+
+
+def resnet_recipe(**changes: Any):
+    """params.yaml's ``finetune.resnet50`` recipe with ``changes`` (``augment`` as a mapping)."""
+    from pipeline.core.params import ResNetRecipe
+
+    return ResNetRecipe(**(repo_params()["finetune"]["resnet50"] | changes))
+
+
+def wrn_recipe(**changes: Any):
+    """params.yaml's ``finetune.wrn`` recipe with ``changes``."""
+    from pipeline.core.params import WRNRecipe
+
+    return WRNRecipe(**(repo_params()["finetune"]["wrn"] | changes))
+
+
+def image_policy(**changes: Any):
+    """The image policy of params.yaml (``data.images`` and validate's sides), ``changes``
+    applied to the policy's own fields (``max_pixels``, ``allowed_formats``, ...)."""
+    from pipeline.data.images import ImagePolicy
+
+    policy = ImagePolicy.from_params(images_params(), validate_params())
+    return dataclasses.replace(policy, **changes)
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def run_stage(cwd: Path, name: str, *args: str, timeout: float = 300
+              ) -> subprocess.CompletedProcess[str]:
+    """``python stages/<name>.py [args]`` in ``cwd``, as DVC runs it.
+
+    The environment is the test process's: conftest.py puts the repository (a checkout
+    need not be pip-installed) and tests/netguard (no network) on PYTHONPATH.
+    """
+    return subprocess.run([sys.executable, str(STAGES / f"{name}.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout,
+                          env=os.environ.copy(), check=False)
+
+
+def snapshot(path: Path) -> dict[str, tuple]:
+    """Every entry under ``path`` (or the file itself): bytes, mtime, link target."""
+    entries = [path, *sorted(path.rglob("*"))] if path.is_dir() else [path]
+    out = {}
+    for p in entries:
+        info = p.lstat()
+        if p.is_symlink():
+            out[str(p)] = ("link", os.readlink(p), info.st_mtime_ns)
+        elif p.is_dir():
+            out[str(p)] = ("dir", sorted(os.listdir(p)), info.st_mtime_ns)
+        else:
+            out[str(p)] = ("file", p.read_bytes(), info.st_mtime_ns)
+    return out
+
+
+# --------------------------------------------------------------------------- images
+
+
+def noise(w: int, h: int, seed: int = 0) -> np.ndarray:
+    """Uniform RGB noise, h x w, as uint8."""
+    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def normal_images(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
+    """A float32 batch (n, size, size, 3) of standard normal values: network inputs."""
+    return np.random.default_rng(seed).normal(size=(n, size, size, 3)).astype("float32")
+
+
+def png_bomb(path: Path, side: int = 20_000) -> None:
+    """A valid 1-bit PNG of side x side pixels: ~50 KB on disk, 0.4 gigapixels decoded."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = (b"\0" + b"\0" * (side // 8)) * side  # filter byte + packed bits per row
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side,
+                     1, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(rows, 9))
+                     + chunk(b"IEND", b""))
+
+
+def write_bad_files(folder: Path, jpeg: bytes, seed: int) -> None:
+    """The issue's list of awkward files, into ``folder``; ``jpeg`` is cut for the truncated one.
+
+    test_images checks each in-process, test_prepare runs the same kinds through the stages.
+    """
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (folder / "text.jpg").write_text("this is not a JPEG\n")
+    Image.fromarray(noise(40, 40, seed + 1)).save(folder / "png_named.jpg", format="PNG")
+    Image.fromarray(noise(40, 40, seed + 2)).convert("CMYK").save(folder / "cmyk.jpg")
+    wide = np.random.default_rng(seed + 3).integers(0, 65535, (40, 40)).astype(np.uint16)
+    Image.fromarray(wide).save(folder / "16bit.png")
+    Image.fromarray(noise(40, 40, seed + 4)).convert("RGBA").save(folder / "rgba.png")
+    Image.fromarray(noise(40, 40, seed + 5)).convert("P").save(folder / "palette.gif")
+    Image.fromarray(noise(40, 40, seed + 6)).convert("L").save(folder / "grey.jpg")
+    Image.new("RGB", (1, 1), "red").save(folder / "tiny.png")
+    png_bomb(folder / "bomb.png")
+
+
+# --------------------------------------------------------------------------- archives
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 40  # sources never decode: bytes are enough
+GOOD = {"cat/1.png": PNG, "cat/2.png": PNG, "dog/1.png": PNG}
+
+
+def make_zip(path: Path, files: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(zipfile.ZipInfo(name), data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, target)
+    return path
+
+
+def make_tar(path: Path, files: dict[str, bytes], mode: str = "w:gz",
+             special: list[tarfile.TarInfo] | None = None) -> Path:
+    with tarfile.open(path, mode) as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for info in special or []:
+            tf.addfile(info)
+    return path
+
+
+def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info
