@@ -1,11 +1,14 @@
-"""Stage evaluate: every model on the test split, side by side.
+"""Stage evaluate@MODEL: one model on the held-out test split.
 
-Accuracy, macro-F1, top-k (k < classes), per-class precision/recall, the confusion
-matrix, trainable parameters, training time and inference images/s.
+The head on the cached test features; every other model on the test images through
+the decoder of training. Accuracy, macro-F1 and top-k are metrics; what grows with
+the classes (precision and recall per class, the confusion matrix) and what a person
+looks at (the mistakes) are plots.
 
-Reads:  params evaluate.*, data.source (the images); data/features/test.npz,
-        models/head.keras, models/finetune/*.keras and their metrics, data/manifest.csv
-Writes: metrics/evaluate.json, metrics/evaluate.md (the table), metrics/confusion/<model>.csv
+Reads:  params evaluate.*; models/MODEL.keras, models/MODEL.json (its card); the head:
+        data/features/test.npz, others: data/manifest.csv; data/source.json (the images)
+Writes: metrics/evaluate/MODEL.json, reports/predictions/MODEL.csv (each test image),
+        plots/MODEL/{confusion,per_class}.csv, plots/MODEL/mistakes.png
 """
 
 import time
@@ -13,60 +16,65 @@ import time
 import numpy as np
 
 from pipeline.core import paths, stage
-from pipeline.core.io import read_json, write_json
-from pipeline.core.params import Params
-from pipeline.data.manifest import classes, read
+from pipeline.core.io import atomic_path, read_json, write_json
+from pipeline.core.params import Params, ParamsError
 from pipeline.data.sources import data_root
 
 
-def main(params: Params) -> None:
+def main(params: Params, model: str) -> None:
+    if model not in params.models():
+        raise ParamsError(f"no model {model!r} in params.yaml; the models are: "
+                          f"{', '.join(params.models())}")
     from pipeline.data.input import image_dataset, split_arrays
-    from pipeline.evaluation.compare import write_table
+    from pipeline.data.manifest import read
+    from pipeline.evaluation import predictions
     from pipeline.evaluation.confusion import write_confusion
-    from pipeline.evaluation.scores import score
+    from pipeline.evaluation.mistakes import draw_mistakes
+    from pipeline.evaluation.scores import per_class, score
     from pipeline.models.features import Features
     from pipeline.models.saving import load_model
 
-    k = params.evaluate.top_k
-    test = Features.load(paths.FEATURES / "test.npz")
-    names = test.classes.tolist()
-    results = {}
-
-    head = load_model(paths.HEAD_MODEL)
-    proba = head.predict(test.features, batch_size=params.evaluate.batch_size, verbose=0)
-    trained = read_json(paths.METRICS / "head.json")
-    results["head"] = score(test.labels, proba, names, k) | {
-        "trainable_params": trained["trainable_params"],
-        "train_seconds": trained["train_seconds"],
-        # The head's cost is negligible beside the backbone pass that makes its input.
-        "inference_images_per_second": read_json(paths.METRICS / "features.json")[
-            "images_per_second"
-        ],
-    }
-    write_confusion(paths.CONFUSION / "head.csv", test.labels, proba.argmax(1), names)
-
-    manifest = read(paths.MANIFEST)
-    assert classes(manifest) == names, "features and manifest disagree on the classes"
-    files, labels = split_arrays(manifest, data_root(params.data), "test", names)
-    for name in params.finetune:
-        model = load_model(paths.FINETUNE / f"{name}.keras")
-        size = model.input_shape[1]
-        ds = image_dataset(files, labels, size, params.evaluate.batch_size)
+    ev = params.evaluate
+    card = read_json(paths.MODELS / f"{model}.json")
+    names = card["classes"]
+    net = load_model(paths.MODELS / f"{model}.keras")
+    if card["input"] == "features":
+        test = Features.load(paths.FEATURES / "test.npz")
+        files, labels = test.paths, test.labels
+        proba = net.predict(test.features, batch_size=ev.batch_size, verbose=0)
+        # The head's cost is nothing beside the backbone pass that makes its input.
+        speed = card["backbone"]["images_per_second"]
+    else:
+        manifest = read(paths.MANIFEST)
+        files = manifest.loc[manifest["split"] == "test", "path"].to_numpy(dtype=str)
+        absolute, labels = split_arrays(manifest, data_root(params.data), "test", names)
+        ds = image_dataset(absolute, labels, card["image_size"], ev.batch_size)
         start = time.perf_counter()
-        proba = model.predict(ds, verbose=0)
-        speed = len(files) / (time.perf_counter() - start)
-        trained = read_json(paths.METRICS / "finetune" / f"{name}.json")
-        results[name] = score(labels, proba, names, k) | {
-            "trainable_params": trained["trainable_params"],
-            "train_seconds": trained["train_seconds"],
-            "inference_images_per_second": round(speed, 1),
-        }
-        write_confusion(paths.CONFUSION / f"{name}.csv", labels, np.argmax(proba, 1), names)
+        proba = net.predict(ds, verbose=0)
+        speed = round(len(labels) / (time.perf_counter() - start), 1)
 
-    write_json(paths.METRICS / "evaluate.json", results)
-    table = write_table(paths.METRICS / "evaluate.md", results, len(test.labels))
-    print(table)
+    scores = score(labels, proba, names, ev.top_k) | {"inference_images_per_second": speed}
+    write_json(paths.METRICS / "evaluate" / f"{model}.json", scores)
+    table = predictions.frame(files, labels, proba, names)
+    predictions.write(table, paths.PREDICTIONS / f"{model}.csv")
+    plots = paths.PLOTS / model
+    write_confusion(plots / "confusion.csv", labels, np.argmax(proba, 1), names)
+    per = per_class(labels, np.argmax(proba, 1), names)
+    # Long form, one bar per class and measure: DVC's bar charts take one value column.
+    bars = per.melt(id_vars="class", value_vars=["precision", "recall"], var_name="measure")
+    bars["bar"] = bars["class"] + " · " + bars["measure"]
+    bars = bars.sort_values(["class", "measure"], kind="stable")
+    with atomic_path(plots / "per_class.csv", suffix=".csv") as tmp:
+        bars[["bar", "value", "class", "measure"]].to_csv(tmp, index=False)
+    wrong = draw_mistakes(table, data_root(params.data), model, plots / "mistakes.png",
+                          ev.mistakes_shown)
+    print(f"evaluate {model}: accuracy {scores['accuracy']:.4f}, macro-F1 "
+          f"{scores['macro_f1']:.4f} on {len(labels)} test images ({wrong} wrong), "
+          f"{speed} img/s")
 
 
 if __name__ == "__main__":
-    stage.run(main, stage.parser(__doc__))
+    args = stage.parser(__doc__)
+    args.add_argument("model", metavar="MODEL",
+                      help="head, or an entry of params.yaml's finetune or scratch section")
+    stage.run(main, args)

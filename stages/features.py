@@ -1,9 +1,9 @@
 """Stage features: the frozen backbone over every split, once, cached for the head.
 
 Reads:  params seed, backbone.arch/image_size/batch_size; data/manifest.csv,
-        data/source.json (where the images are), metrics/weights.json
-Writes: data/features/{train,val,test}.npz (features, labels, paths, classes),
-        metrics/features.json (images/s)
+        data/source.json (where the images are), data/weights.json
+Writes: data/features/{train,val,test}.npz (features, labels, paths, classes) and
+        info.json (backbone, size, weights), metrics/features.json (weights used, images/s)
 """
 
 import numpy as np
@@ -38,15 +38,12 @@ def main(params: Params) -> None:
             feats, speed[split] = extract(backbone, ds, len(files), desc=f"features {split}")
             rel = manifest.loc[manifest["split"] == split, "path"].to_numpy(dtype=str)
             Features(feats, labels, rel, np.array(names)).save(out / f"{split}.npz")
-    total = sum(len(manifest[manifest["split"] == s]) for s in SPLITS)
-    write_json(paths.METRICS / "features.json", {
-        "arch": bb.arch,
-        "weights": record["source"],
-        "image_size": bb.image_size,
-        "dim": int(backbone.output_shape[-1]),
-        "images": total,
-        "images_per_second": round(speed["train"], 1),
-    })
+        total = sum(len(manifest[manifest["split"] == s]) for s in SPLITS)
+        made = {"weights": record["source"], "images_per_second": round(speed["train"], 1)}
+        write_json(out / "info.json", made | {
+            "arch": bb.arch, "image_size": bb.image_size,
+            "dim": int(backbone.output_shape[-1]), "images": total})
+    write_json(paths.METRICS / "features.json", made)
     print(f"features: {total} images, {speed['train']:.1f} img/s on the train split")
 
 

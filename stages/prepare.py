@@ -11,8 +11,9 @@
    ``quarantine`` / ``drop`` leave it out, listed with the reason in data/dropped.csv.
 
 Reads:  params seed, data.*, validate.min_side/max_side; the images of data.source
-Writes: data/manifest.csv, data/dropped.csv, data/source.json, metrics/prepare.json,
-        metrics/classes.json
+Writes: data/manifest.csv, data/dropped.csv, data/source.json, metrics/prepare.json
+        (images, classes, left out), reports/data/{prepare,classes}.json (everything),
+        plots/data/samples.png, plots/data/left_out.png
 Exit 2 (one line naming the path or setting) when the source cannot be used.
 """
 
@@ -26,6 +27,7 @@ from pipeline.core import paths, stage
 from pipeline.core.io import write_json
 from pipeline.core.params import Params
 from pipeline.data import images, manifest, scan, sources, summary
+from pipeline.data.pictures import draw_left_out, draw_samples
 from pipeline.data.policy import apply_policy, problems
 from pipeline.data.sources import SourceInfo, layout
 from pipeline.data.splits import stratified_split
@@ -57,9 +59,13 @@ def main(params: Params) -> None:
     counts["source"] = {"kind": info.kind, "sha256": info.sha256, "presplit": presplit}
     emptied = sorted(set(found.labels) - set(kept["label"]))
     counts["emptied_classes"] = emptied
-    write_json(paths.METRICS / "prepare.json", counts)
+    write_json(paths.DATA_REPORTS / "prepare.json", counts)
+    write_json(paths.METRICS / "prepare.json", {
+        "images": counts["images"], "classes": counts["classes"], "left_out": len(dropped)})
     per_class = summary.class_summary(kept)
-    write_json(paths.CLASSES, per_class)
+    write_json(paths.DATA_REPORTS / "classes.json", per_class)
+    draw_samples(kept, info.root, paths.PLOTS / "data" / "samples.png")
+    draw_left_out(kept, dropped, info.root, paths.PLOTS / "data" / "left_out.png")
     report(params, info, counts, per_class, kept, dropped, found, emptied)
 
 

@@ -3,12 +3,13 @@
 Standardisation, dropout and an L2 softmax layer; early stopping on validation with
 the best epoch restored; per-epoch curves with DVCLive.
 
-Reads:  params seed, head.*; data/features/{train,val}.npz
-Writes: models/head.keras, metrics/head.json, dvclive/head/
+Reads:  params seed, head.*; data/features/{train,val}.npz and info.json
+Writes: models/head.keras, models/head.json (its card), metrics/train/head.json,
+        dvclive/head/
 """
 
 from pipeline.core import paths, stage
-from pipeline.core.io import atomic_path, write_json
+from pipeline.core.io import atomic_path, read_json
 from pipeline.core.params import Params
 from pipeline.core.runtime import seed_everything
 
@@ -16,6 +17,7 @@ from pipeline.core.runtime import seed_everything
 def main(params: Params) -> None:
     seed_everything(params.seed)
     from pipeline.models.features import Features
+    from pipeline.training.card import write_card
     from pipeline.training.fit import trainable_params
     from pipeline.training.head import train_head
 
@@ -25,10 +27,18 @@ def main(params: Params) -> None:
     model, result = train_head(train, val, head, paths.LIVE / "head")
     with atomic_path(paths.HEAD_MODEL, suffix=".keras") as tmp:
         model.save(tmp)
-    summary = result.summary(head.monitor) | {"trainable_params": trainable_params(model)}
-    write_json(paths.METRICS / "head.json", summary)
+    made = read_json(paths.FEATURES / "info.json")
+    card = {
+        "name": "head", "input": "features", "family": "head",
+        "preprocessing": f"pooled features of the {made['arch']} backbone at "
+                         f"{made['image_size']} px ({made['weights']} weights), as the "
+                         "features stage makes them",
+        "backbone": {k: made[k] for k in ("arch", "image_size", "weights", "images_per_second")},
+        "classes": train.classes.tolist(),
+    } | result.summary(head.monitor) | {"trainable_params": trainable_params(model)}
+    write_card("head", card)
     print(f"train_head: best epoch {result.best_epoch}/{result.epochs_run}, "
-          f"val accuracy {summary.get('val_accuracy')}, {result.seconds:.1f} s")
+          f"val accuracy {card.get('val_accuracy')}, {result.seconds:.1f} s")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ exits 1 on a critical failure so `dvc repro` stops before training on bad data.
 metrics/validation.json is written on failure too: a failed validation is a result.
 
 Reads:  params validate.*, data.images.formats/modes/max_aspect; data/manifest.csv
-Writes: metrics/validation.json, reports/data_docs/ (Great Expectations' Data Docs)
+Writes: metrics/validation.json (success, failures, warnings), reports/data/validation.json
+        (everything), reports/data_docs/ (Great Expectations' Data Docs)
 Exit 2: params.yaml, the manifest or the suite YAML cannot be read.
 """
 
@@ -24,7 +25,7 @@ from pipeline.core.params import Params
 from pipeline.data.manifest import read
 
 
-def main(params: Params, manifest: Path, metrics: Path, docs: Path) -> int:
+def main(params: Params, manifest: Path, metrics: Path, summary: Path, docs: Path) -> int:
     from pipeline.data.validation import validate_manifest
 
     try:
@@ -36,6 +37,7 @@ def main(params: Params, manifest: Path, metrics: Path, docs: Path) -> int:
                                    splits=tuple(params.data.split.as_dict()),
                                    images_params=params.data.images, docs_dir=tmp)
     write_json(metrics, report.to_metrics())
+    write_json(summary, report.to_summary())
     print(report.format_table())
     if not report.success:
         print(
@@ -53,6 +55,8 @@ if __name__ == "__main__":
                       help=f"manifest CSV to check (default: {paths.MANIFEST})")
     args.add_argument("--metrics", type=Path, default=paths.METRICS / "validation.json",
                       help="JSON summary to write (default: %(default)s)")
+    args.add_argument("--summary", type=Path, default=paths.DATA_REPORTS / "validation.json",
+                      help="JSON of every count and failure to write (default: %(default)s)")
     args.add_argument("--docs", type=Path, default=paths.DATA_DOCS,
                       help="folder for Great Expectations' Data Docs, replaced "
                       "(default: %(default)s)")

@@ -4,7 +4,7 @@ auto | imagenet | none | a weights file: Keras' ImageNet file is looked up in it
 cache (and downloaded when online), a file is hashed.
 
 Reads:  params seed, backbone.arch, backbone.weights; Keras' cache ($KERAS_HOME/models)
-Writes: metrics/weights.json (source, and its hash or seed)
+Writes: data/weights.json (source, and its hash or seed)
 """
 
 from pipeline.core import paths, stage

@@ -11,7 +11,6 @@ from helpers import ROOT
 
 NETGUARD = Path(__file__).resolve().parent / "netguard"
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Subprocesses (stage scripts, dvc) load tests/netguard/sitecustomize.py.
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(NETGUARD), str(ROOT), os.environ.get("PYTHONPATH", "")) if p

@@ -102,10 +102,10 @@ def resnet_recipe(**changes: Any):
 
 
 def wrn_recipe(**changes: Any):
-    """params.yaml's ``finetune.wrn`` recipe with ``changes``."""
+    """params.yaml's ``scratch.wrn`` recipe with ``changes``."""
     from pipeline.core.params import WRNRecipe
 
-    return WRNRecipe(**(repo_params()["finetune"]["wrn"] | changes))
+    return WRNRecipe(**(repo_params()["scratch"]["wrn"] | changes))
 
 
 def image_policy(**changes: Any):

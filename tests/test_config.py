@@ -100,8 +100,12 @@ def _paths(node: dict, prefix: tuple[str, ...] = ()):
             yield from _paths(value, (*prefix, key))
 
 
-# finetune's entries (finetune.resnet50) are names the user picks, not keys; theirs are.
-KEYS = [k for k in _paths(repo_params()) if not (k[0] == "finetune" and len(k) == 2)]
+# The entries of finetune and scratch (finetune.resnet50) are names the user picks, not
+# keys; theirs are.
+KEYS = [k for k in _paths(repo_params())
+        if not (k[0] in ("finetune", "scratch") and len(k) == 2)]
+
+
 @pytest.mark.parametrize(
     "key",
     KEYS,
@@ -126,8 +130,8 @@ def test_keys_cover_every_section_and_recipe():
     """The parametrisation above really walks the whole file."""
     names = {".".join(k) for k in KEYS}
     assert {"seed", "data.images.near_threshold", "data.split.test", "validate.classes",
-            "finetune", "finetune.resnet50.augment.mixup_alpha", "finetune.wrn.depth",
-            "finetune.resnet50.family", "evaluate.top_k"} <= names
+            "finetune", "finetune.resnet50.augment.mixup_alpha", "scratch.wrn.depth",
+            "scratch.wrn.family", "evaluate.top_k", "report.cost", "gate.max_drop"} <= names
     assert "finetune.resnet50" not in names  # an entry's name, not a key
     assert len(names) > 90
 
@@ -142,8 +146,24 @@ def test_nullable_keys_take_null():
     assert loaded.finetune["resnet50"].image_size is None
 
 
-def test_a_finetune_entry_may_be_left_out():
+def test_an_entry_may_be_left_out():
     """Entries are the models to train: removing one is a choice, not a missing key."""
     raw = repo_params()
-    del raw["finetune"]["wrn"]
-    assert list(params.parse(raw).finetune) == ["resnet50"]
+    del raw["scratch"]["wrn"]
+    loaded = params.parse(raw)
+    assert loaded.scratch == {} and loaded.models() == ["head", "resnet50"]
+
+
+def test_model_names_are_unique_and_not_reserved():
+    raw = repo_params()
+    raw["scratch"]["resnet50"] = raw["scratch"]["wrn"]
+    with pytest.raises(ParamsError, match="resnet50.*in both finetune and scratch"):
+        params.parse(raw)
+    raw = repo_params()
+    raw["scratch"]["best"] = raw["scratch"].pop("wrn")
+    with pytest.raises(ParamsError, match="reserved"):
+        params.parse(raw)
+    raw = repo_params()
+    raw["scratch"]["my model"] = raw["scratch"].pop("wrn")
+    with pytest.raises(ParamsError, match="scratch.my model"):
+        params.parse(raw)

@@ -1,4 +1,4 @@
-"""Test-split scores, the confusion-plot data and the comparison table."""
+"""Test-split scores, per-class figures, the confusion-plot data and per-image predictions."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.evaluation.compare import comparison_table
+from pipeline.evaluation import predictions
 from pipeline.evaluation.confusion import write_confusion
-from pipeline.evaluation.scores import score
+from pipeline.evaluation.scores import per_class, score
 
 CLASSES = ["cat", "dog", "fox"]
 
@@ -23,9 +23,10 @@ def test_scores_of_a_known_prediction():
     out = score(y, proba, CLASSES, top_k=2)
     assert out["accuracy"] == pytest.approx(4 / 6, abs=1e-4)
     assert out["top_2_accuracy"] == pytest.approx(6 / 6, abs=1e-4)
-    assert out["per_class"]["dog"] == {"precision": pytest.approx(2 / 3, abs=1e-4),
-                                       "recall": 1.0, "f1": pytest.approx(0.8, abs=1e-4),
-                                       "support": 2}
+    assert set(out) == {"accuracy", "top_2_accuracy", "macro_f1"}  # nothing per class
+    dog = per_class(y, proba.argmax(1), CLASSES).set_index("class").loc["dog"]
+    assert dog.to_dict() == {"precision": pytest.approx(2 / 3, abs=1e-4), "recall": 1.0,
+                             "f1": pytest.approx(0.8, abs=1e-4), "support": 2}
     assert out["macro_f1"] == pytest.approx(np.mean([0.5, 0.8, 2 / 3]), abs=1e-4)
 
 
@@ -35,8 +36,9 @@ def test_top_k_is_left_out_when_k_covers_every_class():
 
 
 def test_class_absent_from_predictions_scores_zero_not_nan():
-    out = score(np.array([0, 1]), np.array([[1.0, 0, 0], [1.0, 0, 0]]), CLASSES, top_k=1)
-    assert out["per_class"]["fox"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    out = per_class(np.array([0, 1]), np.array([0, 0]), CLASSES).set_index("class")
+    assert out.loc["fox"].to_dict() == {"precision": 0.0, "recall": 0.0, "f1": 0.0,
+                                        "support": 0}
 
 
 def test_confusion_rows_name_the_classes(tmp_path):
@@ -46,12 +48,17 @@ def test_confusion_rows_name_the_classes(tmp_path):
                                         {"actual": "fox", "predicted": "fox"}]
 
 
-def test_table_sorts_by_accuracy_and_marks_missing_figures():
-    table = comparison_table({
-        "head": {"accuracy": 0.5, "macro_f1": 0.4, "trainable_params": 10245,
-                 "train_seconds": 3.2, "inference_images_per_second": 30.0},
-        "wrn": {"accuracy": 0.9, "macro_f1": 0.9, "trainable_params": 1000},
-    })
-    lines = table.splitlines()
-    assert lines[2].startswith("| wrn | 0.9000 | 0.9000 | 1,000 | n/a | n/a |")
-    assert lines[3] == "| head | 0.5000 | 0.4000 | 10,245 | 3.2 | 30.0 |"
+def test_predictions_line_up_with_the_test_images_and_read_back(tmp_path):
+    proba = np.array([[0.7, 0.2, 0.1], [0.3, 0.6, 0.1], [0.5, 0.1, 0.4]])
+    table = predictions.frame(np.array(["c/1.jpg", "d/2.jpg", "f/3.jpg"]), np.array([0, 1, 2]),
+                              proba, CLASSES)
+    predictions.write(table, tmp_path / "p.csv")
+    back = predictions.read(tmp_path / "p.csv")
+    assert back.to_dict("records") == [
+        {"path": "c/1.jpg", "label": "cat", "predicted": "cat", "confidence": 0.7,
+         "correct": True},
+        {"path": "d/2.jpg", "label": "dog", "predicted": "dog", "confidence": 0.6,
+         "correct": True},
+        {"path": "f/3.jpg", "label": "fox", "predicted": "cat", "confidence": 0.5,
+         "correct": False},
+    ]

@@ -142,8 +142,8 @@ def test_head_model_is_chained_behind_the_features_backbone(tmp_path, monkeypatc
 
     monkeypatch.chdir(tmp_path)
     write_params(tmp_path, {"seed": 7, "backbone.weights": "none", "backbone.image_size": 32})
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics" / "weights.json").write_text(json.dumps(
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "weights.json").write_text(json.dumps(
         {"arch": "resnet50", "requested": "none", "source": "random", "seed": 7}))
     inputs = keras.Input((2048,))
     keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs)).save(

@@ -149,7 +149,7 @@ def test_fail_policy_reports_copies_folders_and_mismatches(failing):
     assert "my cat/png_named.jpg (ext_mismatch=true)" in check.stdout  # a warning
     assert "class folder 'empty class' holds no image" in prep.stderr
     assert "folder '.hidden class' starts with a dot (hidden): its 2 file(s) skipped" in prep.stderr
-    metrics = json.loads((folder / "metrics/prepare.json").read_text(encoding="utf-8"))
+    metrics = json.loads((folder / "reports/data/prepare.json").read_text(encoding="utf-8"))
     assert metrics["empty_classes"] == ["empty class"]
     assert metrics["hidden_folders"] == {".hidden class": 2}
     assert metrics["rejected"] == len(REJECTED) and metrics["converted"] == len(CONVERTED)
@@ -183,9 +183,13 @@ def test_quarantine_leaves_bad_files_out_with_the_reason(quarantined, photos):
         assert f"  {rel}: quarantined: " in prep.stdout
     kept = manifest.read(folder / "data/manifest.csv")
     assert set(kept["action"]) == {"ok", "convert"} and not kept["leakage"].any()
-    metrics = json.loads((folder / "metrics/prepare.json").read_text(encoding="utf-8"))
+    metrics = json.loads((folder / "reports/data/prepare.json").read_text(encoding="utf-8"))
     assert metrics["dropped"] == {"bad": len(REJECTED), "duplicates": 1}
-    classes = json.loads((folder / "metrics/classes.json").read_text(encoding="utf-8"))
+    small = json.loads((folder / "metrics/prepare.json").read_text(encoding="utf-8"))
+    assert small == {"images": metrics["images"], "classes": 2, "left_out": len(REJECTED) + 1}
+    left_out = folder / "plots/data/left_out.png"  # the picture of what was left out
+    assert left_out.stat().st_size > 1000 and (folder / "plots/data/samples.png").is_file()
+    classes = json.loads((folder / "reports/data/classes.json").read_text(encoding="utf-8"))
     assert set(classes) == {"café ☕", "my cat"}
     assert classes["café ☕"]["modes"] == {"RGB": 1.0}
     assert classes["café ☕"]["mean_width"] == 64.0

@@ -113,7 +113,8 @@ def test_clean_manifest_passes(clean_report: ValidationReport) -> None:
 def test_metrics_are_counts_json_and_deterministic(
     clean: pd.DataFrame, clean_report: ValidationReport
 ) -> None:
-    metrics = clean_report.to_metrics()
+    assert clean_report.to_metrics() == {"success": True, "critical_failures": 0, "warnings": 0}
+    metrics = clean_report.to_summary()
     assert metrics == {
         "success": True,
         "images": 32,
@@ -123,6 +124,7 @@ def test_metrics_are_counts_json_and_deterministic(
         "expectations": {"evaluated": 32, "successful": 32, "failed": 0},
         "critical_failures": 0,
         "warnings": 0,
+        "failures": [],
     }
     bad = clean.copy()
     bad.loc[0, "sha256"] = bad.loc[1, "sha256"]
@@ -458,7 +460,7 @@ def test_stage_options_and_success(tmp_path: Path, clean: pd.DataFrame) -> None:
     clean.to_csv(tmp_path / "in.csv", index=False)
 
     done = run_stage(tmp_path, "validate", "--manifest", "in.csv", "--metrics", "out/v.json",
-                     "--docs", "d", timeout=120)
+                     "--summary", "out/all.json", "--docs", "d", timeout=120)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "d" / "index.html").is_file()
@@ -470,7 +472,7 @@ def test_stage_options_and_success(tmp_path: Path, clean: pd.DataFrame) -> None:
 def test_stage_main_takes_params_and_paths(
     tmp_path: Path, clean: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """The stage's main(params, manifest, metrics, docs), as stage.run calls it."""
+    """The stage's main(params, manifest, metrics, summary, docs), as stage.run calls it."""
     clean.to_csv(tmp_path / "in.csv", index=False)
     monkeypatch.chdir(tmp_path)
     spec = importlib.util.spec_from_file_location("validate_stage", ROOT / "stages/validate.py")
@@ -479,7 +481,8 @@ def test_stage_main_takes_params_and_paths(
     spec.loader.exec_module(stage)  # not as __main__: defines main, runs nothing
     loaded = params({"validate.classes": CLASSES, "validate.min_per_class": 5})
 
-    assert stage.main(loaded, Path("in.csv"), Path("out/v.json"), Path("d")) == 0
+    out = Path("out/v.json"), Path("out/all.json"), Path("d")
+    assert stage.main(loaded, Path("in.csv"), *out) == 0
     assert (tmp_path / "d" / "index.html").is_file()
     assert json.loads((tmp_path / "out" / "v.json").read_text(encoding="utf-8"))["success"]
     assert "0 critical failure(s)" in capsys.readouterr().out
@@ -487,7 +490,7 @@ def test_stage_main_takes_params_and_paths(
     bad = clean.copy()
     bad.loc[row(bad, "cat/test_000.jpg"), "width"] = 4  # too small
     bad.to_csv(tmp_path / "bad.csv", index=False)
-    assert stage.main(loaded, Path("bad.csv"), Path("out/v.json"), Path("d")) == 1
+    assert stage.main(loaded, Path("bad.csv"), *out) == 1
     assert "cat/test_000.jpg 4x48" in capsys.readouterr().out
 
 

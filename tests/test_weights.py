@@ -87,8 +87,8 @@ def test_imagenet_with_wrong_hash_is_not_used(keras_home, monkeypatch, source_ba
     cached.parent.mkdir()
     write_legacy_h5(resnet_of(source_backbone), cached)
     monkeypatch.setattr(weights, "imagenet_md5", lambda arch: "0" * 32)
-    # Keras' get_file re-downloads a cached file whose hash is wrong; offline that fails.
-    with pytest.raises(weights.WeightsError, match="cannot be downloaded"):
+    # A cached file whose hash is wrong would be downloaded again; offline that fails.
+    with pytest.raises(weights.WeightsError, match="has md5 .*, not 0{32}.*cannot be reached"):
         weights.resolve("resnet50", "imagenet", 0)
     assert weights.resolve("resnet50", "auto", 0)["source"] == "random"
 
@@ -123,3 +123,33 @@ def test_random_init_is_reproducible(images):
         keras.utils.set_random_seed(5)
         outputs.append(np.asarray(build_backbone("resnet50", SIZE)(images)))
     np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+def test_the_md5_table_is_keras_own():
+    from keras.src.applications.resnet import WEIGHTS_HASHES
+
+    assert {arch: WEIGHTS_HASHES[arch][1] for arch in weights.IMAGENET_MD5} == weights.IMAGENET_MD5
+
+
+def test_the_weights_check_starts_no_tensorflow(keras_home):
+    """A cached file is checked, and an offline machine answered, without TensorFlow's
+    seconds of start-up: the check runs on every `dvc repro`."""
+    import subprocess
+    import sys
+
+    cached = keras_home / "models" / weights.imagenet_file("resnet50")
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"stand-in weights")
+    code = (
+        "import sys\n"
+        "from pipeline.core.hashing import file_digest\n"
+        "from pipeline.models import weights\n"
+        f"weights.IMAGENET_MD5['resnet50'] = file_digest({str(cached)!r}, 'md5')\n"
+        "found = weights.resolve('resnet50', 'imagenet', 0)\n"
+        "offline = weights.resolve('resnet101', 'auto', 0)\n"
+        "print(found['source'], offline['source'], 'tensorflow' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-3:] == ["imagenet", "random", "False"]

@@ -152,18 +152,16 @@ class AugmentParams(_Section):
     flip: bool  # random horizontal flip
     crop: bool  # random resized crop
     crop_min_scale: Annotated[float, Field(gt=0, le=1)]  # smallest crop side fraction
-    color_jitter: Fraction  # brightness / contrast delta; 0
-    mixup_alpha: NonNegativeFloat  # 0
+    color_jitter: Fraction  # brightness / contrast delta; 0 = off
+    mixup_alpha: NonNegativeFloat  # Beta(alpha, alpha) MixUp; 0 = off
 
 
 ImageSize = Annotated[int, Field(ge=16, le=1024)]
 
 
 class _Recipe(_Section):
-    """What every fine-tuned model shares: input, schedule, regularisation."""
+    """What every network recipe shares: input, schedule, regularisation."""
 
-    # px; None (resnet only) = backbone.image_size, the size the head's features came from
-    image_size: ImageSize | None
     batch_size: PositiveInt
     epochs: PositiveInt
     optimizer: Optimizer
@@ -181,13 +179,18 @@ class _Recipe(_Section):
 
 
 class ResNetRecipe(_Recipe):
-    """The backbone of the `backbone` section, started from the head."""
+    """A ``finetune`` entry: the backbone of the `backbone` section, started from the head."""
 
-    family: Literal["resnet"]
+    # px; None = backbone.image_size, the size the head's features came from
+    image_size: ImageSize | None
     head_epochs: Annotated[int, Field(ge=0)]  # warm-up of the head alone, backbone frozen
     head_learning_rate: PositiveFloat
     unfreeze: Literal["all"] | Annotated[int, Field(ge=0, le=4)]  # or last N stages
     train_bn: bool  # False keeps BatchNorm in inference mode
+
+    @property
+    def family(self) -> str:
+        return "resnet"
 
 
 class WRNRecipe(_Recipe):
@@ -218,15 +221,35 @@ class BiTRecipe(_Recipe):
     weights: str  # none | path/to/BiT-M-R50x3.npz | path/to/file.weights.h5
 
 
-Recipe = Annotated[
-    ResNetRecipe | WRNRecipe | BiTRecipe,
-    Field(discriminator="family"),
-]
+ScratchRecipe = Annotated[WRNRecipe | BiTRecipe, Field(discriminator="family")]
+Recipe = ResNetRecipe | WRNRecipe | BiTRecipe
+# A model name is a stage name (finetune@NAME), a file name (models/NAME.keras) and a
+# dotted params key, so it is kept to letters, digits, "_" and "-".
+ModelName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
+RESERVED_NAMES = ("head", "best")
 
 
 class EvaluateParams(_Section):
-    top_k: PositiveInt
+    top_k: PositiveInt  # top-k accuracy, reported when k < classes
     batch_size: PositiveInt
+    mistakes_shown: Annotated[int, Field(ge=0)]  # misclassified thumbnails per model
+
+
+class ReportParams(_Section):
+    """The recommendation rule: the best on accuracy; among the models not significantly
+    worse than it (McNemar, p >= alpha), the cheapest by ``cost``."""
+
+    alpha: Annotated[float, Field(gt=0, lt=1)]
+    cost: Literal["train_seconds", "trainable_params", "inference_seconds"]
+
+
+class GateParams(_Section):
+    """python -m pipeline.gate: the recommended model's ``metric`` must reach ``min`` and
+    not drop more than ``max_drop`` against the baseline, beyond its confidence interval."""
+
+    metric: Literal["accuracy", "macro_f1"]
+    min: Annotated[float, Field(ge=0, le=1)]
+    max_drop: Annotated[float, Field(ge=0, le=1)]
 
 
 class Params(_Section):
@@ -236,17 +259,35 @@ class Params(_Section):
     validate_: ValidateParams = Field(alias="validate")
     backbone: BackboneParams
     head: HeadParams
-    finetune: dict[str, Recipe]
+    finetune: dict[ModelName, ResNetRecipe]
+    scratch: dict[ModelName, ScratchRecipe]
     evaluate: EvaluateParams
+    report: ReportParams
+    gate: GateParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Params:
+        both = sorted(set(self.finetune) & set(self.scratch))
+        if both:
+            raise ValueError(f"model name(s) {both} in both finetune and scratch: each "
+                             "model needs its own name (it names its stages and files)")
+        reserved = sorted((set(self.finetune) | set(self.scratch)) & set(RESERVED_NAMES))
+        if reserved:
+            raise ValueError(f"model name(s) {reserved} are reserved ({RESERVED_NAMES})")
+        return self
+
+    def models(self) -> list[str]:
+        """Every trained model: the head, then the finetune and scratch entries."""
+        return ["head", *self.finetune, *self.scratch]
 
 
 def _key(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc]
-    # pydantic puts the discriminator's tag in the location (finetune.wrn.wrn.depth);
+    # pydantic puts the discriminator's tag in the location (scratch.wrn.wrn.depth);
     # users know the key they typed, so drop the tag.
-    if len(parts) > 2 and parts[0] == "finetune" and parts[2] in ("resnet", "wrn", "bit"):
+    if len(parts) > 2 and parts[0] == "scratch" and parts[2] in ("wrn", "bit"):
         del parts[2]
     return ".".join(parts) if parts else "(top level)"
 
@@ -264,7 +305,7 @@ def parse(raw: Any, source: str = PARAMS_FILE) -> Params:
             if e["type"] == "extra_forbidden":
                 lines.append(f"  {key}: unknown key (typo?)")
             elif e["type"] == "union_tag_not_found":
-                lines.append(f"  {key}.family: missing (resnet | wrn | bit)")
+                lines.append(f"  {key}.family: missing (wrn | bit)")
             elif e["type"] == "missing":
                 lines.append(f"  {key}: missing (every key is set in params.yaml)")
             else:

@@ -4,15 +4,17 @@ from pathlib import Path
 
 SAMPLE = Path("data/sample")
 MANIFEST = Path("data/manifest.csv")
-FEATURES = Path("data/features")  # <split>.npz
-MODELS = Path("models")
-HEAD_MODEL = MODELS / "head.keras"
-FINETUNE = MODELS / "finetune"  # <name>.keras
-METRICS = Path("metrics")
-WEIGHTS_RECORD = METRICS / "weights.json"
-CONFUSION = METRICS / "confusion"  # <model>.csv
-LIVE = Path("dvclive")  # DVCLive curves: head/, finetune/<name>/
 SOURCE = Path("data/source.json")  # where data.source resolved to (written by prepare)
 DROPPED = Path("data/dropped.csv")  # images prepare left out of the manifest, with the reason
-CLASSES = METRICS / "classes.json"  # per-class summary written by prepare
-DATA_DOCS = Path("reports/data_docs")  # Great Expectations' HTML report (validate)
+FEATURES = Path("data/features")  # <split>.npz
+MODELS = Path("models")  # <model>.keras and its card <model>.json (head, finetune, scratch)
+HEAD_MODEL = MODELS / "head.keras"
+BEST = MODELS / "best"  # the recommended model, exported: model.keras + card.json
+METRICS = Path("metrics")  # what `dvc exp show` compares runs on: a few numbers per stage
+WEIGHTS_RECORD = Path("data/weights.json")  # the weights actually used (weights stage)
+LIVE = Path("dvclive")  # DVCLive's per-epoch curves, one folder per model
+PLOTS = Path("plots")  # pictures and plot data: data/, <model>/ (confusion, per class, ...)
+REPORTS = Path("reports")  # what people read: report.html, data summaries, predictions
+DATA_REPORTS = REPORTS / "data"  # prepare's full summary and per-class table
+PREDICTIONS = REPORTS / "predictions"  # <model>.csv: each test image, true and predicted
+DATA_DOCS = REPORTS / "data_docs"  # Great Expectations' HTML report (validate)

@@ -96,8 +96,16 @@ class ValidationReport:
         return not self.critical
 
     def to_metrics(self) -> dict[str, Any]:
-        """Counts only: no timestamps or run ids, so the same manifest gives the same file
-        and ``dvc metrics diff`` shows real changes only."""
+        """The numbers runs are compared on: no per-class figures (they would grow with
+        the classes), no timestamps or run ids (same manifest, same file)."""
+        return {
+            "success": self.success,
+            "critical_failures": len(self.critical),
+            "warnings": len(self.warnings),
+        }
+
+    def to_summary(self) -> dict[str, Any]:
+        """Everything: counts per split and class, expectations evaluated and failed."""
         return {
             "success": self.success,
             "images": self.images,
@@ -111,6 +119,9 @@ class ValidationReport:
             },
             "critical_failures": len(self.critical),
             "warnings": len(self.warnings),
+            "failures": [{"severity": f.severity, "rule": f.rule, "column": f.column,
+                          "unexpected": f.unexpected_count, "files": list(f.offenders[:20])}
+                         for f in self.failures],
         }
 
     def format_table(self, max_files: int = MAX_FILES) -> str:

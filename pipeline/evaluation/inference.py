@@ -4,7 +4,7 @@ Images go through ``pipeline.data.input.load_image``, the decoder and resize of
 training and evaluation; the models carry their own normalisation. A head (whose
 input is a feature vector) is chained behind the backbone built exactly as the
 features stage built it: params.yaml's ``backbone`` section, the weights record of
-``metrics/weights.json``, and the same seed when those weights are random.
+``data/weights.json``, and the same seed when those weights are random.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import numpy as np
 from pipeline.core import paths
 from pipeline.core.errors import PipelineError
 
-DEFAULT_MODELS = (paths.FINETUNE / "resnet50.keras", paths.HEAD_MODEL)
-CLASSES_FROM = paths.FEATURES / "test.npz"
+# The recommended model (the report stage exports it), else the head behind its backbone.
+DEFAULT_MODELS = (paths.BEST / "model.keras", paths.HEAD_MODEL)
+CLASSES_FROM = paths.FEATURES / "test.npz"  # when a model has no card
 IMAGENET_SIZE = 224  # the size Keras' ImageNet ResNet50 was trained at
 IMAGENET_WEIGHTS = "resnet50_weights_tf_dim_ordering_tf_kernels.h5"  # with the top
 IMAGENET_CLASS_INDEX = "imagenet_class_index.json"
@@ -47,6 +48,11 @@ class Predictor:
 # --------------------------------------------------------------------------- models
 
 
+def card_files(model_path: Path) -> tuple[Path, Path]:
+    """Where a model's card may be: models/best/card.json, models/<name>.json."""
+    return model_path.parent / "card.json", model_path.with_suffix(".json")
+
+
 def load_predictor(model_path: Path, classes_path: Path | None, params: Path) -> Predictor:
     from pipeline.models.saving import load_model
 
@@ -57,7 +63,8 @@ def load_predictor(model_path: Path, classes_path: Path | None, params: Path) ->
     shape = model.input_shape
     if isinstance(shape, list):
         raise PredictError(f"model {model_path} has {len(shape)} inputs; expected one")
-    source = classes_path or CLASSES_FROM
+    source = classes_path or next((c for c in card_files(model_path) if c.is_file()),
+                                  CLASSES_FROM)
     if not source.is_file():
         raise PredictError(f"no class names: {source} not found; pass --classes FILE "
                            "(a JSON list, or one name per line)")
@@ -77,12 +84,11 @@ def load_predictor(model_path: Path, classes_path: Path | None, params: Path) ->
 
 def _head_predictor(head, model_path: Path, params: Path, classes: list[str]) -> Predictor:
     """The backbone exactly as stages/features.py builds it, then the head."""
-    import keras
-
     from pipeline.core.io import read_json
     from pipeline.core.params import ParamsError, load
     from pipeline.core.runtime import seed_everything
     from pipeline.models.backbone import build_backbone
+    from pipeline.models.classifier import backbone_with_head
     from pipeline.models.weights import WeightsError, weights_path
 
     try:
@@ -93,7 +99,7 @@ def _head_predictor(head, model_path: Path, params: Path, classes: list[str]) ->
                            f"backbone needs params.yaml and {paths.WEIGHTS_RECORD}: {err}"
                            ) from None
     bb = settings.backbone
-    made = paths.METRICS / "features.json"
+    made = paths.FEATURES / "info.json"
     if made.is_file():  # the features the head was trained on
         facts = read_json(made)
         if (facts.get("arch"), facts.get("image_size")) != (bb.arch, bb.image_size):
@@ -110,8 +116,7 @@ def _head_predictor(head, model_path: Path, params: Path, classes: list[str]) ->
     if backbone.output_shape[-1] != head.input_shape[-1]:
         raise PredictError(f"backbone gives {backbone.output_shape[-1]} features, the head "
                            f"takes {head.input_shape[-1]}; run `dvc repro` first")
-    inputs = keras.Input((bb.image_size, bb.image_size, 3), name="image")
-    model = keras.Model(inputs, head(backbone(inputs)), name="backbone_head")
+    model = backbone_with_head(backbone, head)
     return Predictor(model, bb.image_size, f"{bb.arch} ({record['source']} weights, "
                      f"{bb.image_size} px) + {model_path}", classes)
 

@@ -157,7 +157,8 @@ def _verdicts(report: Report) -> list[str]:
         if r.verdict.startswith("worse"):
             out.append(f"{best.name} is better than {r.name} ({r.verdict.split('(', 1)[1]}")
         else:
-            out.append(f"{r.name} and {best.name} are {r.verdict}")
+            out.append(f"{r.name} and {best.name} are "
+                       + r.verdict.replace(f"from {best.name} ", "", 1))
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
     f1_score,
@@ -12,12 +13,9 @@ from sklearn.metrics import (
 
 
 def score(y_true: np.ndarray, proba: np.ndarray, classes: list[str], top_k: int) -> dict:
-    """Accuracy, macro-F1, top-k (only when k < classes) and per-class precision/recall."""
+    """Accuracy, macro-F1 and top-k accuracy (only when k < classes)."""
     labels = np.arange(len(classes))
     y_pred = proba.argmax(axis=1)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
     out = {
         "accuracy": round(float(accuracy_score(y_true, y_pred)), 4),
         "macro_f1": round(float(f1_score(y_true, y_pred, labels=labels, average="macro",
@@ -27,14 +25,19 @@ def score(y_true: np.ndarray, proba: np.ndarray, classes: list[str], top_k: int)
         out[f"top_{top_k}_accuracy"] = round(
             float(top_k_accuracy_score(y_true, proba, k=top_k, labels=labels)), 4
         )
-    out["test_images"] = int(len(y_true))
-    out["per_class"] = {
-        name: {
-            "precision": round(float(precision[i]), 4),
-            "recall": round(float(recall[i]), 4),
-            "f1": round(float(f1[i]), 4),
-            "support": int(support[i]),
-        }
-        for i, name in enumerate(classes)
-    }
     return out
+
+
+def per_class(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """Precision, recall, F1 and support of each class: a plot, not a metric, so the
+    number of metrics `dvc exp show` compares does not grow with the classes."""
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=np.arange(len(classes)), zero_division=0
+    )
+    return pd.DataFrame({
+        "class": classes,
+        "precision": np.round(precision, 4),
+        "recall": np.round(recall, 4),
+        "f1": np.round(f1, 4),
+        "support": support.astype(int),
+    })

@@ -84,3 +84,10 @@ def inference_copy(model: keras.Model) -> keras.Model:
     registered. The evaluate stage only predicts.
     """
     return keras.Model(model.inputs, model.outputs, name=model.name)
+
+
+def backbone_with_head(backbone: keras.Model, head: keras.Model) -> keras.Model:
+    """Raw RGB image -> backbone features -> the head trained on them: the head as an image
+    model, for prediction and export (the backbone in inference mode)."""
+    inputs = keras.Input(backbone.input_shape[1:], name="image")
+    return keras.Model(inputs, head(backbone(inputs, training=False)), name="backbone_head")

@@ -42,12 +42,19 @@ class Features:
 def extract(
     backbone: keras.Model, dataset: tf.data.Dataset, count: int, desc: str = "features"
 ) -> tuple[np.ndarray, float]:
-    """Features of every batch of ``dataset`` in order, and the images per second."""
+    """Features of every batch of ``dataset`` in order, and the images per second.
+
+    The forward pass is a compiled graph (``tf.function``), not an eager call per batch:
+    on a CPU that is about 1.5x faster here, the same as ``model.predict`` but with a
+    progress bar and without holding Keras' per-batch callbacks.
+    """
+    forward = tf.function(lambda images: backbone(images, training=False),
+                          reduce_retracing=True)  # the smaller last batch: one more trace
     out = []
     start = time.perf_counter()
     with tqdm(total=count, desc=desc, unit="img", mininterval=2.0) as bar:
         for images, _ in dataset:
-            out.append(np.asarray(backbone(images, training=False), dtype=np.float32))
+            out.append(np.asarray(forward(images), dtype=np.float32))
             bar.update(len(images))
     elapsed = time.perf_counter() - start
     features = np.concatenate(out) if out else np.zeros((0, backbone.output_shape[-1]), "float32")

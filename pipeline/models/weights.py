@@ -1,15 +1,17 @@
 """Resolve ``backbone.weights`` into a record of the weights actually used.
 
-The record (``metrics/weights.json``) is both a metric, so ``dvc metrics show``
-says whether a run used ImageNet weights or random ones, and a dependency of
-every stage that builds the backbone, so that weights appearing later (first
-run offline, next one online) re-run everything downstream. It holds no
+The record (``data/weights.json``) is a dependency of every stage that builds the
+backbone, so that weights appearing later (first run offline, next one online)
+re-run everything downstream; metrics/features.json repeats its ``source``, so
+``dvc exp show`` says whether a run used ImageNet weights or random ones. It holds no
 machine-specific paths and no timestamps: the same weights give the same bytes.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import urllib.parse
 from pathlib import Path
 
 from pipeline.core.errors import PipelineError
@@ -29,10 +31,29 @@ def imagenet_file(arch: Arch) -> str:
     return f"{arch}_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
-def imagenet_md5(arch: Arch) -> str:
-    from keras.src.applications.resnet import WEIGHTS_HASHES
+# md5 of each file above, as keras.src.applications.resnet.WEIGHTS_HASHES has it (a test
+# checks the copy): known here, the weights check needs no TensorFlow start-up.
+IMAGENET_MD5 = {
+    "resnet50": "4d473c1dd8becc155b73f8504c6f6626",
+    "resnet101": "88cf7a10940856eca736dc7b7e228a21",
+    "resnet152": "ee4c566cf9a93f14d82f913c2dc6dd0c",
+}
 
-    return WEIGHTS_HASHES[arch][1]  # (with top, without top)
+
+def imagenet_md5(arch: Arch) -> str:
+    return IMAGENET_MD5[arch]
+
+
+def _reachable(url: str) -> bool:
+    """Whether ``url``'s host resolves: offline, the answer comes in milliseconds, before
+    Keras (and TensorFlow, seconds to start) is imported for a download that cannot work."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        with socket_timeout(5):
+            socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
 
 
 def keras_cache_dir() -> Path:
@@ -67,8 +88,23 @@ def fetch_imagenet(arch: Arch, md5: str | None = None) -> Path:
     naming the file to place and where.
     """
     fname = imagenet_file(arch)
+    md5 = md5 or imagenet_md5(arch)
+    cached = keras_cache_dir() / fname
+    found = file_digest(cached, "md5") if cached.is_file() else None
+    if found == md5:
+        return cached  # what Keras' get_file would return, without starting TensorFlow
+    if not _reachable(BASE_URL):
+        where = ("is not in Keras' cache" if found is None else
+                 f"in Keras' cache has md5 {found}, not {md5} (a partial or other file)")
+        raise WeightsError(
+            f"ImageNet weights for {arch}: {fname} {where}, and "
+            f"{urllib.parse.urlsplit(BASE_URL).hostname} cannot be reached (offline?).\n"
+            f"  Copy it (md5 {md5}) from a machine that has it (or from {BASE_URL}{fname})\n"
+            f"  to {cached},\n"
+            "  or set backbone.weights to a weights file path, or to none for random init."
+        )
     try:
-        return keras_cached_file(fname, BASE_URL + fname, md5 or imagenet_md5(arch))
+        return keras_cached_file(fname, BASE_URL + fname, md5)
     except WeightsError as err:
         raise WeightsError(
             f"ImageNet weights for {arch}: {err}\n"

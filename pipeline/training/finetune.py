@@ -22,15 +22,19 @@ from pipeline.models.saving import load_model
 from pipeline.models.weights import weights_path
 from pipeline.training.curves import append_curves
 from pipeline.training.freeze import freeze
-from pipeline.training.inputs import Splits, datasets
+from pipeline.training.inputs import Splits, datasets, draw_batch
 from pipeline.training.recipe import Trained, compile_model, fit_recipe
 from pipeline.training.schedules import make_schedule
 
 
 def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Splits, *, seed: int,
              live_dir: str | Path, weights_record: str | Path = paths.WEIGHTS_RECORD,
-             head_model: str | Path = paths.HEAD_MODEL) -> Trained:
-    """Train the backbone + head by ``recipe``; the caller has seeded everything."""
+             head_model: str | Path = paths.HEAD_MODEL,
+             batch_picture: str | Path | None = None) -> Trained:
+    """Train the backbone + head by ``recipe``; the caller has seeded everything.
+
+    ``batch_picture``: where to draw one augmented training batch (from a twin of the
+    training input, so the training's own random stream is untouched)."""
     live_dir, head_model = Path(live_dir), Path(head_model)
     count = len(splits.train[0])
     steps = math.ceil(count / recipe.batch_size)
@@ -46,6 +50,9 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
                          f"the manifest has {len(splits.classes)}")
     model = build_resnet_model(backbone, head, recipe.train_bn)
     train_ds, val_ds = datasets(splits, recipe, size, seed)
+    if batch_picture is not None:
+        draw_batch(datasets(splits, recipe, size, seed)[0], splits.classes,
+                   f"One training batch after augmentation ({size} px)", batch_picture)
 
     head_result = None
     if recipe.head_epochs > 0:

@@ -62,7 +62,9 @@ def fit(
     # dvcyaml=None: the plots are declared in dvc.yaml, not written by DVCLive;
     # save_dvc_exp=False: `dvc exp run` owns the experiment, not the stage.
     live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False)
-    kwargs = {} if batch_size is None else {"batch_size": batch_size, "shuffle": True}
+    # A tf.data input batches and shuffles itself (seeded); arrays are shuffled by Keras.
+    kwargs = {"shuffle": False} if batch_size is None else {"batch_size": batch_size,
+                                                            "shuffle": True}
     if isinstance(train, tuple):
         kwargs["x"], kwargs["y"] = train
     else:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from pipeline.core.params import Recipe
+from pipeline.core.pictures import Tile, save_png, sheet
 from pipeline.data.input import image_dataset
 from pipeline.training.augment import make_augment
 
@@ -37,3 +39,15 @@ def datasets(splits: Splits, recipe: Recipe, image_size: int, seed: int
                           augment=train_map if augment else onehot)
     val = image_dataset(*splits.val, image_size, recipe.batch_size, augment=onehot)
     return train, val
+
+
+def draw_batch(dataset: tf.data.Dataset, class_names: list[str], title: str,
+               path: str | Path, most: int = 16) -> None:
+    """One training batch as the network sees it (after augmentation), as a picture."""
+    images, labels = next(iter(dataset))
+    images, labels = np.asarray(images)[:most], np.asarray(labels)[:most]
+    tiles = [Tile(img, ", ".join(f"{class_names[j]} {w:.0%}" if w < 0.999 else class_names[j]
+                                 for j, w in sorted(enumerate(row), key=lambda t: -t[1])[:2]
+                                 if w > 0.001))
+             for img, row in zip(images, labels, strict=True)]
+    save_png(sheet([("", tiles)], 8, title), path)

@@ -8,18 +8,25 @@ from pathlib import Path
 
 from pipeline.core.params import BiTRecipe, WRNRecipe
 from pipeline.models.classifier import build_scratch_model
-from pipeline.training.inputs import Splits, datasets
+from pipeline.training.inputs import Splits, datasets, draw_batch
 from pipeline.training.recipe import Trained, compile_model, fit_recipe
 from pipeline.training.schedules import make_schedule
 
 
 def train_scratch(name: str, recipe: WRNRecipe | BiTRecipe, splits: Splits, *, seed: int,
-                  live_dir: str | Path) -> Trained:
-    """Train the ``finetune.<name>`` network by ``recipe``; the caller has seeded everything."""
+                  live_dir: str | Path, batch_picture: str | Path | None = None) -> Trained:
+    """Train the ``scratch.<name>`` network by ``recipe``; the caller has seeded everything.
+
+    ``batch_picture``: where to draw one augmented training batch (from a twin of the
+    training input, so the training's own random stream is untouched)."""
     count = len(splits.train[0])
     steps = math.ceil(count / recipe.batch_size)
     model = build_scratch_model(recipe, len(splits.classes), name=name)
     train_ds, val_ds = datasets(splits, recipe, recipe.image_size, seed)
+    if batch_picture is not None:
+        draw_batch(datasets(splits, recipe, recipe.image_size, seed)[0], splits.classes,
+                   f"One training batch after augmentation ({recipe.image_size} px)",
+                   batch_picture)
     compile_model(model, recipe, make_schedule(recipe, steps))
     result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, Path(live_dir), count)
     return Trained(model, result, None, recipe.image_size, recipe.family)

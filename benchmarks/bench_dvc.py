@@ -1,0 +1,210 @@
+"""Subprocess measurements for benchmarks/run.py: dvc in temporary copies of the project.
+
+Nothing here touches the repository itself: each measurement copies the project's
+files into a fresh git repository under a temporary folder (as tests/test_e2e.py
+does), edits its params.yaml, and drives `dvc` (and the stage scripts) there, with
+this interpreter's environment first on PATH so that stages run the same Python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = Path(__file__).resolve().parent / "notebook_head.py"
+PROJECT_FILES = ["pipeline", "stages", "params.yaml", "dvc.yaml", "pyproject.toml",
+                 ".dvc/config", ".dvcignore", ".gitignore", "reports/templates"]
+DROPOUTS = (0.3, 0.5, 0.4, 0.1, 0.6, 0.35, 0.45)  # never 0.2, the default (run-cached)
+TIMEOUT = 3 * 3600
+
+
+class CommandError(RuntimeError):
+    """A command exited non-zero; the message holds its last lines of output."""
+
+
+def environment() -> dict[str, str]:
+    bindir = str(Path(sys.executable).parent)  # dvc and the stages' `python` from this venv
+    env = os.environ | {"PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+                        "DVC_NO_ANALYTICS": "1", "GIT_TERMINAL_PROMPT": "0"}
+    env.pop("PIPELINE_VERBOSE", None)
+    return env
+
+
+def sh(cwd: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` in ``cwd``; CommandError with the tail of its output when it fails."""
+    proc = subprocess.run(cmd, cwd=cwd, env=environment(), capture_output=True, text=True,
+                          timeout=TIMEOUT, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-6:]
+        raise CommandError(f"`{' '.join(cmd)}` exited {proc.returncode}: " + " | ".join(tail))
+    return proc
+
+
+def timed(cwd: Path, *cmd: str) -> float:
+    """Wall-clock seconds of ``cmd`` (a whole process: interpreter start-up included)."""
+    start = time.perf_counter()
+    sh(cwd, *cmd)
+    return time.perf_counter() - start
+
+
+def peak_rss_mb(cwd: Path, *cmd: str) -> float:
+    """Peak resident memory (MB) of ``cmd`` and the children it waited for: ru_maxrss of
+    this one child from wait4(2), so earlier, bigger children do not mask it (the
+    RUSAGE_CHILDREN maximum of this process only ever grows)."""
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=environment(), stdout=log, stderr=log,
+                                text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            log.seek(0)
+            tail = log.read().strip().splitlines()[-6:]
+            raise CommandError(f"`{' '.join(cmd)}` exited {proc.returncode}: "
+                               + " | ".join(tail))
+    return usage.ru_maxrss / 1024  # KiB on Linux
+
+
+# --- temporary copies of the project -------------------------------------------------------
+
+
+def set_params(repo: Path, changes: dict[str, Any]) -> None:
+    """Set dotted keys of the copy's params.yaml, as `dvc exp run -S key=value` does."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def tiny_profile(repo: Path) -> None:
+    """Close to the end-to-end test's profile: 32 px, 6 images a class, random weights, one
+    epoch (fine-tuning without the head-only phase), WRN-10-1."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    changes: dict[str, Any] = {
+        "sample.images_per_class": 6, "sample.image_size": 32, "validate.min_per_class": 1,
+        "backbone.image_size": 32, "backbone.weights": "none", "backbone.batch_size": 16,
+        "head.epochs": 1, "head.patience": 1,
+    }
+    for name in params["finetune"]:
+        changes |= {f"finetune.{name}.epochs": 1, f"finetune.{name}.head_epochs": 0,
+                    f"finetune.{name}.image_size": 32, f"finetune.{name}.batch_size": 8}
+    for name, entry in params["scratch"].items():
+        changes |= {f"scratch.{name}.epochs": 1, f"scratch.{name}.image_size": 32,
+                    f"scratch.{name}.batch_size": 8}
+        if entry.get("family") == "wrn":
+            changes |= {f"scratch.{name}.depth": 10, f"scratch.{name}.width": 1}
+    set_params(repo, changes)
+
+
+def commit(repo: Path, message: str) -> None:
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", message, "--allow-empty")
+
+
+def project_copy(dest: Path, changes: dict[str, Any] | None = None, *,
+                 tiny: bool = False) -> Path:
+    """The project's files in a new git repository at ``dest``, params edited, committed."""
+    for name in PROJECT_FILES:
+        src, dst = ROOT / name, dest / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+    if tiny:
+        tiny_profile(dest)
+    set_params(dest, changes or {})
+    sh(dest, "git", "init", "-q", "-b", "main")
+    sh(dest, "git", "config", "user.name", "benchmark")
+    sh(dest, "git", "config", "user.email", "benchmark@example.invalid")
+    commit(dest, "benchmark copy")
+    return dest
+
+
+def reset(repo: Path) -> None:
+    """Back to the last commit after `dvc exp run` applied an experiment to the workspace."""
+    sh(repo, "git", "checkout", "--", ".")
+    sh(repo, "dvc", "checkout", "--force", "--allow-missing", "-q")
+
+
+# --- 4: the head loop ----------------------------------------------------------------------
+
+
+def head_setup(dest: Path, data: Path, size: int) -> Path:
+    """Untimed: a copy reading ``data`` at ``size`` px (duplicates dropped, random weights as
+    the notebook has), after `dvc repro evaluate@head` (features extracted once), committed."""
+    repo = project_copy(dest, {
+        "data.source": str(data.resolve()), "data.images.duplicates": "drop",
+        "validate.min_per_class": 2, "backbone.weights": "none", "backbone.image_size": size,
+    })
+    sh(repo, "dvc", "repro", "-q", "evaluate@head")
+    commit(repo, f"features at {size} px")
+    return repo
+
+
+def images_kept(repo: Path) -> str:
+    """What prepare kept and left out, from the copy's metrics/prepare.json."""
+    metrics = json.loads((repo / "metrics" / "prepare.json").read_text())
+    return f"{metrics.get('images', '?')} images kept, {metrics.get('left_out', '?')} left out"
+
+
+def head_times(repo: Path, data: Path, size: int, runs: int) -> tuple[list[float], list[float]]:
+    """(seconds of each head-only `dvc exp run evaluate@head`, seconds of each notebook run).
+
+    Each run sets a new head.dropout (never the committed one, so DVC's run cache cannot
+    answer) in both ways; the workspace is reset (untimed) after each experiment."""
+    pipeline, notebook = [], []
+    for dropout in DROPOUTS[:runs]:
+        pipeline.append(timed(repo, "dvc", "exp", "run", "-q", "evaluate@head",
+                              "-S", f"head.dropout={dropout}"))
+        reset(repo)
+        notebook.append(timed(repo, sys.executable, str(NOTEBOOK), str(data),
+                              "--image-size", str(size), "--dropout", str(dropout)))
+    return pipeline, notebook
+
+
+# --- 5: no-op repro --------------------------------------------------------------------------
+
+
+def sample_setup(dest: Path, *targets: str, tiny: bool = False,
+                 changes: dict[str, Any] | None = None) -> Path:
+    """Untimed: a copy on the sample data after one `dvc repro [targets]`, committed."""
+    repo = project_copy(dest, changes, tiny=tiny)
+    sh(repo, "dvc", "repro", "-q", *targets)
+    commit(repo, "first repro")
+    return repo
+
+
+def noop_times(repo: Path, runs: int, *targets: str) -> list[float]:
+    """Seconds of `dvc repro [targets]` with nothing changed."""
+    return [timed(repo, "dvc", "repro", "-q", *targets) for _ in range(runs)]
+
+
+# --- 6: peak memory of stages ------------------------------------------------------------------
+
+MEMORY_STAGES = ("prepare", "features", "train_head")
+
+
+def stage_peaks(repo: Path) -> dict[str, float]:
+    """Peak RSS (MB) of the prepare, features and train_head scripts, each run directly
+    (`python stages/NAME.py`, not under dvc, whose own memory would mix in) in a copy
+    where `dvc repro validate` has made the sample data and the manifest."""
+    peaks = {"prepare": peak_rss_mb(repo, sys.executable, "stages/prepare.py")}
+    sh(repo, sys.executable, "stages/weights.py")
+    for name in MEMORY_STAGES[1:]:
+        peaks[name] = peak_rss_mb(repo, sys.executable, f"stages/{name}.py")
+    return peaks

@@ -1,0 +1,446 @@
+"""How fast the pipeline is on this machine, and against what: one Markdown table.
+
+    python benchmarks/run.py                  # the full run (the better part of an hour on 2 cores)
+    python benchmarks/run.py --quick          # under 5 minutes: fewer images, one run each
+    python benchmarks/run.py --repeats 5 --output benchmarks/results.md
+
+Only public tools: time.perf_counter, subprocess, os.wait4's rusage, NumPy, TensorFlow,
+Keras and dvc's command line. Each figure is the median over ``--repeats`` runs (3; 1
+with --quick), and the table's ``runs`` column says how many went into it.
+
+What each row means:
+
+1. **matmul**: GFLOP/s of a 2048 x 2048 ``tf.linalg.matmul`` in a ``tf.function``
+   (2 n^3 FLOPs a call, after a warm-up), in float32 and in bfloat16: what this CPU
+   and TensorFlow's kernels can do at best, the reference for the fractions below.
+2. **features, project path**: images/s of ``pipeline.models.features.extract`` over
+   ``pipeline.data.input.image_dataset`` (decode + resize, batch 32) with
+   ``build_backbone("resnet50", size, None)`` (random weights) on real flower photos,
+   at 128 and 224 px. Each pass includes its one graph trace, as a stage run does.
+   Effective GFLOP/s = images/s x 8.2 GFLOP x (size/224)^2, and that as a fraction of
+   the float32 matmul rate.
+3. **features, plain Keras**: the same files through
+   ``keras.utils.image_dataset_from_directory`` + ``resnet.preprocess_input`` +
+   ``ResNet50(include_top=False, weights=None, pooling="avg").predict`` (its predict
+   function dropped before each pass, so it traces once too); ratio = project / plain
+   (above 1: the project's path is faster).
+4. **head loop**: wall-clock seconds of a head-only experiment,
+   ``dvc exp run evaluate@head -S head.dropout=X`` (weights check, train_head,
+   evaluate@head on cached features), in a temporary copy of the project reading the
+   flowers folder (duplicates dropped, random weights), against the notebook way,
+   ``benchmarks/notebook_head.py`` (features and head again, every time); one new
+   dropout per run. Ratio = notebook / pipeline (above 1: the pipeline is faster). The
+   copy's first ``dvc repro evaluate@head`` (features once) is not timed.
+5. **no-op repro**: seconds of ``dvc repro`` with nothing changed on the sample data
+   (only the always-changed weights check runs), after one untimed ``dvc repro``; in
+   the full run also ``dvc repro validate`` on a 10,000-image sample.
+6. **peak memory** (full run only): the peak resident set (ru_maxrss from wait4) of
+   ``python stages/{prepare,features,train_head}.py`` at 1,000 and 10,000 sample
+   images, and the ratio 10k / 1k.
+7. **training speed**: training images/s of ``model.fit`` (Adam, random data, after a
+   warm-up fit) for the project's ResNet50 backbone + a softmax layer, all trainable,
+   at 128 px, and for WRN-16-2 at 64 px; effective GFLOP/s = 3 x forward FLOPs x
+   images/s (ResNet50: 8.2 GFLOP x (size/224)^2; WRN: counted from its layers), and
+   that as a fraction of the float32 matmul rate.
+
+The temporary copies that rows 4-6 time are built first, untimed, two at a time;
+every timed measurement then runs alone, one after another. A row whose measurement
+fails says ``error: ...`` and the run goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for _path in (str(ROOT), str(HERE)):  # `python benchmarks/run.py` without installing
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from bench_compute import (  # noqa: E402
+    hardware_line,
+    image_files,
+    matmul_gflops,
+    plain_features,
+    project_features,
+    resnet50_classifier,
+    resnet50_gflop,
+    subset_folder,
+    train_rates,
+    wrn_16_2,
+)
+from bench_dvc import (  # noqa: E402
+    MEMORY_STAGES,
+    head_setup,
+    head_times,
+    images_kept,
+    noop_times,
+    sample_setup,
+    stage_peaks,
+)
+
+import pipeline  # noqa: E402,F401 - before TensorFlow is imported: its start-up noise filtered
+
+FLOWERS = ROOT.parent / "shared" / "datasets" / "flowers"
+SKIPPED = "skipped (full run only)"
+
+
+@dataclass
+class Row:
+    number: int  # the row of the module docstring
+    figure: str
+    setting: str
+    result: str
+    runs: str = "-"
+    note: str = ""
+
+
+@dataclass
+class Plan:
+    """What one run measures: the full run, or the --quick one."""
+
+    quick: bool
+    repeats: int
+    feature_images: int  # per flowers class (5 classes)
+    head_sizes: tuple[int, ...]
+    head_subset: int | None  # flowers per class in the head loop; None: all of them
+    train_steps: int
+    noop_tiny: bool  # the no-op repro on the tiny profile, else on the repository's params
+    sample_sizes: tuple[int, int] | None  # sample.images_per_class of rows 5 (validate), 6
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Plan:
+        if args.quick:
+            return cls(True, args.repeats or 1, 20, (128,), 40, 2, True, None)
+        return cls(False, args.repeats or 3, 192, (128, 224), None, 10, False, (200, 2000))
+
+
+@dataclass
+class Bench:
+    plan: Plan
+    flowers: Path
+    work: Path
+    setups: dict[str, Future] = field(default_factory=dict)
+    matmul_fp32: float | None = None
+    project_rate: dict[int, float] = field(default_factory=dict)
+
+    def setup(self, name: str):
+        """The result of an untimed set-up step (its exception, if it failed)."""
+        return self.setups[name].result()
+
+
+# --- formatting --------------------------------------------------------------------------
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def fraction(gflops: float, bench: Bench) -> str:
+    if not bench.matmul_fp32:
+        return "fraction n/a (no float32 matmul rate)"
+    return f"{gflops / bench.matmul_fp32:.2f} of the float32 matmul rate"
+
+
+def one_line(err: BaseException, limit: int = 300) -> str:
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def attempt(number: int, figure: str, setting: str,
+            measure: Callable[[], tuple[str, int, str]]) -> Row:
+    """One row: ``measure()`` gives (result, runs, note); a failure becomes ``error: ...``."""
+    print(f"[bench] {figure}: {setting}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    try:
+        result, runs, note = measure()
+    except Exception as err:
+        print(f"[bench]   error: {one_line(err, 2000)}", file=sys.stderr, flush=True)
+        return Row(number, figure, setting, f"error: {one_line(err)}")
+    print(f"[bench]   {result} ({time.perf_counter() - start:.0f} s)", file=sys.stderr,
+          flush=True)
+    return Row(number, figure, setting, result, str(runs), note)
+
+
+def cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| # | figure | setting | median | runs | notes |",
+             "|---|---|---|---:|---:|---|"]
+    for row in rows:
+        cells = (row.figure, row.setting, row.result, row.runs, row.note)
+        lines.append(f"| {row.number} | " + " | ".join(cell(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+# --- untimed set-up ----------------------------------------------------------------------
+
+
+def head_data(bench: Bench) -> tuple[Path, str]:
+    """The head loop's folder and its description: all flowers, or a copied subset."""
+    if bench.plan.head_subset is None:
+        return bench.flowers, f"all of {bench.flowers}"
+    per_class = bench.plan.head_subset
+    folder = bench.work / f"flowers-{per_class}"
+    return folder, f"the first {per_class} photos of each flowers class, copied"
+
+
+def setup_steps(bench: Bench) -> dict[str, Callable[[], Path]]:
+    """Named untimed steps: the temporary projects rows 4-6 measure, caches built."""
+    work, plan = bench.work, bench.plan
+    data, _ = head_data(bench)
+    steps: dict[str, Callable[[], Path]] = {
+        f"head{size}": (lambda size=size: head_setup(work / f"head-{size}", data, size))
+        for size in plan.head_sizes
+    }
+    steps["noop"] = lambda: sample_setup(work / "noop", tiny=plan.noop_tiny)
+    for per_class in plan.sample_sizes or ():
+        steps[f"sample{per_class}"] = (lambda n=per_class: sample_setup(
+            work / f"sample-{n}", "validate",
+            changes={"sample.images_per_class": n, "backbone.weights": "none"}))
+    return steps
+
+
+def run_setups(bench: Bench) -> None:
+    """Every untimed step, two at a time, all finished before anything is timed."""
+    data, _ = head_data(bench)
+    if bench.plan.head_subset is not None:
+        subset_folder(bench.flowers, data, bench.plan.head_subset)
+    start = time.perf_counter()
+    print("[bench] untimed set-up: temporary projects and their caches", file=sys.stderr,
+          flush=True)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        bench.setups = {name: pool.submit(step) for name, step in setup_steps(bench).items()}
+        wait(bench.setups.values())
+    failed = [name for name, future in bench.setups.items() if future.exception()]
+    print(f"[bench]   done in {time.perf_counter() - start:.0f} s"
+          + (f"; failed: {', '.join(failed)}" if failed else ""), file=sys.stderr, flush=True)
+
+
+# --- 1-3: matmul and features ------------------------------------------------------------
+
+
+def matmul_rows(bench: Bench) -> list[Row]:
+    setting = "2048 x 2048 tf.linalg.matmul in a tf.function, after a warm-up"
+
+    def measure(dtype: str) -> tuple[str, int, str]:
+        rate = median(matmul_gflops(dtype, bench.plan.repeats))
+        if dtype == "float32":
+            bench.matmul_fp32 = rate
+            return f"{rate:.1f} GFLOP/s", bench.plan.repeats, "the reference limit"
+        ratio = f"{rate / bench.matmul_fp32:.1f}x float32" if bench.matmul_fp32 else ""
+        return f"{rate:.1f} GFLOP/s", bench.plan.repeats, ratio
+
+    return [attempt(1, f"{dtype} matmul", setting, lambda d=dtype: measure(d))
+            for dtype in ("float32", "bfloat16")]
+
+
+def feature_rows(bench: Bench) -> list[Row]:
+    per_class, repeats = bench.plan.feature_images, bench.plan.repeats
+    folder = bench.work / f"features-{per_class}"
+    rows = []
+    for size in (128, 224):
+        setting = (f"ResNet50 (random weights), {size} px, batch 32, "
+                   f"first {per_class} photos of each flowers class")
+
+        def project(size: int = size) -> tuple[str, int, str]:
+            if not folder.is_dir():
+                subset_folder(bench.flowers, folder, per_class)
+            paths, labels, _ = image_files(folder)
+            rate = median(project_features(paths, labels, size, repeats))
+            bench.project_rate[size] = rate
+            gflops = rate * resnet50_gflop(size)
+            return (f"{rate:.1f} img/s = {gflops:.1f} GFLOP/s", repeats,
+                    f"{fraction(gflops, bench)}; {len(paths)} images, one graph trace each pass")
+
+        def plain(size: int = size) -> tuple[str, int, str]:
+            if not folder.is_dir():
+                subset_folder(bench.flowers, folder, per_class)
+            rate = median(plain_features(folder, size, repeats))
+            mine = bench.project_rate.get(size)
+            ratio = f"project / plain = {mine / rate:.2f}" if mine else "ratio n/a"
+            return f"{rate:.1f} img/s", repeats, ratio
+
+        rows.append(attempt(2, "features, project path", setting, project))
+        rows.append(attempt(3, "features, plain Keras", setting, plain))
+    return rows
+
+
+# --- 4-6: dvc in temporary copies ----------------------------------------------------------
+
+
+def head_rows(bench: Bench) -> list[Row]:
+    data, described = head_data(bench)
+    runs = bench.plan.repeats
+    rows = []
+    for size in bench.plan.head_sizes:
+        setting = (f"{size} px, {described}: `dvc exp run evaluate@head -S head.dropout=X` "
+                   f"vs `notebook_head.py --image-size {size} --dropout X`")
+
+        def measure(size: int = size) -> tuple[str, int, str]:
+            repo = bench.setup(f"head{size}")
+            pipeline_s, notebook_s = head_times(repo, data, size, runs)
+            p, n = median(pipeline_s), median(notebook_s)
+            return (f"pipeline {p:.1f} s, notebook {n:.1f} s", runs,
+                    f"notebook / pipeline = {n / p:.2f}; {images_kept(repo)}")
+
+        rows.append(attempt(4, "head loop", setting, measure))
+    return rows
+
+
+def noop_rows(bench: Bench) -> list[Row]:
+    runs = bench.plan.repeats
+    profile = ("tiny profile (6 images/class, 32 px, random weights, 1 epoch, no head-only "
+               "phase, WRN-10-1)"
+               if bench.plan.noop_tiny else "the repository's params.yaml")
+    sizes = bench.plan.sample_sizes
+
+    def repro() -> tuple[str, int, str]:
+        seconds = median(noop_times(bench.setup("noop"), runs))
+        return f"{seconds:.1f} s", runs, "only the always-changed weights check runs"
+
+    def validate() -> tuple[str, int, str]:
+        seconds = median(noop_times(bench.setup(f"sample{sizes[1]}"), runs, "validate"))
+        return f"{seconds:.1f} s", runs, "sample, prepare and validate up to date"
+
+    rows = [attempt(5, "no-op `dvc repro`", f"sample data, {profile}", repro)]
+    if sizes is None:
+        setting = "10,000 sample images (sample.images_per_class=2000)"
+        rows.append(Row(5, "no-op `dvc repro validate`", setting, SKIPPED))
+    else:
+        setting = f"{5 * sizes[1]:,} sample images (sample.images_per_class={sizes[1]})"
+        rows.append(attempt(5, "no-op `dvc repro validate`", setting, validate))
+    return rows
+
+
+def memory_rows(bench: Bench) -> list[Row]:
+    sizes = bench.plan.sample_sizes or (200, 2000)
+    few, many = (f"{5 * n:,}" for n in sizes)
+    setting = f"sample data, {few} vs {many} images (images_per_class {sizes[0]} vs {sizes[1]})"
+    if bench.plan.sample_sizes is None:
+        return [Row(6, f"peak RSS, {name}", setting, SKIPPED) for name in MEMORY_STAGES]
+    peaks: dict[int, dict[str, float]] = {}
+
+    def measure(name: str) -> tuple[str, int, str]:
+        for per_class in sizes:
+            if per_class not in peaks:
+                peaks[per_class] = stage_peaks(bench.setup(f"sample{per_class}"))
+        small, large = peaks[sizes[0]][name], peaks[sizes[1]][name]
+        return (f"{small:.0f} MB at {few}, {large:.0f} MB at {many}", 1,
+                f"{many} / {few} = {large / small:.2f}; `python stages/{name}.py` alone")
+
+    return [attempt(6, f"peak RSS, {name}", setting, lambda n=name: measure(n))
+            for name in MEMORY_STAGES]
+
+
+# --- 7: training speed ---------------------------------------------------------------------
+
+
+def training_rows(bench: Bench) -> list[Row]:
+    steps, repeats = bench.plan.train_steps, bench.plan.repeats
+    models = (  # figure, px, batch, builder, whether to use ResNet50's 8.2 GFLOP at 224
+        ("ResNet50 fine-tuning", 128, 16, lambda: resnet50_classifier(128), True),
+        ("WRN-16-2 training", 64, 32, lambda: wrn_16_2(64), False),
+    )
+    rows = []
+    for figure, size, batch, build, resnet in models:
+        setting = (f"{size} px, batch {batch}, Adam, all trainable, random data, "
+                   f"{steps} steps per run after a 2-step warm-up")
+
+        def measure(size=size, batch=batch, build=build, resnet=resnet) -> tuple[str, int, str]:
+            rates, counted = train_rates(build, size, batch, steps, repeats)
+            rate = median(rates)
+            forward = resnet50_gflop(size) if resnet else counted
+            gflops = 3 * forward * rate
+            return (f"{rate:.1f} img/s = {gflops:.1f} GFLOP/s", repeats,
+                    f"{fraction(gflops, bench)}; forward {forward:.2f} GFLOP/image")
+
+        rows.append(attempt(7, figure, setting, measure))
+    return rows
+
+
+# --- the run -----------------------------------------------------------------------------
+
+SECTIONS = (matmul_rows, feature_rows, head_rows, noop_rows, memory_rows, training_rows)
+
+
+def measure_all(bench: Bench) -> list[Row]:
+    rows = []
+    for section in SECTIONS:
+        try:
+            rows += section(bench)
+        except Exception as err:  # a section failed outside its rows' own guards
+            number = rows[-1].number + 1 if rows else 1
+            rows.append(Row(number, section.__name__, "", f"error: {one_line(err)}"))
+    return rows
+
+
+def header(plan: Plan, hardware: str, argv: list[str]) -> str:
+    command = " ".join(["python benchmarks/run.py", *argv])
+    when = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    return (
+        f"Measured on {when} with `{command}` on this machine ({hardware.split(';')[0]}). "
+        f"Each figure is the median of the number of runs in its `runs` column "
+        f"(--repeats {plan.repeats}), measured one after another in one process, after "
+        "the temporary projects were built untimed. Timings depend on the machine and on "
+        "whatever else it was running: only ratios measured in one run (same command, "
+        "same machine, same time) are comparable; figures from other runs are not."
+    )
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="under 5 minutes: fewer images, head loop at 128 px on a subset, "
+                             "tiny no-op profile, no memory rows")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="runs per figure, the median is quoted (default 3; --quick 1)")
+    parser.add_argument("--output", type=Path, help="also write the Markdown here")
+    parser.add_argument("--flowers", type=Path, default=FLOWERS,
+                        help=f"the flowers folder of class folders (default {FLOWERS})")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary folder (its path is printed)")
+    args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
+    plan = Plan.of(args)
+    start = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="transfer-bench-"))
+    print(f"[bench] temporary folder {work}", file=sys.stderr, flush=True)
+    bench = Bench(plan, args.flowers.resolve(), work)
+    try:
+        hardware = hardware_line()
+        run_setups(bench)
+        rows = measure_all(bench)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    markdown = f"{hardware}\n\n{table(rows)}\n"
+    print(markdown)
+    if args.output:
+        args.output.write_text(f"{header(plan, hardware, argv)}\n\n{markdown}")
+    print(f"[bench] finished in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
