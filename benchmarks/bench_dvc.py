@@ -45,9 +45,15 @@ def sh(cwd: Path, *cmd: str) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, cwd=cwd, env=environment(), capture_output=True, text=True,
                           timeout=TIMEOUT, check=False)
     if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr).strip().splitlines()[-6:]
-        raise CommandError(f"`{' '.join(cmd)}` exited {proc.returncode}: " + " | ".join(tail))
+        raise CommandError(failure(cmd, proc.returncode, proc.stdout + proc.stderr))
     return proc
+
+
+def failure(cmd: tuple[str, ...], status: int, output: str) -> str:
+    """What a failed command said last, progress bars left out."""
+    lines = [line.strip() for line in output.splitlines()
+             if line.strip() and "%|" not in line]
+    return f"`{' '.join(cmd)}` exited {status}: " + " / ".join(lines[-3:])
 
 
 def timed(cwd: Path, *cmd: str) -> float:
@@ -68,9 +74,7 @@ def peak_rss_mb(cwd: Path, *cmd: str) -> float:
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             log.seek(0)
-            tail = log.read().strip().splitlines()[-6:]
-            raise CommandError(f"`{' '.join(cmd)}` exited {proc.returncode}: "
-                               + " | ".join(tail))
+            raise CommandError(failure(cmd, proc.returncode, log.read()))
     return usage.ru_maxrss / 1024  # KiB on Linux
 
 

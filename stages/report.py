@@ -47,14 +47,20 @@ def main(params: Params) -> None:
     compute_chart(report, chart)
     pictures = {
         "Accuracy against training compute": chart,
-        "The data set: sample images per class": paths.PLOTS / "data" / "samples.png",
-        "What prepare left out or flagged, and why": paths.PLOTS / "data" / "left_out.png",
         f"What {report.choice.model} gets wrong":
             paths.PLOTS / report.choice.model / "mistakes.png",
     }
-    relative = {c: Path("..") / p for c, p in pictures.items() if p.is_file()}
-    write_text(paths.REPORTS / "report.md", markdown(report, data, relative))
-    write_text(paths.REPORTS / "report.html", to_html(report, data, pictures))
+    data_pictures = {
+        "The data set: sample images per class": paths.PLOTS / "data" / "samples.png",
+        "What prepare left out or flagged, and why": paths.PLOTS / "data" / "left_out.png",
+    }
+
+    def relative(found: dict[str, Path]) -> dict[str, Path]:
+        return {c: Path("..") / p for c, p in found.items() if p.is_file()}
+
+    write_text(paths.REPORTS / "report.md",
+               markdown(report, data, relative(pictures), relative(data_pictures)))
+    write_text(paths.REPORTS / "report.html", to_html(report, data, pictures, data_pictures))
     write_json(paths.METRICS / "report.json", report.to_metrics())
     card = export_best(report.choice.model, params.backbone, params.seed)
     print(markdown(report, data, {}).split("## Data")[0].rstrip())

@@ -162,8 +162,10 @@ def _verdicts(report: Report) -> list[str]:
     return out
 
 
-def markdown(report: Report, data: dict, pictures: dict[str, str]) -> str:
-    """The report as Markdown; ``pictures`` maps a caption to a path relative to the page."""
+def markdown(report: Report, data: dict, pictures: dict[str, str],
+             data_pictures: dict[str, str] | None = None) -> str:
+    """The report as Markdown; ``pictures`` (of the models, shown after their table) and
+    ``data_pictures`` (after the data) map a caption to a path relative to the page."""
     n = report.test_images
     parts = [
         "# Which model to ship",
@@ -182,6 +184,7 @@ def markdown(report: Report, data: dict, pictures: dict[str, str]) -> str:
         "",
         *[f"- {line}" for line in _verdicts(report)],
         "",
+        *[f"![{caption}]({path})\n" for caption, path in pictures.items()],
         "### Recall per class",
         "",
         _md_table(_recall_table(report)),
@@ -190,9 +193,8 @@ def markdown(report: Report, data: dict, pictures: dict[str, str]) -> str:
         "",
         *[f"- {line}" for line in _data_lines(data)],
         "",
+        *[f"![{caption}]({path})\n" for caption, path in (data_pictures or {}).items()],
     ]
-    for caption, path in pictures.items():
-        parts += [f"![{caption}]({path})", ""]
     return "\n".join(parts)
 
 
@@ -216,15 +218,19 @@ img { max-width: 100%; border: 1px solid #eee; margin: .4em 0; }
 """
 
 
-def to_html(report: Report, data: dict, pictures: dict[str, Path]) -> str:
-    """The report as one self-contained page: styles inline, pictures as data: URLs."""
-    n = report.test_images
-    imgs = "".join(
+def _figures(pictures: dict[str, Path]) -> str:
+    return "".join(
         f"<figure><img alt='{html.escape(c)}' src='data:image/png;base64,"
         f"{base64.b64encode(p.read_bytes()).decode()}'><figcaption class='muted'>"
         f"{html.escape(c)}</figcaption></figure>"
         for c, p in pictures.items() if p.is_file()
     )
+
+
+def to_html(report: Report, data: dict, pictures: dict[str, Path],
+            data_pictures: dict[str, Path] | None = None) -> str:
+    """The report as one self-contained page: styles inline, pictures as data: URLs."""
+    n = report.test_images
     verdicts = "".join(f"<li>{html.escape(v)}</li>" for v in _verdicts(report))
     data_items = "".join(f"<li>{html.escape(v)}</li>" for v in _data_lines(data))
     return f"""<!doctype html>
@@ -241,11 +247,12 @@ not significantly worse than it (McNemar's exact test on the same {n} test image
 <p class="muted">One test image is {100 / n:.1f} accuracy points; the 95 % intervals are
 Wilson's. ★ marks the recommended model.</p>
 <ul>{verdicts}</ul>
+{_figures(pictures)}
 <h3>Recall per class</h3>
 {_html_table(_recall_table(report))}
 <h2>Data</h2>
 <ul>{data_items}</ul>
-{imgs}
+{_figures(data_pictures or {})}
 </body></html>
 """
 
