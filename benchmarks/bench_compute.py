@@ -244,7 +244,7 @@ def wrn_16_2(size: int, classes: int = 5):
 def train_rates(build: Callable[[], object], size: int, batch: int, steps: int,
                 repeats: int, classes: int = 5) -> tuple[list[float], float]:
     """(training images/s per repeat, forward GFLOP per image) of ``model.fit`` with Adam on
-    random images, after a two-step warm-up fit that traces the train step."""
+    random images, after a one-step warm-up fit that traces the train step."""
     import keras
 
     keras.utils.set_random_seed(0)
@@ -254,7 +254,7 @@ def train_rates(build: Callable[[], object], size: int, batch: int, steps: int,
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, size=(batch * steps, size, size, 3)).astype("float32")
     y = rng.integers(0, classes, size=batch * steps)
-    model.fit(x[: 2 * batch], y[: 2 * batch], batch_size=batch, epochs=1, verbose=0)
+    model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()

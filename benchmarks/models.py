@@ -46,12 +46,12 @@ def build(name: str, size: int, classes: int):
 
     shape = (size, size, 3)
     if m := re.fullmatch(r"wrn-(\d+)-(\d+)", name):
-        from pipeline.wide_resnet import WideResNet
+        from pipeline.models.wide_resnet import WideResNet
 
         depth, width = int(m[1]), int(m[2])
         return WideResNet(depth, width, include_top=True, input_shape=shape, classes=classes)
     if (m := re.fullmatch(r"bit-r(\d+)x(\d+)", name)) and int(m[1]) in BIT_BLOCKS:
-        from pipeline.bit import BiTResNet
+        from pipeline.models.bit import BiTResNet
 
         blocks = BIT_BLOCKS[int(m[1])]
         return BiTResNet(int(m[2]), blocks, include_top=True, input_shape=shape, classes=classes)

@@ -47,7 +47,9 @@ def tiny_profile(params: dict) -> dict:
 
 def sh(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     bindir = str(Path(sys.executable).parent)  # dvc and the stages' `python` from this venv
-    env = os.environ | {"PATH": bindir + os.pathsep + os.environ["PATH"]}
+    # The copy's own pipeline/ first: not the editable install's (the repository's).
+    path = os.pathsep.join([str(cwd), os.environ.get("PYTHONPATH", "")])
+    env = os.environ | {"PATH": bindir + os.pathsep + os.environ["PATH"], "PYTHONPATH": path}
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
@@ -191,10 +193,6 @@ def test_same_params_give_the_same_metrics(project):
     # A fine-tune entry and a scratch entry: those models, their evaluations, the report.
     (["finetune.resnet50.learning_rate=0.0001", "scratch.wrn.dropout=0.1"], None,
      {"finetune@resnet50", "evaluate@resnet50", "scratch@wrn", "evaluate@wrn", "report"}),
-    # The data (a split that moves images): everything after the demo data.
-    (["data.split.val=0.3", "data.split.train=0.55"], None,
-     {"prepare", "validate", "features", "train_head", "finetune@resnet50", "scratch@wrn",
-      "report", *(f"evaluate@{m}" for m in MODELS)}),
 ])
 def test_a_change_runs_exactly_the_stages_that_read_it(project, settings, target, expected):
     ran = exp_run(project, *settings, target=target)
@@ -211,7 +209,10 @@ def test_own_image_folder_as_data_source(project, tmp_path):
             Image.fromarray(pixels).save(own / label / f"img {i}.png")
     (own / ".DS_Store").write_bytes(b"\0")
     run = sh(project, "dvc", "exp", "run", "-S", f"data.source='{own}'")
-    assert {"prepare", "validate", "features", "train_head", "report"} <= stages_run(run.stdout)
+    # A data change runs everything after the demo data.
+    assert stages_run(run.stdout) - {"weights"} == {
+        "prepare", "validate", "features", "train_head", "finetune@resnet50", "scratch@wrn",
+        "report", *(f"evaluate@{m}" for m in MODELS)}
     card = json.loads((project / "models/best/card.json").read_text())
     assert card["classes"] == ["cats", "dogs", "ñandú birds"]
     summary = json.loads((project / "reports/data/prepare.json").read_text())

@@ -61,3 +61,19 @@ def test_sigterm_during_a_stage_leaves_no_output(tmp_path):
     assert proc.wait(timeout=30) == 128 + signal.SIGTERM
     assert time.monotonic() - start < 10
     assert sorted(os.listdir(tmp_path)) == ["params.yaml", "stage.py"]
+
+
+def test_outputs_get_ordinary_permissions_not_mkstemps_private_ones(tmp_path):
+    """A written output is readable by others (0644 under umask 022), like any file."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "m.json", {"a": 1})
+        with atomic_dir(tmp_path / "out") as folder:
+            (folder / "x.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755

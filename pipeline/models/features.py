@@ -48,8 +48,10 @@ def extract(
     on a CPU that is about 1.5x faster here, the same as ``model.predict`` but with a
     progress bar and without holding Keras' per-batch callbacks.
     """
+    # Any batch size, so the smaller last batch reuses the one trace.
+    spec = tf.TensorSpec((None, *backbone.input_shape[1:]), tf.float32)
     forward = tf.function(lambda images: backbone(images, training=False),
-                          reduce_retracing=True)  # the smaller last batch: one more trace
+                          input_signature=[spec])
     out = []
     start = time.perf_counter()
     with tqdm(total=count, desc=desc, unit="img", mininterval=2.0) as bar:
