@@ -66,13 +66,13 @@ def lock_status() -> list[str]:
         for change in changes:
             if not isinstance(change, dict):
                 continue  # "always changed"
-            for kind, entries in change.items():
-                if kind == "changed params":
-                    drift += [f"{stage}: params {', '.join(entries)}" for entries in [
-                        sorted(k for v in entries.values() for k in v)]]
-                elif kind == "changed deps":
-                    drift += [f"{stage}: {dep} {how}" for dep, how in entries.items()
-                              if how == "modified" and _tracked(dep)]
+            if "changed deps" not in change:
+                continue  # changed outs: missing data is not drift
+            for dep, how in change["changed deps"].items():
+                if isinstance(how, dict):  # a params file: {"head": "modified"}
+                    drift.append(f"{stage}: params {', '.join(sorted(how))} in {dep}")
+                elif how == "modified" and _tracked(dep):
+                    drift.append(f"{stage}: {dep} modified")
     return drift
 
 

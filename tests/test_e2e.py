@@ -221,6 +221,20 @@ def test_own_image_folder_as_data_source(project, tmp_path):
     sh(project, "dvc", "checkout", "--force")
 
 
+def test_the_gate_passes_the_committed_run_and_refuses_drift(project):
+    ok = sh(project, "python", "-m", "pipeline.gate")
+    assert "## Quality gate: PASSED" in ok.stdout
+    params = (project / "params.yaml").read_text()
+    (project / "params.yaml").write_text(params.replace("dropout: 0.2", "dropout: 0.25", 1))
+    try:
+        drift = sh(project, "python", "-m", "pipeline.gate", check=False)
+    finally:
+        (project / "params.yaml").write_text(params)
+    assert drift.returncode == 1
+    assert "train_head: params head in params.yaml" in drift.stdout
+    assert "gate failed: dvc.lock matches params.yaml and the code" in drift.stderr
+
+
 def test_typo_in_params_fails_fast_naming_the_key(project):
     params = (project / "params.yaml").read_text()
     (project / "params.yaml").write_text(params.replace("learning_rate:", "lerning_rate:", 1))
