@@ -38,6 +38,7 @@ def main(params: Params, model: str) -> None:
     card = read_json(paths.MODELS / f"{model}.json")
     names = card["classes"]
     net = load_model(paths.MODELS / f"{model}.keras")
+    root = data_root(params.data)  # the images: the test inputs, and the mistakes' thumbnails
     if card["input"] == "features":
         test = Features.load(paths.FEATURES / "test.npz")
         files, labels = test.paths, test.labels
@@ -47,7 +48,7 @@ def main(params: Params, model: str) -> None:
     else:
         manifest = read(paths.MANIFEST)
         files = manifest.loc[manifest["split"] == "test", "path"].to_numpy(dtype=str)
-        absolute, labels = split_arrays(manifest, data_root(params.data), "test", names)
+        absolute, labels = split_arrays(manifest, root, "test", names)
         ds = image_dataset(absolute, labels, card["image_size"], ev.batch_size)
         start = time.perf_counter()
         proba = net.predict(ds, verbose=0)
@@ -66,7 +67,7 @@ def main(params: Params, model: str) -> None:
     bars = bars.sort_values(["class", "measure"], kind="stable")
     with atomic_path(plots / "per_class.csv", suffix=".csv") as tmp:
         bars[["bar", "value", "class", "measure"]].to_csv(tmp, index=False)
-    wrong = draw_mistakes(table, data_root(params.data), model, plots / "mistakes.png",
+    wrong = draw_mistakes(table, root, model, plots / "mistakes.png",
                           ev.mistakes_shown)
     print(f"evaluate {model}: accuracy {scores['accuracy']:.4f}, macro-F1 "
           f"{scores['macro_f1']:.4f} on {len(labels)} test images ({wrong} wrong), "

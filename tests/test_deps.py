@@ -113,27 +113,27 @@ def test_every_stage_lists_exactly_the_code_it_runs():
     assert not found, "dvc.yaml deps out of date:\n" + "\n".join(found)
 
 
-def test_a_missing_dep_line_is_named(tmp_path):
-    """Delete one dep line from a copy of the project: the check names stage and file."""
+def _copy_with(tmp_path: Path, old: str, new: str) -> Path:
+    """The project's code in ``tmp_path``, with ``old`` replaced by ``new`` in dvc.yaml."""
     for name in ("pipeline", "stages"):
         shutil.copytree(ROOT / name, tmp_path / name,
                         ignore=shutil.ignore_patterns("__pycache__"))
     text = (ROOT / "dvc.yaml").read_text(encoding="utf-8")
-    line = "      - pipeline/models/head.py\n"
-    assert line in text
-    (tmp_path / "dvc.yaml").write_text(text.replace(line, "", 1), encoding="utf-8")
+    assert old in text
+    (tmp_path / "dvc.yaml").write_text(text.replace(old, new, 1), encoding="utf-8")
+    return tmp_path
+
+
+def test_a_missing_dep_line_is_named(tmp_path):
+    """Delete one dep line from a copy of the project: the check names stage and file."""
+    _copy_with(tmp_path, "      - pipeline/models/head.py\n", "")
     assert problems(tmp_path) == [
         "train_head: runs pipeline/models/head.py, which is not in its deps"]
 
 
 def test_a_dep_on_code_the_stage_never_runs_is_named(tmp_path):
-    for name in ("pipeline", "stages"):
-        shutil.copytree(ROOT / name, tmp_path / name,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    text = (ROOT / "dvc.yaml").read_text(encoding="utf-8")
     line = "      - pipeline/data/sample.py\n"
-    (tmp_path / "dvc.yaml").write_text(
-        text.replace(line, line + "      - pipeline/evaluation/scores.py\n", 1), encoding="utf-8")
+    _copy_with(tmp_path, line, line + "      - pipeline/evaluation/scores.py\n")
     assert problems(tmp_path) == [
         "sample: lists pipeline/evaluation/scores.py, which it does not run "
         "(a change there would re-run it for nothing)"]

@@ -15,7 +15,6 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from pipeline.evaluation.stats import Comparison, Recommendation, compare_to_best, recommend
@@ -284,7 +283,3 @@ def compute_chart(report: Report, path: Path) -> None:
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
-
-
-def correctness(models: list[ModelResult]) -> dict[str, np.ndarray]:
-    return {m.name: m.predictions["correct"].to_numpy(dtype=bool) for m in models}
