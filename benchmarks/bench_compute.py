@@ -22,6 +22,7 @@ import numpy as np
 RESNET50_GFLOP_224 = 8.2  # forward pass of one 224 px image (4.1 G multiply-adds)
 MATMUL_SIZE = 2048
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+ROOT_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
 
 
 # --- hardware -------------------------------------------------------------------------
@@ -145,10 +146,23 @@ def resnet50_gflop(size: int) -> float:
     return RESNET50_GFLOP_224 * (size / 224) ** 2
 
 
-def project_features(paths: list[str], labels: list[int], size: int,
-                     repeats: int) -> list[float]:
+@contextlib.contextmanager
+def precision(policy: str):
+    """params.yaml's distribute.mixed_precision for the models built inside."""
+    from pipeline.training.distribute import set_precision
+
+    set_precision(policy)
+    try:
+        yield
+    finally:
+        set_precision("none")
+
+
+def project_features(paths: list[str], labels: list[int], size: int, repeats: int,
+                     policy: str = "none", keep: list | None = None) -> list[float]:
     """Images/s of the project's own path: build_backbone (random weights), image_dataset
-    (batch 32) and features.extract, which traces its graph on every call as a stage does."""
+    (batch 32) and features.extract, which traces its graph on every call as a stage does,
+    under the mixed-precision ``policy``. ``keep``: receives the last pass's features."""
     import keras
 
     from pipeline.data.input import image_dataset
@@ -156,16 +170,44 @@ def project_features(paths: list[str], labels: list[int], size: int,
     from pipeline.models.features import extract
 
     keras.utils.set_random_seed(0)
-    backbone = build_backbone("resnet50", size, None)
-    rates = []
-    for _ in range(repeats):
-        dataset = image_dataset(np.array(paths), np.array(labels, dtype=np.int32), size,
-                                batch_size=32)
-        with quiet_output():
-            _, rate = extract(backbone, dataset, len(paths))
-        rates.append(rate)
+    with precision(policy):
+        backbone = build_backbone("resnet50", size, None)
+        rates = []
+        for _ in range(repeats):
+            dataset = image_dataset(np.array(paths), np.array(labels, dtype=np.int32), size,
+                                    batch_size=32)
+            with quiet_output():
+                features, rate = extract(backbone, dataset, len(paths))
+            rates.append(rate)
+    if keep is not None:
+        keep.append(features)
     keras.backend.clear_session()
     return rates
+
+
+def head_accuracy(features, labels: list[int], seed: int = 0) -> float:
+    """Test accuracy of the project's head (params.yaml's head section) on a stratified
+    70/30 split of ``features``: what a change of feature precision costs downstream."""
+    import keras
+    from sklearn.model_selection import train_test_split
+
+    from pipeline.core.params import load
+    from pipeline.models.features import Features
+    from pipeline.training.distribute import place
+    from pipeline.training.head import train_head
+
+    params = load(ROOT_PARAMS)
+    y = np.array(labels, dtype=np.int32)
+    names = np.array([str(c) for c in sorted(set(labels))])
+    a, b = train_test_split(np.arange(len(y)), test_size=0.3, stratify=y, random_state=seed)
+    split = [Features(features[i], y[i], np.array([""] * len(i)), names) for i in (a, b)]
+    keras.utils.set_random_seed(seed)
+    with quiet_output():
+        model, _ = train_head(split[0], split[1], params.head, None,
+                              place(params.distribute), seed=seed)
+        proba = model.predict(split[1].features, verbose=0)
+    keras.backend.clear_session()
+    return float((proba.argmax(1) == split[1].labels).mean())
 
 
 def plain_features(folder: Path, size: int, repeats: int) -> list[float]:

@@ -19,6 +19,10 @@ What each row means:
    at 128 and 224 px. Each pass includes its one graph trace, as a stage run does.
    Effective GFLOP/s = images/s x 8.2 GFLOP x (size/224)^2, and that as a fraction of
    the float32 matmul rate.
+   The same path under ``distribute.mixed_precision: mixed_bfloat16`` gives a bfloat16
+   row (as a fraction of the bfloat16 matmul rate, and x float32), and the **head
+   accuracy** row trains params.yaml's head on float32 and on bfloat16 features of the
+   same photos at 128 px (all flowers; --quick: the 100) and reports the change.
 3. **features, plain Keras**: the same files through
    ``keras.utils.image_dataset_from_directory`` + ``resnet.preprocess_input`` +
    ``ResNet50(include_top=False, weights=None, pooling="avg").predict`` (its predict
@@ -74,6 +78,7 @@ for _path in (str(ROOT), str(HERE)):  # `python benchmarks/run.py` without insta
 
 from bench_compute import (  # noqa: E402
     hardware_line,
+    head_accuracy,
     image_files,
     matmul_gflops,
     plain_features,
@@ -137,6 +142,7 @@ class Bench:
     work: Path
     setups: dict[str, Future] = field(default_factory=dict)
     matmul_fp32: float | None = None
+    matmul_bf16: float | None = None
     project_rate: dict[int, float] = field(default_factory=dict)
 
     def setup(self, name: str):
@@ -248,6 +254,7 @@ def matmul_rows(bench: Bench) -> list[Row]:
         if dtype == "float32":
             bench.matmul_fp32 = rate
             return f"{rate:.1f} GFLOP/s", bench.plan.repeats, "the reference limit"
+        bench.matmul_bf16 = rate
         ratio = f"{rate / bench.matmul_fp32:.1f}x float32" if bench.matmul_fp32 else ""
         return f"{rate:.1f} GFLOP/s", bench.plan.repeats, ratio
 
@@ -281,9 +288,42 @@ def feature_rows(bench: Bench) -> list[Row]:
             ratio = f"project / plain = {mine / rate:.2f}" if mine else "ratio n/a"
             return f"{rate:.1f} img/s", repeats, ratio
 
+        def bf16(size: int = size) -> tuple[str, int, str]:
+            paths, labels, _ = image_files(folder)
+            rate = median(project_features(paths, labels, size, repeats, "mixed_bfloat16"))
+            gflops = rate * resnet50_gflop(size)
+            limit = (f"{gflops / bench.matmul_bf16:.2f} of the bfloat16 matmul rate"
+                     if bench.matmul_bf16 else "fraction n/a")
+            mine = bench.project_rate.get(size)
+            speedup = f"; {rate / mine:.2f}x float32" if mine else ""
+            return f"{rate:.1f} img/s = {gflops:.1f} GFLOP/s", repeats, limit + speedup
+
         rows.append(attempt(2, "features, project path", setting, project))
         rows.append(attempt(3, "features, plain Keras", setting, plain))
+        rows.append(attempt(2, "features, project path, bfloat16",
+                            setting + ", distribute.mixed_precision=mixed_bfloat16", bf16))
+    rows.append(attempt(2, "head accuracy, float32 vs bfloat16 features",
+                        "128 px; " + ("the same photos" if bench.plan.quick else
+                                      "all flowers photos") +
+                        "; the head section of params.yaml, stratified 70/30 split "
+                        "(early stopping and score on the 30 %)",
+                        lambda: precision_accuracy(bench)))
     return rows
+
+
+def precision_accuracy(bench: Bench) -> tuple[str, int, str]:
+    """The head's test accuracy on float32 and on bfloat16 features of the same photos."""
+    folder = (bench.work / f"features-{bench.plan.feature_images}" if bench.plan.quick
+              else bench.flowers)
+    paths, labels, _ = image_files(folder)
+    accuracy = {}
+    for policy in ("none", "mixed_bfloat16"):
+        kept: list = []
+        project_features(paths, labels, 128, 1, policy, keep=kept)
+        accuracy[policy] = head_accuracy(kept[0], labels)
+    change = 100 * (accuracy["mixed_bfloat16"] - accuracy["none"])
+    return (f"float32 {accuracy['none']:.4f}, bfloat16 {accuracy['mixed_bfloat16']:.4f}", 1,
+            f"change {change:+.2f} points on {len(paths)} images (random backbone weights)")
 
 
 # --- 4-6: dvc in temporary copies ----------------------------------------------------------

@@ -5,7 +5,7 @@ the decoder of training. Accuracy, macro-F1 and top-k are metrics; what grows wi
 the classes (precision and recall per class, the confusion matrix) and what a person
 looks at (the mistakes) are plots.
 
-Reads:  params evaluate.*; models/MODEL.keras, models/MODEL.json (its card); the head:
+Reads:  params evaluate.*, distribute; models/MODEL.keras, models/MODEL.json (its card); the head:
         data/features/test.npz, others: data/manifest.csv; data/source.json (the images)
 Writes: metrics/evaluate/MODEL.json, reports/predictions/MODEL.csv (each test image),
         plots/MODEL/{confusion,per_class}.csv, plots/MODEL/mistakes.png
@@ -25,6 +25,12 @@ def main(params: Params, model: str) -> None:
     if model not in params.models():
         raise ParamsError(f"no model {model!r} in params.yaml; the models are: "
                           f"{', '.join(params.models())}")
+    from pipeline.training.distribute import place
+
+    placement = place(params.distribute, inference=True)
+    if not placement.chief:
+        print(f"evaluate {model}: not the chief worker; the chief evaluates")
+        return
     from pipeline.data.input import image_dataset, split_arrays
     from pipeline.data.manifest import read
     from pipeline.evaluation import predictions
@@ -37,19 +43,22 @@ def main(params: Params, model: str) -> None:
     ev = params.evaluate
     card = read_json(paths.MODELS / f"{model}.json")
     names = card["classes"]
-    net = load_model(paths.MODELS / f"{model}.keras")
+    with placement.scope():  # predict splits each batch over the replicas
+        net = load_model(paths.MODELS / f"{model}.keras")
     root = data_root(params.data)  # the images: the test inputs, and the mistakes' thumbnails
     if card["input"] == "features":
         test = Features.load(paths.FEATURES / "test.npz")
         files, labels = test.paths, test.labels
-        proba = net.predict(test.features, batch_size=ev.batch_size, verbose=0)
+        proba = net.predict(test.features, batch_size=placement.global_batch(ev.batch_size),
+                            verbose=0)
         # The head's cost is nothing beside the backbone pass that makes its input.
         speed = card["backbone"]["images_per_second"]
     else:
         manifest = read(paths.MANIFEST)
         files = manifest.loc[manifest["split"] == "test", "path"].to_numpy(dtype=str)
         absolute, labels = split_arrays(manifest, root, "test", names)
-        ds = image_dataset(absolute, labels, card["image_size"], ev.batch_size)
+        ds = image_dataset(absolute, labels, card["image_size"],
+                           placement.global_batch(ev.batch_size))
         start = time.perf_counter()
         proba = net.predict(ds, verbose=0)
         speed = round(len(labels) / (time.perf_counter() - start), 1)

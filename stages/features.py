@@ -1,6 +1,6 @@
 """Stage features: the frozen backbone over every split, once, cached for the head.
 
-Reads:  params seed, backbone.arch/image_size/batch_size; data/manifest.csv,
+Reads:  params seed, backbone.arch/image_size/batch_size, distribute; data/manifest.csv,
         data/source.json (where the images are), data/weights.json
 Writes: data/features/{train,val,test}.npz (features, labels, paths, classes) and
         info.json (backbone, size, weights), metrics/features.json (weights used, images/s)
@@ -18,6 +18,12 @@ from pipeline.data.splits import SPLITS
 
 
 def main(params: Params) -> None:
+    from pipeline.training.distribute import place
+
+    placement = place(params.distribute, inference=True)
+    if not placement.chief:
+        print("features: not the chief worker; the chief extracts the features")
+        return
     seed_everything(params.seed)
     from pipeline.data.input import image_dataset, split_arrays
     from pipeline.models.backbone import build_backbone
@@ -26,7 +32,8 @@ def main(params: Params) -> None:
 
     bb = params.backbone
     record = read_json(paths.WEIGHTS_RECORD)
-    backbone = build_backbone(bb.arch, bb.image_size, weights_path(record))
+    with placement.scope():
+        backbone = build_backbone(bb.arch, bb.image_size, weights_path(record))
     manifest = read(paths.MANIFEST)
     names = classes(manifest)
     root = data_root(params.data)
@@ -34,12 +41,14 @@ def main(params: Params) -> None:
     with atomic_dir(paths.FEATURES) as out:
         for split in SPLITS:
             files, labels = split_arrays(manifest, root, split, names)
-            ds = image_dataset(files, labels, bb.image_size, bb.batch_size)
-            feats, speed[split] = extract(backbone, ds, len(files), desc=f"features {split}")
+            ds = image_dataset(files, labels, bb.image_size, placement.global_batch(bb.batch_size))
+            feats, speed[split] = extract(backbone, ds, len(files), desc=f"features {split}",
+                                          strategy=placement.strategy)
             rel = manifest.loc[manifest["split"] == split, "path"].to_numpy(dtype=str)
             Features(feats, labels, rel, np.array(names)).save(out / f"{split}.npz")
         total = sum(len(manifest[manifest["split"] == s]) for s in SPLITS)
-        made = {"weights": record["source"], "images_per_second": round(speed["train"], 1)}
+        made = {"weights": record["source"], "images_per_second": round(speed["train"], 1),
+                "distribute": placement.label()}
         write_json(out / "info.json", made | {
             "arch": bb.arch, "image_size": bb.image_size,
             "dim": int(backbone.output_shape[-1]), "images": total})

@@ -4,7 +4,7 @@ A Wide ResNet (family wrn) or Big Transfer's ResNet-v2 (family bit), from scratc
 or from a weights file of its own: no backbone, no head, no ImageNet weights record,
 so a change to those never re-runs it.
 
-Reads:  params seed, scratch.NAME; data/manifest.csv, data/source.json
+Reads:  params seed, scratch.NAME, distribute; data/manifest.csv, data/source.json
 Writes: models/NAME.keras, models/NAME.json (its card), metrics/train/NAME.json,
         dvclive/NAME/, plots/NAME/augmented.png
 """
@@ -19,14 +19,24 @@ def main(params: Params, name: str) -> None:
         known = ", ".join(params.scratch) or "none"
         raise ParamsError(f"no params entry scratch.{name}; the entries are: {known}")
     recipe = params.scratch[name]
+    from pipeline.training.distribute import place
+
+    placement = place(params.distribute)
     seed_everything(params.seed)
-    from pipeline.training.outputs import save_trained, training_splits
+    from pipeline.training.outputs import backup_folder, save_trained, training_splits
     from pipeline.training.scratch import train_scratch
 
     splits = training_splits(params.data)
-    done = train_scratch(name, recipe, splits, seed=params.seed, live_dir=paths.LIVE / name,
-                         batch_picture=paths.PLOTS / name / "augmented.png")
-    save_trained(name, done, recipe.monitor, splits.classes)
+    chief = placement.chief
+    done = train_scratch(name, recipe, splits, seed=params.seed, placement=placement,
+                         live_dir=paths.LIVE / name if chief else None,
+                         backup=backup_folder(f"scratch-{name}", [
+                             recipe, params.distribute, params.seed], [paths.MANIFEST]),
+                         batch_picture=paths.PLOTS / name / "augmented.png" if chief else None)
+    if not placement.chief:
+        print(f"scratch@{name}: worker {placement.worker} done; the chief writes the outputs")
+        return
+    save_trained(name, done, recipe.monitor, splits.classes, placement)
 
 
 if __name__ == "__main__":

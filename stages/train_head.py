@@ -3,7 +3,7 @@
 Standardisation, dropout and an L2 softmax layer; early stopping on validation with
 the best epoch restored; per-epoch curves with DVCLive.
 
-Reads:  params seed, head.*; data/features/{train,val}.npz and info.json
+Reads:  params seed, head.*, distribute; data/features/{train,val}.npz and info.json
 Writes: models/head.keras, models/head.json (its card), metrics/train/head.json,
         dvclive/head/
 """
@@ -15,6 +15,9 @@ from pipeline.core.runtime import seed_everything
 
 
 def main(params: Params) -> None:
+    from pipeline.training.distribute import place
+
+    placement = place(params.distribute)
     seed_everything(params.seed)
     from pipeline.models.features import Features
     from pipeline.training.card import write_card
@@ -24,7 +27,11 @@ def main(params: Params) -> None:
     head = params.head
     train = Features.load(paths.FEATURES / "train.npz")
     val = Features.load(paths.FEATURES / "val.npz")
-    model, result = train_head(train, val, head, paths.LIVE / "head")
+    model, result = train_head(train, val, head, paths.LIVE / "head" if placement.chief else None,
+                               placement, seed=params.seed)
+    if not placement.chief:
+        print(f"train_head: worker {placement.worker} done; the chief writes the outputs")
+        return
     with atomic_path(paths.HEAD_MODEL, suffix=".keras") as tmp:
         model.save(tmp)
     made = read_json(paths.FEATURES / "info.json")
@@ -35,7 +42,9 @@ def main(params: Params) -> None:
                          "features stage makes them",
         "backbone": {k: made[k] for k in ("arch", "image_size", "weights", "images_per_second")},
         "classes": train.classes.tolist(),
-    } | result.summary(head.monitor) | {"trainable_params": trainable_params(model)}
+    } | result.summary(head.monitor) | {"trainable_params": trainable_params(model),
+                                        "distribute": placement.label(),
+                                        "replicas": placement.replicas}
     write_card("head", card)
     print(f"train_head: best epoch {result.best_epoch}/{result.epochs_run}, "
           f"val accuracy {card.get('val_accuracy')}, {result.seconds:.1f} s")

@@ -120,6 +120,14 @@ def image_policy(**changes: Any):
 # --------------------------------------------------------------------------- stages
 
 
+def default_placement():
+    """The default strategy in float32, as params.yaml's distribute section gives here."""
+    from pipeline.core.params import DistributeParams
+    from pipeline.training.distribute import place
+
+    return place(DistributeParams(strategy="default", mixed_precision="none"))
+
+
 def run_stage(cwd: Path, name: str, *args: str, timeout: float = 300
               ) -> subprocess.CompletedProcess[str]:
     """``python stages/<name>.py [args]`` in ``cwd``, as DVC runs it.

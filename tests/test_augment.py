@@ -126,9 +126,9 @@ def test_training_batches_are_reproducible_from_the_seed(pngs):
     was_on = tf_config.is_op_determinism_enabled()
     tf.config.experimental.enable_op_determinism()
     try:
-        runs = [collect(datasets(splits, cfg, 16, seed=5)[0]) for _ in range(2)]
-        other = collect(datasets(splits, cfg, 16, seed=6)[0])
-        val = [collect(datasets(splits, cfg, 16, seed=s)[1]) for s in (5, 6)]
+        runs = [collect(datasets(splits, cfg, 16, 5, cfg.batch_size)[0]) for _ in range(2)]
+        other = collect(datasets(splits, cfg, 16, 6, cfg.batch_size)[0])
+        val = [collect(datasets(splits, cfg, 16, s, cfg.batch_size)[1]) for s in (5, 6)]
     finally:
         if not was_on:
             tf_config.disable_op_determinism()

@@ -7,7 +7,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from helpers import params, resnet_recipe, wrn_recipe
+from helpers import default_placement, params, resnet_recipe, wrn_recipe
 from PIL import Image
 
 from pipeline.core.params import ResNetRecipe, WRNRecipe
@@ -240,7 +240,7 @@ def test_resnet_recipe_runs_both_phases_into_one_curve(parts, tmp_path):
     keras.utils.set_random_seed(0)
     done = finetune(loaded.finetune["resnet50"], loaded.backbone, images(tmp_path, 8),
                     seed=loaded.seed, live_dir=tmp_path / "live", weights_record=record,
-                    head_model=parts[2])
+                    head_model=parts[2], placement=default_placement())
     assert done.head_result.epochs_run == 1 and done.result.epochs_run == 2
     curve = (tmp_path / "live/plots/metrics/eval/loss.tsv").read_text().split()
     assert curve == ["step", "loss", "0", curve[3], "1", curve[5], "2", curve[7]]
@@ -258,13 +258,15 @@ def test_resnet_recipe_refuses_a_head_for_other_classes(parts, tmp_path):
     loaded = params({"backbone.image_size": SIZE})
     with pytest.raises(ValueError, match="predicts 3 classes, the manifest has 2"):
         finetune(loaded.finetune["resnet50"], loaded.backbone, other, seed=0,
-                 live_dir=tmp_path / "live", weights_record=record, head_model=parts[2])
+                 live_dir=tmp_path / "live", weights_record=record, head_model=parts[2],
+                 placement=default_placement())
 
 
 def test_scratch_recipe_trains_in_one_phase(tmp_path):
     cfg = wrn(epochs=1, batch_size=4, patience=5)
     keras.utils.set_random_seed(0)
-    done = train_scratch("small", cfg, images(tmp_path, 6), seed=0, live_dir=tmp_path / "live")
+    done = train_scratch("small", cfg, images(tmp_path, 6), seed=0, live_dir=tmp_path / "live",
+                         placement=default_placement())
     assert done.head_result is None and done.result.epochs_run == 1
     assert done.model.input_shape == (None, SIZE, SIZE, 3)
     assert done.model.output_shape == (None, CLASSES)

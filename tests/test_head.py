@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-from helpers import head_params
+from helpers import default_placement, head_params
 
 from pipeline.core.params import HeadParams
 from pipeline.models.features import Features
@@ -26,7 +26,7 @@ def blobs(n: int, seed: int) -> Features:
 
 def train_once(tmp_path, head: HeadParams, name: str):
     keras.utils.set_random_seed(0)
-    return train_head(blobs(120, 1), blobs(60, 2), head, tmp_path / name)
+    return train_head(blobs(120, 1), blobs(60, 2), head, tmp_path / name, default_placement())
 
 
 def test_head_learns_separable_features_and_logs_curves(tmp_path):

@@ -132,6 +132,35 @@ def test_incomplete_extraction_is_redone(tmp_path):
     assert (info.root.parent / archives.MARKER).is_file()
 
 
+def _extract_at(archive: str, cache: str, start: float) -> tuple[str, int]:
+    """One process of the race below: wait for the common start, extract, report."""
+    import time
+
+    time.sleep(max(0.0, start - time.time()))
+    info = resolve_source(archive, Path(cache), **CAPS)
+    return str(info.root), len(list(info.root.rglob("*")))
+
+
+def test_two_concurrent_extractions_of_one_archive_agree(tmp_path):
+    """Two queued experiments resolving one archive at once (`dvc queue start --jobs 2`):
+    both get the same complete tree, extracted once, and no temporary folder is left."""
+    import multiprocessing
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    big = {f"{c}/{i}.png": PNG for c in ("cat", "dog") for i in range(200)}
+    archive = make_zip(tmp_path / "d.zip", big)
+    cache = tmp_path / "cache"
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        start = time.time() + 3  # both processes imported and waiting
+        runs = [pool.submit(_extract_at, str(archive), str(cache), start) for _ in range(2)]
+        (root_a, n_a), (root_b, n_b) = (r.result(timeout=120) for r in runs)
+    assert root_a == root_b and n_a == n_b == 2 + 400
+    extracted = cache / "extracted"
+    assert [p.name for p in extracted.iterdir()] == [Path(root_a).parent.name]
+    assert (Path(root_a).parent / archives.MARKER).is_file()
+
+
 def test_archive_of_a_folder_made_with_tar_dot(tmp_path):
     """`tar -C data -czf d.tgz .` stores ./ and ./cat/1.png: the root entry is fine."""
     files = {f"./{k}": v for k, v in GOOD.items()}

@@ -229,6 +229,16 @@ ModelName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
 RESERVED_NAMES = ("head", "best")
 
 
+class DistributeParams(_Section):
+    """Where and in which precision networks run (pipeline/training/distribute.py).
+
+    Batch sizes in params.yaml are per replica: the global batch is ``batch_size`` times
+    the replicas of the strategy. Learning rates are used as given."""
+
+    strategy: Literal["auto", "default", "mirrored", "multi_worker", "tpu"]
+    mixed_precision: Literal["none", "mixed_float16", "mixed_bfloat16"]
+
+
 class EvaluateParams(_Section):
     top_k: PositiveInt  # top-k accuracy, reported when k < classes
     batch_size: PositiveInt
@@ -261,6 +271,7 @@ class Params(_Section):
     head: HeadParams
     finetune: dict[ModelName, ResNetRecipe]
     scratch: dict[ModelName, ScratchRecipe]
+    distribute: DistributeParams
     evaluate: EvaluateParams
     report: ReportParams
     gate: GateParams

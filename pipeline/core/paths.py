@@ -18,3 +18,4 @@ REPORTS = Path("reports")  # what people read: report.html, data summaries, pred
 DATA_REPORTS = REPORTS / "data"  # prepare's full summary and per-class table
 PREDICTIONS = REPORTS / "predictions"  # <model>.csv: each test image, true and predicted
 DATA_DOCS = REPORTS / "data_docs"  # Great Expectations' HTML report (validate)
+BACKUP = Path(".cache/backup")  # BackupAndRestore checkpoints of a running fit, one per stage

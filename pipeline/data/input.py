@@ -53,4 +53,8 @@ def image_dataset(
     ).batch(batch_size)
     if augment is not None:
         ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    # Across workers (MultiWorkerMirroredStrategy) each takes its share of the batches: the
+    # source is a list of paths in memory, not files TensorFlow could shard by.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(AUTOTUNE)

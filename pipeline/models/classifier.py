@@ -49,8 +49,9 @@ def build_scratch_model(
     else:
         net = BiTResNet(recipe.width, include_top=False, input_shape=shape, pooling="avg")
         init = "zeros"  # BiT's zero head: fine-tuning starts from a uniform prediction
+    # A float32 softmax under a mixed-precision policy (Keras' advice).
     outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_initializer=init,
-                                 name="predictions")(net(x))
+                                 name="predictions", dtype="float32")(net(x))
     model = keras.Model(inputs, outputs, name=f"{net.name}_classifier")
     _load_scratch_weights(model, net, recipe, name)
     return model

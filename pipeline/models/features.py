@@ -40,24 +40,34 @@ class Features:
 
 
 def extract(
-    backbone: keras.Model, dataset: tf.data.Dataset, count: int, desc: str = "features"
+    backbone: keras.Model, dataset: tf.data.Dataset, count: int, desc: str = "features",
+    strategy: tf.distribute.Strategy | None = None,
 ) -> tuple[np.ndarray, float]:
     """Features of every batch of ``dataset`` in order, and the images per second.
 
     The forward pass is a compiled graph (``tf.function``), not an eager call per batch:
     on a CPU that is about 1.5x faster here, the same as ``model.predict`` but with a
-    progress bar and without holding Keras' per-batch callbacks.
+    progress bar and without holding Keras' per-batch callbacks. Under a ``strategy``
+    (the backbone built in its scope) each batch is split over the replicas by the
+    strategy's own input API and the replicas' features gathered back in order.
     """
-    # Any batch size, so the smaller last batch reuses the one trace.
-    spec = tf.TensorSpec((None, *backbone.input_shape[1:]), tf.float32)
-    forward = tf.function(lambda images: backbone(images, training=False),
-                          input_signature=[spec])
+    strategy = strategy or tf.distribute.get_strategy()
+    images = strategy.experimental_distribute_dataset(dataset.map(lambda x, _: x))
+
+    def replica(batch: tf.Tensor) -> tf.Tensor:
+        return tf.cast(backbone(batch, training=False), tf.float32)  # bfloat16 under mixed
+
+    # One trace for any batch size, so the smaller last batch reuses it.
+    @tf.function(input_signature=[images.element_spec])
+    def forward(batch):
+        return strategy.gather(strategy.run(replica, args=(batch,)), axis=0)
+
     out = []
     start = time.perf_counter()
     with tqdm(total=count, desc=desc, unit="img", mininterval=2.0) as bar:
-        for images, _ in dataset:
-            out.append(np.asarray(forward(images), dtype=np.float32))
-            bar.update(len(images))
+        for batch in images:
+            out.append(forward(batch).numpy())
+            bar.update(len(out[-1]))
     elapsed = time.perf_counter() - start
     features = np.concatenate(out) if out else np.zeros((0, backbone.output_shape[-1]), "float32")
     return features, count / elapsed if elapsed > 0 else 0.0

@@ -65,9 +65,15 @@ def keras_cached_file(fname: str, url: str, md5: str) -> Path:
     """A file in Keras' cache (``$KERAS_HOME/models``), downloaded and md5-checked by Keras'
     own ``get_file`` if missing; WeightsError naming the file to place when offline."""
     import keras
+    from filelock import FileLock
 
+    cache = keras_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
     try:
-        with socket_timeout():  # urlretrieve has no timeout of its own
+        # get_file writes the download in place: two experiments of a queue fetching the
+        # same file at once would interleave their bytes. One at a time; the second then
+        # finds the file and checks its hash.
+        with FileLock(cache / f".{fname}.lock"), socket_timeout():  # urlretrieve: no timeout
             return Path(keras.utils.get_file(
                 fname, url,
                 cache_dir=str(keras_cache_dir().parent),  # read now: Keras reads KERAS_HOME once

@@ -15,7 +15,7 @@ from pipeline.core.io import write_json
 
 IMAGE_INPUT = ("raw RGB pixels in [0, 255], resized to image_size x image_size (bilinear, "
                "antialiased) by pipeline.data.input.load_image; the model normalises them itself")
-METRIC_KEYS = ("val_accuracy", "train_seconds")
+METRIC_KEYS = ("val_accuracy", "train_seconds", "distribute")
 
 
 def write_card(name: str, card: dict[str, Any]) -> None:

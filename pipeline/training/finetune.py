@@ -10,7 +10,9 @@ low learning rate. BatchNorm stays in inference mode unless ``train_bn``.
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 from pipeline.core import paths
@@ -21,6 +23,7 @@ from pipeline.models.classifier import build_resnet_model
 from pipeline.models.saving import load_model
 from pipeline.models.weights import weights_path
 from pipeline.training.curves import append_curves
+from pipeline.training.distribute import Placement
 from pipeline.training.freeze import freeze
 from pipeline.training.inputs import Splits, datasets, draw_batch
 from pipeline.training.recipe import Trained, compile_model, fit_recipe
@@ -28,47 +31,66 @@ from pipeline.training.schedules import make_schedule
 
 
 def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Splits, *, seed: int,
-             live_dir: str | Path, weights_record: str | Path = paths.WEIGHTS_RECORD,
-             head_model: str | Path = paths.HEAD_MODEL,
+             live_dir: str | Path | None, placement: Placement,
+             weights_record: str | Path = paths.WEIGHTS_RECORD,
+             head_model: str | Path = paths.HEAD_MODEL, backup: str | Path | None = None,
              batch_picture: str | Path | None = None) -> Trained:
     """Train the backbone + head by ``recipe``; the caller has seeded everything.
 
-    ``batch_picture``: where to draw one augmented training batch (from a twin of the
-    training input, so the training's own random stream is untouched)."""
-    live_dir, head_model = Path(live_dir), Path(head_model)
+    ``live_dir`` None: no curves (not the chief). ``backup``: BackupAndRestore's folder,
+    one sub-folder per phase: a killed run started again redoes the short head phase and
+    resumes the main phase after its last epoch; removed on success. ``batch_picture``:
+    where to draw one augmented training batch (from a twin of the training input, so the
+    training's own random stream is untouched)."""
+    head_model = Path(head_model)
     count = len(splits.train[0])
-    steps = math.ceil(count / recipe.batch_size)
+    batch = placement.global_batch(recipe.batch_size)
+    steps = math.ceil(count / batch)
     size = recipe.image_size or backbone_params.image_size
-    # Build the backbone before anything else draws from the seeded generators: with
-    # random weights (no ImageNet file) only the same seed, first, rebuilds the backbone
-    # the features stage used, and so the one the head was trained for.
-    backbone = build_backbone(backbone_params.arch, size,
-                              weights_path(read_json(weights_record)))
-    head = load_model(head_model)
-    if head.output_shape[-1] != len(splits.classes):
-        raise ValueError(f"{head_model} predicts {head.output_shape[-1]} classes, "
-                         f"the manifest has {len(splits.classes)}")
-    model = build_resnet_model(backbone, head, recipe.train_bn)
-    train_ds, val_ds = datasets(splits, recipe, size, seed)
+    backup = None if backup is None else placement.backup_dir(Path(backup))
+    with placement.scope():
+        # Build the backbone before anything else draws from the seeded generators: with
+        # random weights (no ImageNet file) only the same seed, first, rebuilds the backbone
+        # the features stage used, and so the one the head was trained for.
+        backbone = build_backbone(backbone_params.arch, size,
+                                  weights_path(read_json(weights_record)))
+        head = load_model(head_model)
+        if head.output_shape[-1] != len(splits.classes):
+            raise ValueError(f"{head_model} predicts {head.output_shape[-1]} classes, "
+                             f"the manifest has {len(splits.classes)}")
+        model = build_resnet_model(backbone, head, recipe.train_bn)
+    train_ds, val_ds = datasets(splits, recipe, size, seed, batch)
     if batch_picture is not None:
-        draw_batch(datasets(splits, recipe, size, seed)[0], splits.classes,
+        draw_batch(datasets(splits, recipe, size, seed, batch)[0], splits.classes,
                    f"One training batch after augmentation ({size} px)", batch_picture)
 
     head_result = None
     if recipe.head_epochs > 0:
         backbone.trainable = False
-        compile_model(model, recipe, recipe.head_learning_rate)
-        head_result = fit_recipe(model, recipe, train_ds, val_ds, recipe.head_epochs, live_dir,
-                                 count)
+        with placement.scope():
+            compile_model(model, recipe, recipe.head_learning_rate)
+        head_result = fit_recipe(model, recipe, train_ds, val_ds, recipe.head_epochs,
+                                 None if live_dir is None else Path(live_dir), count,
+                                 backup_dir=None if backup is None else backup / "head_phase")
 
     backbone.trainable = True
     freeze(resnet_of(backbone), recipe.unfreeze, recipe.train_bn)
-    compile_model(model, recipe, make_schedule(recipe, steps))  # trainable is read here
-    if head_result is None:
-        result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, live_dir, count)
+    with placement.scope():
+        compile_model(model, recipe, make_schedule(recipe, steps))  # trainable is read here
+    main_backup = None if backup is None else backup / "main_phase"
+    if head_result is None or live_dir is None:
+        result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs,
+                            None if live_dir is None else Path(live_dir), count, main_backup)
     else:
-        with tempfile.TemporaryDirectory(prefix="finetune-live-") as phase2:
-            result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, Path(phase2),
-                                count)
-            append_curves(Path(phase2), live_dir, offset=head_result.epochs_run)
+        with ExitStack() as stack:
+            # The main phase's curves go after the head phase's; with a backup they are
+            # kept beside it, so that a resumed run goes on with them.
+            phase2 = (backup / "main_phase_curves" if backup is not None else
+                      Path(stack.enter_context(tempfile.TemporaryDirectory(
+                          prefix="finetune-live-"))))
+            result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, phase2,
+                                count, main_backup)
+            append_curves(phase2, Path(live_dir), offset=head_result.epochs_run)
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
     return Trained(model, result, head_result, size, recipe.family)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from pipeline.core.params import HeadParams
 from pipeline.models.features import Features
 from pipeline.models.head import build_head
+from pipeline.training.distribute import Placement
 from pipeline.training.fit import FitResult, fit
 from pipeline.training.optimizers import make_optimizer
 
@@ -21,14 +23,29 @@ def compile_head(model: keras.Model, head: HeadParams) -> None:
     )
 
 
-def train_head(train: Features, val: Features, head: HeadParams, live_dir: str | Path
-               ) -> tuple[keras.Model, FitResult]:
-    """Build, compile and fit the head by the ``head`` section; the caller has seeded."""
-    model = build_head(train.features, len(train.classes), head.dropout, head.l2)
-    compile_head(model, head)
+def batches(split: Features, batch_size: int, shuffle_seed: int | None = None
+            ) -> tf.data.Dataset:
+    """(features, label) batches; tf.data rather than arrays, which Keras cannot split
+    across workers (MultiWorkerMirroredStrategy)."""
+    ds = tf.data.Dataset.from_tensor_slices((split.features, split.labels))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(split.labels), seed=shuffle_seed, reshuffle_each_iteration=True)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.batch(batch_size).with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def train_head(train: Features, val: Features, head: HeadParams, live_dir: str | Path | None,
+               placement: Placement, seed: int = 0) -> tuple[keras.Model, FitResult]:
+    """Build, compile and fit the head by the ``head`` section under ``placement``'s
+    strategy; the caller has seeded. ``live_dir`` None: no curves (not the chief)."""
+    with placement.scope():
+        model = build_head(train.features, len(train.classes), head.dropout, head.l2)
+        compile_head(model, head)
+    batch = placement.global_batch(head.batch_size)
     result = fit(
-        model, (train.features, train.labels), (val.features, val.labels),
+        model, batches(train, batch, shuffle_seed=seed), batches(val, batch),
         epochs=head.epochs, patience=head.patience, monitor=head.monitor, live_dir=live_dir,
-        train_count=len(train.labels), batch_size=head.batch_size,
+        train_count=len(train.labels),
     )
     return model, result

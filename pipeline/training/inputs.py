@@ -23,9 +23,12 @@ class Splits:
     classes: list[str]
 
 
-def datasets(splits: Splits, recipe: Recipe, image_size: int, seed: int
+def datasets(splits: Splits, recipe: Recipe, image_size: int, seed: int, batch_size: int
              ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """Shuffled, augmented training batches and plain validation batches, one-hot labels."""
+    """Shuffled, augmented training batches and plain validation batches, one-hot labels.
+
+    ``batch_size`` is the global batch (the recipe's per-replica batch times the replicas).
+    """
     n = len(splits.classes)
     augment = make_augment(recipe.augment, n, seed)
 
@@ -35,9 +38,9 @@ def datasets(splits: Splits, recipe: Recipe, image_size: int, seed: int
     def train_map(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return augment(*onehot(images, labels))
 
-    train = image_dataset(*splits.train, image_size, recipe.batch_size, shuffle_seed=seed,
+    train = image_dataset(*splits.train, image_size, batch_size, shuffle_seed=seed,
                           augment=train_map if augment else onehot)
-    val = image_dataset(*splits.val, image_size, recipe.batch_size, augment=onehot)
+    val = image_dataset(*splits.val, image_size, batch_size, augment=onehot)
     return train, val
 
 

@@ -41,11 +41,12 @@ def compile_model(model: keras.Model, recipe: Recipe,
 
 
 def fit_recipe(model: keras.Model, recipe: Recipe, train: tf.data.Dataset, val: tf.data.Dataset,
-               epochs: int, live_dir: Path, count: int) -> FitResult:
+               epochs: int, live_dir: Path | None, count: int,
+               backup_dir: Path | None = None) -> FitResult:
     """``fit`` with the recipe's early stopping, and the learning rate in the curves."""
     return fit(model, train, val, epochs=epochs, patience=recipe.patience,
                monitor=recipe.monitor, live_dir=live_dir, train_count=count,
-               callbacks=[LearningRateLogger()])
+               callbacks=[LearningRateLogger()], backup_dir=backup_dir)
 
 
 @dataclass(frozen=True)

@@ -4,29 +4,41 @@ weights file, in one phase with the recipe's schedule, augmentation and early st
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 from pipeline.core.params import BiTRecipe, WRNRecipe
 from pipeline.models.classifier import build_scratch_model
+from pipeline.training.distribute import Placement
 from pipeline.training.inputs import Splits, datasets, draw_batch
 from pipeline.training.recipe import Trained, compile_model, fit_recipe
 from pipeline.training.schedules import make_schedule
 
 
 def train_scratch(name: str, recipe: WRNRecipe | BiTRecipe, splits: Splits, *, seed: int,
-                  live_dir: str | Path, batch_picture: str | Path | None = None) -> Trained:
+                  live_dir: str | Path | None, placement: Placement,
+                  backup: str | Path | None = None,
+                  batch_picture: str | Path | None = None) -> Trained:
     """Train the ``scratch.<name>`` network by ``recipe``; the caller has seeded everything.
 
-    ``batch_picture``: where to draw one augmented training batch (from a twin of the
-    training input, so the training's own random stream is untouched)."""
+    ``backup``: BackupAndRestore's folder: a killed run started again resumes after its
+    last epoch; removed on success. ``batch_picture``: where to draw one augmented
+    training batch (from a twin of the training input, so the training's own random
+    stream is untouched)."""
     count = len(splits.train[0])
-    steps = math.ceil(count / recipe.batch_size)
-    model = build_scratch_model(recipe, len(splits.classes), name=name)
-    train_ds, val_ds = datasets(splits, recipe, recipe.image_size, seed)
+    batch = placement.global_batch(recipe.batch_size)
+    steps = math.ceil(count / batch)
+    with placement.scope():
+        model = build_scratch_model(recipe, len(splits.classes), name=name)
+        compile_model(model, recipe, make_schedule(recipe, steps))
+    train_ds, val_ds = datasets(splits, recipe, recipe.image_size, seed, batch)
     if batch_picture is not None:
-        draw_batch(datasets(splits, recipe, recipe.image_size, seed)[0], splits.classes,
+        draw_batch(datasets(splits, recipe, recipe.image_size, seed, batch)[0], splits.classes,
                    f"One training batch after augmentation ({recipe.image_size} px)",
                    batch_picture)
-    compile_model(model, recipe, make_schedule(recipe, steps))
-    result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, Path(live_dir), count)
+    result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs,
+                        None if live_dir is None else Path(live_dir), count,
+                        backup_dir=None if backup is None else placement.backup_dir(Path(backup)))
+    if backup is not None:
+        shutil.rmtree(placement.backup_dir(Path(backup)), ignore_errors=True)
     return Trained(model, result, None, recipe.image_size, recipe.family)

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
+from filelock import FileLock
+
 from pipeline.core.hashing import CHUNK
 from pipeline.data.errors import SourceError
 
@@ -217,8 +219,22 @@ def extract_archive(
     if kind is None:
         raise SourceError(f"data.source: {archive.name} is not a zip or tar archive")
     folder.mkdir(parents=True, exist_ok=True)
-    if target.exists():  # an incomplete extraction (no marker) from an older run: redo it
-        shutil.rmtree(target)
+    # Experiments of a queue (`dvc queue start --jobs N`) share this cache: one extracts,
+    # the others wait and reuse its result.
+    locks = folder.with_name(f"{folder.name}.locks")  # beside: folder holds extractions only
+    locks.mkdir(exist_ok=True)
+    with FileLock(locks / f"{target.name}.lock"):
+        if (target / MARKER).is_file():
+            return target / FILES
+        if target.exists():  # an incomplete extraction (no marker) from a killed run: redo it
+            shutil.rmtree(target)
+        _extract(archive, kind, target, sha256, max_bytes, max_files)
+    return target / FILES
+
+
+def _extract(archive: Path, kind: str, target: Path, sha256: str, max_bytes: int,
+             max_files: int) -> None:
+    folder = target.parent
     budget = _Budget(archive, max_bytes, max_files)
     with _temporary_dir(folder, target.name) as tmp:
         tmp.chmod(0o755)  # mkdtemp's 0o700 would stay on the renamed folder
@@ -261,12 +277,7 @@ def extract_archive(
             json.dumps({"sha256": sha256, "files": files, "bytes": written}) + "\n",
             encoding="utf-8",
         )
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            if not (target / MARKER).is_file():  # not a concurrent run that finished first
-                raise
-    return target / FILES
+        os.replace(tmp, target)
 
 
 @contextmanager

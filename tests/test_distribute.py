@@ -1,0 +1,192 @@
+"""params.yaml's distribute section: TensorFlow's strategies and mixed precision, for real on
+this CPU (two logical devices, two worker processes on loopback), bounded in time."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from helpers import ROOT, run_stage, snapshot, write_params
+
+from pipeline.core.params import DistributeParams
+from pipeline.models.features import Features
+from pipeline.training.distribute import DistributeError, is_chief, place, set_precision, task
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_chief_is_the_chief_task_else_worker_zero(monkeypatch):
+    assert is_chief(None, 0, {})  # one machine: its own chief
+    assert is_chief("chief", 0, {"chief": ["a"], "worker": ["b"]})
+    assert not is_chief("worker", 0, {"chief": ["a"], "worker": ["b"]})
+    assert is_chief("worker", 0, {"worker": ["a", "b"]})
+    assert not is_chief("worker", 1, {"worker": ["a", "b"]})
+    monkeypatch.setenv("TF_CONFIG", json.dumps(
+        {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker",
+                                                                         "index": 1}}))
+    assert task() == ("worker", 1, {"worker": ["127.0.0.1:1", "127.0.0.1:2"]})
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(DistributeError, match="TF_CONFIG is not valid JSON"):
+        task()
+
+
+def test_auto_is_the_default_strategy_without_gpus_and_multi_worker_needs_tf_config(
+        monkeypatch):
+    placement = place(DistributeParams(strategy="auto", mixed_precision="none"))
+    assert (placement.name, placement.replicas, placement.chief) == ("default", 1, True)
+    assert placement.global_batch(32) == 32 and placement.label() == "default x1 float32"
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(DistributeError, match="multi_worker needs TF_CONFIG"):
+        place(DistributeParams(strategy="multi_worker", mixed_precision="none"))
+
+
+def test_mirrored_over_two_cpu_devices_trains_as_the_default_strategy(tmp_path):
+    """The same global batch on one device and on two replicas. tf.data re-seeds a seeded
+    shuffle when the strategy rewrites the input for its replicas, so the examples come in
+    another (still deterministic) order: with shuffling off the head's weights agree to
+    6e-8 (measured by hand), with it the head (SGD, no dropout) must reach the same
+    validation accuracy and loss within 10 %. The ResNet50 fine-tune has random weights here (no
+    ImageNet file), whose activations grow through 50 layers with BatchNorm frozen and
+    amplify the round-off of oneDNN's batch-size-dependent kernels: it must reach the
+    same validation loss within 15 % and accuracy within 10 of 24 images."""
+    out = tmp_path / "scores.json"
+    proc = subprocess.run([sys.executable, str(HERE / "distributed.py"), "mirrored", str(out),
+                           str(tmp_path / "work")], capture_output=True, text=True,
+                          timeout=400, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scores = json.loads(out.read_text())
+    default, mirrored = scores["default"], scores["mirrored"]
+    assert (default["replicas"], mirrored["replicas"]) == (1, 2)
+    assert mirrored["label"] == "mirrored x2 float32"
+    assert default["head_val_accuracy"] == mirrored["head_val_accuracy"] >= 0.9
+    assert math.isclose(default["head_val_loss"], mirrored["head_val_loss"], rel_tol=0.10)
+    assert math.isclose(default["finetune_val_loss"], mirrored["finetune_val_loss"],
+                        rel_tol=0.15)
+    assert abs(default["finetune_val_accuracy"] - mirrored["finetune_val_accuracy"]) <= 10 / 24
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def feature_project(folder: Path, changes: dict) -> Path:
+    """A project folder holding what train_head reads: params.yaml and cached features."""
+    write_params(folder, changes)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 60), ("val", 30)):
+        y = rng.integers(0, 3, n).astype("int32")
+        x = (rng.normal(0, 1, (n, 16)) + 3 * np.eye(3, 16)[y]).astype("float32")
+        Features(x, y, np.array([f"{i}.png" for i in range(n)]),
+                 np.array(["a", "b", "c"])).save(folder / f"data/features/{split}.npz")
+    (folder / "data/features/info.json").write_text(json.dumps(
+        {"arch": "resnet50", "image_size": 32, "weights": "random", "images_per_second": 1.0}))
+    return folder
+
+
+def test_multi_worker_two_processes_on_loopback_only_the_chief_writes(tmp_path):
+    # Each worker in a folder of its own, as on two machines: the other's must not change.
+    settings = {"distribute.strategy": "multi_worker", "head.epochs": 3, "head.patience": 3}
+    projects = [feature_project(tmp_path / f"worker{i}", settings) for i in range(2)]
+    before = [snapshot(p) for p in projects]
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = os.environ | {"TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                                     "task": {"type": "worker",
+                                                              "index": index}})}
+        procs.append(subprocess.Popen(
+            [sys.executable, str(ROOT / "stages/train_head.py")], cwd=projects[index], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        outs = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (stdout, stderr) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, stdout[-2000:] + stderr[-3000:]
+    assert "worker 1 done; the chief writes the outputs" in outs[1][0]
+    assert snapshot(projects[1]) == before[1]  # worker 1 wrote nothing
+    project = projects[0]
+    new = set(snapshot(project)) - set(before[0])
+    written = {str(Path(p).relative_to(project)) for p in new}
+    assert written >= {"models/head.keras", "models/head.json", "metrics/train/head.json",
+                       "dvclive/head"}
+    metrics = json.loads((project / "metrics/train/head.json").read_text())
+    assert metrics["distribute"] == "multi_worker x2 float32"
+    assert json.loads((project / "models/head.json").read_text())["replicas"] == 2
+
+
+def test_mixed_bfloat16_trains_with_finite_loss_and_float32_outputs(tmp_path):
+    """bfloat16 compute on this CPU (AVX512-BF16 or emulated): a head and a tiny Wide ResNet
+    train with a finite loss, the softmax stays float32, and bfloat16 backbone features
+    stay close to float32 ones."""
+    import tensorflow as tf
+    from helpers import head_params, wrn_recipe
+
+    from pipeline.models.features import extract
+    from pipeline.training.head import train_head
+    from pipeline.training.inputs import Splits
+    from pipeline.training.scratch import train_scratch
+
+    project = feature_project(tmp_path, {})
+    train = Features.load(project / "data/features/train.npz")
+    val = Features.load(project / "data/features/val.npz")
+    images = np.random.default_rng(1).uniform(0, 255, (12, 32, 32, 3)).astype("float32")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    files = []
+    for i, img in enumerate(images.astype("uint8")):
+        files.append(str(folder / f"{i}.png"))
+        keras.utils.save_img(files[-1], img)
+    splits = Splits((np.array(files), np.arange(12) % 3), (np.array(files), np.arange(12) % 3),
+                    ["a", "b", "c"])
+    features = {}
+    try:
+        for policy in ("none", "mixed_bfloat16"):
+            placement = place(DistributeParams(strategy="default", mixed_precision=policy))
+            keras.utils.set_random_seed(0)
+            backbone = keras.applications.ResNet50(include_top=False, weights=None,
+                                                   input_shape=(32, 32, 3), pooling="avg")
+            ds = tf.data.Dataset.from_tensor_slices((images, np.zeros(12))).batch(4)
+            features[policy] = extract(backbone, ds, 12)[0]
+        assert backbone.compute_dtype == "bfloat16" and placement.label().endswith("bfloat16")
+        model, result = train_head(train, val, head_params(epochs=2, patience=2), None,
+                                   placement)
+        assert model.output.dtype == "float32"
+        assert all(np.isfinite(result.history["loss"]))
+        done = train_scratch("tiny", wrn_recipe(depth=10, width=1, image_size=32, epochs=1,
+                                                batch_size=4, patience=2),
+                             splits, seed=0, live_dir=None, placement=placement)
+        assert done.model.output.dtype == "float32"
+        assert np.isfinite(done.result.history["loss"]).all()
+    finally:
+        set_precision("none")
+    f32, bf16 = features["none"], features["mixed_bfloat16"]
+    assert bf16.dtype == np.float32 and f32.shape == bf16.shape
+    # bfloat16 keeps 8 bits of mantissa: per-image features agree in direction.
+    cos = (f32 * bf16).sum(1) / np.linalg.norm(f32, axis=1) / np.linalg.norm(bf16, axis=1)
+    assert cos.min() > 0.98, cos.min()
+
+
+def test_stage_refuses_multi_worker_without_tf_config(tmp_path, monkeypatch):
+    project = feature_project(tmp_path, {"distribute.strategy": "multi_worker"})
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    run = run_stage(project, "train_head")
+    assert run.returncode != 0
+    assert "distribute.strategy: multi_worker needs TF_CONFIG" in run.stderr
+    assert not (project / "models").exists()
