@@ -8,7 +8,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
+import json
 import os
+import re
+import shutil
 import stat
 import struct
 import subprocess
@@ -232,3 +235,93 @@ def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarIn
     info = tarfile.TarInfo(name)
     info.type, info.linkname = kind, target
     return info
+
+
+# --------------------------------------------------------------------------- end to end
+# The end-to-end modules (test_e2e.py, test_e2e_workflows.py) copy the project into a
+# fresh git repository with a tiny profile (32 px images, a few per class, random backbone
+# weights, one or two epochs) and drive dvc as a user would.
+
+PROJECT_FILES = ["pipeline", "stages", "params.yaml", "dvc.yaml", "pyproject.toml",
+                 ".dvc/config", ".dvcignore", ".gitignore", "reports/templates"]
+TIMING_KEYS = re.compile(r"seconds|per_second")
+NOISE = re.compile(r"oneDNN custom operations|Could not find cuda drivers|absl::InitializeLog"
+                   r"|triggered tf\.function retracing|I0000 |E0000 ")
+MODELS = ("head", "resnet50", "wrn")
+
+
+def tiny_profile(params: dict) -> dict:
+    params["sample"].update(images_per_class=6, image_size=32)
+    params["validate"].update(min_per_class=1)
+    params["backbone"].update(image_size=32, weights="none", batch_size=16)
+    params["head"].update(epochs=3, patience=2)
+    for entry in params["finetune"].values():
+        entry.update(epochs=1, image_size=32, batch_size=8, head_epochs=1)
+    for entry in params["scratch"].values():
+        entry.update(epochs=1, image_size=32, batch_size=8)
+        if entry["family"] == "wrn":
+            entry.update(depth=10, width=1)
+    params["gate"].update(min=0.0)
+    return params
+
+
+def sh(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    bindir = str(Path(sys.executable).parent)  # dvc and the stages' `python` from this venv
+    # The copy's own pipeline/ first: not the editable install's (the repository's).
+    path = os.pathsep.join([str(cwd), os.environ.get("PYTHONPATH", "")])
+    env = os.environ | {"PATH": bindir + os.pathsep + os.environ["PATH"], "PYTHONPATH": path}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def quality(metrics_file: Path) -> dict:
+    """A metrics file without its timing figures, which vary from run to run."""
+    def strip(node):
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if not TIMING_KEYS.search(k)}
+        return node
+    return strip(json.loads(metrics_file.read_text()))
+
+
+def e2e_project(repo: Path) -> Path:
+    """A fresh clone-alike of the project in ``repo`` with the tiny profile, after one
+    `dvc repro` (its log in first_repro.log)."""
+    for name in PROJECT_FILES:
+        src, dst = ROOT / name, repo / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+    params = tiny_profile(yaml.safe_load((repo / "params.yaml").read_text()))
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(repo, "git", "init", "-q", "-b", "main")
+    # dvc exp run commits too: give the repository an identity of its own.
+    sh(repo, "git", "config", "user.name", "e2e test")
+    sh(repo, "git", "config", "user.email", "e2e@example.invalid")
+    commit(repo, "tiny profile")
+    first = sh(repo, "dvc", "repro")
+    (repo / "first_repro.log").write_text(first.stdout + first.stderr)
+    commit(repo, "first run")
+    return repo
+
+
+def commit(repo: Path, message: str) -> None:
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", message)
+
+
+def exp_run(project: Path, *settings: str, target: str | None = None) -> set[str]:
+    """Stages that `dvc exp run` runs for ``settings``; the workspace is reset afterwards."""
+    args = [a for s in settings for a in ("-S", s)]
+    run = sh(project, "dvc", "exp", "run", *([target] if target else []), *args)
+    sh(project, "git", "checkout", "--", ".")
+    sh(project, "dvc", "checkout", "--force")
+    return stages_run(run.stdout)

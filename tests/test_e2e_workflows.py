@@ -1,0 +1,145 @@
+"""End to end, the workflows around a run: your own images, a killed training resumed, a
+team's shared DVC cache, experiments queued two at a time. Its own tiny project (see
+test_e2e.py), so that pytest-xdist runs it beside that module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from helpers import MODELS, commit, e2e_project, sh, stages_run
+from PIL import Image
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e_workflows")]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return e2e_project(tmp_path_factory.mktemp("project"))
+
+
+def test_own_image_folder_as_data_source(project, tmp_path):
+    own = tmp_path / "my photos"
+    rng = np.random.default_rng(0)
+    for label in ("cats", "dogs", "ñandú birds"):
+        (own / label).mkdir(parents=True)
+        for i in range(6):
+            pixels = rng.integers(0, 255, (24 + i, 30, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(own / label / f"img {i}.png")
+    (own / ".DS_Store").write_bytes(b"\0")
+    run = sh(project, "dvc", "exp", "run", "-S", f"data.source='{own}'")
+    # A data change runs everything after the demo data.
+    assert stages_run(run.stdout) - {"weights"} == {
+        "prepare", "validate", "features", "train_head", "finetune@resnet50", "scratch@wrn",
+        "report", *(f"evaluate@{m}" for m in MODELS)}
+    card = json.loads((project / "models/best/card.json").read_text())
+    assert card["classes"] == ["cats", "dogs", "ñandú birds"]
+    summary = json.loads((project / "reports/data/prepare.json").read_text())
+    assert summary["skipped"] == {"hidden": 1}
+    sh(project, "git", "checkout", "--", ".")
+    sh(project, "dvc", "checkout", "--force")
+
+
+def test_killed_training_resumes_after_its_last_epoch(project):
+    """BackupAndRestore: kill -9 the scratch stage after an epoch; run again: it resumes,
+    ends with the full epoch count and removes its backup."""
+    import signal
+    import time
+
+    params = (project / "params.yaml").read_text()
+    raw = yaml.safe_load(params)
+    raw["scratch"]["wrn"].update(epochs=4, patience=10)
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    backups = project / ".cache/backup"
+    bindir = str(Path(sys.executable).parent)
+    env = os.environ | {"PATH": bindir + os.pathsep + os.environ["PATH"],
+                        "PYTHONPATH": os.pathsep.join([str(project),
+                                                       os.environ.get("PYTHONPATH", "")])}
+    try:
+        log = project / "killed.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(["python", "stages/scratch.py", "wrn"], cwd=project,
+                                    env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            metas = list(backups.glob("scratch-wrn-*/training_metadata.json"))
+            if metas and json.loads(metas[0].read_text() or "{}").get("epoch", 0) >= 1:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        proc.wait(timeout=60)
+        assert proc.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+        (meta,) = backups.glob("scratch-wrn-*/training_metadata.json")
+        killed_at = json.loads(meta.read_text())["epoch"]
+        assert 1 <= killed_at < 4
+        again = sh(project, "python", "stages/scratch.py", "wrn")
+        assert f"after epoch {killed_at}" in again.stdout
+        card = json.loads((project / "models/wrn.json").read_text())
+        assert card["epochs_run"] == 4 and card["resumed_at_epoch"] == killed_at + 1
+        steps = (project / "dvclive/wrn/plots/metrics/train/loss.tsv").read_text().split()[2::2]
+        assert [int(s) for s in steps] == [0, 1, 2, 3]  # one curve, no epoch lost or twice
+        assert not list(backups.glob("scratch-wrn*"))
+    finally:
+        (project / "params.yaml").write_text(params)
+        (project / "killed.log").unlink(missing_ok=True)
+        sh(project, "git", "checkout", "--", ".")
+        sh(project, "dvc", "checkout", "--force")
+
+
+def test_a_second_clone_pulls_the_shared_cache_and_recomputes_nothing(project, tmp_path):
+    """The team workflow: a DVC remote (a local folder here, s3://... for a team), the
+    user's own images tracked with `dvc add`; a fresh clone pulls instead of recomputing."""
+    photos = project / "photos"
+    for label in ("a", "b"):
+        (photos / label).mkdir(parents=True)
+        Image.new("RGB", (8, 8), label == "a" and "red" or "blue").save(photos / label / "1.png")
+    remote = tmp_path / "remote"
+    sh(project, "dvc", "add", "photos")
+    sh(project, "dvc", "remote", "add", "-d", "storage", str(remote))
+    commit(project, "photos and a shared cache")
+    sh(project, "dvc", "push")
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(project), str(clone))
+    sh(clone, "dvc", "pull")
+    assert (clone / "photos/a/1.png").read_bytes() == (photos / "a/1.png").read_bytes()
+    again = sh(clone, "dvc", "repro")
+    assert stages_run(again.stdout) == {"weights"}  # the always-changed check, nothing else
+    assert json.loads(sh(clone, "dvc", "metrics", "diff", "--json").stdout or "{}") == {}
+    assert json.loads(sh(clone, "dvc", "status", "--json").stdout) == {
+        "weights": ["always changed"]}
+
+
+def test_queued_experiments_run_two_at_a_time(project):
+    """`dvc exp run --queue` with two values, `dvc queue start --jobs 2`: both finish, each
+    with its own metrics."""
+    import time
+
+    for dropout in ("0.3", "0.4"):
+        sh(project, "dvc", "exp", "run", "--queue", "evaluate@head", "-S",
+           f"head.dropout={dropout}")
+    sh(project, "dvc", "queue", "start", "--jobs", "2")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = sh(project, "dvc", "queue", "status").stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        time.sleep(3)
+    assert "Failed" not in status and status.count("Success") >= 2, status
+    shown = json.loads(sh(project, "dvc", "exp", "show", "--json").stdout)
+    found = {}  # experiments hang under their baseline commit, after the workspace
+    for exp in (e for top in shown for e in top.get("experiments") or []):
+        for rev in exp.get("revs", []):
+            data = rev.get("data") or {}
+            dropout = data["params"]["params.yaml"]["data"]["head"]["dropout"]
+            accuracy = data["metrics"]["metrics/evaluate/head.json"]["data"]["accuracy"]
+            found[dropout] = accuracy
+    assert {0.3, 0.4} <= set(found), found
+    assert all(0 <= a <= 1 for a in found.values())
