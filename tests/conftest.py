@@ -18,6 +18,12 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 os.environ["DVC_NO_ANALYTICS"] = "1"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end modules first: pytest-xdist (--dist loadfile --no-loadscope-reorder)
+    then starts each on a worker of its own at once, and the unit tests fill in after."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch, request):
     """Fail any test that tries to reach beyond loopback.

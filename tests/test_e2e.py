@@ -14,7 +14,7 @@ import pytest
 import yaml
 from helpers import MODELS, NOISE, e2e_project, exp_run, quality, sh, stages_run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import yaml
 from helpers import MODELS, commit, e2e_project, sh, stages_run
 from PIL import Image
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e_workflows")]
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
