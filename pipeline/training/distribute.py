@@ -103,9 +103,10 @@ def place(params: DistributeParams, *, inference: bool = False) -> Placement:
 
     ``inference``: features and evaluation, which need no other machine (see the module)."""
     set_precision(params.mixed_precision)
+    several_gpus = len(tf.config.list_physical_devices("GPU")) > 1
     name = params.strategy
     if name == "auto":
-        name = "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "default"
+        name = "mirrored" if several_gpus else "default"
     task_type, index, cluster = task()
     if name == "multi_worker":
         if task_type is None:
@@ -113,18 +114,15 @@ def place(params: DistributeParams, *, inference: bool = False) -> Placement:
                 "distribute.strategy: multi_worker needs TF_CONFIG (the cluster's "
                 "addresses and this process's task), as a Kubernetes operator or cloud "
                 "trainer sets it; see the README's Scaling out")
+        chief = is_chief(task_type, index, cluster)  # the strategy reads the same TF_CONFIG
         if inference:
             # Only the chief writes; it runs on its own devices, the others stop here.
-            chief = is_chief(task_type, index, cluster)
-            local = _mirrored() if len(tf.config.list_physical_devices("GPU")) > 1 else None
+            local = _mirrored() if several_gpus else None
             return Placement(local or tf.distribute.get_strategy(),
                              "mirrored" if local else "default", params.mixed_precision,
                              chief, index)
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         _mend_keras_multi_worker()
-        resolver = strategy.cluster_resolver
-        chief = is_chief(resolver.task_type, resolver.task_id or 0,
-                         resolver.cluster_spec().as_dict())
         return Placement(strategy, name, params.mixed_precision, chief, index)
     if name == "mirrored":
         return Placement(_mirrored(), name, params.mixed_precision, True, 0)

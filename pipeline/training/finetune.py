@@ -43,6 +43,7 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
     where to draw one augmented training batch (from a twin of the training input, so the
     training's own random stream is untouched)."""
     head_model = Path(head_model)
+    live_dir = None if live_dir is None else Path(live_dir)
     count = len(splits.train[0])
     batch = placement.global_batch(recipe.batch_size)
     steps = math.ceil(count / batch)
@@ -70,7 +71,7 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
         with placement.scope():
             compile_model(model, recipe, recipe.head_learning_rate)
         head_result = fit_recipe(model, recipe, train_ds, val_ds, recipe.head_epochs,
-                                 None if live_dir is None else Path(live_dir), count,
+                                 live_dir, count,
                                  backup_dir=None if backup is None else backup / "head_phase")
 
     backbone.trainable = True
@@ -79,8 +80,8 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
         compile_model(model, recipe, make_schedule(recipe, steps))  # trainable is read here
     main_backup = None if backup is None else backup / "main_phase"
     if head_result is None or live_dir is None:
-        result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs,
-                            None if live_dir is None else Path(live_dir), count, main_backup)
+        result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, live_dir, count,
+                            main_backup)
     else:
         with ExitStack() as stack:
             # The main phase's curves go after the head phase's; with a backup they are
@@ -90,7 +91,7 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
                           prefix="finetune-live-"))))
             result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, phase2,
                                 count, main_backup)
-            append_curves(phase2, Path(live_dir), offset=head_result.epochs_run)
+            append_curves(phase2, live_dir, offset=head_result.epochs_run)
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
     return Trained(model, result, head_result, size, recipe.family)

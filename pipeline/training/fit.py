@@ -37,18 +37,6 @@ class FitResult:
         } | ({"resumed_at_epoch": self.first_epoch + 1} if self.first_epoch else {})
 
 
-class Backup(keras.callbacks.BackupAndRestore):
-    """Keras' BackupAndRestore (weights, optimizer and epoch after every epoch, removed
-    when fit ends), saying when it resumes."""
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        super().on_train_begin(logs)
-        self.resumed_from = int(getattr(self.model, "_initial_epoch", 0) or 0)
-        if self.resumed_from:
-            print(f"resuming from {self.backup_dir} after epoch {self.resumed_from}",
-                  flush=True)
-
-
 def backup_epoch(backup_dir: str | Path | None) -> int:
     """Epochs a backup in ``backup_dir`` has done (0: none, start afresh)."""
     import json
@@ -98,8 +86,11 @@ def fit(
         shutil.rmtree(backup_dir, ignore_errors=True)
         done = 0
     if backup_dir is not None:
+        # Weights, optimizer and epoch after every epoch, removed when fit ends;
         # double_checkpoint: a kill while the weights file is written leaves the previous one.
-        extra.append(Backup(str(backup_dir), double_checkpoint=True))
+        extra.append(keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True))
+        if done:
+            print(f"resuming from {backup_dir} after epoch {done}", flush=True)
     if live_dir is not None:
         # dvcyaml=None: the plots are declared in dvc.yaml, not written by DVCLive;
         # save_dvc_exp=False: `dvc exp run` owns the experiment, not the stage. After a
