@@ -220,7 +220,10 @@ def setup_steps(bench: Bench) -> dict[str, Callable[[], Path]]:
     for per_class in plan.sample_sizes or ():
         steps[f"sample{per_class}"] = (lambda n=per_class: sample_setup(
             work / f"sample-{n}", "validate",
-            changes={"sample.images_per_class": n, "backbone.weights": "none"}))
+            changes={"sample.images_per_class": n, "backbone.weights": "none",
+                     # From about 1,000 drawn shapes on, two of them (of different classes)
+                     # can hash as near copies: dropped, as flowers' duplicates are.
+                     "data.images.duplicates": "drop"}))
     return steps
 
 

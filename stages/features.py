@@ -27,7 +27,7 @@ def main(params: Params) -> None:
     seed_everything(params.seed)
     from pipeline.data.input import image_dataset, split_arrays
     from pipeline.models.backbone import build_backbone
-    from pipeline.models.features import Features, extract
+    from pipeline.models.features import Extractor, Features
     from pipeline.models.weights import weights_path
 
     bb = params.backbone
@@ -38,12 +38,12 @@ def main(params: Params) -> None:
     names = classes(manifest)
     root = data_root(params.data)
     speed = {}
+    extractor = Extractor(backbone, placement.strategy)  # one trace for the three splits
     with atomic_dir(paths.FEATURES) as out:
         for split in SPLITS:
             files, labels = split_arrays(manifest, root, split, names)
             ds = image_dataset(files, labels, bb.image_size, placement.global_batch(bb.batch_size))
-            feats, speed[split] = extract(backbone, ds, len(files), desc=f"features {split}",
-                                          strategy=placement.strategy)
+            feats, speed[split] = extractor(ds, len(files), desc=f"features {split}")
             rel = manifest.loc[manifest["split"] == split, "path"].to_numpy(dtype=str)
             Features(feats, labels, rel, np.array(names)).save(out / f"{split}.npz")
         total = sum(len(manifest[manifest["split"] == s]) for s in SPLITS)

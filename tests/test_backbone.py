@@ -22,3 +22,24 @@ def test_backbone_outputs_pooled_features_and_saves_safely(tmp_path):
     model.save(tmp_path / "b.keras")
     again = keras.models.load_model(tmp_path / "b.keras", safe_mode=True)
     np.testing.assert_allclose(again(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_an_extractor_traces_once_for_every_split_and_keeps_the_order():
+    """The features stage runs one Extractor over train, val and test: one graph, reused
+    for splits and last batches of any size, each split's rows in its own order."""
+    import tensorflow as tf
+
+    from pipeline.models.features import Extractor
+
+    keras.utils.set_random_seed(0)
+    backbone = build_backbone("resnet50", 32)
+    rng = np.random.default_rng(0)
+    splits = {n: rng.uniform(0, 255, (n, 32, 32, 3)).astype("float32") for n in (7, 5, 3)}
+    extractor = Extractor(backbone)
+    for n, images in splits.items():
+        ds = tf.data.Dataset.from_tensor_slices((images, np.zeros(n, np.int32))).batch(4)
+        features, rate = extractor(ds, n)
+        assert features.shape == (n, 2048) and features.dtype == np.float32 and rate > 0
+        expected = backbone.predict(images, batch_size=4, verbose=0)
+        np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4)
+    assert extractor._forward.experimental_get_tracing_count() == 1
