@@ -3,6 +3,7 @@
     python benchmarks/run.py                  # the full run (the better part of an hour on 2 cores)
     python benchmarks/run.py --quick          # under 5 minutes: fewer images, one run each
     python benchmarks/run.py --repeats 5 --output benchmarks/results.md
+    python benchmarks/run.py --rows 6       # some rows only (and row 1, the reference)
 
 Only public tools: time.perf_counter, subprocess, os.wait4's rusage, NumPy, TensorFlow,
 Keras and dvc's command line. Each figure is the median over ``--repeats`` runs (3; 1
@@ -144,6 +145,11 @@ class Bench:
     matmul_fp32: float | None = None
     matmul_bf16: float | None = None
     project_rate: dict[int, float] = field(default_factory=dict)
+    rows: set[int] | None = None  # --rows; None: all
+
+    def wanted(self, numbers: set[int]) -> bool:
+        """Whether any of these rows is measured (row 1, the reference, always is)."""
+        return self.rows is None or 1 in numbers or bool(self.rows & numbers)
 
     def setup(self, name: str):
         """The result of an untimed set-up step (its exception, if it failed)."""
@@ -214,10 +220,11 @@ def setup_steps(bench: Bench) -> dict[str, Callable[[], Path]]:
     data, _ = head_data(bench)
     steps: dict[str, Callable[[], Path]] = {
         f"head{size}": (lambda size=size: head_setup(work / f"head-{size}", data, size))
-        for size in plan.head_sizes
+        for size in plan.head_sizes if bench.wanted({4})
     }
-    steps["noop"] = lambda: sample_setup(work / "noop", tiny=plan.noop_tiny)
-    for per_class in plan.sample_sizes or ():
+    if bench.wanted({5}):
+        steps["noop"] = lambda: sample_setup(work / "noop", tiny=plan.noop_tiny)
+    for per_class in (plan.sample_sizes or ()) if bench.wanted({5, 6}) else ():
         steps[f"sample{per_class}"] = (lambda n=per_class: sample_setup(
             work / f"sample-{n}", "validate",
             changes={"sample.images_per_class": n, "backbone.weights": "none",
@@ -424,12 +431,16 @@ def training_rows(bench: Bench) -> list[Row]:
 
 # --- the run -----------------------------------------------------------------------------
 
-SECTIONS = (matmul_rows, feature_rows, head_rows, noop_rows, memory_rows, training_rows)
+# Each section and the rows (of the module docstring) it gives.
+SECTIONS = ((matmul_rows, {1}), (feature_rows, {2, 3}), (head_rows, {4}), (noop_rows, {5}),
+            (memory_rows, {6}), (training_rows, {7}))
 
 
 def measure_all(bench: Bench) -> list[Row]:
     rows = []
-    for section in SECTIONS:
+    for section, numbers in SECTIONS:
+        if not bench.wanted(numbers):
+            continue
         try:
             rows += section(bench)
         except Exception as err:  # a section failed outside its rows' own guards
@@ -461,6 +472,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, help="also write the Markdown here")
     parser.add_argument("--flowers", type=Path, default=FLOWERS,
                         help=f"the flowers folder of class folders (default {FLOWERS})")
+    parser.add_argument("--rows", type=lambda v: {int(n) for n in v.split(",")},
+                        default=None, help="only these rows of the table, e.g. 6 or 1,7 "
+                                           "(row 1, the matmul rate, always runs)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary folder (its path is printed)")
     args = parser.parse_args(argv)
@@ -476,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="transfer-bench-"))
     print(f"[bench] temporary folder {work}", file=sys.stderr, flush=True)
-    bench = Bench(plan, args.flowers.resolve(), work)
+    bench = Bench(plan, args.flowers.resolve(), work, rows=args.rows)
     try:
         try:
             hardware = hardware_line()
