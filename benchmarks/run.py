@@ -39,7 +39,8 @@ What each row means:
 5. **no-op repro**: seconds of ``dvc repro`` with nothing changed on the sample data
    (only the always-changed weights check runs), after one untimed ``dvc repro``; in
    the full run also ``dvc repro validate`` on a 10,000-image sample.
-6. **peak memory** (full run only): the peak resident set (ru_maxrss from wait4) of
+6. **peak memory** (full run only): the peak resident set (ru_maxrss from wait4, in a
+   small launcher process: a child forked from this one would inherit its size) of
    ``python stages/{prepare,features,train_head}.py`` at 1,000 and 10,000 sample
    images, and the ratio 10k / 1k.
 7. **training speed**: training images/s of ``model.fit`` (Adam, random data, after a
@@ -462,6 +463,17 @@ def header(plan: Plan, hardware: str, argv: list[str]) -> str:
     )
 
 
+def row_numbers(text: str) -> set[int]:
+    """--rows: comma-separated row numbers of the module docstring (1-7)."""
+    try:
+        rows = {int(n) for n in text.split(",")}
+    except ValueError:
+        rows = set()
+    if not rows or not rows <= set(range(1, 8)):
+        raise argparse.ArgumentTypeError(f"{text!r}: row numbers 1-7, comma-separated")
+    return rows
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -472,7 +484,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, help="also write the Markdown here")
     parser.add_argument("--flowers", type=Path, default=FLOWERS,
                         help=f"the flowers folder of class folders (default {FLOWERS})")
-    parser.add_argument("--rows", type=lambda v: {int(n) for n in v.split(",")},
+    parser.add_argument("--rows", type=row_numbers,
                         default=None, help="only these rows of the table, e.g. 6 or 1,7 "
                                            "(row 1, the matmul rate, always runs)")
     parser.add_argument("--keep", action="store_true",
