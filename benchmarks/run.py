@@ -492,6 +492,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if not args.flowers.is_dir() and (args.rows is None or args.rows & {2, 3, 4}):
+        parser.error(f"--flowers {args.flowers}: no such folder (rows 2-4 read it; pass the "
+                     "folder of class folders, or --rows without 2, 3 and 4)")
     return args
 
 
