@@ -161,7 +161,7 @@ def precision(policy: str):
 def project_features(paths: list[str], labels: list[int], size: int, repeats: int,
                      policy: str = "none", keep: list | None = None) -> list[float]:
     """Images/s of the project's own path: build_backbone (random weights), image_dataset
-    (batch 32) and features.extract, which traces its graph on every call as a stage does,
+    (batch 32) and features.extract, one graph trace per pass as one features stage run has,
     under the mixed-precision ``policy``. ``keep``: receives the last pass's features."""
     import keras
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -72,12 +73,15 @@ def timed(cwd: Path, *cmd: str) -> float:
 # starts a forked child's ru_maxrss at its parent's resident size (exec keeps the
 # maximum): forked straight from this process, with TensorFlow loaded, every stage would
 # read about 1.8 GB, whatever it used.
-LAUNCHER = """import os, subprocess, sys
+LAUNCHER = """import os, signal, subprocess, sys
 proc = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(proc.pid, 0)
 with open(sys.argv[1], "w") as out:
     out.write(str(usage.ru_maxrss))
-sys.exit(os.waitstatus_to_exitcode(status))
+if os.WIFSIGNALED(status):  # an out-of-memory kill must not read as an exit status
+    print("killed by", signal.Signals(os.WTERMSIG(status)).name, file=sys.stderr)
+    sys.exit(1)
+sys.exit(os.WEXITSTATUS(status))
 """
 
 
@@ -86,9 +90,16 @@ def peak_rss_mb(cwd: Path, *cmd: str) -> float:
     wait4(2) in a small launcher process (see LAUNCHER)."""
     with tempfile.TemporaryFile("w+") as log, tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "maxrss"
-        proc = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, str(report), *cmd],
-                              cwd=cwd, env=environment(cwd), stdout=log, stderr=log,
-                              text=True, timeout=TIMEOUT, check=False)
+        # A session of its own: on a timeout the stage goes too, not only the launcher.
+        proc = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, str(report), *cmd],
+                                cwd=cwd, env=environment(cwd), stdout=log, stderr=log,
+                                text=True, start_new_session=True)
+        try:
+            proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise CommandError(f"`{' '.join(cmd)}` timed out after {TIMEOUT} s") from None
         if proc.returncode != 0:
             log.seek(0)
             raise CommandError(failure(cmd, proc.returncode, log.read()))

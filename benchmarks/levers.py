@@ -5,7 +5,7 @@
                                 [--flowers DIR]
 
 Random-weight ResNet50 on random images already in memory (no decoding: the compute
-alone). Rows: the forward pass as ``features.extract`` runs it (``tf.function``), the
+alone). Rows: the forward pass as ``features.Extractor`` runs it (``tf.function``), the
 same with XLA (``jit_compile=True``), ``model.predict`` and ``predict_on_batch``, at
 batch 16, 32 and 64, in float32 and bfloat16; then a ResNet50 training step with and
 without XLA, with TensorFlow's op determinism off (Keras turns XLA off when it is on,

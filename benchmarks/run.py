@@ -238,7 +238,7 @@ def setup_steps(bench: Bench) -> dict[str, Callable[[], Path]]:
 def run_setups(bench: Bench) -> None:
     """Every untimed step, two at a time, all finished before anything is timed."""
     data, _ = head_data(bench)
-    if bench.plan.head_subset is not None:
+    if bench.plan.head_subset is not None and bench.wanted({4}):
         try:
             subset_folder(bench.flowers, data, bench.plan.head_subset)
         except OSError as err:  # the head loop's rows will say what is missing

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 
 from pipeline.models.backbone import ResNetPreprocess, build_backbone
 
@@ -43,3 +44,8 @@ def test_an_extractor_traces_once_for_every_split_and_keeps_the_order():
         expected = backbone.predict(images, batch_size=4, verbose=0)
         np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4)
     assert extractor._forward.experimental_get_tracing_count() == 1
+    # Another image size would need another graph: said, not a TensorFlow signature error.
+    other = tf.data.Dataset.from_tensor_slices((np.zeros((2, 40, 40, 3), "float32"),
+                                                np.zeros(2, np.int32))).batch(2)
+    with pytest.raises(ValueError, match="one Extractor serves one image size"):
+        extractor(other, 2)

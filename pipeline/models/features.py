@@ -57,6 +57,7 @@ class Extractor:
         self.backbone = backbone
         self.strategy = strategy or tf.distribute.get_strategy()
         self._forward = None
+        self._spec = None
 
     def _compiled(self, spec):
         if self._forward is None:
@@ -70,7 +71,10 @@ class Extractor:
             def forward(batch):
                 return strategy.gather(strategy.run(replica, args=(batch,)), axis=0)
 
-            self._forward = forward
+            self._forward, self._spec = forward, spec
+        elif spec != self._spec:
+            raise ValueError(f"this dataset's batches are {spec}; the compiled forward takes "
+                             f"{self._spec}: one Extractor serves one image size and dtype")
         return self._forward
 
     def __call__(self, dataset: tf.data.Dataset, count: int,
