@@ -29,9 +29,9 @@ def load_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
     A JPEG at least four times the target on its short side is decoded at reduced scale
     (the largest DCT ratio that leaves that side >= 2 x ``image_size``, so that the
     antialiased resize still does the last halving and the result stays within about
-    one grey level of a full decode): up to 2.5-3x faster decode + resize on camera photos
-    (benchmarks/levers.md). A JPEG under
-    four times the target decodes exactly as ``tf.io.decode_image`` would."""
+    one grey level of a full decode): up to 2.5-3x faster decode + resize on camera
+    photos (benchmarks/levers.md). A JPEG under four times the target decodes exactly
+    as ``tf.io.decode_image`` would."""
     contents = tf.io.read_file(path)
     image = tf.cond(
         tf.io.is_jpeg(contents),
