@@ -1,4 +1,5 @@
-"""Batch augmentation: each part does its job only when on, stays in range, and is seeded."""
+"""Batch augmentation: each part does its job only when on, stays in range, and is seeded;
+the training input is a function of (seed, epoch), so a resumed run sees the same batches."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from helpers import augment_params, resnet_recipe
 from PIL import Image
 
 from pipeline.core.params import AugmentParams
-from pipeline.data.input import image_dataset
+from pipeline.data.epochs import Epochs
+from pipeline.data.input import image_dataset, load_image
 from pipeline.training.augment import make_augment
 from pipeline.training.inputs import Splits, datasets
 
@@ -30,14 +32,18 @@ def batch(n: int = 16, size: int = 24, seed: int = 0) -> tuple[tf.Tensor, tf.Ten
     return tf.constant(x), y
 
 
+def seed_of(seed: int) -> tf.Tensor:
+    return tf.constant([seed, 0], tf.int64)
+
+
 def run(cfg: AugmentParams, seed: int = 0, data=None):
     x, y = data or batch()
-    out_x, out_y = make_augment(cfg, CLASSES, seed)(x, y)
+    out_x, out_y = make_augment(cfg, CLASSES)(x, y, seed_of(seed))
     return x.numpy(), y.numpy(), out_x.numpy(), out_y.numpy()
 
 
 def test_everything_off_gives_no_augment():
-    assert make_augment(augment_params(**OFF), CLASSES, 0) is None
+    assert make_augment(augment_params(**OFF), CLASSES) is None
 
 
 def test_flip_mirrors_some_images_and_nothing_else():
@@ -78,7 +84,7 @@ def test_all_on_keeps_shapes_and_ranges_on_a_ragged_last_batch():
     x, y = batch(n=5)
     cfg = augment_params(flip=True, crop=True, crop_min_scale=0.3, color_jitter=0.3,
                          mixup_alpha=0.2)
-    out_x, out_y = make_augment(cfg, CLASSES, 7)(x, y)
+    out_x, out_y = make_augment(cfg, CLASSES)(x, y, seed_of(7))
     assert out_x.shape == x.shape and out_y.shape == y.shape
     assert float(tf.reduce_min(out_x)) >= 0 and float(tf.reduce_max(out_x)) <= 255
 
@@ -86,11 +92,12 @@ def test_all_on_keeps_shapes_and_ranges_on_a_ragged_last_batch():
 def test_same_seed_same_augmentation_other_seed_other():
     cfg = augment_params(flip=True, crop=True, crop_min_scale=0.6, color_jitter=0.2,
                          mixup_alpha=0.2)
-    a, b, c = (make_augment(cfg, CLASSES, s) for s in (3, 3, 4))
+    augment = make_augment(cfg, CLASSES)
     first, second = batch(seed=1), batch(seed=2)
-    for data in (first, second):  # the same sequence of draws, batch after batch
-        np.testing.assert_array_equal(a(*data)[0], b(*data)[0])
-    assert not np.allclose(a(*first)[0], c(*first)[0])
+    for data in (first, second):  # a function of the batch's seed alone: no hidden state
+        np.testing.assert_array_equal(augment(*data, seed_of(3))[0],
+                                      make_augment(cfg, CLASSES)(*data, seed_of(3))[0])
+    assert not np.allclose(augment(*first, seed_of(3))[0], augment(*first, seed_of(4))[0])
 
 
 @pytest.fixture
@@ -120,20 +127,38 @@ def test_training_batches_are_reproducible_from_the_seed(pngs):
     splits = Splits(train=pngs, val=pngs, classes=[str(i) for i in range(CLASSES)])
     cfg = resnet_recipe(batch_size=4, augment=augment_params(
         flip=True, crop=True, crop_min_scale=0.6, color_jitter=0.1, mixup_alpha=0.2))
-    # As seed_everything does in the stages; TF has no public switch back, hence the import.
-    from tensorflow.python.framework import config as tf_config
-
-    was_on = tf_config.is_op_determinism_enabled()
-    tf.config.experimental.enable_op_determinism()
-    try:
-        runs = [collect(datasets(splits, cfg, 16, 5, cfg.batch_size)[0]) for _ in range(2)]
-        other = collect(datasets(splits, cfg, 16, 6, cfg.batch_size)[0])
-        val = [collect(datasets(splits, cfg, 16, s, cfg.batch_size)[1]) for s in (5, 6)]
-    finally:
-        if not was_on:
-            tf_config.disable_op_determinism()
+    runs = [collect(datasets(splits, cfg, 16, 5, cfg.batch_size)[0].dataset(0, 2))
+            for _ in range(2)]
+    other = collect(datasets(splits, cfg, 16, 6, cfg.batch_size)[0].dataset(0, 2))
+    val = [collect(datasets(splits, cfg, 16, s, cfg.batch_size)[1]) for s in (5, 6)]
+    assert len(runs[0]) == 6  # 2 epochs of ceil(10 / 4) batches
     for a, b in zip(*runs, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not all(np.array_equal(a, b) for a, b in zip(runs[0], other, strict=True))
     for a, b in zip(*val, strict=True):  # validation batches: never augmented or shuffled
         np.testing.assert_array_equal(a, b)
+
+
+def test_an_epoch_is_the_same_whether_a_run_starts_there_or_reaches_it(pngs):
+    """What a run resumed at epoch 2 trains on is what an uninterrupted run trains on from
+    its epoch 2 on; every epoch is a new order of all the images; streams differ."""
+    cfg = augment_params(flip=True, crop=True, crop_min_scale=0.6, color_jitter=0.1,
+                         mixup_alpha=0.0)
+    augment = make_augment(cfg, CLASSES)
+
+    def onehot_augment(images, labels, seed):
+        return augment(images, tf.one_hot(labels, CLASSES), seed)
+
+    stream = Epochs(*pngs, 4, seed=5, load=lambda p: load_image(p, 16), augment=onehot_augment)
+    whole = collect(stream.dataset(0, 4))
+    resumed = collect(stream.dataset(2, 4))
+    assert stream.steps == 3 and len(whole) == 12 and len(resumed) == 6
+    for a, b in zip(whole[6:], resumed, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    orders = [np.concatenate([y.numpy() for _, y in Epochs(
+        pngs[0], np.arange(10), 4, seed=5, stream=s).dataset(e, e + 1)])
+        for s, e in ((0, 0), (0, 1), (1, 0))]
+    for order in orders:
+        assert sorted(order) == list(range(10))  # each epoch: every image once
+    assert len({tuple(o) for o in orders}) == 3  # another shuffle each epoch and stream

@@ -49,14 +49,12 @@ def test_auto_is_the_default_strategy_without_gpus_and_multi_worker_needs_tf_con
 
 
 def test_mirrored_over_two_cpu_devices_trains_as_the_default_strategy(tmp_path):
-    """The same global batch on one device and on two replicas. tf.data re-seeds a seeded
-    shuffle when the strategy rewrites the input for its replicas, so the examples come in
-    another (still deterministic) order: with shuffling off the head's weights agree to
-    6e-8 (measured by hand), with it the head (SGD, no dropout) must reach the same
-    validation accuracy and loss within 10 %. The ResNet50 fine-tune has random weights here (no
-    ImageNet file), whose activations grow through 50 layers with BatchNorm frozen and
-    amplify the round-off of oneDNN's batch-size-dependent kernels: it must reach the
-    same validation loss within 15 % and accuracy within 10 of 24 images."""
+    """The same global batch on one device and on two replicas. The training input is
+    addressed by epoch (stateless shuffles), so both strategies see the same batches in the
+    same order; what differs is the order of summation (two half-batches all-reduced, and
+    oneDNN's kernels for a batch of 4 against one of 8). Tolerance: every epoch's loss and
+    validation loss within 1e-3 relative (2e-7 measured here), accuracies equal, for the
+    head (5 epochs) and a ResNet50 fine-tune (2 epochs, random weights) alike."""
     out = tmp_path / "scores.json"
     proc = subprocess.run([sys.executable, str(HERE / "distributed.py"), "mirrored", str(out),
                            str(tmp_path / "work")], capture_output=True, text=True,
@@ -66,11 +64,17 @@ def test_mirrored_over_two_cpu_devices_trains_as_the_default_strategy(tmp_path):
     default, mirrored = scores["default"], scores["mirrored"]
     assert (default["replicas"], mirrored["replicas"]) == (1, 2)
     assert mirrored["label"] == "mirrored x2 float32"
-    assert default["head_val_accuracy"] == mirrored["head_val_accuracy"] >= 0.9
-    assert math.isclose(default["head_val_loss"], mirrored["head_val_loss"], rel_tol=0.10)
-    assert math.isclose(default["finetune_val_loss"], mirrored["finetune_val_loss"],
-                        rel_tol=0.15)
-    assert abs(default["finetune_val_accuracy"] - mirrored["finetune_val_accuracy"]) <= 10 / 24
+    for model, epochs in (("head", 5), ("finetune", 2)):
+        ours, theirs = default[model], mirrored[model]
+        assert len(ours["loss"]) == len(theirs["loss"]) == epochs
+        for key in ("loss", "val_loss"):
+            for a, b in zip(ours[key], theirs[key], strict=True):
+                assert math.isclose(a, b, rel_tol=1e-3), (model, key, ours[key], theirs[key])
+        for key in ("accuracy", "val_accuracy"):
+            assert ours[key] == theirs[key], (model, key)
+    assert default["head"]["val_accuracy"][-1] >= 0.9  # the head learns the blobs
+    assert default["head"]["loss"][-1] < default["head"]["loss"][0] / 10
+    assert default["finetune"]["accuracy"][-1] > default["finetune"]["accuracy"][0]
 
 
 def free_ports(n: int) -> list[int]:

@@ -48,22 +48,40 @@ def test_own_image_folder_as_data_source(project, tmp_path):
     sh(project, "dvc", "checkout", "--force")
 
 
-def test_killed_training_resumes_after_its_last_epoch(project):
-    """BackupAndRestore: kill -9 the scratch stage after an epoch; run again: it resumes,
-    ends with the full epoch count and removes its backup."""
+def test_killed_training_resumes_to_what_an_uninterrupted_run_gives(project):
+    """BackupAndRestore and the run's memory: kill -9 the scratch stage after an epoch; run
+    again: it resumes, ends with the full epoch count, removes its backup, and its model,
+    card and metrics are those of an uninterrupted run, but for the time they measure."""
     import signal
     import time
 
+    from pipeline.models.saving import load_model
+
     params = (project / "params.yaml").read_text()
     raw = yaml.safe_load(params)
-    raw["scratch"]["wrn"].update(epochs=4, patience=10)
+    # Dropout inside the blocks and every augmentation on: all that draws random numbers.
+    raw["scratch"]["wrn"].update(epochs=4, patience=3, dropout=0.3)
+    raw["scratch"]["wrn"]["augment"].update(flip=True, crop=True, color_jitter=0.2,
+                                            mixup_alpha=0.2)
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     backups = project / ".cache/backup"
     bindir = str(Path(sys.executable).parent)
     env = os.environ | {"PATH": bindir + os.pathsep + os.environ["PATH"],
                         "PYTHONPATH": os.pathsep.join([str(project),
                                                        os.environ.get("PYTHONPATH", "")])}
+
+    def untimed(record: dict) -> dict:
+        return {k: v for k, v in record.items() if "second" not in k and k != "resumed_at_epoch"}
+
+    def outputs() -> tuple:
+        weights = load_model(project / "models/wrn.keras").get_weights()
+        return (untimed(json.loads((project / "models/wrn.json").read_text())),
+                untimed(json.loads((project / "metrics/train/wrn.json").read_text())),
+                (project / "dvclive/wrn/plots/metrics/eval/loss.tsv").read_text(), weights)
+
     try:
+        sh(project, "python", "stages/scratch.py", "wrn")
+        whole = outputs()
         log = project / "killed.log"
         with log.open("w") as out:
             proc = subprocess.Popen(["python", "stages/scratch.py", "wrn"], cwd=project,
@@ -83,10 +101,16 @@ def test_killed_training_resumes_after_its_last_epoch(project):
         again = sh(project, "python", "stages/scratch.py", "wrn")
         assert f"after epoch {killed_at}" in again.stdout
         card = json.loads((project / "models/wrn.json").read_text())
-        assert card["epochs_run"] == 4 and card["resumed_at_epoch"] == killed_at + 1
+        assert card["resumed_at_epoch"] == killed_at + 1
         steps = (project / "dvclive/wrn/plots/metrics/train/loss.tsv").read_text().split()[2::2]
         assert [int(s) for s in steps] == [0, 1, 2, 3]  # one curve, no epoch lost or twice
         assert not list(backups.glob("scratch-wrn*"))
+        resumed = outputs()
+        assert resumed[0] == whole[0] and whole[0]["epochs_run"] == 4  # card
+        assert resumed[1] == whole[1]  # metrics
+        assert resumed[2] == whole[2]  # the validation curve, epoch by epoch
+        for a, b in zip(whole[3], resumed[3], strict=True):
+            np.testing.assert_array_equal(a, b)
     finally:
         (project / "params.yaml").write_text(params)
         (project / "killed.log").unlink(missing_ok=True)

@@ -275,3 +275,58 @@ def test_scratch_recipe_trains_in_one_phase(tmp_path):
     summary = done.summary("val_loss")
     assert summary["family"] == "wrn" and summary["image_size"] == SIZE
     assert "head_phase" not in summary and summary["trainable_params"] > 0
+
+
+def untimed_summary(summary: dict) -> dict:
+    """A training summary without what measures time (or says that the run resumed)."""
+    return {k: untimed_summary(v) if isinstance(v, dict) else v for k, v in summary.items()
+            if "second" not in k and k != "resumed_at_epoch"}
+
+
+class Killed(Exception):
+    """Stands for a kill -9 right after a checkpoint (the e2e test kills for real)."""
+
+
+def test_a_fine_tune_killed_in_its_main_phase_resumes_to_the_same_model(
+        parts, tmp_path, monkeypatch):
+    """Killed after the main phase's second epoch and started again, the fine-tune ends with
+    the weights and scores of an uninterrupted run: the input is addressed by epoch and the
+    memory beside the checkpoint brings back early stopping, the scores so far and
+    Dropout's random state (the head has dropout 0.2, MixUp and crops are on)."""
+    record = tmp_path / "weights.json"
+    record.write_text(json.dumps({"arch": "resnet50", "source": "random", "seed": 0}))
+    r = "finetune.resnet50"
+    loaded = params({"backbone.image_size": SIZE, f"{r}.image_size": None,
+                     f"{r}.head_epochs": 1, f"{r}.epochs": 4, f"{r}.patience": 4,
+                     f"{r}.batch_size": 4, f"{r}.unfreeze": 1, f"{r}.augment.mixup_alpha": 0.2,
+                     f"{r}.augment.crop": True})
+    splits = images(tmp_path, 8)
+
+    def run(backup):
+        keras.utils.set_random_seed(0)
+        return finetune(loaded.finetune["resnet50"], loaded.backbone, splits, seed=0,
+                        live_dir=None, weights_record=record, head_model=parts[2],
+                        placement=default_placement(), backup=backup)
+
+    whole = run(tmp_path / "whole")
+    backup = tmp_path / "killed"
+    save = keras.callbacks.BackupAndRestore.on_epoch_end
+
+    def kill_after_second_main_epoch(self, epoch, logs=None):
+        save(self, epoch, logs)
+        if self.backup_dir.endswith("main_phase") and epoch == 1:
+            raise Killed
+
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end",
+                        kill_after_second_main_epoch)
+    with pytest.raises(Killed):
+        run(backup)
+    monkeypatch.undo()
+    assert json.loads((backup / "main_phase/training_metadata.json").read_text())["epoch"] == 2
+    resumed = run(backup)
+    assert resumed.result.first_epoch == 2 and not backup.exists()
+    untimed = [untimed_summary(done.summary("val_loss")) for done in (whole, resumed)]
+    assert untimed[0] == untimed[1] and untimed[0]["epochs_run"] == 4
+    assert whole.result.history == resumed.result.history
+    for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -2,7 +2,8 @@
 
 Images come out as float32 RGB in [0, 255]; models carry their own
 preprocessing (see pipeline.models.backbone). Order is deterministic: parallel map
-keeps element order, and shuffling is seeded.
+keeps element order. Training input goes through ``pipeline.data.epochs.Epochs``
+(shuffled by epoch, stateless) with :func:`load_image` as its loader.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+
+from pipeline.data.sharding import shard_by_data
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -73,20 +76,13 @@ def image_dataset(
     image_size: int,
     batch_size: int,
     *,
-    shuffle_seed: int | None = None,
     augment: Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]] | None = None,
 ) -> tf.data.Dataset:
     """Batches of (images, labels). ``augment`` maps a *batch*; evaluation passes none."""
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.map(
         lambda p, y: (load_image(p, image_size), y), num_parallel_calls=AUTOTUNE
     ).batch(batch_size)
     if augment is not None:
         ds = ds.map(augment, num_parallel_calls=AUTOTUNE)
-    # Across workers (MultiWorkerMirroredStrategy) each takes its share of the batches: the
-    # source is a list of paths in memory, not files TensorFlow could shard by.
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options).prefetch(AUTOTUNE)
+    return shard_by_data(ds)

@@ -9,6 +9,7 @@ low learning rate. BatchNorm stays in inference mode unless ``train_bn``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 import tempfile
@@ -39,9 +40,9 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
 
     ``live_dir`` None: no curves (not the chief). ``backup``: BackupAndRestore's folder,
     one sub-folder per phase: a killed run started again redoes the short head phase and
-    resumes the main phase after its last epoch; removed on success. ``batch_picture``:
-    where to draw one augmented training batch (from a twin of the training input, so the
-    training's own random stream is untouched)."""
+    resumes the main phase after its last epoch, as an uninterrupted run would go on (see
+    ``fit``); removed on success. ``batch_picture``: where to draw the first augmented
+    training batch (the input is stateless: drawing it changes nothing in the training)."""
     head_model = Path(head_model)
     live_dir = None if live_dir is None else Path(live_dir)
     count = len(splits.train[0])
@@ -62,8 +63,8 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
         model = build_resnet_model(backbone, head, recipe.train_bn)
     train_ds, val_ds = datasets(splits, recipe, size, seed, batch)
     if batch_picture is not None:
-        draw_batch(datasets(splits, recipe, size, seed, batch)[0], splits.classes,
-                   f"One training batch after augmentation ({size} px)", batch_picture)
+        draw_batch(train_ds, splits.classes, f"One training batch after augmentation "
+                   f"({size} px)", batch_picture)
 
     head_result = None
     if recipe.head_epochs > 0:
@@ -79,6 +80,7 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
     with placement.scope():
         compile_model(model, recipe, make_schedule(recipe, steps))  # trainable is read here
     main_backup = None if backup is None else backup / "main_phase"
+    train_ds = dataclasses.replace(train_ds, stream=1)  # other shuffles than the head phase's
     if head_result is None or live_dir is None:
         result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, live_dir, count,
                             main_backup)

@@ -10,6 +10,9 @@ from typing import Any
 
 import keras
 
+from pipeline.data.epochs import Epochs
+from pipeline.training.resume import Memory, best_weights, ended
+
 
 def trainable_params(model: keras.Model) -> int:
     return int(sum(keras.ops.size(w) for w in model.trainable_weights))
@@ -17,15 +20,16 @@ def trainable_params(model: keras.Model) -> int:
 
 @dataclass(frozen=True)
 class FitResult:
-    history: dict[str, list[float]]  # from epoch first_epoch + 1 on
+    history: dict[str, list[float]]  # from epoch history_from + 1 on
     best_epoch: int  # 1-based, the epoch whose weights were restored
     epochs_run: int  # including those before a resume
-    seconds: float  # of this run (after a resume: the resumed epochs only)
+    seconds: float  # of the whole training, the runs before a resume included
     images_per_second: float
     first_epoch: int = 0  # epochs done before this run resumed from a backup
+    history_from: int = 0  # 0 unless a resume found no memory of the epochs before
 
     def summary(self, monitor: str) -> dict[str, Any]:
-        i = self.best_epoch - 1 - self.first_epoch
+        i = self.best_epoch - 1 - self.history_from
         best = {k: round(float(v[i]), 6) for k, v in self.history.items() if 0 <= i < len(v)}
         return {
             "best_epoch": self.best_epoch,
@@ -50,6 +54,22 @@ def backup_epoch(backup_dir: str | Path | None) -> int:
         return 0
 
 
+def finish(model: keras.Model, backup_dir: str | Path, state: dict, train_count: int
+           ) -> FitResult:
+    """End a run that was over when it was killed: early stopping's best weights, as the
+    run would have restored them, and its scores from the memory; the backup removed."""
+    weights = best_weights(backup_dir, state)
+    if weights is not None:
+        model.set_weights(weights)
+    print(f"{backup_dir}: the run was over after epoch {state['epoch']}; restored its best "
+          f"epoch {state['best_epoch'] + 1}", flush=True)
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    epochs_run, seconds, history_from = state["epoch"], state["seconds"], state["history_from"]
+    return FitResult(state["history"], state["best_epoch"] + 1, epochs_run, seconds,
+                     train_count * (epochs_run - history_from) / seconds if seconds else 0.0,
+                     first_epoch=epochs_run, history_from=history_from)
+
+
 def fit(
     model: keras.Model,
     train: Any,
@@ -66,12 +86,14 @@ def fit(
 ) -> FitResult:
     """``model.fit`` with early stopping (best weights restored) and per-epoch DVCLive logs.
 
-    ``train``/``val`` are tf.data datasets, or (x, y) tuples of arrays with ``batch_size``
-    (the global batch). ``live_dir`` None: no curves (a worker other than the chief).
-    ``backup_dir``: resume there after a kill (BackupAndRestore); the weights, optimizer
-    and epoch come back, but not early stopping's memory of the epochs before the kill,
-    nor the input pipeline's place in its shuffle and augmentation streams (Keras makes
-    the iterator inside ``fit``; TensorFlow cannot checkpoint it from outside).
+    ``train`` is an input addressed by epoch (``Epochs``), a tf.data dataset or an (x, y)
+    tuple of arrays with ``batch_size`` (the global batch); ``val`` a dataset or a tuple.
+    ``live_dir`` None: no curves (a worker other than the chief). ``backup_dir``: resume
+    there after a kill: BackupAndRestore brings back the weights, optimizer and epoch,
+    ``resume.Memory`` early stopping, the scores so far and the random generators, and
+    ``Epochs`` the input from that epoch on; the run then ends as an uninterrupted one
+    would (a dataset or arrays would restart their shuffle: only ``Epochs`` resumes exactly).
+    A run killed when it was over (see ``resume.ended``) is finished from its memory.
     """
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
@@ -81,14 +103,21 @@ def fit(
         monitor=monitor, mode=mode, patience=patience, restore_best_weights=True, verbose=1
     )
     extra = []
+    memory = None
     done = backup_epoch(backup_dir)
-    if done >= epochs:  # killed between the last backup and its removal: nothing to resume
+    if done and (state := ended(backup_dir, done, epochs)):
+        # Killed between its last checkpoint and the backup's removal: the run was over.
+        return finish(model, backup_dir, state, train_count)
+    if done >= epochs:  # over, but no memory of how it ended: train afresh
         shutil.rmtree(backup_dir, ignore_errors=True)
         done = 0
     if backup_dir is not None:
         # Weights, optimizer and epoch after every epoch, removed when fit ends;
         # double_checkpoint: a kill while the weights file is written leaves the previous one.
-        extra.append(keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True))
+        # The memory goes first: on disk before the checkpoint that names its epoch.
+        memory = Memory(backup_dir, stop, input_epoch=done)
+        extra += [memory, keras.callbacks.BackupAndRestore(str(backup_dir),
+                                                          double_checkpoint=True)]
         if done:
             print(f"resuming from {backup_dir} after epoch {done}", flush=True)
     if live_dir is not None:
@@ -102,7 +131,10 @@ def fit(
     # A tf.data input batches and shuffles itself (seeded); arrays are shuffled by Keras.
     kwargs = {"shuffle": False} if batch_size is None else {"batch_size": batch_size,
                                                             "shuffle": True}
-    if isinstance(train, tuple):
+    if isinstance(train, Epochs):
+        # One iterator across epochs (steps_per_epoch), starting at the epoch fit resumes at.
+        kwargs |= {"x": train.dataset(done, epochs), "steps_per_epoch": train.steps}
+    elif isinstance(train, tuple):
         kwargs["x"], kwargs["y"] = train
     else:
         kwargs["x"] = train
@@ -120,11 +152,17 @@ def fit(
     seconds = time.perf_counter() - start
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     run = len(hist.get("loss", []))
+    history_from = done
+    if memory is not None:  # the epochs before a resume too, as far as it remembers them
+        hist, history_from = memory.history, memory.history_from
+        seconds += memory.seconds_before
+    timed = done + run - history_from  # the epochs the history and the seconds cover
     scores = hist.get(monitor, [])
-    if scores:
+    if scores:  # the first best, as EarlyStopping picks it
         pick = min if mode == "min" else max
-        best = scores.index(pick(scores)) + 1
+        best = history_from + scores.index(pick(scores)) + 1
     else:
-        best = run
-    return FitResult(hist, done + best, done + run, seconds,
-                     train_count * run / seconds if seconds else 0.0, first_epoch=done)
+        best = done + run
+    return FitResult(hist, best, done + run, seconds,
+                     train_count * timed / seconds if seconds else 0.0, first_epoch=done,
+                     history_from=history_from)

@@ -8,6 +8,8 @@ import keras
 import tensorflow as tf
 
 from pipeline.core.params import HeadParams
+from pipeline.data.epochs import Epochs
+from pipeline.data.sharding import shard_by_data
 from pipeline.models.features import Features
 from pipeline.models.head import build_head
 from pipeline.training.distribute import Placement
@@ -23,16 +25,11 @@ def compile_head(model: keras.Model, head: HeadParams) -> None:
     )
 
 
-def batches(split: Features, batch_size: int, shuffle_seed: int | None = None
-            ) -> tf.data.Dataset:
-    """(features, label) batches; tf.data rather than arrays, which Keras cannot split
-    across workers (MultiWorkerMirroredStrategy)."""
+def batches(split: Features, batch_size: int) -> tf.data.Dataset:
+    """(features, label) batches in order (validation); tf.data rather than arrays, which
+    Keras cannot split across workers (MultiWorkerMirroredStrategy)."""
     ds = tf.data.Dataset.from_tensor_slices((split.features, split.labels))
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(split.labels), seed=shuffle_seed, reshuffle_each_iteration=True)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.batch(batch_size).with_options(options).prefetch(tf.data.AUTOTUNE)
+    return shard_by_data(ds.batch(batch_size))
 
 
 def train_head(train: Features, val: Features, head: HeadParams, live_dir: str | Path | None,
@@ -44,7 +41,8 @@ def train_head(train: Features, val: Features, head: HeadParams, live_dir: str |
         compile_head(model, head)
     batch = placement.global_batch(head.batch_size)
     result = fit(
-        model, batches(train, batch, shuffle_seed=seed), batches(val, batch),
+        # Training batches addressed by epoch: the same order under any strategy.
+        model, Epochs(train.features, train.labels, batch, seed), batches(val, batch),
         epochs=head.epochs, patience=head.patience, monitor=head.monitor, live_dir=live_dir,
         train_count=len(train.labels),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import tensorflow as tf
 
 from pipeline.core.params import Recipe
 from pipeline.core.pictures import Tile, save_png, sheet
-from pipeline.data.input import image_dataset
+from pipeline.data.epochs import Epochs
+from pipeline.data.input import image_dataset, load_image
 from pipeline.training.augment import make_augment
 
 
@@ -24,30 +26,33 @@ class Splits:
 
 
 def datasets(splits: Splits, recipe: Recipe, image_size: int, seed: int, batch_size: int
-             ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """Shuffled, augmented training batches and plain validation batches, one-hot labels.
+             ) -> tuple[Epochs, tf.data.Dataset]:
+    """Shuffled, augmented training batches (addressed by epoch, see ``Epochs``) and plain
+    validation batches, one-hot labels.
 
     ``batch_size`` is the global batch (the recipe's per-replica batch times the replicas).
     """
     n = len(splits.classes)
-    augment = make_augment(recipe.augment, n, seed)
+    augment = make_augment(recipe.augment, n)
 
     def onehot(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return images, tf.one_hot(labels, n)
 
-    def train_map(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return augment(*onehot(images, labels))
+    def train_map(images: tf.Tensor, labels: tf.Tensor, batch_seed: tf.Tensor
+                  ) -> tuple[tf.Tensor, tf.Tensor]:
+        images, labels = onehot(images, labels)
+        return augment(images, labels, batch_seed) if augment else (images, labels)
 
-    train = image_dataset(*splits.train, image_size, batch_size, shuffle_seed=seed,
-                          augment=train_map if augment else onehot)
+    load = partial(load_image, image_size=image_size)
+    train = Epochs(*splits.train, batch_size, seed, load=load, augment=train_map)
     val = image_dataset(*splits.val, image_size, batch_size, augment=onehot)
     return train, val
 
 
-def draw_batch(dataset: tf.data.Dataset, class_names: list[str], title: str,
-               path: str | Path, most: int = 16) -> None:
-    """One training batch as the network sees it (after augmentation), as a picture."""
-    images, labels = next(iter(dataset))
+def draw_batch(train: Epochs, class_names: list[str], title: str, path: str | Path,
+               most: int = 16) -> None:
+    """The first training batch as the network sees it (after augmentation), as a picture."""
+    images, labels = next(iter(train.dataset(0, 1)))
     images, labels = np.asarray(images)[:most], np.asarray(labels)[:most]
     tiles = [Tile(img, ", ".join(f"{class_names[j]} {w:.0%}" if w < 0.999 else class_names[j]
                                  for j, w in sorted(enumerate(row), key=lambda t: -t[1])[:2]

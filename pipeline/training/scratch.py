@@ -22,9 +22,9 @@ def train_scratch(name: str, recipe: WRNRecipe | BiTRecipe, splits: Splits, *, s
     """Train the ``scratch.<name>`` network by ``recipe``; the caller has seeded everything.
 
     ``backup``: BackupAndRestore's folder: a killed run started again resumes after its
-    last epoch; removed on success. ``batch_picture``: where to draw one augmented
-    training batch (from a twin of the training input, so the training's own random
-    stream is untouched)."""
+    last epoch, as an uninterrupted run would go on (see ``fit``); removed on success.
+    ``batch_picture``: where to draw the first augmented training batch (the input is
+    stateless: drawing it changes nothing in the training)."""
     count = len(splits.train[0])
     batch = placement.global_batch(recipe.batch_size)
     steps = math.ceil(count / batch)
@@ -33,7 +33,7 @@ def train_scratch(name: str, recipe: WRNRecipe | BiTRecipe, splits: Splits, *, s
         compile_model(model, recipe, make_schedule(recipe, steps))
     train_ds, val_ds = datasets(splits, recipe, recipe.image_size, seed, batch)
     if batch_picture is not None:
-        draw_batch(datasets(splits, recipe, recipe.image_size, seed, batch)[0], splits.classes,
+        draw_batch(train_ds, splits.classes,
                    f"One training batch after augmentation ({recipe.image_size} px)",
                    batch_picture)
     result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs,
