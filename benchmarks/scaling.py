@@ -7,10 +7,13 @@ this repository's DVC cache) with nothing else running. It prints a Markdown tab
 writes it to ``--output``; nothing in the repository changes (all work happens in clones
 under a temporary folder). Rows:
 
-1. The head on the sample's cached features under the default strategy and under
-   ``mirrored`` over two logical CPU devices (``tf.config.set_logical_device_configuration``,
-   as the tests do), the same global batch: accuracy on the validation and test splits,
-   training seconds.
+1. The head on cached features (the flowers photos at 128 px with random backbone
+   weights, as benchmarks/run.py's head loop; the sample without them) under the default
+   strategy and under ``mirrored`` over two logical CPU devices
+   (``tf.config.set_logical_device_configuration``, as the tests do), the same global
+   batch: accuracy on the validation and test splits, epochs, seconds; with the params'
+   dropout and without (Dropout masks are drawn per replica, for its share of the batch,
+   so with dropout the two runs differ beyond round-off).
 2. The team's shared cache: a clone with every output `dvc push`es to a local-folder
    remote; a second, fresh clone `dvc pull`s, then `dvc repro` (nothing to run but the
    always-changed weights check) and `dvc metrics diff` (empty). Seconds of each, and
@@ -32,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_dvc import ROOT, CommandError, environment, sh, timed
+from bench_dvc import ROOT, CommandError, environment, head_setup, images_kept, sh, timed
 
 # Run in a process of its own: the CPU must be split before TensorFlow runs anything.
 STRATEGIES = """
@@ -50,22 +53,24 @@ from pipeline.training.head import train_head
 params = load("params.yaml")
 splits = {s: Features.load(f"data/features/{s}.npz") for s in ("train", "val", "test")}
 out = {}
-for name in ("default", "mirrored"):
-    placement = place(DistributeParams(strategy=name, mixed_precision="none"))
-    # The same global batch: batch_size is per replica.
-    head = params.head.model_copy(update={"batch_size": params.head.batch_size
-                                          // placement.replicas})
-    seed_everything(params.seed)
-    start = time.perf_counter()
-    model, result = train_head(splits["train"], splits["val"], head, None, placement,
-                               params.seed)
-    seconds = time.perf_counter() - start
-    test = splits["test"]
-    predicted = np.argmax(model.predict(test.features, verbose=0), axis=1)
-    out[name] = {"label": placement.label(), "seconds": seconds,
-                 "val_accuracy": result.summary(head.monitor)["val_accuracy"],
-                 "test_accuracy": float(np.mean(predicted == test.labels)),
-                 "val_loss": result.history["val_loss"]}
+for dropout in (params.head.dropout, 0.0):
+    for name in ("default", "mirrored"):
+        placement = place(DistributeParams(strategy=name, mixed_precision="none"))
+        # The same global batch: batch_size is per replica.
+        head = params.head.model_copy(update={
+            "batch_size": params.head.batch_size // placement.replicas, "dropout": dropout})
+        seed_everything(params.seed)
+        start = time.perf_counter()
+        model, result = train_head(splits["train"], splits["val"], head, None, placement,
+                                   params.seed)
+        seconds = time.perf_counter() - start
+        test = splits["test"]
+        predicted = np.argmax(model.predict(test.features, verbose=0), axis=1)
+        out[f"{name} {dropout}"] = {
+            "label": placement.label(), "dropout": dropout, "seconds": seconds,
+            "val_accuracy": result.summary(head.monitor)["val_accuracy"],
+            "test_accuracy": float(np.mean(predicted == test.labels)),
+            "val_loss": result.history["val_loss"]}
 json.dump(out, sys.stdout)
 """
 
@@ -144,20 +149,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs of rows 2 and 3 (median)")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "scaling.md")
+    parser.add_argument("--flowers", type=Path, default=ROOT.parent / "shared/datasets/flowers",
+                        help="photos for row 1 (the sample's head learns little from random "
+                             "weights); the sample when the folder is missing")
     args = parser.parse_args()
     lines = ["| figure | value |", "|---|---|"]
     with tempfile.TemporaryDirectory(prefix="scaling-") as tmp:
         team = clone_with_outputs(Path(tmp) / "team")
 
-        scores = strategies(team)
-        for s in scores.values():
-            lines.append(f"| head, {s['label']}: val / test accuracy, seconds | "
-                         f"{s['val_accuracy']:.4f} / {s['test_accuracy']:.4f}, "
-                         f"{s['seconds']:.1f} |")
-        worst = max(abs(a - b) / abs(a) for a, b in zip(
-            scores["default"]["val_loss"], scores["mirrored"]["val_loss"], strict=True))
-        lines.append(f"| head, default vs mirrored x2: largest relative difference of an "
-                     f"epoch's val loss | {worst:.1e} |")
+        if args.flowers.is_dir():
+            heads = head_setup(Path(tmp) / "flowers", args.flowers, 128)
+            where = f"{images_kept(heads)} of {args.flowers}, 128 px, random weights"
+        else:
+            heads, where = team, "the sample (no flowers folder)"
+        lines.append(f"| head features from | {where} |")
+        scores = strategies(heads)
+        for dropout in sorted({s["dropout"] for s in scores.values()}, reverse=True):
+            one, two = scores[f"default {dropout}"], scores[f"mirrored {dropout}"]
+            for s in (one, two):
+                lines.append(f"| head, dropout {dropout}, {s['label']}: val / test accuracy, "
+                             f"epochs, s | {s['val_accuracy']:.4f} / {s['test_accuracy']:.4f}, "
+                             f"{len(s['val_loss'])}, {s['seconds']:.1f} |")
+            first = abs(one["val_loss"][0] - two["val_loss"][0]) / abs(one["val_loss"][0])
+            lines.append(f"| head, dropout {dropout}: relative difference of the first "
+                         f"epoch's val loss, default vs mirrored x2 | {first:.1e} |")
 
         trips = [round_trip(team, Path(tmp) / f"trip{i}") for i in range(args.repeats)]
         for key, label in (("push", "`dvc push`"), ("pull", "`dvc pull` (fresh clone)"),
@@ -185,8 +200,9 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     args.output.write_text(
-        "# Scaling-out figures\n\n`python benchmarks/scaling.py` on the sample pipeline "
-        "(see its docstring).\n\n" + table + "\n")
+        "# Scaling-out figures\n\n`python benchmarks/scaling.py` (see its docstring): row 1 "
+        "on the flowers photos' features, the others on the committed sample run.\n\n"
+        + table + "\n")
 
 
 if __name__ == "__main__":
