@@ -108,6 +108,35 @@ def mirrored(out: Path, work: Path) -> None:
     out.write_text(json.dumps(scores))
 
 
+def disagree(out: Path, work: Path) -> None:
+    """One worker of two (TF_CONFIG set by the test) fits a tiny model from a backup folder
+    of its own: worker 0's says two epochs are done, worker 1 has none."""
+    import keras
+    import numpy as np
+
+    from pipeline.core.params import DistributeParams
+    from pipeline.data.epochs import Epochs
+    from pipeline.training.distribute import DistributeError, place
+    from pipeline.training.fit import fit
+
+    placement = place(DistributeParams(strategy="multi_worker", mixed_precision="none"))
+    backup = work / f"backup-{placement.worker}"
+    backup.mkdir(parents=True)
+    if placement.worker == 0:
+        (backup / "training_metadata.json").write_text(json.dumps({"epoch": 2, "batch": 0}))
+    with placement.scope():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "softmax")])
+        model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.zeros((8, 4), "float32"), np.zeros(8, "int32")
+    val = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    try:
+        fit(model, Epochs(x, y, 4, seed=0), val, epochs=4, patience=4, monitor="val_loss",
+            live_dir=None, train_count=8, backup_dir=backup)
+    except DistributeError as err:
+        out.write_text(str(err))
+        sys.exit(3)
+
+
 if __name__ == "__main__":
     mode, out_file, workdir = sys.argv[1:4]
-    {"mirrored": mirrored}[mode](Path(out_file), Path(workdir))
+    {"mirrored": mirrored, "disagree": disagree}[mode](Path(out_file), Path(workdir))

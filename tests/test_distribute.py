@@ -135,6 +135,31 @@ def test_multi_worker_two_processes_on_loopback_only_the_chief_writes(tmp_path):
     assert json.loads((project / "models/head.json").read_text())["replicas"] == 2
 
 
+def test_workers_resuming_at_different_epochs_stop_with_a_message(tmp_path):
+    """Worker 0's backup is after epoch 2, worker 1 has none: both stop at once, naming the
+    epochs and the fix, instead of waiting for each other for ever."""
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = os.environ | {"TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                                     "task": {"type": "worker",
+                                                              "index": index}})}
+        procs.append(subprocess.Popen(
+            [sys.executable, str(HERE / "distributed.py"), "disagree",
+             str(tmp_path / f"error-{index}.txt"), str(tmp_path)], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        outs = [p.communicate(timeout=180) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for index, (p, (_, stderr)) in enumerate(zip(procs, outs, strict=True)):
+        assert p.returncode == 3, stderr[-3000:]
+        message = (tmp_path / f"error-{index}.txt").read_text()
+        assert "backups are after epochs [0, 2]" in message
+        assert "remove .cache/backup on every worker" in message
+
+
 def test_mixed_bfloat16_trains_with_finite_loss_and_float32_outputs(tmp_path):
     """bfloat16 compute on this CPU (AVX512-BF16 or emulated): a head and a tiny Wide ResNet
     train with a finite loss, the softmax stays float32, and bfloat16 backbone features

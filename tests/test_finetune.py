@@ -280,7 +280,7 @@ def test_scratch_recipe_trains_in_one_phase(tmp_path):
 def untimed_summary(summary: dict) -> dict:
     """A training summary without what measures time (or says that the run resumed)."""
     return {k: untimed_summary(v) if isinstance(v, dict) else v for k, v in summary.items()
-            if "second" not in k and k != "resumed_at_epoch"}
+            if "second" not in k and k != "resumed_after_epoch"}
 
 
 class Killed(Exception):

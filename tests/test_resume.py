@@ -54,23 +54,66 @@ def kill_after(monkeypatch):
     return arm
 
 
-def test_a_resumed_run_ends_as_an_uninterrupted_one(tmp_path, kill_after):
-    whole_model, whole = train(tmp_path / "whole", patience=6)
-    assert whole.epochs_run == 6
-    backup = tmp_path / "killed"
-    disarm = kill_after(3)
+def assert_same_run(a: tuple, b: tuple) -> None:
+    (model_a, run_a), (model_b, run_b) = a, b
+    assert run_a.history == run_b.history  # every epoch, those before the kill too
+    assert (run_a.best_epoch, run_a.epochs_run) == (run_b.best_epoch, run_b.epochs_run)
+    for x, y in zip(model_a.get_weights(), model_b.get_weights(), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """An uninterrupted run of 8 epochs (patience 8: no early stop), with a backup."""
+    done = train(tmp_path_factory.mktemp("whole") / "backup", epochs=8, patience=8)
+    assert done[1].epochs_run == 8
+    return done
+
+
+def killed_at(folder, kill_after, epoch: int):
+    disarm = kill_after(epoch)
     with pytest.raises(Killed):
-        train(backup, patience=6)
+        train(folder, epochs=8, patience=8)
     disarm()
-    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 3
-    assert sorted(p.name for p in backup.glob("memory-*.json")) == [
-        "memory-00001.json", "memory-00002.json", "memory-00003.json"]
-    model, resumed = train(backup, patience=6)
-    assert resumed.first_epoch == 3 and not backup.exists()
-    assert resumed.history == whole.history  # every epoch, those before the kill too
-    assert (resumed.best_epoch, resumed.epochs_run) == (whole.best_epoch, whole.epochs_run)
-    for a, b in zip(whole_model.get_weights(), model.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert json.loads((folder / "training_metadata.json").read_text())["epoch"] == epoch
+    return folder
+
+
+def test_a_resumed_run_ends_as_an_uninterrupted_one(tmp_path, kill_after, whole):
+    backup = killed_at(tmp_path / "killed", kill_after, 6)
+    # The last 3 memories, and the best weights they name (an early epoch's here).
+    kept = sorted(p.name for p in backup.iterdir() if p.name.startswith(("memory", "best")))
+    best = {json.loads((backup / m).read_text())["best_weights"] for m in kept
+            if m.startswith("memory")}
+    assert [m for m in kept if m.startswith("memory")] == [
+        "memory-00004.json", "memory-00005.json", "memory-00006.json"]
+    assert [b for b in kept if b.startswith("best")] == sorted(best)
+    resumed = train(backup, epochs=8, patience=8)
+    assert resumed[1].first_epoch == 6 and not backup.exists()
+    assert_same_run(whole, resumed)
+
+
+def test_a_checkpoint_whose_epoch_was_not_written_is_mended(tmp_path, kill_after, whole,
+                                                            capsys):
+    """Keras writes the weights, then the epoch: killed between the two, the checkpoint
+    holds epoch 4's weights under epoch 3. The memory's digest tells, and the run goes on
+    after epoch 4."""
+    backup = killed_at(tmp_path / "killed", kill_after, 4)
+    (backup / "training_metadata.json").write_text(json.dumps({"epoch": 3, "batch": 0}))
+    resumed = train(backup, epochs=8, patience=8)
+    assert "holds the weights of epoch 4 under epoch 3" in capsys.readouterr().out
+    assert_same_run(whole, resumed)
+
+
+def test_an_unreadable_checkpoint_falls_back_to_the_one_before(tmp_path, kill_after, whole,
+                                                               capsys):
+    """A weights file cut short: Keras loads the checkpoint before it (epoch 3), while the
+    input was built for epoch 4; fit starts again from epoch 3."""
+    backup = killed_at(tmp_path / "killed", kill_after, 4)
+    (backup / "latest.weights.h5").write_bytes(b"cut short")
+    resumed = train(backup, epochs=8, patience=8)
+    assert "the checkpoint of epoch 4 could not be read" in capsys.readouterr().out
+    assert_same_run(whole, resumed)
 
 
 def test_early_stopping_remembers_the_epochs_before_the_kill(tmp_path, kill_after):

@@ -15,7 +15,7 @@ from pipeline.data.sharding import shard_by_data
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # numpy fields: compared and hashed by identity
 class Epochs:
     """A training input addressed by epoch: ``dataset(first, epochs)`` yields the batches
     of epochs ``first`` to ``epochs - 1`` one after another, ``steps`` batches each (give

@@ -118,6 +118,7 @@ def make_augment(augment: AugmentParams, num_classes: int) -> Augment | None:
     """
     if not (augment.flip or augment.crop or augment.color_jitter > 0 or augment.mixup_alpha > 0):
         return None
+
     def apply(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor) -> Batch:
         gen = Draws(seed)
         images = tf.cast(images, tf.float32)

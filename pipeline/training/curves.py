@@ -32,3 +32,31 @@ def append_curves(src: Path, dst: Path, offset: int) -> None:
                 writer.writerow(row | {"step": int(row["step"]) + offset})
     if (src / "metrics.json").exists():  # DVCLive's last-epoch summary (not tracked)
         shutil.copyfile(src / "metrics.json", dst / "metrics.json")
+
+
+def keep_curves(live_dir: Path, kept: Path, epochs: int | None = None) -> None:
+    """Copy ``live_dir``'s curves to ``kept`` (replacing it) or, with ``epochs``, back:
+    ``kept`` to ``live_dir``, only the rows of the first ``epochs`` epochs.
+
+    A backup keeps a copy of the curves because `dvc repro` deletes a stage's outputs
+    before it runs it, the DVCLive folder among them: without the copy a resumed run's
+    curves would start at the epoch it resumed at."""
+    src, dst = (live_dir, kept) if epochs is None else (kept, live_dir)
+    if not src.is_dir():
+        return
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    if epochs is not None:  # an epoch logged but not checkpointed before the kill is redone
+        for tsv in (tmp / "plots" / "metrics").rglob("*.tsv"):
+            with tsv.open(newline="", encoding="utf-8") as fh:
+                rows = list(csv.DictReader(fh, delimiter="\t"))
+            if not rows:
+                continue
+            with tsv.open("w", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter="\t",
+                                        lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(row for row in rows if int(row["step"]) < epochs)
+    shutil.rmtree(dst, ignore_errors=True)
+    tmp.rename(dst)

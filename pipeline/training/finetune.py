@@ -13,7 +13,6 @@ import dataclasses
 import math
 import shutil
 import tempfile
-from contextlib import ExitStack
 from pathlib import Path
 
 from pipeline.core import paths
@@ -80,20 +79,18 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
     with placement.scope():
         compile_model(model, recipe, make_schedule(recipe, steps))  # trainable is read here
     main_backup = None if backup is None else backup / "main_phase"
-    train_ds = dataclasses.replace(train_ds, stream=1)  # other shuffles than the head phase's
+    if head_result is not None:  # other shuffles than the head phase's
+        train_ds = dataclasses.replace(train_ds, stream=1)
     if head_result is None or live_dir is None:
         result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, live_dir, count,
                             main_backup)
     else:
-        with ExitStack() as stack:
-            # The main phase's curves go after the head phase's; with a backup they are
-            # kept beside it, so that a resumed run goes on with them.
-            phase2 = (backup / "main_phase_curves" if backup is not None else
-                      Path(stack.enter_context(tempfile.TemporaryDirectory(
-                          prefix="finetune-live-"))))
-            result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, phase2,
+        # The main phase's curves go after the head phase's (fit keeps a copy of them
+        # beside the backup, for a resumed run).
+        with tempfile.TemporaryDirectory(prefix="finetune-live-") as phase2:
+            result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, Path(phase2),
                                 count, main_backup)
-            append_curves(phase2, live_dir, offset=head_result.epochs_run)
+            append_curves(Path(phase2), live_dir, offset=head_result.epochs_run)
     if backup is not None:
         shutil.rmtree(backup, ignore_errors=True)
     return Trained(model, result, head_result, size, recipe.family)

@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import tensorflow as tf
 
 from pipeline.data.epochs import Epochs
-from pipeline.training.resume import Memory, best_weights, ended
+from pipeline.training.curves import keep_curves
+from pipeline.training.distribute import DistributeError
+from pipeline.training.resume import Memory, Misaligned, backup_epoch, best_weights, ended
 
 
 def trainable_params(model: keras.Model) -> int:
@@ -38,63 +41,102 @@ class FitResult:
             **{k: best[k] for k in sorted(best) if k != "learning_rate"},
             "train_seconds": round(self.seconds, 1),
             "train_images_per_second": round(self.images_per_second, 1),
-        } | ({"resumed_at_epoch": self.first_epoch + 1} if self.first_epoch else {})
+        } | ({"resumed_after_epoch": self.first_epoch} if self.first_epoch else {})
 
 
-def backup_epoch(backup_dir: str | Path | None) -> int:
-    """Epochs a backup in ``backup_dir`` has done (0: none, start afresh)."""
-    import json
-
-    meta = Path(backup_dir or "") / "training_metadata.json"
-    if backup_dir is None or not meta.is_file():
-        return 0
-    try:
-        return int(json.loads(meta.read_text())["epoch"])
-    except (ValueError, KeyError, TypeError):
-        return 0
-
-
-def finish(model: keras.Model, backup_dir: str | Path, state: dict, train_count: int
-           ) -> FitResult:
+def finish(model: keras.Model, backup_dir: Path, state: dict, train_count: int,
+           live_dir: str | Path | None) -> FitResult:
     """End a run that was over when it was killed: early stopping's best weights, as the
-    run would have restored them, and its scores from the memory; the backup removed."""
+    run would have restored them (else the checkpoint's), its scores and curves from the
+    memory; the backup removed."""
     weights = best_weights(backup_dir, state)
     if weights is not None:
         model.set_weights(weights)
+    else:
+        model.load_weights(backup_dir / "latest.weights.h5")
+    if live_dir is not None:
+        keep_curves(Path(live_dir), kept_curves(backup_dir), epochs=state["epoch"])
     print(f"{backup_dir}: the run was over after epoch {state['epoch']}; restored its best "
           f"epoch {state['best_epoch'] + 1}", flush=True)
     shutil.rmtree(backup_dir, ignore_errors=True)
+    shutil.rmtree(kept_curves(backup_dir), ignore_errors=True)
     epochs_run, seconds, history_from = state["epoch"], state["seconds"], state["history_from"]
     return FitResult(state["history"], state["best_epoch"] + 1, epochs_run, seconds,
                      train_count * (epochs_run - history_from) / seconds if seconds else 0.0,
                      first_epoch=epochs_run, history_from=history_from)
 
 
+def workers_agree(model: keras.Model, done: int, backup_dir: Path | None) -> None:
+    """Under ``MultiWorkerMirroredStrategy`` each worker resumes from its own backup; workers
+    resumed at different epochs would wait for each other for ever. Compare (an all-gather)
+    and stop with a message instead."""
+    strategy = model.distribute_strategy
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    epochs = strategy.gather(strategy.run(lambda: tf.constant([done], tf.int64)), axis=0)
+    found = sorted({int(e) for e in epochs.numpy()})
+    if len(found) > 1:
+        raise DistributeError(
+            f"the workers' backups are after epochs {found} (this worker's: {done}, in "
+            f"{backup_dir}): they cannot resume together; remove .cache/backup on every "
+            "worker and run again")
+
+
+def kept_curves(backup_dir: Path) -> Path:
+    """Where a backup keeps its run's curves: beside it, as BackupAndRestore removes its
+    own folder at the end of every fit."""
+    return backup_dir.with_name(f"{backup_dir.name}-curves")
+
+
 def fit(
     model: keras.Model,
-    train: Any,
-    val: Any,
+    train: Epochs,
+    val: tf.data.Dataset,
     *,
     epochs: int,
     patience: int,
     monitor: str,
     live_dir: str | Path | None,
     train_count: int,
-    batch_size: int | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
     backup_dir: str | Path | None = None,
 ) -> FitResult:
     """``model.fit`` with early stopping (best weights restored) and per-epoch DVCLive logs.
 
-    ``train`` is an input addressed by epoch (``Epochs``), a tf.data dataset or an (x, y)
-    tuple of arrays with ``batch_size`` (the global batch); ``val`` a dataset or a tuple.
+    ``train`` is the training input addressed by epoch, ``val`` the validation batches.
     ``live_dir`` None: no curves (a worker other than the chief). ``backup_dir``: resume
     there after a kill: BackupAndRestore brings back the weights, optimizer and epoch,
-    ``resume.Memory`` early stopping, the scores so far and the random generators, and
-    ``Epochs`` the input from that epoch on; the run then ends as an uninterrupted one
-    would (a dataset or arrays would restart their shuffle: only ``Epochs`` resumes exactly).
-    A run killed when it was over (see ``resume.ended``) is finished from its memory.
+    ``resume.Memory`` early stopping, the scores so far and the random generators, a copy
+    beside the backup the curves, and ``Epochs`` the input from that epoch on; the run then
+    ends as an uninterrupted one would. A run killed when it was over (see
+    ``resume.ended``) is finished from its memory.
     """
+    backup_dir = None if backup_dir is None else Path(backup_dir)
+    done = backup_epoch(backup_dir)
+    workers_agree(model, done, backup_dir)
+    if done and (state := ended(backup_dir, done, epochs)):
+        # Killed between its last checkpoint and the backup's removal: the run was over.
+        return finish(model, backup_dir, state, train_count, live_dir)
+    if done >= epochs:  # over, but no memory of how it ended: train afresh
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        done = 0
+    try:
+        return _fit(model, train, val, done, epochs=epochs, patience=patience, monitor=monitor,
+                    live_dir=live_dir, train_count=train_count, callbacks=callbacks,
+                    backup_dir=backup_dir)
+    except Misaligned as err:  # once: the mended checkpoint is consistent
+        print(err, flush=True)
+        err.mend()
+        return _fit(model, train, val, err.epoch, epochs=epochs, patience=patience,
+                    monitor=monitor, live_dir=live_dir, train_count=train_count,
+                    callbacks=callbacks, backup_dir=backup_dir)
+
+
+def _fit(model: keras.Model, train: Epochs, val: tf.data.Dataset, done: int, *, epochs: int,
+         patience: int, monitor: str, live_dir: str | Path | None, train_count: int,
+         callbacks: list[keras.callbacks.Callback] | None, backup_dir: Path | None
+         ) -> FitResult:
+    """``fit`` from ``done`` epochs on (0: afresh; else the backup's epoch)."""
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
@@ -104,13 +146,6 @@ def fit(
     )
     extra = []
     memory = None
-    done = backup_epoch(backup_dir)
-    if done and (state := ended(backup_dir, done, epochs)):
-        # Killed between its last checkpoint and the backup's removal: the run was over.
-        return finish(model, backup_dir, state, train_count)
-    if done >= epochs:  # over, but no memory of how it ended: train afresh
-        shutil.rmtree(backup_dir, ignore_errors=True)
-        done = 0
     if backup_dir is not None:
         # Weights, optimizer and epoch after every epoch, removed when fit ends;
         # double_checkpoint: a kill while the weights file is written leaves the previous one.
@@ -121,35 +156,36 @@ def fit(
         if done:
             print(f"resuming from {backup_dir} after epoch {done}", flush=True)
     if live_dir is not None:
+        live_dir = Path(live_dir)
+        if backup_dir is not None:
+            kept = kept_curves(backup_dir)
+            if done:  # `dvc repro` removed the stage's outputs: the curves come back
+                keep_curves(live_dir, kept, epochs=done)
+            else:
+                shutil.rmtree(kept, ignore_errors=True)
+            extra.insert(0, KeepCurves(live_dir, kept))
         # dvcyaml=None: the plots are declared in dvc.yaml, not written by DVCLive;
-        # save_dvc_exp=False: `dvc exp run` owns the experiment, not the stage. After a
-        # kill the curves go on from the last backed-up epoch.
+        # save_dvc_exp=False: `dvc exp run` owns the experiment, not the stage.
         live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, resume=done > 0)
         if done:
             live.step = done  # DVCLive's own resume restarts at 0 after a one-epoch run
-        extra.insert(0, DVCLiveCallback(live=live))  # logs an epoch before it is backed up
-    # A tf.data input batches and shuffles itself (seeded); arrays are shuffled by Keras.
-    kwargs = {"shuffle": False} if batch_size is None else {"batch_size": batch_size,
-                                                            "shuffle": True}
-    if isinstance(train, Epochs):
-        # One iterator across epochs (steps_per_epoch), starting at the epoch fit resumes at.
-        kwargs |= {"x": train.dataset(done, epochs), "steps_per_epoch": train.steps}
-    elif isinstance(train, tuple):
-        kwargs["x"], kwargs["y"] = train
-    else:
-        kwargs["x"] = train
+        extra.insert(0, DVCLiveCallback(live=live))  # logs an epoch before it is kept
     # BackupAndRestore leaves its epoch on the model: a later fit (the fine-tune's second
     # phase) would start there.
     model._initial_epoch = None
     start = time.perf_counter()
     history = model.fit(
-        **kwargs,
+        train.dataset(done, epochs),  # one iterator across epochs, from where it resumes
+        steps_per_epoch=train.steps,
+        shuffle=False,  # the input shuffles itself
         validation_data=val,
         epochs=epochs,
         callbacks=[*(callbacks or []), stop, *extra],
         verbose=2,
     )
     seconds = time.perf_counter() - start
+    if backup_dir is not None and live_dir is not None:
+        shutil.rmtree(kept_curves(backup_dir), ignore_errors=True)
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     run = len(hist.get("loss", []))
     history_from = done
@@ -166,3 +202,15 @@ def fit(
     return FitResult(hist, best, done + run, seconds,
                      train_count * timed / seconds if seconds else 0.0, first_epoch=done,
                      history_from=history_from)
+
+
+class KeepCurves(keras.callbacks.Callback):
+    """After DVCLive logs an epoch, a copy of the curves beside the backup (see
+    ``curves.keep_curves``)."""
+
+    def __init__(self, live_dir: Path, kept: Path):
+        super().__init__()
+        self.live_dir, self.kept = live_dir, kept
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        keep_curves(self.live_dir, self.kept)

@@ -16,6 +16,7 @@ import tensorflow as tf
 from keras import ops
 
 from pipeline.core.params import Recipe
+from pipeline.data.epochs import Epochs
 from pipeline.training.fit import FitResult, fit, trainable_params
 from pipeline.training.optimizers import make_optimizer
 
@@ -40,7 +41,7 @@ def compile_model(model: keras.Model, recipe: Recipe,
     )
 
 
-def fit_recipe(model: keras.Model, recipe: Recipe, train: tf.data.Dataset, val: tf.data.Dataset,
+def fit_recipe(model: keras.Model, recipe: Recipe, train: Epochs, val: tf.data.Dataset,
                epochs: int, live_dir: Path | None, count: int,
                backup_dir: Path | None = None) -> FitResult:
     """``fit`` with the recipe's early stopping, and the learning rate in the curves."""

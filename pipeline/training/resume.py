@@ -9,10 +9,17 @@ model's random generators (Dropout's ``SeedGenerator``s: Keras saves weights, no
 itself, and puts them back when the run resumes. With the input addressed by epoch
 (``pipeline.data.epochs.Epochs``) a resumed run then computes what an uninterrupted one
 would have, batch for batch.
+
+Keras writes its checkpoint as two files, the weights and then the epoch: a kill between
+the two leaves the weights of epoch n with the epoch n - 1, and a weights file it cannot
+read makes it fall back to the checkpoint before. The memory holds a digest of each
+epoch's weights, so a resume notices both (:class:`Misaligned`) and ``fit`` starts again
+from a consistent checkpoint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -23,7 +30,30 @@ import numpy as np
 from pipeline.core.io import atomic_path, write_json
 
 KEEP = 3  # memories kept: BackupAndRestore may fall back to its previous checkpoint
-VERSION = 1  # of the memory's layout: another one is not read
+VERSION = 2  # of the memory's layout: another one is not read
+METADATA = "training_metadata.json"  # BackupAndRestore's record of the epoch
+
+
+class Misaligned(RuntimeError):
+    """The checkpoint's weights are of another epoch than the run resumed at; ``fit``
+    corrects the checkpoint's epoch (``mend``) and starts again."""
+
+    def __init__(self, folder: Path, epoch: int, reason: str):
+        super().__init__(f"{folder}: {reason}; resuming after epoch {epoch} instead")
+        self.folder, self.epoch = folder, epoch
+
+    def mend(self) -> None:
+        write_json(self.folder / METADATA, {"epoch": self.epoch, "batch": 0})
+
+
+def backup_epoch(folder: str | Path | None) -> int:
+    """Epochs a backup in ``folder`` has done (0: none, start afresh)."""
+    if folder is None:
+        return 0
+    try:
+        return int(json.loads((Path(folder) / METADATA).read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 def recall(folder: str | Path, epoch: int) -> dict | None:
@@ -49,9 +79,21 @@ def ended(folder: str | Path, epoch: int, epochs: int) -> dict | None:
     run all ``epochs``, or early stopping had stopped it) but was killed before it removed
     its backup; None when the run has epochs left to go (or no memory)."""
     state = recall(folder, epoch) if epoch else None
-    if state is None or not (epoch >= epochs or state.get("stopped")):
+    if state is None or not (epoch >= epochs or state["stopped"]):
         return None
     return state
+
+
+def weights_digest(model: keras.Model) -> str:
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(np.ascontiguousarray(w).tobytes())
+    return digest.hexdigest()
+
+
+def seed_states(model: keras.Model) -> list:
+    """The state variables of the model's random generators (Dropout's SeedGenerators)."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
 
 
 class Memory(keras.callbacks.Callback):
@@ -74,10 +116,6 @@ class Memory(keras.callbacks.Callback):
         self._first = True
         self._best_file: str | None = None
 
-    def _seed_states(self) -> list:
-        weights = {id(v) for v in self.model.weights}
-        return [v for v in self.model.variables if id(v) not in weights]
-
     def on_train_begin(self, logs: dict | None = None) -> None:
         self._start = time.perf_counter()
         self._first = True
@@ -87,12 +125,9 @@ class Memory(keras.callbacks.Callback):
         if not self._first:
             return
         self._first = False
-        if epoch != self.input_epoch:
-            # BackupAndRestore fell back to its previous checkpoint (the last one was cut
-            # short by the kill): the input starts an epoch later than the weights.
-            print(f"resuming at epoch {epoch} from the previous checkpoint; the input starts "
-                  f"at epoch {self.input_epoch}: this run will not match an uninterrupted one",
-                  flush=True)
+        if epoch != self.input_epoch:  # Keras fell back to its previous checkpoint
+            raise Misaligned(self.folder, epoch, f"the checkpoint of epoch {self.input_epoch} "
+                             "could not be read")
         if epoch == 0:
             return
         state = recall(self.folder, epoch)
@@ -102,6 +137,14 @@ class Memory(keras.callbacks.Callback):
                   "generators start afresh", flush=True)
             self.history_from = epoch
             return
+        digest = weights_digest(self.model)
+        if digest != state["weights"]:
+            later = recall(self.folder, epoch + 1)
+            if later is not None and later["weights"] == digest:  # killed between two writes
+                raise Misaligned(self.folder, epoch + 1, f"the checkpoint holds the weights "
+                                 f"of epoch {epoch + 1} under epoch {epoch}")
+            print(f"{self.folder}: the checkpoint's weights are not those of epoch {epoch} "
+                  "in the memory; resuming with them anyway", flush=True)
         self.history, self.history_from = state["history"], state["history_from"]
         self.seconds_before = float(state["seconds"])
         stop = self.stop
@@ -110,7 +153,7 @@ class Memory(keras.callbacks.Callback):
         stop.best_weights = best_weights(self.folder, state)
         # By position: the model is the same, its variables' names need not be (Keras
         # numbers them by what the process built before).
-        states = self._seed_states()
+        states = seed_states(self.model)
         if len(states) != len(state["seeds"]):
             raise ValueError(f"{self.folder}: the memory holds {len(state['seeds'])} random "
                              f"generator states, the model has {len(states)}: not this "
@@ -132,6 +175,7 @@ class Memory(keras.callbacks.Callback):
         write_json(self.folder / f"memory-{epoch + 1:05d}.json", {
             "version": VERSION,
             "epoch": epoch + 1,
+            "weights": weights_digest(self.model),  # what the checkpoint is about to hold
             "history": self.history,
             "history_from": self.history_from,
             "seconds": self.seconds_before + time.perf_counter() - self._start,
@@ -141,7 +185,7 @@ class Memory(keras.callbacks.Callback):
             "best_weights": best_file,
             "stopped": bool(self.model.stop_training),  # early stopping ended the run here
             "seeds": [keras.ops.convert_to_numpy(v.value).tolist()
-                      for v in self._seed_states()],
+                      for v in seed_states(self.model)],
         })
         self._forget(epoch + 1)
 
