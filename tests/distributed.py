@@ -122,11 +122,13 @@ def disagree(out: Path, work: Path) -> None:
     placement = place(DistributeParams(strategy="multi_worker", mixed_precision="none"))
     backup = work / f"backup-{placement.worker}"
     backup.mkdir(parents=True)
-    if placement.worker == 0:
-        (backup / "training_metadata.json").write_text(json.dumps({"epoch": 2, "batch": 0}))
     with placement.scope():
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "softmax")])
         model.compile("sgd", "sparse_categorical_crossentropy")
+    if placement.worker == 0:  # a checkpoint as BackupAndRestore writes it
+        model.optimizer.build(model.trainable_variables)
+        model.save_weights(backup / "latest.weights.h5")
+        (backup / "training_metadata.json").write_text(json.dumps({"epoch": 2, "batch": 0}))
     x, y = np.zeros((8, 4), "float32"), np.zeros(8, "int32")
     val = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
     try:

@@ -74,7 +74,9 @@ def test_mirrored_over_two_cpu_devices_trains_as_the_default_strategy(tmp_path):
             assert ours[key] == theirs[key], (model, key)
     assert default["head"]["val_accuracy"][-1] >= 0.9  # the head learns the blobs
     assert default["head"]["loss"][-1] < default["head"]["loss"][0] / 10
-    assert default["finetune"]["accuracy"][-1] > default["finetune"]["accuracy"][0]
+    # The fine-tune trains (24 images, 2 epochs, random weights: its training loss tells;
+    # its accuracies and validation loss move by chance at this size).
+    assert default["finetune"]["loss"][-1] < default["finetune"]["loss"][0]
 
 
 def free_ports(n: int) -> list[int]:

@@ -4,6 +4,7 @@ BackupAndRestore, the run's memory and an input addressed by epoch), on a small 
 from __future__ import annotations
 
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -23,7 +24,7 @@ def data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return (rng.normal(0, 1, (n, 8)) + np.eye(3, 8)[y]).astype("float32"), y
 
 
-def train(backup, epochs: int = 6, patience: int = 2):
+def train(backup, epochs: int = 6, patience: int = 2, live_dir=None):
     """A model with Dropout (random state) fit on shuffled batches with early stopping."""
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
@@ -33,7 +34,7 @@ def train(backup, epochs: int = 6, patience: int = 2):
                   metrics=["accuracy"])
     x, y = data(40, 0)
     result = fit(model, Epochs(x, y, 8, seed=3), data(20, 1), epochs=epochs,
-                 patience=patience, monitor="val_loss", live_dir=None, train_count=40,
+                 patience=patience, monitor="val_loss", live_dir=live_dir, train_count=40,
                  backup_dir=backup)
     return model, result
 
@@ -101,19 +102,55 @@ def test_a_checkpoint_whose_epoch_was_not_written_is_mended(tmp_path, kill_after
     backup = killed_at(tmp_path / "killed", kill_after, 4)
     (backup / "training_metadata.json").write_text(json.dumps({"epoch": 3, "batch": 0}))
     resumed = train(backup, epochs=8, patience=8)
-    assert "holds the weights of epoch 4 under epoch 3" in capsys.readouterr().out
+    assert "holds the weights of epoch 4 recorded as epoch 3" in capsys.readouterr().out
     assert_same_run(whole, resumed)
 
 
-def test_an_unreadable_checkpoint_falls_back_to_the_one_before(tmp_path, kill_after, whole,
-                                                               capsys):
-    """A weights file cut short: Keras loads the checkpoint before it (epoch 3), while the
-    input was built for epoch 4; fit starts again from epoch 3."""
+def test_weights_cut_short_resume_from_the_checkpoint_before(tmp_path, kill_after, whole,
+                                                             capsys):
+    """Killed while Keras wrote epoch 5's weights: it had copied epoch 4's checkpoint to
+    .bkp first, and the weights file is cut short."""
     backup = killed_at(tmp_path / "killed", kill_after, 4)
+    for name in ("latest.weights.h5", "training_metadata.json"):
+        shutil.copyfile(backup / name, backup / f"{name}.bkp")
     (backup / "latest.weights.h5").write_bytes(b"cut short")
     resumed = train(backup, epochs=8, patience=8)
-    assert "the checkpoint of epoch 4 could not be read" in capsys.readouterr().out
+    assert "cannot be read: resuming from the checkpoint before it" in capsys.readouterr().out
+    assert resumed[1].first_epoch == 4
     assert_same_run(whole, resumed)
+
+
+def test_a_first_checkpoint_cut_short_starts_afresh(tmp_path, kill_after, whole, capsys):
+    """Killed while the first weights file was written (no checkpoint before it): nothing
+    to resume; the run starts afresh and ends as the uninterrupted one."""
+    backup = killed_at(tmp_path / "killed", kill_after, 1)
+    (backup / "latest.weights.h5").write_bytes(b"cut short")
+    (backup / "training_metadata.json").unlink()
+    resumed = train(backup, epochs=8, patience=8)
+    assert "no checkpoint can be read; starting afresh" in capsys.readouterr().out
+    assert resumed[1].first_epoch == 0
+    assert_same_run(whole, resumed)
+
+
+def test_a_run_over_whose_last_epoch_was_not_recorded_is_finished(tmp_path, kill_after,
+                                                                  whole, capsys):
+    """Killed between the last epoch's weights and its record: the digest says the run was
+    over; it is finished from the memory (best weights, scores, curves), not trained on."""
+    backup = tmp_path / "killed"
+    live = tmp_path / "live"
+    disarm = kill_after(8)
+    with pytest.raises(Killed):
+        train(backup, epochs=8, patience=8, live_dir=live)
+    disarm()
+    (backup / "training_metadata.json").write_text(json.dumps({"epoch": 7, "batch": 0}))
+    shutil.rmtree(live)  # as `dvc repro` removes the stage's outputs before it runs it
+    capsys.readouterr()
+    resumed = train(backup, epochs=8, patience=8, live_dir=live)
+    out = capsys.readouterr().out
+    assert "the run was over after epoch 8" in out and "Epoch " not in out
+    assert_same_run(whole, resumed)
+    steps = (live / "plots/metrics/train/loss.tsv").read_text().split()[2::2]
+    assert [int(s) for s in steps] == list(range(8))
 
 
 def test_early_stopping_remembers_the_epochs_before_the_kill(tmp_path, kill_after):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 from pathlib import Path
 
@@ -35,28 +36,33 @@ def append_curves(src: Path, dst: Path, offset: int) -> None:
 
 
 def keep_curves(live_dir: Path, kept: Path, epochs: int | None = None) -> None:
-    """Copy ``live_dir``'s curves to ``kept`` (replacing it) or, with ``epochs``, back:
-    ``kept`` to ``live_dir``, only the rows of the first ``epochs`` epochs.
+    """Copy ``live_dir``'s curves to ``kept`` or, with ``epochs``, back: ``kept`` to
+    ``live_dir`` (replacing it), only the rows of the first ``epochs`` epochs.
 
     A backup keeps a copy of the curves because `dvc repro` deletes a stage's outputs
     before it runs it, the DVCLive folder among them: without the copy a resumed run's
-    curves would start at the epoch it resumed at."""
-    src, dst = (live_dir, kept) if epochs is None else (kept, live_dir)
-    if not src.is_dir():
+    curves would start at the epoch it resumed at. Each kept file is replaced whole
+    (``os.replace``), so a kill while copying leaves every file complete; rows of an epoch
+    logged but not checkpointed before the kill are dropped on the way back."""
+    if epochs is None:
+        for src in (p for p in live_dir.rglob("*") if p.is_file()):
+            dst = kept / src.relative_to(live_dir)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(f".{dst.name}.tmp")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
         return
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    if epochs is not None:  # an epoch logged but not checkpointed before the kill is redone
-        for tsv in (tmp / "plots" / "metrics").rglob("*.tsv"):
-            with tsv.open(newline="", encoding="utf-8") as fh:
-                rows = list(csv.DictReader(fh, delimiter="\t"))
-            if not rows:
-                continue
-            with tsv.open("w", newline="", encoding="utf-8") as fh:
-                writer = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter="\t",
-                                        lineterminator="\n")
-                writer.writeheader()
-                writer.writerows(row for row in rows if int(row["step"]) < epochs)
-    shutil.rmtree(dst, ignore_errors=True)
-    tmp.rename(dst)
+    if not kept.is_dir():
+        return
+    shutil.rmtree(live_dir, ignore_errors=True)
+    shutil.copytree(kept, live_dir, ignore=shutil.ignore_patterns(".*.tmp"))
+    for tsv in (live_dir / "plots" / "metrics").rglob("*.tsv"):
+        with tsv.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh, delimiter="\t"))
+        if not rows:
+            continue
+        with tsv.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter="\t",
+                                    lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(row for row in rows if int(row["step"]) < epochs)

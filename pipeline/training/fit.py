@@ -14,7 +14,7 @@ import tensorflow as tf
 from pipeline.data.epochs import Epochs
 from pipeline.training.curves import keep_curves
 from pipeline.training.distribute import DistributeError
-from pipeline.training.resume import Memory, Misaligned, backup_epoch, best_weights, ended
+from pipeline.training.resume import WEIGHTS, Memory, best_weights, ended, settle
 
 
 def trainable_params(model: keras.Model) -> int:
@@ -53,11 +53,12 @@ def finish(model: keras.Model, backup_dir: Path, state: dict, train_count: int,
     if weights is not None:
         model.set_weights(weights)
     else:
-        model.load_weights(backup_dir / "latest.weights.h5")
+        model.load_weights(backup_dir / WEIGHTS)
     if live_dir is not None:
         keep_curves(Path(live_dir), kept_curves(backup_dir), epochs=state["epoch"])
-    print(f"{backup_dir}: the run was over after epoch {state['epoch']}; restored its best "
-          f"epoch {state['best_epoch'] + 1}", flush=True)
+    print(f"{backup_dir}: the run was over after epoch {state['epoch']}; "
+          + (f"restored its best epoch {state['best_epoch'] + 1}" if weights is not None
+             else "kept its last epoch's weights"), flush=True)
     shutil.rmtree(backup_dir, ignore_errors=True)
     shutil.rmtree(kept_curves(backup_dir), ignore_errors=True)
     epochs_run, seconds, history_from = state["epoch"], state["seconds"], state["history_from"]
@@ -109,10 +110,11 @@ def fit(
     ``resume.Memory`` early stopping, the scores so far and the random generators, a copy
     beside the backup the curves, and ``Epochs`` the input from that epoch on; the run then
     ends as an uninterrupted one would. A run killed when it was over (see
-    ``resume.ended``) is finished from its memory.
+    ``resume.ended``) is finished from its memory; a checkpoint that Keras left
+    inconsistent is settled first (``resume.settle``).
     """
     backup_dir = None if backup_dir is None else Path(backup_dir)
-    done = backup_epoch(backup_dir)
+    done = settle(model, backup_dir)
     workers_agree(model, done, backup_dir)
     if done and (state := ended(backup_dir, done, epochs)):
         # Killed between its last checkpoint and the backup's removal: the run was over.
@@ -120,16 +122,9 @@ def fit(
     if done >= epochs:  # over, but no memory of how it ended: train afresh
         shutil.rmtree(backup_dir, ignore_errors=True)
         done = 0
-    try:
-        return _fit(model, train, val, done, epochs=epochs, patience=patience, monitor=monitor,
-                    live_dir=live_dir, train_count=train_count, callbacks=callbacks,
-                    backup_dir=backup_dir)
-    except Misaligned as err:  # once: the mended checkpoint is consistent
-        print(err, flush=True)
-        err.mend()
-        return _fit(model, train, val, err.epoch, epochs=epochs, patience=patience,
-                    monitor=monitor, live_dir=live_dir, train_count=train_count,
-                    callbacks=callbacks, backup_dir=backup_dir)
+    return _fit(model, train, val, done, epochs=epochs, patience=patience, monitor=monitor,
+                live_dir=live_dir, train_count=train_count, callbacks=callbacks,
+                backup_dir=backup_dir)
 
 
 def _fit(model: keras.Model, train: Epochs, val: tf.data.Dataset, done: int, *, epochs: int,

@@ -11,16 +11,18 @@ itself, and puts them back when the run resumes. With the input addressed by epo
 would have, batch for batch.
 
 Keras writes its checkpoint as two files, the weights and then the epoch: a kill between
-the two leaves the weights of epoch n with the epoch n - 1, and a weights file it cannot
-read makes it fall back to the checkpoint before. The memory holds a digest of each
-epoch's weights, so a resume notices both (:class:`Misaligned`) and ``fit`` starts again
-from a consistent checkpoint.
+the two leaves the weights of epoch n with the epoch n - 1 (or with none, in the first
+epoch), and a kill while it writes the weights leaves a file it cannot read. The memory
+holds a digest of each epoch's weights: before a run resumes, :func:`settle` reads the
+checkpoint's weights, tells their epoch and mends the record of it (or falls back to the
+previous checkpoint, as Keras would, or starts afresh when nothing can be read).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -32,18 +34,8 @@ from pipeline.core.io import atomic_path, write_json
 KEEP = 3  # memories kept: BackupAndRestore may fall back to its previous checkpoint
 VERSION = 2  # of the memory's layout: another one is not read
 METADATA = "training_metadata.json"  # BackupAndRestore's record of the epoch
-
-
-class Misaligned(RuntimeError):
-    """The checkpoint's weights are of another epoch than the run resumed at; ``fit``
-    corrects the checkpoint's epoch (``mend``) and starts again."""
-
-    def __init__(self, folder: Path, epoch: int, reason: str):
-        super().__init__(f"{folder}: {reason}; resuming after epoch {epoch} instead")
-        self.folder, self.epoch = folder, epoch
-
-    def mend(self) -> None:
-        write_json(self.folder / METADATA, {"epoch": self.epoch, "batch": 0})
+WEIGHTS = "latest.weights.h5"  # BackupAndRestore's weights and optimizer
+PREVIOUS = ".bkp"  # its previous checkpoint (double_checkpoint), these files + this suffix
 
 
 def backup_epoch(folder: str | Path | None) -> int:
@@ -54,6 +46,63 @@ def backup_epoch(folder: str | Path | None) -> int:
         return int(json.loads((Path(folder) / METADATA).read_text())["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0
+
+
+def settle(model: keras.Model, folder: Path | None) -> int:
+    """The epoch a backup in ``folder`` resumes after, its checkpoint made consistent first:
+    its weights read (through ``model``, left unchanged) and told by the memory's
+    digests; 0 (the backup removed) when nothing in it can be read."""
+    if folder is None or not folder.is_dir():
+        return 0
+    digest = _digest_of(model, folder / WEIGHTS)
+    if digest is None and (folder / (WEIGHTS + PREVIOUS)).is_file():
+        # Cut short while written: the checkpoint before, as Keras itself falls back to.
+        print(f"{folder / WEIGHTS} cannot be read: resuming from the checkpoint before it",
+              flush=True)
+        for name in (WEIGHTS, METADATA):
+            if (folder / (name + PREVIOUS)).is_file():
+                shutil.copyfile(folder / (name + PREVIOUS), folder / name)
+        digest = _digest_of(model, folder / WEIGHTS)
+    if digest is None:
+        if any(folder.iterdir()):
+            print(f"{folder}: no checkpoint can be read; starting afresh", flush=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        return 0
+    recorded = backup_epoch(folder)
+    epochs = sorted((int(p.stem.split("-")[1]) for p in folder.glob("memory-*.json")),
+                    reverse=True)
+    told = next((n for n in epochs if (recall(folder, n) or {}).get("weights") == digest),
+                None)
+    if told is not None and told != recorded:  # killed between the weights and the epoch
+        print(f"{folder}: the checkpoint holds the weights of epoch {told} recorded as "
+              f"epoch {recorded}; resuming after epoch {told}", flush=True)
+        write_json(folder / METADATA, {"epoch": told, "batch": 0})
+        return told
+    if recorded == 0:  # weights of no known epoch: nothing to resume
+        print(f"{folder}: the checkpoint records no epoch; starting afresh", flush=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    return recorded
+
+
+def _digest_of(model: keras.Model, weights: Path) -> str | None:
+    """The digest of a checkpoint's weights (None: unreadable), read through ``model``,
+    which is left as it was: BackupAndRestore loads the checkpoint itself, or a fresh run
+    starts from the model's own initial weights and optimizer."""
+    if not weights.is_file():
+        return None
+    optimizer = model.optimizer
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)  # as BackupAndRestore does
+    state = [*model.variables, *(optimizer.variables if optimizer is not None else [])]
+    saved = [keras.ops.convert_to_numpy(v.value) for v in state]
+    try:
+        model.load_weights(weights)
+        return weights_digest(model)
+    except (OSError, ValueError, KeyError):
+        return None
+    finally:
+        for v, value in zip(state, saved, strict=True):
+            v.assign(value)
 
 
 def recall(folder: str | Path, epoch: int) -> dict | None:
@@ -125,9 +174,9 @@ class Memory(keras.callbacks.Callback):
         if not self._first:
             return
         self._first = False
-        if epoch != self.input_epoch:  # Keras fell back to its previous checkpoint
-            raise Misaligned(self.folder, epoch, f"the checkpoint of epoch {self.input_epoch} "
-                             "could not be read")
+        if epoch != self.input_epoch:  # settle() ran first: this cannot be
+            raise RuntimeError(f"{self.folder}: Keras resumed after epoch {epoch}, the input "
+                               f"was built for epoch {self.input_epoch}")
         if epoch == 0:
             return
         state = recall(self.folder, epoch)
@@ -137,14 +186,9 @@ class Memory(keras.callbacks.Callback):
                   "generators start afresh", flush=True)
             self.history_from = epoch
             return
-        digest = weights_digest(self.model)
-        if digest != state["weights"]:
-            later = recall(self.folder, epoch + 1)
-            if later is not None and later["weights"] == digest:  # killed between two writes
-                raise Misaligned(self.folder, epoch + 1, f"the checkpoint holds the weights "
-                                 f"of epoch {epoch + 1} under epoch {epoch}")
-            print(f"{self.folder}: the checkpoint's weights are not those of epoch {epoch} "
-                  "in the memory; resuming with them anyway", flush=True)
+        if weights_digest(self.model) != state["weights"]:
+            print(f"{self.folder}: the checkpoint's weights are not those the memory of "
+                  f"epoch {epoch} recorded; resuming with them anyway", flush=True)
         self.history, self.history_from = state["history"], state["history_from"]
         self.seconds_before = float(state["seconds"])
         stop = self.stop
