@@ -90,6 +90,26 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+def two_workers(command, cwd: list[Path], timeout: float) -> list[tuple[int, str, str]]:
+    """Run ``command(index)`` as workers 0 and 1 of a cluster on two loopback ports (their
+    TF_CONFIG set as a Kubernetes operator would); (exit code, stdout, stderr) of each."""
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = os.environ | {"TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                                     "task": {"type": "worker",
+                                                              "index": index}})}
+        procs.append(subprocess.Popen(command(index), cwd=cwd[index], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    try:
+        outs = [p.communicate(timeout=timeout) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    return [(p.returncode, *out) for p, out in zip(procs, outs, strict=True)]
+
+
 def feature_project(folder: Path, changes: dict) -> Path:
     """A project folder holding what train_head reads: params.yaml and cached features."""
     write_params(folder, changes)
@@ -109,22 +129,11 @@ def test_multi_worker_two_processes_on_loopback_only_the_chief_writes(tmp_path):
     settings = {"distribute.strategy": "multi_worker", "head.epochs": 3, "head.patience": 3}
     projects = [feature_project(tmp_path / f"worker{i}", settings) for i in range(2)]
     before = [snapshot(p) for p in projects]
-    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    procs = []
-    for index in range(2):
-        env = os.environ | {"TF_CONFIG": json.dumps({"cluster": {"worker": workers},
-                                                     "task": {"type": "worker",
-                                                              "index": index}})}
-        procs.append(subprocess.Popen(
-            [sys.executable, str(ROOT / "stages/train_head.py")], cwd=projects[index], env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    try:
-        outs = [p.communicate(timeout=240) for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-    for p, (stdout, stderr) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, stdout[-2000:] + stderr[-3000:]
+    runs = two_workers(lambda index: [sys.executable, str(ROOT / "stages/train_head.py")],
+                       cwd=projects, timeout=240)
+    for code, stdout, stderr in runs:
+        assert code == 0, stdout[-2000:] + stderr[-3000:]
+    outs = [(stdout, stderr) for _, stdout, stderr in runs]
     assert "worker 1 done; the chief writes the outputs" in outs[1][0]
     assert snapshot(projects[1]) == before[1]  # worker 1 wrote nothing
     project = projects[0]
@@ -140,23 +149,11 @@ def test_multi_worker_two_processes_on_loopback_only_the_chief_writes(tmp_path):
 def test_workers_resuming_at_different_epochs_stop_with_a_message(tmp_path):
     """Worker 0's backup is after epoch 2, worker 1 has none: both stop at once, naming the
     epochs and the fix, instead of waiting for each other for ever."""
-    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    procs = []
-    for index in range(2):
-        env = os.environ | {"TF_CONFIG": json.dumps({"cluster": {"worker": workers},
-                                                     "task": {"type": "worker",
-                                                              "index": index}})}
-        procs.append(subprocess.Popen(
-            [sys.executable, str(HERE / "distributed.py"), "disagree",
-             str(tmp_path / f"error-{index}.txt"), str(tmp_path)], env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    try:
-        outs = [p.communicate(timeout=180) for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-    for index, (p, (_, stderr)) in enumerate(zip(procs, outs, strict=True)):
-        assert p.returncode == 3, stderr[-3000:]
+    runs = two_workers(lambda index: [sys.executable, str(HERE / "distributed.py"), "disagree",
+                                      str(tmp_path / f"error-{index}.txt"), str(tmp_path)],
+                       cwd=[tmp_path, tmp_path], timeout=180)
+    for index, (code, _, stderr) in enumerate(runs):
+        assert code == 3, stderr[-3000:]
         message = (tmp_path / f"error-{index}.txt").read_text()
         assert "backups are after epochs [0, 2]" in message
         assert "remove .cache/backup on every worker" in message
