@@ -325,3 +325,23 @@ def exp_run(project: Path, *settings: str, target: str | None = None) -> set[str
     sh(project, "git", "checkout", "--", ".")
     sh(project, "dvc", "checkout", "--force")
     return stages_run(run.stdout)
+
+
+class Killed(Exception):
+    """Stands for a kill -9 right after a checkpoint (the end-to-end test kills for real)."""
+
+
+def kill_after_checkpoint(monkeypatch, epoch: int, folder_suffix: str = "") -> None:
+    """Make BackupAndRestore's checkpoint of ``epoch`` (1-based), in a backup folder whose
+    name ends with ``folder_suffix``, the last thing a run does: it raises Killed.
+    ``monkeypatch.undo()`` disarms it."""
+    import keras
+
+    save = keras.callbacks.BackupAndRestore.on_epoch_end
+
+    def on_epoch_end(self, done, logs=None):
+        save(self, done, logs)
+        if done + 1 == epoch and self.backup_dir.endswith(folder_suffix):
+            raise Killed
+
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", on_epoch_end)

@@ -7,7 +7,14 @@ import json
 import keras
 import numpy as np
 import pytest
-from helpers import default_placement, params, resnet_recipe, wrn_recipe
+from helpers import (
+    Killed,
+    default_placement,
+    kill_after_checkpoint,
+    params,
+    resnet_recipe,
+    wrn_recipe,
+)
 from PIL import Image
 
 from pipeline.core.params import ResNetRecipe, WRNRecipe
@@ -283,10 +290,6 @@ def untimed_summary(summary: dict) -> dict:
             if "second" not in k and k != "resumed_after_epoch"}
 
 
-class Killed(Exception):
-    """Stands for a kill -9 right after a checkpoint (the e2e test kills for real)."""
-
-
 def test_a_fine_tune_killed_in_its_main_phase_resumes_to_the_same_model(
         parts, tmp_path, monkeypatch):
     """Killed after the main phase's second epoch and started again, the fine-tune ends with
@@ -310,15 +313,7 @@ def test_a_fine_tune_killed_in_its_main_phase_resumes_to_the_same_model(
 
     whole = run(tmp_path / "whole")
     backup = tmp_path / "killed"
-    save = keras.callbacks.BackupAndRestore.on_epoch_end
-
-    def kill_after_second_main_epoch(self, epoch, logs=None):
-        save(self, epoch, logs)
-        if self.backup_dir.endswith("main_phase") and epoch == 1:
-            raise Killed
-
-    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end",
-                        kill_after_second_main_epoch)
+    kill_after_checkpoint(monkeypatch, 2, folder_suffix="main_phase")
     with pytest.raises(Killed):
         run(backup)
     monkeypatch.undo()

@@ -9,13 +9,10 @@ import shutil
 import keras
 import numpy as np
 import pytest
+from helpers import Killed, kill_after_checkpoint
 
 from pipeline.data.epochs import Epochs
 from pipeline.training.fit import fit
-
-
-class Killed(Exception):
-    """Stands for a kill right after a checkpoint."""
 
 
 def data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -42,14 +39,9 @@ def train(backup, epochs: int = 6, patience: int = 2, live_dir=None):
 @pytest.fixture
 def kill_after(monkeypatch):
     """Make the checkpoint of epoch ``n`` (1-based) the last thing a run does."""
-    save = keras.callbacks.BackupAndRestore.on_epoch_end
 
     def arm(n: int):
-        def on_epoch_end(self, epoch, logs=None):
-            save(self, epoch, logs)
-            if epoch + 1 == n:
-                raise Killed
-        monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", on_epoch_end)
+        kill_after_checkpoint(monkeypatch, n)
         return monkeypatch.undo
 
     return arm

@@ -10,7 +10,6 @@ low learning rate. BatchNorm stays in inference mode unless ``train_bn``.
 from __future__ import annotations
 
 import dataclasses
-import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -46,7 +45,6 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
     live_dir = None if live_dir is None else Path(live_dir)
     count = len(splits.train[0])
     batch = placement.global_batch(recipe.batch_size)
-    steps = math.ceil(count / batch)
     size = recipe.image_size or backbone_params.image_size
     backup = None if backup is None else placement.backup_dir(Path(backup))
     with placement.scope():
@@ -76,8 +74,8 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
 
     backbone.trainable = True
     freeze(resnet_of(backbone), recipe.unfreeze, recipe.train_bn)
-    with placement.scope():
-        compile_model(model, recipe, make_schedule(recipe, steps))  # trainable is read here
+    with placement.scope():  # trainable is read at compile time
+        compile_model(model, recipe, make_schedule(recipe, train_ds.steps))
     main_backup = None if backup is None else backup / "main_phase"
     if head_result is not None:  # other shuffles than the head phase's
         train_ds = dataclasses.replace(train_ds, stream=1)

@@ -12,7 +12,7 @@ import keras
 import tensorflow as tf
 
 from pipeline.data.epochs import Epochs
-from pipeline.training.curves import keep_curves
+from pipeline.training.curves import restore_curves, save_curves
 from pipeline.training.distribute import DistributeError
 from pipeline.training.resume import WEIGHTS, Memory, best_weights, ended, settle
 
@@ -55,16 +55,23 @@ def finish(model: keras.Model, backup_dir: Path, state: dict, train_count: int,
     else:
         model.load_weights(backup_dir / WEIGHTS)
     if live_dir is not None:
-        keep_curves(Path(live_dir), kept_curves(backup_dir), epochs=state["epoch"])
+        restore_curves(kept_curves(backup_dir), Path(live_dir), state["epoch"])
     print(f"{backup_dir}: the run was over after epoch {state['epoch']}; "
           + (f"restored its best epoch {state['best_epoch'] + 1}" if weights is not None
              else "kept its last epoch's weights"), flush=True)
     shutil.rmtree(backup_dir, ignore_errors=True)
     shutil.rmtree(kept_curves(backup_dir), ignore_errors=True)
-    epochs_run, seconds, history_from = state["epoch"], state["seconds"], state["history_from"]
-    return FitResult(state["history"], state["best_epoch"] + 1, epochs_run, seconds,
-                     train_count * (epochs_run - history_from) / seconds if seconds else 0.0,
-                     first_epoch=epochs_run, history_from=history_from)
+    return result(state["history"], state["best_epoch"] + 1, state["epoch"], state["seconds"],
+                  train_count, first_epoch=state["epoch"], history_from=state["history_from"])
+
+
+def result(history: dict[str, list[float]], best_epoch: int, epochs_run: int, seconds: float,
+           train_count: int, first_epoch: int, history_from: int) -> FitResult:
+    """A FitResult; the speed over the epochs the history and the seconds both cover."""
+    timed = epochs_run - history_from
+    return FitResult(history, best_epoch, epochs_run, seconds,
+                     train_count * timed / seconds if seconds else 0.0, first_epoch=first_epoch,
+                     history_from=history_from)
 
 
 def workers_agree(model: keras.Model, done: int, backup_dir: Path | None) -> None:
@@ -155,7 +162,7 @@ def _fit(model: keras.Model, train: Epochs, val: tf.data.Dataset, done: int, *, 
         if backup_dir is not None:
             kept = kept_curves(backup_dir)
             if done:  # `dvc repro` removed the stage's outputs: the curves come back
-                keep_curves(live_dir, kept, epochs=done)
+                restore_curves(kept, live_dir, done)
             else:
                 shutil.rmtree(kept, ignore_errors=True)
             extra.insert(0, KeepCurves(live_dir, kept))
@@ -187,25 +194,23 @@ def _fit(model: keras.Model, train: Epochs, val: tf.data.Dataset, done: int, *, 
     if memory is not None:  # the epochs before a resume too, as far as it remembers them
         hist, history_from = memory.history, memory.history_from
         seconds += memory.seconds_before
-    timed = done + run - history_from  # the epochs the history and the seconds cover
     scores = hist.get(monitor, [])
     if scores:  # the first best, as EarlyStopping picks it
         pick = min if mode == "min" else max
         best = history_from + scores.index(pick(scores)) + 1
     else:
         best = done + run
-    return FitResult(hist, best, done + run, seconds,
-                     train_count * timed / seconds if seconds else 0.0, first_epoch=done,
-                     history_from=history_from)
+    return result(hist, best, done + run, seconds, train_count, first_epoch=done,
+                  history_from=history_from)
 
 
 class KeepCurves(keras.callbacks.Callback):
     """After DVCLive logs an epoch, a copy of the curves beside the backup (see
-    ``curves.keep_curves``)."""
+    ``curves.save_curves``)."""
 
     def __init__(self, live_dir: Path, kept: Path):
         super().__init__()
         self.live_dir, self.kept = live_dir, kept
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        keep_curves(self.live_dir, self.kept)
+        save_curves(self.live_dir, self.kept)

@@ -3,7 +3,6 @@ weights file, in one phase with the recipe's schedule, augmentation and early st
 
 from __future__ import annotations
 
-import math
 import shutil
 from pathlib import Path
 
@@ -27,11 +26,10 @@ def train_scratch(name: str, recipe: WRNRecipe | BiTRecipe, splits: Splits, *, s
     stateless: drawing it changes nothing in the training)."""
     count = len(splits.train[0])
     batch = placement.global_batch(recipe.batch_size)
-    steps = math.ceil(count / batch)
+    train_ds, val_ds = datasets(splits, recipe, recipe.image_size, seed, batch)
     with placement.scope():
         model = build_scratch_model(recipe, len(splits.classes), name=name)
-        compile_model(model, recipe, make_schedule(recipe, steps))
-    train_ds, val_ds = datasets(splits, recipe, recipe.image_size, seed, batch)
+        compile_model(model, recipe, make_schedule(recipe, train_ds.steps))
     if batch_picture is not None:
         draw_batch(train_ds, splits.classes,
                    f"One training batch after augmentation ({recipe.image_size} px)",
