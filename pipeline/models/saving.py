@@ -13,6 +13,7 @@ import keras
 
 import pipeline.models.backbone  # noqa: F401 - registers ResNetPreprocess
 import pipeline.models.bit  # noqa: F401 - registers StandardizedConv2D
+import pipeline.models.temperature  # noqa: F401 - registers Temperature
 
 
 def load_model(path: str | Path) -> keras.Model:
