@@ -147,7 +147,7 @@ def check_image(upload: Upload, limits: Limits) -> None:
                                       f"(the pipeline reads {', '.join(limits.formats)})")
                 pixels = img.width * img.height
                 if pixels > limits.max_pixels:
-                    raise UploadError(422, bomb.format(f"{img.width}x{img.height} = {pixels:,}"))
+                    raise UploadError(422, bomb.format(f"{pixels:,}"))
                 img.verify()  # structure and checksums, without decoding
             with Image.open(io.BytesIO(data)) as img:  # verify() leaves the image unusable
                 img.load()  # every pixel: a truncated file fails here

@@ -1,0 +1,348 @@
+"""python -m pipeline.serve: the real server on a loopback port, a real HTTP client.
+
+A tiny Keras model (Rescaling, Conv, pooling, softmax at 32 px) and its card make the
+model folder. Predictions must equal ``model.predict`` on the decode of training
+(pipeline.data.input.decode_image); every bad request must get its 4xx and a message
+naming the problem, never a 500; the folder ``dvc get`` fetches must serve.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+from helpers import ROOT, noise, png_bomb, sh
+from PIL import Image
+
+CLASSES = ["cat", "dog", "fox"]
+SIZE = 32
+MAX_BYTES = 200_000  # small, so an oversized upload is cheap to send
+MAX_IMAGES = 4
+
+
+def encoded(array: np.ndarray, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+JPEG = encoded(noise(90, 70, seed=1), "JPEG", quality=90)
+PNG = encoded(noise(50, 64, seed=2), "PNG")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(len(CLASSES), activation="softmax")(x)
+    folder = tmp_path_factory.mktemp("best")
+    keras.Model(inputs, outputs).save(folder / "model.keras")
+    (folder / "card.json").write_text(json.dumps({
+        "model": "tiny", "classes": CLASSES, "image_size": SIZE, "input": "image",
+        "preprocessing": "raw RGB pixels in [0, 255]"}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def served(model_dir):
+    from pipeline.serving.model import load_served
+
+    return load_served(model_dir)
+
+
+@contextlib.contextmanager
+def running(app) -> Iterator[str]:
+    """``app`` under uvicorn in a thread on 127.0.0.1 (a free port); yields its URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def client(served) -> Iterator[httpx.Client]:
+    from pipeline.serving.app import create_app
+    from pipeline.serving.uploads import Limits
+
+    app = create_app(served, Limits(max_bytes=MAX_BYTES, max_images=MAX_IMAGES))
+    with running(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+        yield http
+
+
+def expected(model_dir: Path, *images: bytes) -> np.ndarray:
+    """model.predict on the decode and resize of training."""
+    import tensorflow as tf
+
+    from pipeline.data.input import decode_image
+    from pipeline.models.saving import load_model
+
+    batch = np.stack([decode_image(tf.constant(b), SIZE).numpy() for b in images])
+    return load_model(model_dir / "model.keras").predict(batch, verbose=0)
+
+
+def probabilities(prediction: dict) -> list[float]:
+    return [prediction["probabilities"][c] for c in CLASSES]
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def test_multipart_prediction_is_model_predict_on_the_training_decode(client, model_dir):
+    from pipeline.serving.model import model_version
+
+    response = client.post("/predict", files={"file": ("photo.jpg", JPEG, "image/jpeg")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "tiny"
+    assert body["version"] == model_version(model_dir)
+    (prediction,) = body["predictions"]
+    want = expected(model_dir, JPEG)[0]
+    np.testing.assert_allclose(probabilities(prediction), want, atol=1e-6)
+    assert prediction["name"] == "photo.jpg"
+    assert prediction["label"] == CLASSES[int(np.argmax(want))]
+    assert [t["label"] for t in prediction["top"]] == [CLASSES[i] for i in np.argsort(-want)]
+
+
+def test_base64_json_list_matches_multipart_and_model(client, model_dir):
+    data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    response = client.post("/predict?top_k=2",
+                           json=[base64.b64encode(JPEG).decode(), data_url])
+    assert response.status_code == 200, response.text
+    jpeg, png = response.json()["predictions"]
+    assert (jpeg["name"], png["name"]) == ("images[0]", "images[1]")
+    assert len(jpeg["top"]) == 2
+    np.testing.assert_allclose([probabilities(jpeg), probabilities(png)],
+                               expected(model_dir, JPEG, PNG), atol=1e-6)
+    multipart = client.post("/predict", files={"file": ("a.png", PNG, "image/png")})
+    np.testing.assert_allclose(probabilities(multipart.json()["predictions"][0]),
+                               probabilities(png), atol=1e-6)
+
+
+def test_health_and_metadata(client, model_dir):
+    from pipeline.serving.model import model_version
+
+    health = client.get("/health").json()
+    assert health == {"status": "ok", "model": "tiny", "version": model_version(model_dir)}
+    meta = client.get("/metadata").json()
+    assert meta["classes"] == CLASSES and meta["image_size"] == SIZE
+    assert meta["version"] == health["version"]
+    assert meta["temperature"] == 1.0  # no Temperature layer in the tiny model
+    assert meta["input_formats"] == ["JPEG", "PNG", "GIF", "BMP"]
+    assert meta["max_bytes"] == MAX_BYTES
+
+
+def test_version_changes_with_the_model_not_with_files_beside_it(model_dir, tmp_path):
+    import shutil
+
+    from pipeline.serving.model import model_version
+
+    copy = tmp_path / "copy"
+    shutil.copytree(model_dir, copy)
+    assert model_version(copy) == model_version(model_dir)
+    (copy / "model.onnx").write_bytes(b"another export")
+    assert model_version(copy) == model_version(model_dir)
+    card = json.loads((copy / "card.json").read_text())
+    (copy / "card.json").write_text(json.dumps(card | {"classes": CLASSES[::-1]}))
+    assert model_version(copy) != model_version(model_dir)
+
+
+def test_page_is_one_offline_file(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "<script src" not in page and "<link" not in page  # nothing fetched from elsewhere
+    assert 'fetch(`predict' in page and 'fetch("metadata")' in page
+
+
+# --------------------------------------------------------------------------- bad requests
+
+
+def _chunks(total: int) -> Iterator[bytes]:
+    for _ in range(total // 10_000):
+        yield b"[" + b" " * 9_999
+
+
+def _webp() -> bytes:
+    return encoded(noise(40, 40, seed=3), "WEBP")
+
+
+def _bomb(tmp: Path) -> bytes:
+    png_bomb(tmp / "bomb.png")
+    return (tmp / "bomb.png").read_bytes()
+
+
+B64 = base64.b64encode(JPEG).decode()
+# (id, request keyword arguments, or a function of a tmp folder giving them, status, message)
+BAD = [
+    ("not-an-image", {"files": {"file": ("notes.jpg", b"just some text\n", "image/jpeg")}},
+     422, "notes.jpg: not an image"),
+    ("empty-json-body", {"content": b"", "headers": {"content-type": "application/json"}},
+     400, "empty body"),
+    ("empty-multipart-body", {"content": b"", "headers": {
+        "content-type": "multipart/form-data; boundary=x"}}, 400, "empty body"),
+    ("empty-file", {"files": {"file": ("empty.jpg", b"", "image/jpeg")}},
+     400, "empty.jpg: empty file"),
+    ("oversized", {"files": {"file": ("big.jpg", JPEG + b"\0" * MAX_BYTES, "image/jpeg")}},
+     413, "200,000-byte cap"),
+    ("oversized-unannounced", {"content": _chunks(2 * MAX_BYTES),
+                               "headers": {"content-type": "application/json"}},
+     413, "200,000-byte cap"),
+    ("wrong-content-type", {"content": JPEG, "headers": {"content-type": "text/plain"}},
+     415, "content type text/plain"),
+    ("no-content-type", {"content": JPEG}, 415, "content type (none)"),
+    ("part-not-an-image", {"files": {"file": ("notes.txt", JPEG, "text/plain")}},
+     415, "notes.txt: content type text/plain"),
+    ("truncated-jpeg", {"files": {"file": ("cut.jpg", JPEG[: len(JPEG) // 2], "image/jpeg")}},
+     422, "cut.jpg: truncated"),
+    ("decompression-bomb", lambda tmp: {"files": {"file": ("bomb.png", _bomb(tmp),
+                                                           "image/png")}},
+     422, "bomb.png: decompression bomb: 400,000,000 pixels, over the 89,478,485-pixel cap"),
+    ("format-not-read", lambda tmp: {"files": {"file": ("a.webp", _webp(), "image/webp")}},
+     415, "a.webp: WEBP images are not read"),
+    ("bad-base64", {"json": [B64, "not base64!"]}, 400, "images[1]: not valid base64"),
+    ("base64-not-an-image", {"json": [B64, base64.b64encode(b"hello").decode()]},
+     422, "images[1]: not an image"),
+    ("json-not-a-list", {"json": {"image": B64}}, 400, "must be a list of base64"),
+    ("json-item-not-a-string", {"json": [B64, 7]}, 400, "images[1]: expected a base64 string"),
+    ("invalid-json", {"content": b"[not json", "headers": {"content-type": "application/json"}},
+     400, "not valid JSON"),
+    ("empty-json-list", {"json": []}, 400, "no image in the request"),
+    ("too-many-images", {"json": [B64] * (MAX_IMAGES + 1)}, 413, "at most 4 (--max-images)"),
+    ("no-file-part", {"files": {"comment": (None, "hello")}}, 400, "no file in the multipart body"),
+    ("bad-top-k", {"params": {"top_k": "0"}, "json": [B64]}, 400, "top_k='0'"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "status", "message"),
+                         [pytest.param(*case[1:], id=case[0]) for case in BAD])
+def test_bad_request_gets_a_4xx_naming_the_problem(client, tmp_path, kwargs, status, message):
+    if callable(kwargs):
+        kwargs = kwargs(tmp_path)
+    response = client.post("/predict", **kwargs)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+    assert "Traceback" not in response.text
+
+
+def test_pixel_cap_is_the_setting_not_only_pillows():
+    from pipeline.serving.uploads import Limits, Upload, UploadError, check_image
+
+    check_image(Upload("photo.jpg", JPEG), Limits())
+    with pytest.raises(UploadError, match=r"photo.jpg: decompression bomb: 6,300 pixels, "
+                       r"over the 1,000-pixel cap") as caught:
+        check_image(Upload("photo.jpg", JPEG), Limits(max_pixels=1000))
+    assert caught.value.status == 422
+
+
+def test_server_still_answers_after_bad_requests(client):
+    client.post("/predict", files={"file": ("cut.jpg", JPEG[:100], "image/jpeg")})
+    assert client.post("/predict", json=[B64]).status_code == 200
+
+
+def test_unknown_route_and_method_are_json_4xx(client):
+    missing = client.get("/nowhere")
+    assert missing.status_code == 404 and "/nowhere" in missing.json()["error"]
+    assert client.get("/predict").status_code == 405
+
+
+def test_unexpected_error_is_a_generic_500_logged_on_the_server(served, caplog):
+    from pipeline.serving.app import create_app
+
+    class Failing:
+        def predict(self, images):
+            raise RuntimeError("secret internal detail")
+
+    app = create_app(dataclasses.replace(served, runtime=Failing()))
+    with (caplog.at_level(logging.ERROR, logger="pipeline.serve"), running(app) as url,
+          httpx.Client(base_url=url, timeout=60) as http):
+        response = http.post("/predict", json=[B64])
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal server error (details in the server's log)"}
+    assert "secret" not in response.text
+    assert "secret internal detail" in caplog.text
+
+
+# --------------------------------------------------------------------------- dvc get
+
+
+def test_the_folder_dvc_get_fetches_serves(model_dir, tmp_path):
+    """dvc.yaml's `classifier` artifact path, added to a git + DVC repo, fetched with
+    `dvc get` (and `dvc artifacts get` of a registered version), served by the command
+    line: one real request succeeds."""
+    import shutil
+
+    from pipeline.serving.model import model_version
+
+    artifact = yaml.safe_load((ROOT / "dvc.yaml").read_text())["artifacts"]["classifier"]
+    repo = tmp_path / "repo"
+    shutil.copytree(model_dir, repo / artifact["path"])
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"artifacts": {"classifier": artifact}}))
+    sh(tmp_path, "git", "init", "-q", "-b", "main", str(repo))
+    sh(repo, "git", "config", "user.name", "serve test")
+    sh(repo, "git", "config", "user.email", "serve@example.invalid")
+    sh(repo, "dvc", "init", "-q")
+    sh(repo, "dvc", "add", "-q", artifact["path"])
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "the classifier")
+    sh(repo, "git", "tag", "-a", "classifier@v1.0.0", "-m", "first version")
+
+    sh(tmp_path, "dvc", "get", str(repo), artifact["path"], "-o", "got")
+    sh(tmp_path, "dvc", "artifacts", "get", str(repo), "classifier", "-o", "artifact")
+    assert model_version(tmp_path / "artifact") == model_version(model_dir)
+
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ["PYTHONPATH"]])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.serve", "--model", str(tmp_path / "got"),
+         "--port", "0"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    try:
+        url, seen = None, []
+        deadline = time.monotonic() + 180
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if line.startswith("serving "):
+                url = line.split(" at ")[1].strip()
+        assert url, "".join(seen)
+        with httpx.Client(base_url=url, timeout=60) as http:
+            response = http.post("/predict", files={"file": ("photo.jpg", JPEG, "image/jpeg")})
+        assert response.status_code == 200, response.text
+        assert response.json()["version"] == model_version(model_dir)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
