@@ -87,3 +87,14 @@ def test_the_stages_input_pipeline_takes_the_same_branches_in_graph_mode(tmp_pat
                                        np.zeros(3, np.int32), 128, 3)))
     for got, path, ratio in zip(batch.numpy(), paths, ratios, strict=True):
         assert np.array_equal(got, reference(path, 128, ratio)), path.name
+
+
+@pytest.mark.parametrize(("name", "size", "fmt"), [("big.jpg", (400, 300), "JPEG"),
+                                                   ("small.png", (90, 70), "PNG")])
+def test_decode_image_on_bytes_is_load_image_on_the_file(tmp_path, name, size, fmt):
+    """What the server decodes from an upload is what the stages decode from the file."""
+    from pipeline.data.input import decode_image
+
+    path = photo(tmp_path / name, size, fmt)
+    np.testing.assert_array_equal(decode_image(tf.constant(path.read_bytes()), 64).numpy(),
+                                  load_image(tf.constant(str(path)), 64).numpy())
