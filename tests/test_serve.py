@@ -222,6 +222,8 @@ BAD = [
     ("oversized-unannounced", {"content": _chunks(2 * MAX_BYTES),
                                "headers": {"content-type": "application/json"}},
      413, "200,000-byte cap"),
+    ("oversized-unannounced-multipart", {"content": _chunks(2 * MAX_BYTES), "headers": {
+        "content-type": "multipart/form-data; boundary=x"}}, 413, "200,000-byte cap"),
     ("wrong-content-type", {"content": JPEG, "headers": {"content-type": "text/plain"}},
      415, "content type text/plain"),
     ("no-content-type", {"content": JPEG}, 415, "content type (none)"),
@@ -295,6 +297,34 @@ def test_unexpected_error_is_a_generic_500_logged_on_the_server(served, caplog):
     assert response.json() == {"error": "internal server error (details in the server's log)"}
     assert "secret" not in response.text
     assert "secret internal detail" in caplog.text
+
+
+# --------------------------------------------------------------------------- the command
+
+
+@pytest.mark.parametrize(("card", "message"), [
+    (None, "card.json: No such file"),
+    ({"model": "tiny", "image_size": SIZE}, "`classes` must be a list"),
+    ({"model": "tiny", "classes": CLASSES, "image_size": "big"}, "`image_size` must be"),
+])
+def test_a_folder_that_cannot_be_served_is_one_error_line(tmp_path, capsys, card, message):
+    from pipeline.serve import main
+
+    folder = tmp_path / "best"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(b"not read: the card is checked first")
+    if card is not None:
+        (folder / "card.json").write_text(json.dumps(card))
+    assert main(["--model", str(folder), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_a_missing_folder_says_how_to_make_one(tmp_path, capsys):
+    from pipeline.serve import main
+
+    assert main(["--model", str(tmp_path / "nowhere"), "--port", "0"]) == 2
+    assert "nowhere not found; run `dvc repro`" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- dvc get
