@@ -192,9 +192,16 @@ def test_page_is_one_offline_file(client):
 # --------------------------------------------------------------------------- bad requests
 
 
-def _chunks(total: int) -> Iterator[bytes]:
+def _chunks(total: int, first: bytes = b"[") -> Iterator[bytes]:
+    """A body sent chunked (no Content-Length) of about ``total`` bytes."""
+    yield first
     for _ in range(total // 10_000):
-        yield b"[" + b" " * 9_999
+        yield b" " * 10_000
+
+
+# A well-formed file part whose data goes on (so only the cap can stop it).
+PART = (b'--x\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n")
 
 
 def _webp() -> bytes:
@@ -222,7 +229,7 @@ BAD = [
     ("oversized-unannounced", {"content": _chunks(2 * MAX_BYTES),
                                "headers": {"content-type": "application/json"}},
      413, "200,000-byte cap"),
-    ("oversized-unannounced-multipart", {"content": _chunks(2 * MAX_BYTES), "headers": {
+    ("oversized-unannounced-multipart", {"content": _chunks(2 * MAX_BYTES, PART), "headers": {
         "content-type": "multipart/form-data; boundary=x"}}, 413, "200,000-byte cap"),
     ("wrong-content-type", {"content": JPEG, "headers": {"content-type": "text/plain"}},
      415, "content type text/plain"),
@@ -318,6 +325,23 @@ def test_a_folder_that_cannot_be_served_is_one_error_line(tmp_path, capsys, card
     assert main(["--model", str(folder), "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"classes": CLASSES[:2]}, "names 2 classes for a model with 3 outputs"),
+    ({"image_size": 64}, "says image_size 64, the model takes 32 px"),
+])
+def test_a_card_that_does_not_fit_the_model_is_refused(model_dir, tmp_path, change, message):
+    import shutil
+
+    from pipeline.serving.model import ModelFolderError, load_served
+
+    folder = tmp_path / "best"
+    shutil.copytree(model_dir, folder)
+    card = json.loads((folder / "card.json").read_text())
+    (folder / "card.json").write_text(json.dumps(card | change))
+    with pytest.raises(ModelFolderError, match=message):
+        load_served(folder)
 
 
 def test_a_missing_folder_says_how_to_make_one(tmp_path, capsys):

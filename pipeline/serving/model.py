@@ -1,8 +1,8 @@
 """The served model: a model folder (``model.keras`` + ``card.json``) behind one seam.
 
 The server only ever calls ``ServedModel.runtime.predict(images) -> probabilities`` and
-``ServedModel.decode(bytes)``; :func:`load_served` is the one factory, so another
-inference runtime (OpenVINO, ONNX Runtime) plugs in as another ``Runtime`` there.
+``ServedModel.decode(bytes)``; :func:`make_runtime` is the one factory of runtimes, so
+another inference runtime (OpenVINO, ONNX Runtime) plugs in as another ``Runtime`` there.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ class ModelFolderError(PipelineError):
 
 
 class Runtime(Protocol):
+    outputs: int  # classes the model scores
+    input_size: int | None  # px of its square input; None: any
+
     def predict(self, images: np.ndarray) -> np.ndarray:
         """(n, size, size, 3) RGB in [0, 255] (uint8 or float) -> (n, classes) probabilities."""
 
@@ -44,6 +47,8 @@ class KerasRuntime:
         from pipeline.models.saving import load_model
 
         self.model = load_model(path)
+        self.outputs = int(self.model.output_shape[-1])
+        self.input_size = self.model.input_shape[1]
         # Traced once per batch size (reduce_retracing generalises the batch dimension);
         # calling a tf.function from several threads is safe.
         self._call = tf.function(lambda x: self.model(x, training=False),
@@ -144,15 +149,21 @@ def load_served(folder: str | Path, runtime: str = "keras") -> ServedModel:
     if runtime not in RUNTIMES:
         raise ModelFolderError(f"runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
     card = read_card(folder)
-    engine = KerasRuntime(folder / MODEL_FILE)
-    shape, outputs = engine.model.input_shape, engine.model.output_shape[-1]
-    if outputs != len(card["classes"]):
+    engine = make_runtime(folder, runtime)
+    if engine.outputs != len(card["classes"]):
         raise ModelFolderError(f"{folder / CARD_FILE} names {len(card['classes'])} classes for "
-                               f"a model with {outputs} outputs")
-    if shape[1] not in (None, card["image_size"]):
+                               f"a model with {engine.outputs} outputs")
+    if engine.input_size not in (None, card["image_size"]):
         raise ModelFolderError(f"{folder / CARD_FILE} says image_size {card['image_size']}, the "
-                               f"model takes {shape[1]} px")
+                               f"model takes {engine.input_size} px")
     name = str(card.get("model") or card.get("name") or folder.name)
     return ServedModel(folder=folder, name=name, version=model_version(folder),
                        classes=card["classes"], image_size=card["image_size"], card=card,
                        runtime=engine)
+
+
+def make_runtime(folder: Path, runtime: str = "keras") -> Runtime:
+    """The one factory of runtimes: another (OpenVINO, ONNX Runtime) is one more branch."""
+    if runtime == "keras":
+        return KerasRuntime(folder / MODEL_FILE)
+    raise ModelFolderError(f"runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
