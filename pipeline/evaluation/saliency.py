@@ -91,3 +91,24 @@ def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarr
 
     heat = colormaps["jet"](cam)[..., :3] * 255.0
     return (1 - alpha) * np.asarray(image, dtype=np.float64) + alpha * heat
+
+
+def saliency_overlays(model: keras.Model, files: dict[str, str], image_size: int
+                      ) -> tuple[dict[str, np.ndarray], str]:
+    """({key: Grad-CAM overlay of the image as the model saw it}, what the overlays show),
+    for an image model and {key: image file}; no overlays and the reason when the model
+    cannot give a map."""
+    from pipeline.data.input import load_image
+
+    if not files:
+        return {}, ""
+    try:
+        path = last_conv_path(model)
+        cam_model = tapped(model, path)
+    except (NoSaliency, ValueError, TypeError) as err:
+        return {}, f"no saliency map ({err})"
+    images = np.stack([load_image(file, image_size).numpy() for file in files.values()])
+    maps = grad_cam(cam_model, images)
+    shown = {key: overlay(image, cam)
+             for key, image, cam in zip(files, images, maps, strict=True)}
+    return shown, f"Grad-CAM of the predicted class at {path[-1]}"
