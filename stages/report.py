@@ -9,7 +9,8 @@ of params.yaml's ``report`` section. The recommended model is exported to models
 Reads:  params report.*, backbone, seed; for every model (the head, each finetune and
         scratch entry): models/MODEL.{keras,json}, metrics/evaluate/MODEL.json,
         reports/predictions/MODEL.csv, plots/MODEL/{reliability,confused_pairs}.png;
-        reports/data/prepare.json, metrics/validation.json, plots/data/*.png; data/weights.json (to export the head behind its backbone)
+        reports/data/prepare.json, metrics/validation.json, plots/data/*.png;
+        data/weights.json (to export the head behind its backbone)
 Writes: reports/report.md, reports/report.html (self-contained), plots/report/
         accuracy_vs_compute.png, metrics/report.json, models/best/{model.keras,card.json}
 """
