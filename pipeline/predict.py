@@ -1,13 +1,16 @@
 """Predict with a trained model: top-k labels for images and folders of images.
 
     python -m pipeline.predict photo.jpg more/ [--model models/head.keras] [--top-k 3]
-        [--batch-size 32] [--output out.csv|out.json] [--classes classes.json]
+        [--batch-size 32] [--output out.csv|out.json] [--classes classes.json] [--uncalibrated]
     python -m pipeline.predict photo.jpg --imagenet      # the pretrained 1000-class ResNet50
 
 The command line of pipeline.evaluation.inference: images go through the decoder
 and resize of training and evaluation, so a prediction sees what the model was
 trained on; a head (``models/head.keras``) is chained behind the backbone built
-exactly as the features stage built it.
+exactly as the features stage built it. Probabilities are calibrated: a pipeline model
+(``models/<name>.keras``) gets the temperature evaluate@<name> fitted on the validation
+split (``metrics/evaluate/<name>.json``), an exported model carries its own;
+``--uncalibrated`` gives a pipeline model's raw probabilities.
 
 Exit status: 0 when every image was predicted, 1 when some inputs could not be
 read (each is reported by name and skipped), 2 when nothing could be done.
@@ -107,13 +110,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
     parser.add_argument("--model", type=Path, help="a .keras model of the pipeline: "
-                        f"an image model (models/finetune/<name>.keras) or the head "
+                        f"an image model ({paths.MODELS}/<name>.keras) or the head "
                         f"({paths.HEAD_MODEL}); default: the first of "
                         f"{', '.join(str(m) for m in DEFAULT_MODELS)} that exists")
     parser.add_argument("--classes", type=Path, help="class names: a JSON list, one name a "
                         f"line, or a .npz with `classes` (default: {CLASSES_FROM})")
-    parser.add_argument("--top-k", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--top-k", type=int, default=3,
+                        help="labels printed per image, most probable first (default: 3)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="images per forward pass; changes speed and memory, not the "
+                        "probabilities (default: 32)")
+    parser.add_argument("--uncalibrated", action="store_true",
+                        help="raw probabilities: skip the temperature evaluate fitted "
+                        "(metrics/evaluate/<name>.json); an exported model keeps its own")
     parser.add_argument("--output", type=Path, help="also write the rows to a .csv or .json")
     parser.add_argument("--imagenet", action="store_true",
                         help="Keras' ImageNet ResNet50 with its 1000-class top, as it is")
@@ -143,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             model = args.model or next((m for m in DEFAULT_MODELS if m.is_file()),
                                        DEFAULT_MODELS[-1])
-            predictor = load_predictor(model, args.classes, args.params)
+            predictor = load_predictor(model, args.classes, args.params,
+                                       calibrated=not args.uncalibrated)
     except PredictError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -3,15 +3,22 @@
 The head on the cached test features; every other model on the test images through
 the decoder of training. Accuracy, macro-F1 and top-k are metrics; what grows with
 the classes (precision and recall per class, the confusion matrix) and what a person
-looks at (the mistakes) are plots.
+looks at (the mistakes, with a Grad-CAM map on each for a convolutional model, and the
+most-confused pairs) are plots. A temperature fitted on the validation split calibrates
+the probabilities: ECE and NLL on the test split before and after it are metrics, and
+the reliability diagram a plot.
 
 Reads:  params evaluate.*, distribute; models/MODEL.keras, models/MODEL.json (its card); the head:
-        data/features/test.npz, others: data/manifest.csv; data/source.json (the images)
-Writes: metrics/evaluate/MODEL.json, reports/predictions/MODEL.csv (each test image),
-        plots/MODEL/{confusion,per_class}.csv, plots/MODEL/mistakes.png
+        data/features/{val,test}.npz and params.yaml's backbone with data/weights.json (for
+        its Grad-CAM), others: data/manifest.csv; data/source.json (the images)
+Writes: metrics/evaluate/MODEL.json (with temperature, ece, ece_calibrated, nll,
+        nll_calibrated), reports/predictions/MODEL.csv (each test image),
+        plots/MODEL/{confusion,per_class,reliability}.csv,
+        plots/MODEL/{mistakes,confused_pairs,reliability}.png
 """
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +26,39 @@ from pipeline.core import paths, stage
 from pipeline.core.io import atomic_path, read_json, write_json
 from pipeline.core.params import Params, ParamsError
 from pipeline.data.sources import data_root
+
+
+def validation_probabilities(net, card: dict, root, batch_size: int):
+    """(labels, probabilities) of the validation split: the forward pass temperature
+    scaling is fitted on (the head on the cached features, others on the images)."""
+    from pipeline.data.input import image_dataset, split_arrays
+    from pipeline.data.manifest import read
+    from pipeline.models.features import Features
+
+    if card["input"] == "features":
+        val = Features.load(paths.FEATURES / "val.npz")
+        return val.labels, net.predict(val.features, batch_size=batch_size, verbose=0)
+    absolute, labels = split_arrays(read(paths.MANIFEST), root, "val", card["classes"])
+    ds = image_dataset(absolute, labels, card["image_size"], batch_size)
+    return labels, net.predict(ds, verbose=0)
+
+
+def mistake_overlays(model: str, net, card: dict, shown, root) -> tuple[dict, str]:
+    """Grad-CAM overlays of the mistakes a sheet shows (the forward and backward passes
+    of those few images only): the head behind its backbone, as predict builds it."""
+    from pipeline.evaluation.inference import PredictError, load_predictor
+    from pipeline.evaluation.saliency import saliency_overlays
+
+    image_model, size = net, card.get("image_size")
+    if card["input"] == "features":
+        try:
+            predictor = load_predictor(paths.MODELS / f"{model}.keras", None,
+                                       Path("params.yaml"))
+        except PredictError as err:
+            return {}, f"no saliency map ({err})"
+        image_model, size = predictor.model, predictor.image_size
+    files = {p: str(Path(root) / p) for p in shown["path"]}
+    return saliency_overlays(image_model, files, size)
 
 
 def main(params: Params, model: str) -> None:
@@ -33,9 +73,10 @@ def main(params: Params, model: str) -> None:
         return
     from pipeline.data.input import image_dataset, split_arrays
     from pipeline.data.manifest import read
-    from pipeline.evaluation import predictions
+    from pipeline.evaluation import calibration, predictions
+    from pipeline.evaluation.confused import draw_confused_pairs
     from pipeline.evaluation.confusion import write_confusion
-    from pipeline.evaluation.mistakes import draw_mistakes
+    from pipeline.evaluation.mistakes import draw_mistakes, shown_mistakes
     from pipeline.evaluation.scores import per_class, score
     from pipeline.models.features import Features
     from pipeline.models.saving import load_model
@@ -63,11 +104,20 @@ def main(params: Params, model: str) -> None:
         proba = net.predict(ds, verbose=0)
         speed = round(len(labels) / (time.perf_counter() - start), 1)
 
-    scores = score(labels, proba, names, ev.top_k) | {"inference_images_per_second": speed}
+    y_val, proba_val = validation_probabilities(net, card, root,
+                                                placement.global_batch(ev.batch_size))
+    calibrated, proba_calibrated = calibration.summary(y_val, proba_val, labels, proba)
+    scores = (score(labels, proba, names, ev.top_k) | {"inference_images_per_second": speed}
+              | calibrated)
     write_json(paths.METRICS / "evaluate" / f"{model}.json", scores)
-    table = predictions.frame(files, labels, proba, names)
+    table = predictions.frame(files, labels, proba, names, proba_calibrated)
     predictions.write(table, paths.PREDICTIONS / f"{model}.csv")
     plots = paths.PLOTS / model
+    bins = calibration.reliability_table(labels, proba, proba_calibrated)
+    with atomic_path(plots / "reliability.csv", suffix=".csv") as tmp:
+        bins.to_csv(tmp, index=False)
+    calibration.reliability_chart(bins, calibrated, model, plots / "reliability.png")
+    draw_confused_pairs(table, root, model, plots / "confused_pairs.png")
     write_confusion(plots / "confusion.csv", labels, np.argmax(proba, 1), names)
     per = per_class(labels, np.argmax(proba, 1), names)
     # Long form, one bar per class and measure: DVC's bar charts take one value column.
@@ -76,11 +126,15 @@ def main(params: Params, model: str) -> None:
     bars = bars.sort_values(["class", "measure"], kind="stable")
     with atomic_path(plots / "per_class.csv", suffix=".csv") as tmp:
         bars[["bar", "value", "class", "measure"]].to_csv(tmp, index=False)
+    overlays, note = mistake_overlays(model, net, card,
+                                      shown_mistakes(table, ev.mistakes_shown), root)
     wrong = draw_mistakes(table, root, model, plots / "mistakes.png",
-                          ev.mistakes_shown)
+                          ev.mistakes_shown, overlays, note)
     print(f"evaluate {model}: accuracy {scores['accuracy']:.4f}, macro-F1 "
           f"{scores['macro_f1']:.4f} on {len(labels)} test images ({wrong} wrong), "
-          f"{speed} img/s")
+          f"{speed} img/s; T = {calibrated['temperature']}: ECE {calibrated['ece']} -> "
+          f"{calibrated['ece_calibrated']}, NLL {calibrated['nll']} -> "
+          f"{calibrated['nll_calibrated']}")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ of params.yaml's ``report`` section. The recommended model is exported to models
 
 Reads:  params report.*, backbone, seed; for every model (the head, each finetune and
         scratch entry): models/MODEL.{keras,json}, metrics/evaluate/MODEL.json,
-        reports/predictions/MODEL.csv; reports/data/prepare.json, metrics/validation.json,
-        plots/data/*.png; data/weights.json (to export the head behind its backbone)
+        reports/predictions/MODEL.csv, plots/MODEL/{reliability,confused_pairs}.png;
+        reports/data/prepare.json, metrics/validation.json, plots/data/*.png;
+        data/weights.json (to export the head behind its backbone)
 Writes: reports/report.md, reports/report.html (self-contained), plots/report/
         accuracy_vs_compute.png, metrics/report.json, models/best/{model.keras,card.json}
 """
@@ -50,6 +51,12 @@ def main(params: Params) -> None:
         f"What {report.choice.model} gets wrong":
             paths.PLOTS / report.choice.model / "mistakes.png",
     }
+    error_pictures = {
+        **{f"Reliability of {m.name}": paths.PLOTS / m.name / "reliability.png"
+           for m in models},
+        f"{report.choice.model}: the most-confused pairs, with test images":
+            paths.PLOTS / report.choice.model / "confused_pairs.png",
+    }
     data_pictures = {
         "The data set: sample images per class": paths.PLOTS / "data" / "samples.png",
         "What prepare left out or flagged, and why": paths.PLOTS / "data" / "left_out.png",
@@ -59,8 +66,10 @@ def main(params: Params) -> None:
         return {c: Path("..") / p for c, p in found.items() if p.is_file()}
 
     write_text(paths.REPORTS / "report.md",
-               markdown(report, data, relative(pictures), relative(data_pictures)))
-    write_text(paths.REPORTS / "report.html", to_html(report, data, pictures, data_pictures))
+               markdown(report, data, relative(pictures), relative(data_pictures),
+                        relative(error_pictures)))
+    write_text(paths.REPORTS / "report.html",
+               to_html(report, data, pictures, data_pictures, error_pictures))
     write_json(paths.METRICS / "report.json", report.to_metrics())
     card = export_best(report.choice.model, params.backbone, params.seed)
     print(markdown(report, data, {}).split("## Data")[0].rstrip())

@@ -62,3 +62,44 @@ def test_predictions_line_up_with_the_test_images_and_read_back(tmp_path):
         {"path": "f/3.jpg", "label": "fox", "predicted": "cat", "confidence": 0.5,
          "correct": False},
     ]
+
+
+def test_confused_pairs_are_counted_and_drawn_most_frequent_first(tmp_path):
+    from PIL import Image
+
+    from pipeline.evaluation.confused import confused_pairs, draw_confused_pairs
+
+    # cat -> dog three times, fox -> cat twice, dog -> fox once, two right.
+    truth = ["cat"] * 3 + ["fox"] * 2 + ["dog", "cat", "dog"]
+    said = ["dog"] * 3 + ["cat"] * 2 + ["fox", "cat", "dog"]
+    table = pd.DataFrame({"path": [f"{i}.png" for i in range(8)], "label": truth,
+                          "predicted": said, "confidence": np.linspace(0.9, 0.5, 8),
+                          "correct": [t == s for t, s in zip(truth, said, strict=True)]})
+    pairs = confused_pairs(table)
+    assert pairs.values.tolist() == [["cat", "dog", 3], ["fox", "cat", 2], ["dog", "fox", 1]]
+    for i in range(8):
+        Image.new("RGB", (20, 20), (i * 30, 0, 0)).save(tmp_path / f"{i}.png")
+    drawn = draw_confused_pairs(table, tmp_path, "m", tmp_path / "pairs.png", top=2)
+    assert len(drawn) == 2
+    with Image.open(tmp_path / "pairs.png") as sheet:
+        assert sheet.height > 100  # a title and two rows of thumbnails
+
+
+def test_the_report_has_calibration_and_confused_pairs(tmp_path):
+    from pipeline.evaluation.report import ModelResult, compare, markdown, to_html
+
+    table = pd.DataFrame({"path": ["a", "b", "c", "d"], "label": ["cat", "dog", "cat", "fox"],
+                          "predicted": ["dog", "dog", "dog", "fox"],
+                          "confidence": [0.9, 0.8, 0.7, 0.6],
+                          "correct": [False, True, False, True]})
+    calibrated = {"accuracy": 0.5, "macro_f1": 0.4, "temperature": 2.5, "ece": 0.31,
+                  "ece_calibrated": 0.05, "nll": 1.9, "nll_calibrated": 1.1}
+    models = [ModelResult("new", "wrn", calibrated, {"train_seconds": 1.0}, table),
+              ModelResult("old", "wrn", {"accuracy": 0.5, "macro_f1": 0.4},
+                          {"train_seconds": 2.0}, table)]
+    report = compare(models, "train_seconds", 0.05)
+    text = markdown(report, {}, {})
+    assert "| new | 2.500 | 0.310 | 0.050 | 1.900 | 1.100 |" in text
+    assert "| old | – | – | – | – | – |" in text  # evaluated before calibration existed
+    assert "cat → dog: 2" in text
+    assert "<h2>Calibration</h2>" in to_html(report, {}, {})

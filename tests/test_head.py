@@ -56,3 +56,30 @@ def test_same_seed_same_head(tmp_path):
     second, _ = train_once(tmp_path, head, "d")
     for a, b in zip(first.get_weights(), second.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def relu_features(n: int, seed: int, dead: np.ndarray) -> Features:
+    """Five classes of pooled-ReLU-like features; the ``dead`` dimensions are 0 unless
+    ``seed`` is not the training one: then small, as on images the backbone saw differently."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 5, n)
+    centres = np.random.default_rng(7).normal(0, 1, (5, 32))
+    x = np.maximum(0, centres[y] + rng.normal(0, 1, (n, 32)))
+    x[:, dead] = 0 if seed == 1 else rng.uniform(0, 0.05, (n, dead.size))
+    return Features(x.astype("float32"), y.astype("int32"),
+                    np.array([f"{i}.png" for i in range(n)]),
+                    np.array([f"c{i}" for i in range(5)]))
+
+
+def test_dimensions_constant_in_training_keep_the_first_val_loss_sensible(tmp_path):
+    # Dimensions all zero in train but not in val: by their own zero variance they were
+    # standardised into the thousands and the first epoch's val loss ran to ~1e4.
+    dead = np.arange(0, 32, 4)
+    keras.utils.set_random_seed(0)
+    model, result = train_head(relu_features(120, 1, dead), relu_features(60, 2, dead),
+                               head_params(epochs=1, patience=1), None, default_placement())
+    first = result.history["val_loss"][0]
+    assert np.isfinite(first) and first < 10, first
+    # The floor is relative to the typical variance, and saved with the head.
+    variance = keras.ops.convert_to_numpy(model.get_layer("standardize").variance).ravel()
+    assert variance[dead].min() > 0.001 * np.median(variance)

@@ -203,3 +203,45 @@ def test_imagenet_decodes_with_keras(project, keras_home, monkeypatch, capsys):
     probs = [float(line.split()[-1]) for line in lines]
     assert probs == sorted(probs, reverse=True)
     assert imagenet_utils.CLASS_INDEX is keras_own  # Keras' private cache is left alone
+
+
+def test_a_pipeline_model_predicts_with_its_validation_temperature(tmp_path, capsys):
+    from pipeline.models.temperature import with_temperature
+
+    models = tmp_path / "models"
+    models.mkdir()
+    tiny_model().save(models / "tiny.keras")
+    (models / "tiny.json").write_text(json.dumps({"classes": CLASSES}))
+    (tmp_path / "metrics" / "evaluate").mkdir(parents=True)
+    (tmp_path / "metrics" / "evaluate" / "tiny.json").write_text('{"temperature": 3.0}')
+    image = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (32, 32, 3), np.uint8)).save(image)
+
+    def top(model, *args) -> tuple[dict, str]:
+        out = tmp_path / "out.json"
+        assert predict.main([str(image), "--model", str(model), "--output", str(out),
+                             *args]) == 0
+        line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("model:"))
+        return json.loads(out.read_text())["predictions"][0]["top"][0], line
+
+    calibrated, line = top(models / "tiny.keras")
+    assert "temperature 3 (from" in line
+    raw, line = top(models / "tiny.keras", "--uncalibrated")
+    assert "uncalibrated" in line
+    # The same label, with a probability pulled towards 1/3 by T = 3.
+    assert calibrated["label"] == raw["label"]
+    assert 1 / 3 < calibrated["probability"] < raw["probability"]
+    # An exported model carries its temperature: never applied twice.
+    with_temperature(keras.models.load_model(models / "tiny.keras"), 3.0).save(
+        tmp_path / "model.keras")
+    exported, line = top(tmp_path / "model.keras", "--classes", str(models / "tiny.json"))
+    assert "temperature 3 (in the model)" in line
+    assert exported["probability"] == pytest.approx(calibrated["probability"], abs=1e-5)
+
+
+def test_help_names_the_real_model_paths(capsys):
+    with pytest.raises(SystemExit):
+        predict.parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert "models/<name>.keras" in text and "finetune/" not in text
+    assert "--uncalibrated" in text and "labels printed per image" in text

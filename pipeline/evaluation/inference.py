@@ -53,13 +53,46 @@ def card_files(model_path: Path) -> tuple[Path, Path]:
     return model_path.parent / "card.json", model_path.with_suffix(".json")
 
 
-def load_predictor(model_path: Path, classes_path: Path | None, params: Path) -> Predictor:
+def calibration_of(model_path: Path) -> Path | None:
+    """Where evaluate@<name> recorded the temperature of <project>/models/<name>.keras
+    (None for a model elsewhere: no evaluation of the pipeline is about it)."""
+    if model_path.parent.name != paths.MODELS.name:
+        return None
+    return model_path.parent.parent / paths.METRICS / "evaluate" / f"{model_path.stem}.json"
+
+
+def calibrate(model, model_path: Path, calibrated: bool) -> tuple[object, str]:
+    """(the model with its validation temperature, what the ``model:`` line says of it).
+
+    An exported model carries its Temperature layer already; a pipeline model
+    (models/<name>.keras) gets the one evaluate@<name> fitted, when recorded."""
+    from pipeline.core.io import read_json
+    from pipeline.models.temperature import temperature_of, with_temperature
+
+    carried = temperature_of(model)
+    if carried != 1.0:
+        return model, f"temperature {carried:g} (in the model)"
+    if not calibrated:
+        return model, "uncalibrated"
+    record = calibration_of(model_path)
+    if record is None:
+        return model, f"uncalibrated (not a pipeline model, {paths.MODELS}/<name>.keras)"
+    t = read_json(record).get("temperature") if record.is_file() else None
+    if t is None:
+        return model, f"uncalibrated (no temperature in {record})"
+    return with_temperature(model, float(t)), f"temperature {t:g} (from {record})"
+
+
+def load_predictor(model_path: Path, classes_path: Path | None, params: Path,
+                   calibrated: bool = False) -> Predictor:
+    """The model at ``model_path`` as a Predictor; ``calibrated``: with the temperature
+    evaluate fitted for it (a model that carries its own keeps it either way)."""
     from pipeline.models.saving import load_model
 
     if not model_path.is_file():
         raise PredictError(f"model {model_path} not found; train it with `dvc repro`, or "
                            "pass --model")
-    model = load_model(model_path)
+    model, temperature = calibrate(load_model(model_path), model_path, calibrated)
     shape = model.input_shape
     if isinstance(shape, list):
         raise PredictError(f"model {model_path} has {len(shape)} inputs; expected one")
@@ -76,9 +109,12 @@ def load_predictor(model_path: Path, classes_path: Path | None, params: Path) ->
         if shape[1] is None:
             raise PredictError(f"model {model_path} takes images of any size; cannot tell "
                                "which to use")
-        return Predictor(model, int(shape[1]), f"{model_path} ({shape[1]} px)", classes)
+        return Predictor(model, int(shape[1]), f"{model_path} ({shape[1]} px, "
+                         f"{temperature})", classes)
     if len(shape) == 2:
-        return _head_predictor(model, model_path, params, classes)
+        predictor = _head_predictor(model, model_path, params, classes)
+        predictor.describe += f" ({temperature})"
+        return predictor
     raise PredictError(f"model {model_path}: unexpected input shape {shape}")
 
 

@@ -1,9 +1,15 @@
-"""The test images a model gets wrong, as a picture: thumbnail, true -> predicted, confidence."""
+"""The test images a model gets wrong, as a picture: thumbnail, true -> predicted, confidence.
+
+A thumbnail may be replaced by an overlay (the saliency map of pipeline.evaluation.saliency
+over the image as the model saw it), and the title says what the overlays show.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pipeline.core.pictures import Tile, save_png, sheet
@@ -11,20 +17,31 @@ from pipeline.core.pictures import Tile, save_png, sheet
 COLUMNS = 8
 
 
-def draw_mistakes(table: pd.DataFrame, root: Path, model: str, path: str | Path,
-                  most: int) -> int:
-    """Save a sheet of up to ``most`` misclassified images, most confident first, one row
-    per true class; return how many the model got wrong in all."""
+def shown_mistakes(table: pd.DataFrame, most: int) -> pd.DataFrame:
+    """The misclassified rows a sheet shows: the ``most`` most confident."""
     wrong = table[~table["correct"]].sort_values(["confidence", "path"],
                                                  ascending=[False, True], kind="stable")
-    shown = wrong.head(most)
+    return wrong.head(most)
+
+
+def draw_mistakes(table: pd.DataFrame, root: Path, model: str, path: str | Path,
+                  most: int, overlays: Mapping[str, np.ndarray] | None = None,
+                  note: str = "") -> int:
+    """Save a sheet of up to ``most`` misclassified images, most confident first, one row
+    per true class; return how many the model got wrong in all. ``overlays`` (by path)
+    replace thumbnails; ``note`` ends the title (what the overlays show, or why none)."""
+    overlays = overlays or {}
+    wrong = table[~table["correct"]]
+    shown = shown_mistakes(table, most)
     rows = []
     for label, group in shown.groupby("label", sort=True):
-        tiles = [Tile(root / r.path, f"-> {r.predicted} ({r.confidence:.0%})")
-                 for r in group.itertuples()]
+        tiles = [Tile(overlays.get(r.path, root / r.path),
+                      f"-> {r.predicted} ({r.confidence:.0%})") for r in group.itertuples()]
         rows.append((f"true: {label}", tiles))
     extra = f", {len(shown)} most confident shown" if len(wrong) > len(shown) else ""
     title = (f"{model}: {len(wrong)} of {len(table)} test images wrong{extra}"
              if len(wrong) else f"{model}: every one of {len(table)} test images right")
+    if note and len(wrong):
+        title += f"; {note}"
     save_png(sheet(rows, COLUMNS, title), path)
     return len(wrong)

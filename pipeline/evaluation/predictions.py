@@ -15,25 +15,33 @@ import pandas as pd
 from pipeline.core.io import atomic_path
 
 COLUMNS = ["path", "label", "predicted", "confidence", "correct"]
+# After temperature scaling (pipeline.evaluation.calibration); same argmax, so the same
+# prediction. Optional: older files and callers without a temperature have none.
+CALIBRATED = "confidence_calibrated"
 
 
-def frame(paths: np.ndarray, y_true: np.ndarray, proba: np.ndarray, classes: list[str]
-          ) -> pd.DataFrame:
-    """The predictions table: true and predicted class names, the predicted probability."""
+def frame(paths: np.ndarray, y_true: np.ndarray, proba: np.ndarray, classes: list[str],
+          calibrated: np.ndarray | None = None) -> pd.DataFrame:
+    """The predictions table: true and predicted class names, the predicted probability
+    (and, given ``calibrated`` probabilities, the calibrated one)."""
     names = np.asarray(classes)
     y_pred = proba.argmax(axis=1)
-    return pd.DataFrame({
+    rows = np.arange(len(y_pred))
+    table = pd.DataFrame({
         "path": np.asarray(paths, dtype=str),
         "label": names[y_true],
         "predicted": names[y_pred],
-        "confidence": np.round(proba[np.arange(len(y_pred)), y_pred].astype(float), 4),
+        "confidence": np.round(proba[rows, y_pred].astype(float), 4),
         "correct": y_pred == y_true,
     })
+    if calibrated is not None:
+        table[CALIBRATED] = np.round(calibrated[rows, y_pred].astype(float), 4)
+    return table
 
 
 def write(table: pd.DataFrame, path: str | Path) -> None:
     with atomic_path(path, suffix=".csv") as tmp:
-        table[COLUMNS].to_csv(tmp, index=False)
+        table[COLUMNS + [c for c in (CALIBRATED,) if c in table]].to_csv(tmp, index=False)
 
 
 def read(path: str | Path) -> pd.DataFrame:

@@ -119,6 +119,61 @@ def _recall_table(report: Report) -> list[list[str]]:
     return out
 
 
+def _calibration_table(report: Report) -> list[list[str]]:
+    """Temperature, ECE and NLL on the test split before -> after (pipeline.evaluation.
+    calibration); "–" for a model evaluated before calibration existed."""
+    out = [["model", "temperature", "ECE", "ECE calibrated", "NLL", "NLL calibrated"]]
+    keys = ("temperature", "ece", "ece_calibrated", "nll", "nll_calibrated")
+    for m in report.models:
+        out.append([m.name, *(f"{m.metrics[k]:.3f}" if k in m.metrics else "–" for k in keys)])
+    return out
+
+
+def _confused_table(report: Report, top: int = 5) -> list[list[str]]:
+    """Each model's most-confused pairs (true → predicted, count), most frequent first."""
+    from pipeline.evaluation.confused import confused_pairs
+
+    out = [["model", "wrong", f"most-confused pairs (true → predicted: count), top {top}"]]
+    for m in report.models:
+        pairs = confused_pairs(m.predictions).head(top)
+        cells = ", ".join(f"{r.label} → {r.predicted}: {r.count}" for r in pairs.itertuples())
+        out.append([m.name, str(int((~m.predictions["correct"]).sum())), cells or "none"])
+    return out
+
+
+CALIBRATION_NOTE = (
+    "Temperature fitted on the validation split (NLL); ECE (15 confidence bins) and NLL on "
+    "the test split, lower is better. T > 1: the model was over-confident; T < 1: "
+    "under-confident. Accuracy is unchanged. `python -m pipeline.predict` applies T "
+    "(`--uncalibrated` to skip it)."
+)
+CONFUSED_NOTE = (
+    "A pair several models share points at the data (look-alike classes); one a single "
+    "model has, at that model. The sheet shows the recommended model's pairs."
+)
+
+
+def _md_errors(report: Report, pictures: dict[str, str]) -> list[str]:
+    """Calibration and the most-confused pairs, as Markdown lines; ``pictures`` as for
+    :func:`markdown`."""
+    return [
+        "## Calibration",
+        "",
+        _md_table(_calibration_table(report)),
+        "",
+        CALIBRATION_NOTE,
+        "",
+        *[f"![{c}]({p})\n" for c, p in pictures.items() if "reliab" in c.lower()],
+        "## Most-confused classes",
+        "",
+        _md_table(_confused_table(report)),
+        "",
+        CONFUSED_NOTE,
+        "",
+        *[f"![{c}]({p})\n" for c, p in pictures.items() if "reliab" not in c.lower()],
+    ]
+
+
 def _md_table(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
@@ -162,9 +217,11 @@ def _verdicts(report: Report) -> list[str]:
 
 
 def markdown(report: Report, data: dict, pictures: dict[str, str],
-             data_pictures: dict[str, str] | None = None) -> str:
-    """The report as Markdown; ``pictures`` (of the models, shown after their table) and
-    ``data_pictures`` (after the data) map a caption to a path relative to the page."""
+             data_pictures: dict[str, str] | None = None,
+             error_pictures: dict[str, str] | None = None) -> str:
+    """The report as Markdown; ``pictures`` (of the models, shown after their table),
+    ``data_pictures`` (after the data) and ``error_pictures`` (reliability diagrams, then
+    the confused pairs) map a caption to a path relative to the page."""
     n = report.test_images
     parts = [
         "# Which model to ship",
@@ -188,6 +245,7 @@ def markdown(report: Report, data: dict, pictures: dict[str, str],
         "",
         _md_table(_recall_table(report)),
         "",
+        *_md_errors(report, error_pictures or {}),
         "## Data",
         "",
         *[f"- {line}" for line in _data_lines(data)],
@@ -214,6 +272,7 @@ th, td { border-bottom: 1px solid #ddd; padding: .35em .7em; text-align: right; 
 th:first-child, td:first-child, td:nth-child(2), td:nth-child(5) { text-align: left; }
 th { background: #f4f4f4; } .muted { color: #666; font-size: .9em; }
 img { max-width: 100%; border: 1px solid #eee; margin: .4em 0; }
+.row { display: flex; flex-wrap: wrap; gap: .8em; } .row figure { margin: 0; }
 """
 
 
@@ -226,8 +285,23 @@ def _figures(pictures: dict[str, Path]) -> str:
     )
 
 
+def _html_errors(report: Report, pictures: dict[str, Path]) -> str:
+    """Calibration and the most-confused pairs, as HTML (the reliability diagrams in a row)."""
+    reliability = {c: p for c, p in pictures.items() if "reliab" in c.lower()}
+    others = {c: p for c, p in pictures.items() if c not in reliability}
+    return f"""<h2>Calibration</h2>
+{_html_table(_calibration_table(report))}
+<p class="muted">{html.escape(CALIBRATION_NOTE)}</p>
+<div class="row">{_figures(reliability)}</div>
+<h2>Most-confused classes</h2>
+{_html_table(_confused_table(report))}
+<p class="muted">{html.escape(CONFUSED_NOTE)}</p>
+{_figures(others)}"""
+
+
 def to_html(report: Report, data: dict, pictures: dict[str, Path],
-            data_pictures: dict[str, Path] | None = None) -> str:
+            data_pictures: dict[str, Path] | None = None,
+            error_pictures: dict[str, Path] | None = None) -> str:
     """The report as one self-contained page: styles inline, pictures as data: URLs."""
     n = report.test_images
     verdicts = "".join(f"<li>{html.escape(v)}</li>" for v in _verdicts(report))
@@ -249,6 +323,7 @@ Wilson's. ★ marks the recommended model.</p>
 {_figures(pictures)}
 <h3>Recall per class</h3>
 {_html_table(_recall_table(report))}
+{_html_errors(report, error_pictures or {})}
 <h2>Data</h2>
 <ul>{data_items}</ul>
 {_figures(data_pictures or {})}

@@ -1,0 +1,104 @@
+"""Calibration: ECE and NLL are what they claim, temperature scaling finds and mends
+over-confidence, and the Temperature layer never changes a prediction."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from pipeline.evaluation.calibration import (
+    apply_temperature,
+    ece,
+    fit_temperature,
+    nll,
+    reliability,
+    reliability_table,
+    summary,
+)
+from pipeline.models.temperature import Temperature, temperature_of, with_temperature
+
+# Two images at 90 % (one right), two at 60 % (both right).
+PROBA = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.6, 0.4]])
+LABELS = np.array([0, 1, 0, 0])
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def calibrated_sample(n: int, seed: int, classes: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, labels drawn from softmax(logits)): calibrated at T = 1 by construction."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 1.5, (n, classes))
+    p = softmax(z)
+    y = np.array([rng.choice(classes, p=row) for row in p])
+    return z, y
+
+
+def test_ece_and_nll_by_hand():
+    # 90 % bin: accuracy 0.5, gap 0.4; 60 % bin: accuracy 1.0, gap 0.4; each half the images.
+    assert ece(LABELS, PROBA) == pytest.approx(0.4)
+    assert nll(LABELS, PROBA) == pytest.approx(-(math.log(0.9) + math.log(0.1)
+                                                 + 2 * math.log(0.6)) / 4)
+    bins = reliability(LABELS, PROBA)
+    assert bins["count"].tolist() == [2, 2]
+    assert bins["accuracy"].tolist() == [1.0, 0.5]
+    assert bins["confidence"].tolist() == pytest.approx([0.6, 0.9])
+
+
+def test_a_perfectly_calibrated_prediction_has_zero_ece():
+    proba = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.5, 0.5]])
+    assert ece(np.array([0, 1, 0, 1]), proba) == pytest.approx(0.0)
+
+
+def test_fit_temperature_recovers_a_known_over_confidence():
+    z, y = calibrated_sample(4000, 0)
+    fitted = fit_temperature(y, softmax(2.5 * z))  # logits scaled by 2.5: T should be 2.5
+    assert fitted == pytest.approx(2.5, rel=0.1)
+    assert fit_temperature(y, softmax(z)) == pytest.approx(1.0, rel=0.1)
+
+
+def test_calibrating_an_over_confident_model_lowers_ece_and_nll():
+    # A linear softmax model whose weights are blown up 4x: right as often, far too sure.
+    rng = np.random.default_rng(1)
+    w, b = rng.normal(0, 1, (8, 4)), np.zeros(4)
+    inputs = keras.Input((8,))
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(inputs))
+    model.layers[-1].set_weights([4 * w, b])
+
+    def sample(seed: int):
+        x = np.random.default_rng(seed).normal(0, 1, (3000, 8)).astype("float32")
+        y = np.array([np.random.default_rng(seed + i).choice(4, p=p)
+                      for i, p in enumerate(softmax(x @ w))])
+        return x, y
+
+    (x_val, y_val), (x_test, y_test) = sample(10), sample(20)
+    raw_val, raw_test = model.predict(x_val, verbose=0), model.predict(x_test, verbose=0)
+    metrics, calibrated = summary(y_val, raw_val, y_test, raw_test)
+    assert metrics["temperature"] == pytest.approx(4.0, rel=0.15)
+    assert metrics["ece_calibrated"] < metrics["ece"] / 3
+    assert metrics["nll_calibrated"] < metrics["nll"]
+    # The model with the layer gives the numpy calibration's probabilities.
+    scaled = with_temperature(model, metrics["temperature"])
+    assert temperature_of(scaled) == metrics["temperature"] and temperature_of(model) == 1.0
+    np.testing.assert_allclose(scaled.predict(x_test, verbose=0), calibrated, atol=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [0.3, 1.0, 2.0, 10.0])
+def test_temperature_keeps_every_prediction(temperature):
+    proba = softmax(np.random.default_rng(2).normal(0, 3, (200, 6)))
+    out = keras.ops.convert_to_numpy(Temperature(temperature)(proba.astype("float32")))
+    np.testing.assert_array_equal(out.argmax(1), proba.argmax(1))
+    np.testing.assert_allclose(out.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(out, apply_temperature(proba, temperature), atol=1e-5)
+
+
+def test_reliability_table_lines_up_both_calibrations():
+    table = reliability_table(LABELS, PROBA, apply_temperature(PROBA, 3.0))
+    assert table["confidence"].is_monotonic_increasing
+    assert (table["count_before"].sum(), table["count_after"].sum()) == (4, 4)
+    assert table.loc[table["count_before"] == 0, "accuracy_before"].isna().all()
