@@ -26,7 +26,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 DCT_RATIOS = (4, 2)
 
 
-def load_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
+def load_image(path: tf.Tensor, image_size: int, exif_orientation: bool = True) -> tf.Tensor:
     """Decode any format tf.io reads (JPEG, PNG, GIF, BMP) to RGB and resize to a square.
 
     A JPEG at least four times the target on its short side is decoded at reduced scale
@@ -34,7 +34,8 @@ def load_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
     antialiased resize still does the last halving and the result stays within about
     one grey level of a full decode): up to 2.5-3x faster decode + resize on camera
     photos (benchmarks/levers.md). A JPEG under four times the target decodes exactly
-    as ``tf.io.decode_image`` would."""
+    as ``tf.io.decode_image`` would. A JPEG's EXIF Orientation is applied (TF's decoders
+    ignore it), as prepare and Pillow's ``ImageOps.exif_transpose`` do."""
     contents = tf.io.read_file(path)
     image = tf.cond(
         tf.io.is_jpeg(contents),
@@ -42,7 +43,93 @@ def load_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
         lambda: tf.io.decode_image(contents, channels=3, expand_animations=False),
     )
     image = tf.image.resize(image, (image_size, image_size), antialias=True)
+    if exif_orientation:  # on the square: a resize to a square commutes with the turn
+        image = apply_orientation(image, exif_orientation_of(contents))
     return tf.ensure_shape(image, (image_size, image_size, 3))
+
+
+# --------------------------------------------------------------------------- EXIF orientation
+# Read in the graph from the JPEG's bytes (no py_function, no manifest lookup), so that
+# training, evaluation, predict and a server decoding uploaded bytes all turn a photo
+# the same way. The fast path, a JPEG without an APP1 segment before its image data, is
+# a loop of one or two marker reads; anything malformed reads as 1 (no turn).
+
+_ORIENTATION_TAG = 0x0112
+_MAX_SEGMENTS = 16  # APPn segments before the EXIF one (JFIF, ICC, XMP ... come first)
+_MAX_ENTRIES = 64  # IFD0 entries read (Orientation is among the first dozen)
+
+
+def _read(contents: tf.Tensor, size: tf.Tensor, pos: tf.Tensor, n: int) -> tf.Tensor:
+    """``n`` bytes at ``pos`` as int32, zeros past the end (never an out-of-range error)."""
+    piece = tf.strings.substr(contents, tf.clip_by_value(pos, 0, size), n) + b"\0" * n
+    return tf.cast(tf.io.decode_raw(piece, tf.uint8)[:n], tf.int32)
+
+
+def _uint(b: tf.Tensor, little: tf.Tensor) -> tf.Tensor:
+    """Unsigned integer of the bytes ``b`` (last axis), little- or big-endian."""
+    n = b.shape[-1]
+    weights_le = tf.constant([256**i for i in range(n)], tf.int64)
+    weights = tf.where(little, weights_le, tf.reverse(weights_le, [0]))
+    return tf.reduce_sum(tf.cast(b, tf.int64) * weights, axis=-1)
+
+
+def _exif_tiff_offset(contents: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """Offset of the TIFF header in a JPEG's EXIF APP1 segment, -1 if there is none."""
+
+    def cond(i, pos, found):
+        return (i < _MAX_SEGMENTS) & (found == -1) & (pos + 4 <= size)
+
+    def body(i, pos, found):
+        head = _read(contents, size, pos, 4)  # 0xFF, marker, length (big-endian)
+        marker, length = head[1], head[2] * 256 + head[3]
+        exif = (marker == 0xE1) & tf.equal(
+            tf.strings.substr(contents, tf.minimum(pos + 4, size), 6), b"Exif\0\0")
+        stop = (head[0] != 0xFF) | (marker < 0xE0) & (marker != 0xFE) | (length < 2)
+        found = tf.where(exif, pos + 10, tf.where(stop, -2, -1))
+        return i + 1, pos + 2 + length, found
+
+    _, _, found = tf.while_loop(cond, body, (0, 2, -1))
+    return tf.where(found >= 0, found, -1)
+
+
+def exif_orientation_of(contents: tf.Tensor) -> tf.Tensor:
+    """EXIF Orientation (int32, 1-8) of encoded image bytes; 1 when none, or not a JPEG."""
+    size = tf.strings.length(contents)
+
+    def from_tiff(tiff: tf.Tensor) -> tf.Tensor:
+        little = tf.equal(tf.strings.substr(contents, tf.minimum(tiff, size), 2), b"II")
+        ifd = tiff + tf.cast(_uint(_read(contents, size, tiff + 4, 4), little), tf.int32)
+        count = tf.cast(_uint(_read(contents, size, ifd, 2), little), tf.int32)
+        entries = tf.reshape(_read(contents, size, ifd + 2, 12 * _MAX_ENTRIES),
+                             (_MAX_ENTRIES, 12))
+        tags = _uint(entries[:, 0:2], little)
+        hit = (tags == _ORIENTATION_TAG) & (tf.range(_MAX_ENTRIES) < count)
+        values = tf.cast(_uint(entries[:, 8:10], little), tf.int32)
+        value = tf.reduce_max(tf.where(hit, values, 0))
+        return tf.where((value >= 1) & (value <= 8), value, 1)
+
+    def from_jpeg() -> tf.Tensor:
+        tiff = _exif_tiff_offset(contents, size)
+        return tf.cond(tiff >= 0, lambda: from_tiff(tiff), lambda: tf.constant(1))
+
+    return tf.cond(tf.io.is_jpeg(contents), from_jpeg, lambda: tf.constant(1))
+
+
+def apply_orientation(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+    """``image`` (H, W, C) turned upright for an EXIF Orientation (1-8), as Pillow's
+    ``ImageOps.exif_transpose`` does (tf.image.rot90 turns counter-clockwise)."""
+    turns = [
+        lambda: image,  # 1: upright
+        lambda: tf.image.flip_left_right(image),  # 2: mirrored
+        lambda: tf.image.rot90(image, 2),  # 3: upside down
+        lambda: tf.image.flip_up_down(image),  # 4
+        lambda: tf.image.transpose(image),  # 5: Pillow's TRANSPOSE
+        lambda: tf.image.rot90(image, 3),  # 6: taken with the phone turned right
+        lambda: tf.image.rot90(tf.image.transpose(image), 2),  # 7: TRANSVERSE
+        lambda: tf.image.rot90(image, 1),  # 8
+    ]
+    return tf.cond(orientation == 1, lambda: image,
+                   lambda: tf.switch_case(orientation - 1, turns))
 
 
 def decode_jpeg_scaled(contents: tf.Tensor, image_size: int) -> tf.Tensor:
