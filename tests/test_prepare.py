@@ -145,7 +145,7 @@ def test_fail_policy_names_each_rejected_file_and_rule(failing, rel):
 
 def test_fail_policy_reports_copies_folders_and_mismatches(failing):
     folder, prep, check, _ = failing
-    assert "my cat/good_0_copy.jpg: exact duplicate of my cat/good_0.jpg" in prep.stdout
+    assert "my cat/good_0_copy.jpg: exact copy of my cat/good_0.jpg" in prep.stdout
     assert "my cat/png_named.jpg (ext_mismatch=true)" in check.stdout  # a warning
     assert "class folder 'empty class' holds no image" in prep.stderr
     assert "folder '.hidden class' starts with a dot (hidden): its 2 file(s) skipped" in prep.stderr
@@ -177,7 +177,7 @@ def test_quarantine_leaves_bad_files_out_with_the_reason(quarantined, photos):
     assert snapshot(photos.parent) == before
     dropped = manifest.read(folder / "data/dropped.csv").set_index("path")["reason"].to_dict()
     copy = dropped.pop("my cat/good_0_copy.jpg")
-    assert copy.startswith("exact duplicate of my cat/good_0.jpg")  # in a split, or leakage
+    assert copy.startswith("exact copy of my cat/good_0.jpg")  # dropped before the split
     assert dropped == {rel: f"quarantined: {issue}" for rel, (issue, _) in REJECTED.items()}
     for rel in REJECTED:
         assert f"  {rel}: quarantined: " in prep.stdout

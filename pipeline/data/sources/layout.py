@@ -64,9 +64,11 @@ def find_presplit(root: Path) -> dict[str, Path] | None:
     return found
 
 
-def _holds_folders(folder: Path) -> bool:
+def _is_split_folder(folder: Path) -> bool:
+    """False for a folder of images without sub-folders: a class that is named train."""
     try:
-        return bool(_entries(folder)[0])
+        dirs, _ = _entries(folder)
+        return bool(dirs) or not _image_names(folder)
     except OSError:  # unreadable: scanning it names it
         return True
 
@@ -74,8 +76,8 @@ def _holds_folders(folder: Path) -> bool:
 def split_folders(root: Path) -> dict[str, Path]:
     """The split-named folders directly in ``root``, ``{split: folder}``, even a partial set.
 
-    A split-named folder counts only if it holds folders (class folders): a ``train/``
-    of images is a class named train. Canonical split order (train, val, test); an
+    A split-named folder of images without sub-folders is not one: it is a class named
+    train (or val, test). Canonical split order (train, val, test); an
     empty dict when there are none.
     """
     if not root.is_dir():
@@ -83,7 +85,7 @@ def split_folders(root: Path) -> dict[str, Path]:
     dirs = {d.name.lower(): d for d in _entries(root)[0]}
     found: dict[str, Path] = {}
     for split, names in SPLIT_FOLDERS.items():
-        present = [dirs[n] for n in names if n in dirs and _holds_folders(dirs[n])]
+        present = [dirs[n] for n in names if n in dirs and _is_split_folder(dirs[n])]
         if len(present) > 1:
             raise SourceError(
                 f"data.source: {root} has both {' and '.join(p.name + '/' for p in present)}; "
