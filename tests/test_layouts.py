@@ -312,7 +312,8 @@ def test_orientation_from_bytes_matches_pillow_for_all_eight(tmp_path):
         ours = apply_orientation(tf.io.decode_jpeg(data, channels=3), tf.constant(orientation))
         theirs = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))
         assert ours.shape == theirs.shape
-        assert np.abs(ours.numpy().astype(float) - theirs).mean() < 1
+        # the same turn; TF's and Pillow's JPEG decoders differ by a grey level or two
+        assert np.abs(ours.numpy().astype(float) - theirs).mean() < 3
     png = io.BytesIO()
     Image.fromarray(pixels).save(png, "PNG")
     assert int(exif_orientation_of(tf.constant(png.getvalue()))) == 1

@@ -62,7 +62,7 @@ _MAX_ENTRIES = 64  # IFD0 entries read (Orientation is among the first dozen)
 def _read(contents: tf.Tensor, size: tf.Tensor, pos: tf.Tensor, n: int) -> tf.Tensor:
     """``n`` bytes at ``pos`` as int32, zeros past the end (never an out-of-range error)."""
     piece = tf.strings.substr(contents, tf.clip_by_value(pos, 0, size), n) + b"\0" * n
-    return tf.cast(tf.io.decode_raw(piece, tf.uint8)[:n], tf.int32)
+    return tf.reshape(tf.cast(tf.io.decode_raw(piece, tf.uint8)[:n], tf.int32), [n])
 
 
 def _uint(b: tf.Tensor, little: tf.Tensor) -> tf.Tensor:
