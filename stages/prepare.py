@@ -96,6 +96,11 @@ def report(params: Params, info: SourceInfo, counts: dict, per_class: dict, kept
     for name, n in found.other_folders.items():
         print(f"warning: folder {name!r} is beside the split folders: its {n} file(s) "
               "skipped", file=sys.stderr)
+    across = dropped["reason"].fillna("").str.contains(", leakage ", regex=False)
+    if counts["source"]["presplit"] and across.any():
+        print(f"note: data.images.duplicates: drop left out {int(across.sum())} copies across "
+              "the split folders, each from the later split (train, val, test order): the "
+              "given split is changed (see data/dropped.csv)", file=sys.stderr)
     for label in emptied:
         n = int((dropped["label"] == label).sum())
         print(f"warning: class {label!r}: all {n} image(s) left out (see {paths.DROPPED}): it "

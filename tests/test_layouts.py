@@ -314,6 +314,10 @@ def test_orientation_from_bytes_matches_pillow_for_all_eight(tmp_path):
         assert ours.shape == theirs.shape
         # the same turn; TF's and Pillow's JPEG decoders differ by a grey level or two
         assert np.abs(ours.numpy().astype(float) - theirs).mean() < 3
+    cut = 4 + data[4] * 256 + data[5]  # after JFIF's APP0: the EXIF segment
+    assert int(exif_orientation_of(tf.constant(data[:2] + data[cut:]))) == 8  # EXIF first
+    others = b"\xff\xed\x00\x06abcd\xff\xe2\x00\x04zz"  # APP13, APP2 before EXIF
+    assert int(exif_orientation_of(tf.constant(data[:cut] + others + data[cut:]))) == 8
     png = io.BytesIO()
     Image.fromarray(pixels).save(png, "PNG")
     assert int(exif_orientation_of(tf.constant(png.getvalue()))) == 1

@@ -74,21 +74,42 @@ def _uint(b: tf.Tensor, little: tf.Tensor) -> tf.Tensor:
 
 
 def _exif_tiff_offset(contents: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
-    """Offset of the TIFF header in a JPEG's EXIF APP1 segment, -1 if there is none."""
+    """Offset of the TIFF header in a JPEG's EXIF APP1 segment, -1 if there is none.
+
+    Fast path: the EXIF segment is the first (cameras) or second (after JFIF's APP0)
+    one; a loop over further APPn segments runs only when the first two are other APPn.
+    """
+
+    def segment(pos):  # (marker, length, is EXIF) of the segment at pos
+        head = _read(contents, size, pos, 4)  # 0xFF, marker, length (big-endian)
+        marker = tf.where(head[0] == 0xFF, head[1], 0)
+        exif = (marker == 0xE1) & tf.equal(
+            tf.strings.substr(contents, tf.minimum(pos + 4, size), 6), b"Exif\0\0")
+        return marker, head[2] * 256 + head[3], exif
+
+    def app(marker, length):  # an APPn or comment segment: EXIF may follow it
+        return ((marker >= 0xE0) & (marker <= 0xEF) | (marker == 0xFE)) & (length >= 2)
 
     def cond(i, pos, found):
         return (i < _MAX_SEGMENTS) & (found == -1) & (pos + 4 <= size)
 
     def body(i, pos, found):
-        head = _read(contents, size, pos, 4)  # 0xFF, marker, length (big-endian)
-        marker, length = head[1], head[2] * 256 + head[3]
-        exif = (marker == 0xE1) & tf.equal(
-            tf.strings.substr(contents, tf.minimum(pos + 4, size), 6), b"Exif\0\0")
-        stop = (head[0] != 0xFF) | (marker < 0xE0) & (marker != 0xFE) | (length < 2)
-        found = tf.where(exif, pos + 10, tf.where(stop, -2, -1))
+        marker, length, exif = segment(pos)
+        found = tf.where(exif, pos + 10, tf.where(app(marker, length), -1, -2))
         return i + 1, pos + 2 + length, found
 
-    _, _, found = tf.while_loop(cond, body, (0, 2, -1))
+    def loop(start):
+        return tf.while_loop(cond, body, (2, start, -1))[2]
+
+    marker1, length1, exif1 = segment(2)
+    second = 4 + length1
+    marker2, length2, exif2 = segment(second)
+    found = tf.case([
+        (exif1, lambda: tf.constant(12)),
+        (~app(marker1, length1), lambda: tf.constant(-1)),
+        (exif2, lambda: second + 10),
+        (app(marker2, length2), lambda: loop(second + 2 + length2)),
+    ], default=lambda: tf.constant(-1), exclusive=False)
     return tf.where(found >= 0, found, -1)
 
 
