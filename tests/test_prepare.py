@@ -331,15 +331,15 @@ def test_presplit_archive_keeps_its_split_and_is_found_again(tmp_path):
     assert archive.read_bytes() and snapshot(user) == before
 
 
-def test_partial_split_folders_are_an_error_not_classes(tmp_path):
+def test_split_folders_without_train_are_an_error_not_classes(tmp_path):
     data = tmp_path / "user" / "photos"
-    for split in ("train", "test"):
+    for split in ("val", "test"):
         good_images(data / split / "cat", 2, seed=9)
         good_images(data / split / "dog", 2, seed=10)
     before = snapshot(data)
     prep = run_stage(project(tmp_path / "p", data__source=str(data)), "prepare")
     assert prep.returncode == 2
-    assert "has the split folder(s) train/, test/ but no val/ or validation/" in prep.stderr
+    assert "has the split folder(s) val/, test/ but no train/" in prep.stderr
     assert "data.presplit: ignore" in prep.stderr
     pooled = run_stage(project(tmp_path / "q", data__source=str(data), data__presplit="ignore"),
                    "prepare")

@@ -83,7 +83,7 @@ class ImagesParams(_Section):
     duplicates: Literal["fail", "drop"]  # copies: report (leakage fails) | drop
     near_threshold: Annotated[int, Field(ge=0, le=64)] | None  # phash bits; None: exact
     workers: PositiveInt  # threads decoding images
-    exif_orientation: bool = True  # apply the EXIF Orientation tag (as phone photos need)
+    exif_orientation: bool  # apply the EXIF Orientation tag (as phone photos need)
 
     @field_validator("formats", "modes")
     @classmethod
@@ -104,7 +104,7 @@ class DataParams(_Section):
     presplit: Literal["auto", "use", "ignore"]  # train/ val/ test/ folders
     # The sub-folder of the source holding the class folders (several data sets in one
     # archive); "." takes the source's top level as it is; None: found automatically.
-    root: str | None = None
+    root: str | None
     cache: Annotated[str, Field(min_length=1)]  # downloads, extractions
     max_bytes: PositiveInt  # download and extracted size cap
     max_files: PositiveInt  # archive entries cap
