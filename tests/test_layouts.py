@@ -299,8 +299,9 @@ def test_orientation_from_bytes_matches_pillow_for_all_eight(tmp_path):
 
     from pipeline.data.input import apply_orientation, exif_orientation_of
 
-    pixels = noise(40, 24, 0)
+    pixels = noise(40, 40, 0)  # square, as load_image turns it (after the resize)
     pixels[:, :10] = 255
+    pixels[:6, :, 1] = 0
     for orientation in range(1, 9):
         img = Image.fromarray(pixels)
         exif = img.getexif()
