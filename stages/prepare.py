@@ -27,36 +27,42 @@ from pipeline.core import paths, stage
 from pipeline.core.io import write_json
 from pipeline.core.params import Params
 from pipeline.data import images, manifest, scan, sources, summary
+from pipeline.data.duplicates import mark_copies
 from pipeline.data.pictures import draw_left_out, draw_samples
-from pipeline.data.policy import apply_policy, problems
+from pipeline.data.policy import apply_policy, check_unread_classes, problems, unreadable_rows
 from pipeline.data.sources import SourceInfo, layout
-from pipeline.data.splits import stratified_split
+from pipeline.data.splits import assign_splits
 
 
 def main(params: Params) -> None:
     d, im = params.data, params.data.images
     info = sources.resolve(d)
     folders, presplit = layout.presplit_folders(info.root, d.presplit)
+    if folders is None and d.root is None:
+        layout.check_one_data_set(info.root)
     found = scan.scan(info.root, folders)
     scan.check_classes(found.labels, info.root, found)
     policy = images.ImagePolicy.from_params(im, params.validate_)
     inspected = images.inspect_all(info.root, [rel for rel, _ in found.images], policy,
                                    workers=im.workers)
-    fractions = d.split.as_dict()
-    frame = manifest.build(found.images, found.splits, inspected, fractions, params.seed)
-    if not presplit:  # the split is over the images that stay
-        usable = (frame["action"] != "reject") if im.bad == "quarantine" else \
-            pd.Series(True, index=frame.index)
-        frame.loc[usable, "split"] = stratified_split(
-            frame.loc[usable, "label"].tolist(), fractions, params.seed)
+    frame = manifest.build(found.images, found.splits if presplit else [], inspected)
+    # Copies are left out before the split is drawn, so that no split can hold a copy of
+    # another's image; the split is then drawn over what stays.
     kept, dropped = apply_policy(frame, im.bad, im.duplicates, im.near_threshold)
+    kept = assign_splits(kept, d.split.as_dict(), params.seed, presplit=presplit,
+                         carve=layout.carved_from_train(folders))
+    kept = mark_copies(kept.drop(columns=manifest.COPY_COLUMNS), im.near_threshold,
+                       usable=kept["action"] != "reject")  # within and across the drawn splits
+    dropped = pd.concat([dropped, unreadable_rows(found.unreadable)], ignore_index=True)
+    check_unread_classes(kept, dropped)
     scan.check_classes(kept["label"].tolist(), info.root, found)
 
     manifest.write(kept[manifest.COLUMNS], paths.MANIFEST)
     manifest.write(dropped.reindex(columns=manifest.DROPPED_COLUMNS), paths.DROPPED)
     write_json(paths.SOURCE, sources.record(info, d.source, presplit))
     counts = summary.summary(kept, found, dropped)
-    counts["source"] = {"kind": info.kind, "sha256": info.sha256, "presplit": presplit}
+    counts["source"] = {"kind": info.kind, "sha256": info.sha256, "presplit": presplit,
+                        "split_from": layout.describe(folders, presplit, d.split.val)}
     emptied = sorted(set(found.labels) - set(kept["label"]))
     counts["emptied_classes"] = emptied
     write_json(paths.DATA_REPORTS / "prepare.json", counts)
@@ -73,7 +79,7 @@ def report(params: Params, info: SourceInfo, counts: dict, per_class: dict, kept
            dropped: pd.DataFrame, found: scan.Scan, emptied: list[str]) -> None:
     where = {"folder": "folder", "archive": "archive", "url": "URL"}[info.kind]
     extra = "" if info.kind == "folder" else f" (sha256 {info.sha256[:12]}, in {info.root})"
-    split_from = "the split folders" if counts["source"]["presplit"] else "a stratified split"
+    split_from = counts["source"]["split_from"]
     skip = ", ".join(f"{n} {why}" for why, n in counts["skipped"].items()) or "none"
     print(
         f"prepare: {counts['images']} images of {counts['classes']} classes from {where} "
@@ -90,6 +96,11 @@ def report(params: Params, info: SourceInfo, counts: dict, per_class: dict, kept
     for name, n in found.other_folders.items():
         print(f"warning: folder {name!r} is beside the split folders: its {n} file(s) "
               "skipped", file=sys.stderr)
+    across = dropped["reason"].fillna("").str.contains(", leakage ", regex=False)
+    if counts["source"]["presplit"] and across.any():
+        print(f"note: data.images.duplicates: drop left out {int(across.sum())} copies across "
+              "the split folders, each from the later split (train, val, test order): the "
+              "given split is changed (see data/dropped.csv)", file=sys.stderr)
     for label in emptied:
         n = int((dropped["label"] == label).sum())
         print(f"warning: class {label!r}: all {n} image(s) left out (see {paths.DROPPED}): it "

@@ -270,9 +270,9 @@ def test_fail_policy_keeps_everything_and_flags_it():
     assert flags.loc["c/bad.jpg", "duplicate_of"] == ""  # rejected rows are not compared
     assert problems(kept) == [
         "c/bad.jpg: truncated",
-        "c/a_copy.jpg: exact duplicate of c/a.jpg (duplicate within a split)",
-        "c/a_test.jpg: exact duplicate of c/a.jpg (leakage across splits)",
-        "c/a_near.jpg: near duplicate of c/a.jpg (leakage across splits)",
+        "c/a_copy.jpg: exact copy of c/a.jpg (copy within a split)",
+        "c/a_test.jpg: exact copy of c/a.jpg (leakage across splits)",
+        "c/a_near.jpg: near copy (distance 2) of c/a.jpg (leakage across splits)",
     ]
 
 
@@ -283,10 +283,10 @@ def test_quarantine_and_drop_record_the_reasons():
     reasons = dict(zip(dropped["path"], dropped["reason"], strict=True))
     assert reasons == {
         "c/bad.jpg": "quarantined: truncated",
-        "c/a_copy.jpg": "exact duplicate of c/a.jpg in train",
-        "c/a_test.jpg": "exact duplicate of c/a.jpg, leakage train -> test",
-        "c/a_near.jpg": "near duplicate (phash distance 2) of c/a.jpg, leakage train -> val",
-        "c/b.jpg": "near duplicate (phash distance 4) of c/b_near.jpg, leakage train -> test",
+        "c/a_copy.jpg": "exact copy of c/a.jpg in train",
+        "c/a_test.jpg": "exact copy of c/a.jpg, leakage train -> test",
+        "c/a_near.jpg": "near copy (distance 2) of c/a.jpg, leakage train -> val",
+        "c/b.jpg": "near copy (distance 4) of c/b_near.jpg, leakage train -> test",
     }
     assert problems(kept) == []
 

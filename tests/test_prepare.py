@@ -145,7 +145,7 @@ def test_fail_policy_names_each_rejected_file_and_rule(failing, rel):
 
 def test_fail_policy_reports_copies_folders_and_mismatches(failing):
     folder, prep, check, _ = failing
-    assert "my cat/good_0_copy.jpg: exact duplicate of my cat/good_0.jpg" in prep.stdout
+    assert "my cat/good_0_copy.jpg: exact copy of my cat/good_0.jpg" in prep.stdout
     assert "my cat/png_named.jpg (ext_mismatch=true)" in check.stdout  # a warning
     assert "class folder 'empty class' holds no image" in prep.stderr
     assert "folder '.hidden class' starts with a dot (hidden): its 2 file(s) skipped" in prep.stderr
@@ -177,7 +177,7 @@ def test_quarantine_leaves_bad_files_out_with_the_reason(quarantined, photos):
     assert snapshot(photos.parent) == before
     dropped = manifest.read(folder / "data/dropped.csv").set_index("path")["reason"].to_dict()
     copy = dropped.pop("my cat/good_0_copy.jpg")
-    assert copy.startswith("exact duplicate of my cat/good_0.jpg")  # in a split, or leakage
+    assert copy.startswith("exact copy of my cat/good_0.jpg")  # dropped before the split
     assert dropped == {rel: f"quarantined: {issue}" for rel, (issue, _) in REJECTED.items()}
     for rel in REJECTED:
         assert f"  {rel}: quarantined: " in prep.stdout
@@ -331,15 +331,15 @@ def test_presplit_archive_keeps_its_split_and_is_found_again(tmp_path):
     assert archive.read_bytes() and snapshot(user) == before
 
 
-def test_partial_split_folders_are_an_error_not_classes(tmp_path):
+def test_split_folders_without_train_are_an_error_not_classes(tmp_path):
     data = tmp_path / "user" / "photos"
-    for split in ("train", "test"):
+    for split in ("val", "test"):
         good_images(data / split / "cat", 2, seed=9)
         good_images(data / split / "dog", 2, seed=10)
     before = snapshot(data)
     prep = run_stage(project(tmp_path / "p", data__source=str(data)), "prepare")
     assert prep.returncode == 2
-    assert "has the split folder(s) train/, test/ but no val/ or validation/" in prep.stderr
+    assert "has the split folder(s) val/, test/ but no train/" in prep.stderr
     assert "data.presplit: ignore" in prep.stderr
     pooled = run_stage(project(tmp_path / "q", data__source=str(data), data__presplit="ignore"),
                    "prepare")

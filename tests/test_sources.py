@@ -75,10 +75,16 @@ def test_presplit_folders_are_found(tmp_path):
         layout.find_presplit(tmp_path / "data")
 
 
-def test_partial_split_is_not_a_presplit(tmp_path):
+def test_train_with_val_or_test_is_a_presplit_and_val_is_the_test_split(tmp_path):
     for split in ("train", "test"):
         (tmp_path / split / "cat").mkdir(parents=True)
-    assert layout.find_presplit(tmp_path) is None
+    assert layout.find_presplit(tmp_path) == {"train": tmp_path / "train",
+                                              "test": tmp_path / "test"}
+    (tmp_path / "test").rename(tmp_path / "val")  # ImageNet, Imagenette: val/ is held out
+    assert layout.find_presplit(tmp_path) == {"train": tmp_path / "train",
+                                              "test": tmp_path / "val"}
+    (tmp_path / "train").rename(tmp_path / "other")
+    assert layout.find_presplit(tmp_path) is None  # no train/: not a pre-split set
 
 
 def test_pin_on_a_folder_is_an_error(tmp_path):
@@ -365,11 +371,13 @@ def test_presplit_folders_by_mode(tmp_path):
     assert layout.presplit_folders(tmp_path, "use") == (folders, True)
     assert layout.presplit_folders(tmp_path, "ignore") == (folders, False)  # pooled
     shutil.rmtree(tmp_path / "validation")
-    with pytest.raises(SourceError, match=r"split folder\(s\) train/, test/ but no val/ or "
-                                          r"validation/.*data\.presplit: ignore"):
-        layout.presplit_folders(tmp_path, "auto")
     partial = {"train": tmp_path / "train", "test": tmp_path / "test"}
+    assert layout.presplit_folders(tmp_path, "auto") == (partial, True)  # val carved
     assert layout.presplit_folders(tmp_path, "ignore") == (partial, False)
+    shutil.rmtree(tmp_path / "train")
+    with pytest.raises(SourceError, match=r"split folder\(s\) test/ but no train/.*"
+                                          r"data\.presplit: ignore"):
+        layout.presplit_folders(tmp_path, "auto")
 
 
 def _data(source: str, cache: Path):

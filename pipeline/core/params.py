@@ -83,6 +83,7 @@ class ImagesParams(_Section):
     duplicates: Literal["fail", "drop"]  # copies: report (leakage fails) | drop
     near_threshold: Annotated[int, Field(ge=0, le=64)] | None  # phash bits; None: exact
     workers: PositiveInt  # threads decoding images
+    exif_orientation: bool  # apply the EXIF Orientation tag (as phone photos need)
 
     @field_validator("formats", "modes")
     @classmethod
@@ -101,11 +102,25 @@ class DataParams(_Section):
     source: Annotated[str, Field(min_length=1)]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None  # archive pin; null: none
     presplit: Literal["auto", "use", "ignore"]  # train/ val/ test/ folders
+    # The sub-folder of the source holding the class folders (several data sets in one
+    # archive); "." takes the source's top level as it is; None: found automatically.
+    root: str | None
     cache: Annotated[str, Field(min_length=1)]  # downloads, extractions
     max_bytes: PositiveInt  # download and extracted size cap
     max_files: PositiveInt  # archive entries cap
     split: SplitParams
     images: ImagesParams
+
+    @field_validator("root")
+    @classmethod
+    def _relative(cls, root: str | None) -> str | None:
+        if root is None:
+            return None
+        parts = Path(root.strip()).parts if root.strip() else ()
+        if not parts or Path(root).is_absolute() or ".." in parts:
+            raise ValueError(
+                f"{root!r}: a sub-folder of data.source (relative, no '..'), '.' or null")
+        return Path(*parts).as_posix()
 
 
 class ValidateParams(_Section):

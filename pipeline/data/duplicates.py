@@ -123,3 +123,14 @@ def mark_copies(frame: pd.DataFrame, near_threshold: int | None,
         frame.at[label, "duplicate_distance"] = neighbours[label][first]
         frame.at[label, "leakage"] = str(split[label]) != str(split[first])
     return frame
+
+
+def copy_kind(frame: pd.DataFrame, label: object) -> str:
+    """What row ``label`` of a marked ``frame`` is of its original: "exact copy" for the
+    same bytes only; otherwise "near copy (distance d)", d in perceptual-hash bits, 0 for
+    the same picture in other bytes (a re-encoded or resized thumbnail)."""
+    original = (frame.loc[frame["path"] == frame.at[label, "duplicate_of"], "sha256"]
+                if "sha256" in frame else [])
+    if len(original) and str(original.iloc[0]) == str(frame.at[label, "sha256"]):
+        return "exact copy"
+    return f"near copy (distance {frame.at[label, 'duplicate_distance']})"

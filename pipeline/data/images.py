@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.core.params import ImagesParams, ValidateParams
 from pipeline.data.formats import EXTENSION_FORMATS, FORMAT_ALIASES
@@ -38,9 +38,14 @@ from pipeline.data.phash import phash
 # One row per image: what inspect_all returns (manifest columns, see pipeline.data.manifest).
 COLUMNS = [
     "path", "bytes", "sha256", "decodable", "truncated", "format", "ext_mismatch", "mode",
-    "bits", "width", "height", "aspect", "phash", "issue", "action",
+    "bits", "width", "height", "orientation", "aspect", "phash", "issue", "action",
 ]  # fmt: skip
 Action = Literal["ok", "convert", "reject"]
+# The issue of a file whose bytes cannot be read (permissions, I/O): left out under every
+# policy (pipeline.data.policy), since no validation run can see it either.
+CANNOT_READ = "cannot read"
+# EXIF Orientation values 5-8 turn the picture a quarter: width and height swap.
+_TRANSPOSED = frozenset({5, 6, 7, 8})
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class ImagePolicy:
     max_side: int
     max_aspect: float
     max_pixels: int
+    exif_orientation: bool = True
 
     @classmethod
     def from_params(cls, images: ImagesParams, validate: ValidateParams) -> ImagePolicy:
@@ -71,6 +77,7 @@ class ImagePolicy:
             max_side=validate.max_side,
             max_aspect=images.max_aspect,
             max_pixels=images.max_pixels,
+            exif_orientation=images.exif_orientation,
         )
 
 
@@ -124,7 +131,7 @@ def _inspect(path: Path, rel: str, policy: ImagePolicy, root: Path | None) -> di
             return _row(rel, issue="symbolic link outside the data folder")
         data = path.read_bytes()  # once: the size, the sha256 and the decode all use it
     except OSError as err:
-        return _row(rel, issue=f"unreadable: {err.strerror or err}")
+        return _row(rel, issue=f"{CANNOT_READ}: {err.strerror or err}")
     file = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     if not data:
         return _row(rel, **file, issue="zero-byte file")
@@ -144,14 +151,17 @@ def _inspect(path: Path, rel: str, policy: ImagePolicy, root: Path | None) -> di
     with img:
         fmt = img.format or ""
         ext_format = EXTENSION_FORMATS.get(path.suffix.lower())
+        orientation = _orientation(img) if policy.exif_orientation else 1
+        width, height = (img.height, img.width) if orientation in _TRANSPOSED else img.size
         facts = dict(
             **file,
             format=fmt,
             ext_mismatch=ext_format is not None and FORMAT_ALIASES.get(fmt, fmt) != ext_format,
             mode=img.mode,
             bits=_bits(img),
-            width=img.width,
-            height=img.height,
+            width=width,  # as the network sees it: after the EXIF orientation
+            height=height,
+            orientation=orientation,
             aspect=round(max(img.size) / max(min(img.size), 1), 3),
         )
         unreadable_bmp = _bmp_problem(img)  # from the tile, which load() empties
@@ -167,10 +177,25 @@ def _inspect(path: Path, rel: str, policy: ImagePolicy, root: Path | None) -> di
             truncated = _is_truncation(err)
             why = "truncated" if truncated else f"cannot decode: {_named(err, rel)}"
             return _row(rel, **facts, truncated=truncated, issue=why)
-        facts.update(decodable=True, phash=phash(img))
+        upright = ImageOps.exif_transpose(img) if orientation != 1 else img
+        facts.update(decodable=True, phash=phash(upright))
 
     issues, action = _judge(facts, policy, [unreadable_bmp] if unreadable_bmp else [])
     return _row(rel, **facts, issue="; ".join(issues), action=action)
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF Orientation (1-8) of a JPEG, 1 for none or a value out of range.
+
+    JPEG only: the pipeline's tf.data decoder reads the tag from JPEG's APP1 segment
+    (pipeline.data.input.exif_orientation); a PNG eXIf chunk is rare and not applied."""
+    if FORMAT_ALIASES.get(img.format or "", img.format) != "JPEG":
+        return 1
+    try:
+        value = img.getexif().get(0x0112, 1)
+    except (OSError, SyntaxError, ValueError, TypeError):  # a broken EXIF block: ignored
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _named(err: BaseException, rel: str) -> str:
@@ -279,7 +304,7 @@ def inspect_all(
             disable=len(rels) < 2,
         ))
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    for col in ("bytes", "bits", "width", "height"):
+    for col in ("bytes", "bits", "width", "height", "orientation"):
         frame[col] = frame[col].astype("Int64")
     frame["aspect"] = frame["aspect"].astype("Float64")
     return frame

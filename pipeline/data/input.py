@@ -26,7 +26,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 DCT_RATIOS = (4, 2)
 
 
-def load_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
+def load_image(path: tf.Tensor, image_size: int, exif_orientation: bool = True) -> tf.Tensor:
     """Decode any format tf.io reads (JPEG, PNG, GIF, BMP) to RGB and resize to a square.
 
     A JPEG at least four times the target on its short side is decoded at reduced scale
@@ -34,11 +34,13 @@ def load_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
     antialiased resize still does the last halving and the result stays within about
     one grey level of a full decode): up to 2.5-3x faster decode + resize on camera
     photos (benchmarks/levers.md). A JPEG under four times the target decodes exactly
-    as ``tf.io.decode_image`` would."""
-    return decode_image(tf.io.read_file(path), image_size)
+    as ``tf.io.decode_image`` would. A JPEG's EXIF Orientation is applied (TF's decoders
+    ignore it), as prepare and Pillow's ``ImageOps.exif_transpose`` do."""
+    return decode_image(tf.io.read_file(path), image_size, exif_orientation)
 
 
-def decode_image(contents: tf.Tensor, image_size: int) -> tf.Tensor:
+def decode_image(contents: tf.Tensor, image_size: int, exif_orientation: bool = True
+                 ) -> tf.Tensor:
     """:func:`load_image` on the encoded bytes: the one decode of training, evaluation and
     serving (``python -m pipeline.serve`` gets bytes, not files)."""
     image = tf.cond(
@@ -47,7 +49,84 @@ def decode_image(contents: tf.Tensor, image_size: int) -> tf.Tensor:
         lambda: tf.io.decode_image(contents, channels=3, expand_animations=False),
     )
     image = tf.image.resize(image, (image_size, image_size), antialias=True)
+    if exif_orientation:  # on the square: a resize to a square commutes with the turn
+        image = apply_orientation(image, exif_orientation_of(contents))
     return tf.ensure_shape(image, (image_size, image_size, 3))
+
+
+# --------------------------------------------------------------------------- EXIF orientation
+# Read in the graph from the JPEG's bytes (no py_function, no manifest lookup), so that
+# training, evaluation, predict and a server decoding uploaded bytes all turn a photo
+# the same way. The fast path, a JPEG without an APP1 segment before its image data, is
+# a loop of one or two marker reads; anything malformed reads as 1 (no turn).
+
+_ORIENTATION_TAG = 0x0112
+_MAX_SEGMENTS = 16  # APPn segments before the EXIF one (JFIF, ICC, XMP ... come first)
+_MAX_ENTRIES = 64  # IFD0 entries read (Orientation is among the first dozen)
+
+
+def _read(contents: tf.Tensor, size: tf.Tensor, pos: tf.Tensor, n: int) -> tf.Tensor:
+    """``n`` bytes at ``pos`` as int32, zeros past the end (never an out-of-range error)."""
+    piece = tf.strings.substr(contents, tf.clip_by_value(pos, 0, size), n) + b"\0" * n
+    return tf.reshape(tf.cast(tf.io.decode_raw(piece, tf.uint8)[:n], tf.int32), [n])
+
+
+def _uint(b: tf.Tensor, little: tf.Tensor) -> tf.Tensor:
+    """Unsigned integer of the bytes ``b`` (last axis), little- or big-endian."""
+    n = b.shape[-1]
+    weights_le = tf.constant([256**i for i in range(n)], tf.int64)
+    weights = tf.where(little, weights_le, tf.reverse(weights_le, [0]))
+    return tf.reduce_sum(tf.cast(b, tf.int64) * weights, axis=-1)
+
+
+def _exif_tiff_offset(contents: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """Offset of the TIFF header in a JPEG's EXIF APP1 segment, -1 if there is none.
+
+    Branch-free (tf.where, no tf.cond / while_loop: control flow in a tf.data map costs
+    milliseconds per image): the first ``_MAX_SEGMENTS`` segments are read at fixed
+    steps; EXIF follows only APPn and comment segments (cameras write it first).
+    """
+    pos, found, going = tf.constant(2), tf.constant(-1), tf.constant(True)
+    for _ in range(_MAX_SEGMENTS):
+        head = _read(contents, size, pos, 4)  # 0xFF, marker, length (big-endian)
+        marker = tf.where(head[0] == 0xFF, head[1], 0)
+        length = head[2] * 256 + head[3]
+        exif = going & (marker == 0xE1) & tf.equal(
+            tf.strings.substr(contents, tf.minimum(pos + 4, size), 6), b"Exif\0\0")
+        found = tf.where(exif & (found < 0), pos + 10, found)
+        going = going & ((marker >= 0xE0) & (marker <= 0xEF) | (marker == 0xFE)) & (length >= 2)
+        pos = pos + 2 + length
+    return found
+
+
+def exif_orientation_of(contents: tf.Tensor) -> tf.Tensor:
+    """EXIF Orientation (int32, 1-8) of encoded image bytes; 1 when none, or not a JPEG."""
+    size = tf.strings.length(contents)
+    tiff = _exif_tiff_offset(contents, size)  # a PNG's bytes never look like a segment
+    little = tf.equal(tf.strings.substr(contents, tf.clip_by_value(tiff, 0, size), 2), b"II")
+    ifd = tiff + tf.cast(_uint(_read(contents, size, tiff + 4, 4), little), tf.int32)
+    count = tf.cast(_uint(_read(contents, size, ifd, 2), little), tf.int32)
+    entries = tf.reshape(_read(contents, size, ifd + 2, 12 * _MAX_ENTRIES), (_MAX_ENTRIES, 12))
+    tags = _uint(entries[:, 0:2], little)
+    hit = (tags == _ORIENTATION_TAG) & (tf.range(_MAX_ENTRIES) < count)
+    value = tf.reduce_max(tf.where(hit, tf.cast(_uint(entries[:, 8:10], little), tf.int32), 0))
+    return tf.where((tiff >= 0) & (value >= 1) & (value <= 8), value, 1)
+
+
+# Orientation -> (transpose, then flip left-right, then flip up-down): Pillow's
+# exif_transpose, as three optional flips of the square (any turn or mirror of it).
+_TURNS = np.array([
+    [0, 0, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 0], [1, 1, 0], [1, 1, 1], [1, 0, 1],
+], dtype=bool)
+
+
+def apply_orientation(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+    """A square ``image`` (S, S, C) turned upright for an EXIF Orientation (1-8), as
+    Pillow's ``ImageOps.exif_transpose`` does; branch-free, so cheap in a tf.data map."""
+    turn = tf.gather(tf.constant(_TURNS), tf.clip_by_value(orientation, 1, 8) - 1)
+    image = tf.where(turn[0], tf.transpose(image, (1, 0, 2)), image)
+    image = tf.where(turn[1], tf.reverse(image, [1]), image)
+    return tf.where(turn[2], tf.reverse(image, [0]), image)
 
 
 def decode_jpeg_scaled(contents: tf.Tensor, image_size: int) -> tf.Tensor:

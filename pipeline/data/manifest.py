@@ -23,7 +23,8 @@ FILE_COLUMNS = [
 ]  # fmt: skip
 # From pipeline.data.images.inspect_all: a full decode of each image, and its verdict.
 IMAGE_COLUMNS = [
-    "decodable", "truncated", "ext_mismatch", "mode", "bits", "aspect", "phash", "issue", "action",
+    "decodable", "truncated", "ext_mismatch", "mode", "bits", "orientation", "aspect", "phash",
+    "issue", "action",
 ]  # fmt: skip
 # From pipeline.data.duplicates.mark_copies: the kept original a row copies, and whether
 # across splits.
@@ -34,15 +35,17 @@ TEXT_COLUMNS = (
     "path", "label", "split", "format", "sha256", "error", "mode", "phash", "issue", "action",
     "duplicate_of", "reason",
 )  # fmt: skip
-INT_COLUMNS = ("width", "height", "channels", "bits", "bytes", "duplicate_distance")
+# orientation: the EXIF Orientation applied (1-8, 1 = none); width and height are after it.
+INT_COLUMNS = ("width", "height", "channels", "bits", "bytes", "orientation", "duplicate_distance")
 FLOAT_COLUMNS = ("aspect",)
 BOOL_COLUMNS = ("decodable", "truncated", "ext_mismatch", "leakage")
 
 
 def build(images: list[tuple[str, str]], splits: list[str], inspected: pd.DataFrame,
-          fractions: dict[str, float], seed: int) -> pd.DataFrame:
+          fractions: dict[str, float] | None = None, seed: int = 0) -> pd.DataFrame:
     """One row per ``(path, label)`` of ``images``, in that order: the ``splits`` given
-    (by split folders) or a seeded stratified one, and the columns of
+    (by split folders), else a seeded stratified one over ``fractions``, else "" (prepare
+    draws it once copies are left out), and the columns of
     :func:`pipeline.data.images.inspect_all` (``inspected``, one row per path).
 
     ``channels`` comes from the mode (none for a file that cannot be opened), and
@@ -54,14 +57,15 @@ def build(images: list[tuple[str, str]], splits: list[str], inspected: pd.DataFr
     frame = pd.DataFrame({
         "path": rels,
         "label": labels,
-        "split": list(splits) if splits else stratified_split(labels, fractions, seed),
+        "split": list(splits) if splits else stratified_split(labels, fractions, seed)
+        if fractions else [""] * len(rels),
     })
     for col in facts.columns:
         frame[col] = facts[col].to_numpy()
     for col in BOOL_COLUMNS:
         if col in frame:
             frame[col] = frame[col].fillna(False).astype(bool)
-    for col in ("width", "height", "bits", "bytes"):
+    for col in ("width", "height", "bits", "bytes", "orientation"):
         frame[col] = facts[col].astype("Int64").array  # nullable: a gap stays a gap
     frame["aspect"] = facts["aspect"].astype("float64").to_numpy()
     frame["format"] = frame["format"].fillna("")

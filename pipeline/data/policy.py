@@ -10,7 +10,9 @@ from typing import Literal
 
 import pandas as pd
 
-from pipeline.data.duplicates import mark_copies
+from pipeline.data.duplicates import copy_kind, mark_copies
+from pipeline.data.errors import DataSourceError
+from pipeline.data.images import CANNOT_READ
 
 
 def apply_policy(
@@ -33,15 +35,17 @@ def apply_policy(
     rejected = df["action"] == "reject"
     frame = mark_copies(df, near_threshold, usable=~rejected)
     reasons = pd.Series("", index=frame.index, dtype=object)
-    if bad == "quarantine":
-        reasons[rejected] = "quarantined: " + frame.loc[rejected, "issue"].astype(str)
+    # A file that cannot be read is left out under every policy: validate could not see it.
+    unread = rejected & frame["issue"].fillna("").astype(str).str.startswith(CANNOT_READ)
+    left_out = rejected if bad == "quarantine" else unread
+    reasons[left_out] = "quarantined: " + frame.loc[left_out, "issue"].astype(str)
     if duplicates == "drop":
         split_of = dict(zip(frame["path"], frame.get("split", pd.Series("", index=frame.index)),
                             strict=True))
         for label in frame.index[frame["duplicate_of"] != ""]:
-            original, dist = frame.at[label, "duplicate_of"], frame.at[label, "duplicate_distance"]
+            original = frame.at[label, "duplicate_of"]
             split, first = str(split_of[frame.at[label, "path"]]), str(split_of[original])
-            kind = "exact duplicate" if dist == 0 else f"near duplicate (phash distance {dist})"
+            kind = copy_kind(frame, label)
             where = (f", leakage {first} -> {split}" if frame.at[label, "leakage"]
                      else f" in {split}" if split else "")
             reasons[label] = f"{kind} of {original}{where}"
@@ -55,8 +59,30 @@ def problems(kept: pd.DataFrame, limit: int = 20) -> list[str]:
     """One line per kept row that breaks a rule (``path: rule``), for a stage to print."""
     lines = [f"{r.path}: {r.issue}" for r in kept.itertuples() if r.action == "reject"]
     if "duplicate_of" in kept:
-        for r in kept[kept["duplicate_of"] != ""].itertuples():
-            what = "exact" if r.duplicate_distance == 0 else "near"
-            rule = "leakage across splits" if r.leakage else "duplicate within a split"
-            lines.append(f"{r.path}: {what} duplicate of {r.duplicate_of} ({rule})")
+        for label in kept.index[kept["duplicate_of"] != ""]:
+            r = kept.loc[label]
+            rule = "leakage across splits" if r["leakage"] else "copy within a split"
+            lines.append(f"{r['path']}: {copy_kind(kept, label)} of {r['duplicate_of']} ({rule})")
     return lines[:limit] + ([f"... and {len(lines) - limit} more"] if len(lines) > limit else [])
+
+
+def unreadable_rows(unreadable: list[tuple[str, str, str]]) -> pd.DataFrame:
+    """Folders inside class folders that cannot be listed (pipeline.data.scan), as rows of
+    data/dropped.csv: they are left out by name under every policy."""
+    return pd.DataFrame([{"path": p, "label": label, "split": "", "reason": f"quarantined: {why}"}
+                         for p, label, why in unreadable],
+                        columns=["path", "label", "split", "reason"])
+
+
+def check_unread_classes(kept: pd.DataFrame, dropped: pd.DataFrame) -> None:
+    """DataSourceError when every image of a class was left out because it cannot be read:
+    a class quietly gone is worse than a stop naming the files."""
+    unread = dropped[dropped["reason"].str.startswith(f"quarantined: {CANNOT_READ}")]
+    have = set(kept["label"])
+    for label, rows in unread.groupby("label"):
+        if label not in have:
+            files = ", ".join(rows["path"].head(3)) + (", ..." if len(rows) > 3 else "")
+            why = rows["reason"].iloc[0].split(": ", 2)[-1]
+            raise DataSourceError(
+                f"data.source: no image of class {label!r} can be read ({files}: {why}); fix "
+                "the permissions (chmod -R u+rX): leaving them out would remove the class")

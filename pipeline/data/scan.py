@@ -6,6 +6,8 @@ sub-folder per class, or the class folders of a pre-split set's split folders.
 
 from __future__ import annotations
 
+import os
+import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ class Scan:
     empty_classes: list[str] = field(default_factory=list)  # class folders without an image
     hidden_folders: dict[str, int] = field(default_factory=dict)  # ".x" folder -> files skipped
     other_folders: dict[str, int] = field(default_factory=dict)  # beside split folders -> files
+    # Folders inside a class folder that cannot be listed: (path, label, reason).
+    unreadable: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
@@ -73,6 +77,14 @@ def scan(root: str | Path, presplit: Mapping[str, Path] | None = None) -> Scan:
             _scan_classes(root, folder, found, split)
     else:
         _scan_classes(root, root, found, None)
+    _check_case_twins(found)
+    have = set(found.labels)
+    for path, label, why in found.unreadable:
+        if label not in have:
+            raise DataSourceError(
+                f"data.source: folder {path!r} cannot be read ({why.split(': ', 1)[-1]}) and "
+                f"class {label!r} has no other image: fix its permissions (chmod -R u+rX)"
+            )
     if not found.images:
         empty = (f"; empty class folders: {', '.join(found.empty_classes)}"
                  if found.empty_classes else "")
@@ -84,8 +96,38 @@ def scan(root: str | Path, presplit: Mapping[str, Path] | None = None) -> Scan:
     return found
 
 
+def class_name(folder: str) -> str:
+    """The label of a class folder: its name in Unicode NFC, so that the same name typed
+    on macOS (NFD) and elsewhere (NFC) is one class, not two that print alike."""
+    return unicodedata.normalize("NFC", folder)
+
+
+def _listable(folder: Path) -> str | None:
+    """None if ``folder`` can be listed, else why not (rglob skips it silently)."""
+    try:
+        with os.scandir(folder):
+            return None
+    except OSError as err:
+        return err.strerror or str(err)
+
+
+def _check_case_twins(found: Scan) -> None:
+    """Two labels equal once case-folded would be one folder on macOS or Windows (and a
+    checkout there would merge them): an error naming both."""
+    seen: dict[str, str] = {}
+    for label in found.labels:
+        other = seen.setdefault(label.casefold(), label)
+        if other != label:
+            raise DataSourceError(
+                f"data.source: class folders {other!r} and {label!r} differ only in case: "
+                "they are one folder on a case-insensitive file system (macOS, Windows); "
+                "rename or merge one"
+            )
+
+
 def _scan_classes(root: Path, base: Path, found: Scan, split: str | None) -> None:
     """Add the images of ``base``'s class folders to ``found`` (paths relative to ``root``)."""
+    names: dict[str, str] = {}  # label -> folder name, for NFC twins
     for entry in sorted(base.iterdir()):
         name = entry.relative_to(root).as_posix()
         if _hidden(entry.name):
@@ -96,10 +138,29 @@ def _scan_classes(root: Path, base: Path, found: Scan, split: str | None) -> Non
         elif entry.is_file():
             found.skipped["outside a class folder"] += 1
         elif entry.is_dir():
+            label = class_name(entry.name)
+            twin = names.setdefault(label, entry.name)
+            if twin != entry.name:
+                raise DataSourceError(
+                    f"data.source: class folders {ascii(twin)} and {ascii(entry.name)} in "
+                    f"{str(base)!r} are the same name {label!r} once Unicode-normalised (NFC): "
+                    "rename or merge one"
+                )
+            why = _listable(entry)
+            if why:
+                raise DataSourceError(
+                    f"data.source: class folder {name!r} cannot be read ({why}): leaving it "
+                    f"out would remove class {label!r}; fix its permissions (chmod -R u+rX)"
+                )
             before = len(found.images)
             for file in sorted(entry.rglob("*")):
                 if any(_hidden(part) for part in file.relative_to(entry).parts):
                     found.skipped["hidden"] += int(file.is_file())
+                elif file.is_dir() and not file.is_symlink():
+                    why = _listable(file)
+                    if why:
+                        found.unreadable.append(
+                            (file.relative_to(root).as_posix(), label, f"unreadable folder: {why}"))
                 elif file.is_symlink() and not file.exists():
                     found.skipped["broken symbolic link"] += 1
                 elif not file.is_file():
@@ -107,7 +168,7 @@ def _scan_classes(root: Path, base: Path, found: Scan, split: str | None) -> Non
                 elif file.suffix.lower() not in IMAGE_EXTENSIONS:
                     found.skipped["not an image"] += 1
                 else:
-                    found.images.append((file.relative_to(root).as_posix(), entry.name))
+                    found.images.append((file.relative_to(root).as_posix(), label))
                     if split is not None:
                         found.splits.append(split)
             if len(found.images) == before:

@@ -8,6 +8,7 @@ both once, into ``data.cache``. prepare records the folder it resolved to in
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -22,7 +23,7 @@ from pipeline.core.params import DataParams
 from pipeline.data.errors import SourceError
 from pipeline.data.sources.archives import TAR_SUFFIXES, ZIP_SUFFIXES, archive_type, extract_archive
 from pipeline.data.sources.download import download
-from pipeline.data.sources.layout import class_root, find_presplit
+from pipeline.data.sources.layout import class_root, find_presplit, select_root
 
 Kind = Literal["folder", "archive", "url"]
 
@@ -127,10 +128,14 @@ def _portable(path: Path) -> str:
 
 
 def resolve(data: DataParams, allow_download: bool = True) -> SourceInfo:
-    """:func:`resolve_source` with the ``data`` section's settings."""
-    return resolve_source(data.source, Path(data.cache), sha256=data.sha256,
+    """:func:`resolve_source` with the ``data`` section's settings, ``data.root`` applied."""
+    info = resolve_source(data.source, Path(data.cache), sha256=data.sha256,
                           max_bytes=data.max_bytes, max_files=data.max_files,
                           allow_download=allow_download)
+    if data.root is None:
+        return info
+    root = select_root(info.root, data.root)
+    return dataclasses.replace(info, root=root, presplit=find_presplit(root))
 
 
 def data_root(data: DataParams, record_file: str | Path = paths.SOURCE) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.data.errors import SourceError
+from pipeline.data.formats import IMAGE_EXTENSIONS
 from pipeline.data.splits import SPLIT_FOLDERS
 
 # Top-level droppings of archivers that are not part of the data.
@@ -47,28 +48,44 @@ def class_root(top: Path) -> Path:
 
 
 def find_presplit(root: Path) -> dict[str, Path] | None:
-    """The split folders if ``root`` has ``train/``, ``val/`` (or ``validation/``) and ``test/``.
+    """The split folders if ``root`` is a pre-split data set, ``{split: folder}``, else None.
 
-    Names match case-insensitively (``Train/`` from Windows). Having both ``val/``
-    and ``validation/`` is ambiguous and an error; a partial set (``train/`` and
-    ``test/`` only) is not a pre-split data set and gives None (see
-    :func:`split_folders`).
+    Names match case-insensitively (``Train/`` from Windows); having both ``val/`` and
+    ``validation/`` is an error. Accepted: ``train/ val/ test/``, and ``train/`` with
+    either ``val/`` or ``test/`` (the published layout of ImageNet, Imagenette and most
+    Kaggle sets): that second folder is the held-out test split, so it is returned as
+    ``"test"`` and prepare carves the validation split from ``train/``.
     """
     found = split_folders(root)
-    return found if len(found) == len(SPLIT_FOLDERS) else None
+    if "train" not in found or len(found) < 2:
+        return None
+    if len(found) == 2 and "val" in found:  # train/ + val/: val/ is what results are on
+        return {"train": found["train"], "test": found["val"]}
+    return found
+
+
+def _is_split_folder(folder: Path) -> bool:
+    """False for a folder of images without sub-folders: a class that is named train."""
+    try:
+        dirs, _ = _entries(folder)
+        return bool(dirs) or not _image_names(folder)
+    except OSError:  # unreadable: scanning it names it
+        return True
 
 
 def split_folders(root: Path) -> dict[str, Path]:
     """The split-named folders directly in ``root``, ``{split: folder}``, even a partial set.
 
-    Canonical split order (train, val, test); an empty dict when there are none.
+    A split-named folder of images without sub-folders is not one: it is a class named
+    train (or val, test). Canonical split order (train, val, test); an
+    empty dict when there are none.
     """
     if not root.is_dir():
         return {}
     dirs = {d.name.lower(): d for d in _entries(root)[0]}
     found: dict[str, Path] = {}
     for split, names in SPLIT_FOLDERS.items():
-        present = [dirs[n] for n in names if n in dirs]
+        present = [dirs[n] for n in names if n in dirs and _is_split_folder(dirs[n])]
         if len(present) > 1:
             raise SourceError(
                 f"data.source: {root} has both {' and '.join(p.name + '/' for p in present)}; "
@@ -82,28 +99,92 @@ def split_folders(root: Path) -> dict[str, Path]:
 def presplit_folders(root: Path, mode: str) -> tuple[dict[str, Path] | None, bool]:
     """(split folders to scan, whether they give the split) for ``data.presplit``.
 
-    auto: a complete set of split folders gives the split; a partial one is an error
-    rather than being taken for classes. use: a complete set is required. ignore:
+    The keys are the splits the folders' images go to: with ``train/`` + ``val/`` only,
+    ``val/`` is ``"test"`` and there is no ``"val"`` key (see :func:`find_presplit`):
+    prepare then carves the validation split from the train images.
+    auto: such a set gives the split; split folders without ``train/`` (or a lone one)
+    are an error rather than being taken for classes. use: a set is required. ignore:
     the images of any split folders are pooled and split afresh.
     """
     found = split_folders(root)
     if mode == "ignore":
         return found or None, False
-    if len(found) == len(SPLIT_FOLDERS):
-        return found, True
-    need = " and ".join("/ or ".join(names) + "/" for names in SPLIT_FOLDERS.values())
+    presplit = find_presplit(root)
+    if presplit:
+        return presplit, True
     if found:
         have = ", ".join(f"{p.name}/" for p in found.values())
-        missing = " and ".join("/ or ".join(SPLIT_FOLDERS[s]) + "/"
-                               for s in SPLIT_FOLDERS if s not in found)
         raise SourceError(
             f"data.source: {str(root)!r} has the split folder(s) {have} but no "
-            f"{missing}: a pre-split data set needs {need}. Add the missing folder, or set "
-            "data.presplit: ignore to pool their images and split them afresh"
+            f"{'train/' if 'train' not in found else 'val/ or test/'}: a pre-split data set "
+            "needs train/ and val/ (or validation/) and/or test/. Add the missing folder, or "
+            "set data.presplit: ignore to pool their images and split them afresh"
         )
     if mode == "use":
         raise SourceError(
             f"data.presplit is 'use', but {str(root)!r} has no split folders "
-            f"(expected {need} holding the class folders)"
+            "(expected train/ and val/ and/or test/ holding the class folders)"
         )
     return None, False
+
+
+def carved_from_train(folders: dict[str, Path] | None) -> bool:
+    """Whether prepare draws the validation split from ``train/`` (no val/ folder given)."""
+    return bool(folders) and "val" not in folders
+
+
+def select_root(root: Path, sub: str | None) -> Path:
+    """``data.root``: the sub-folder of the source holding the class folders.
+
+    None keeps ``root``; "." too (and says the top level is what it is). A missing
+    sub-folder is an error naming the folders there are.
+    """
+    if sub is None or sub == ".":
+        return root
+    chosen = root / sub
+    if not chosen.is_dir():
+        there = ", ".join(f"{d.name}/" for d in _entries(root)[0]) or "none"
+        raise SourceError(
+            f"data.root: {sub!r} is not a folder of {str(root)!r} (its folders: {there})"
+        )
+    return class_root(chosen)
+
+
+def _image_names(folder: Path) -> bool:
+    return any(f.suffix.lower() in IMAGE_EXTENSIONS for f in _entries(folder)[1])
+
+
+def check_one_data_set(root: Path) -> None:
+    """SourceError if ``root`` holds several data sets: two or more top-level folders,
+    each holding no image itself but folders of images (``photos_2022/<class>/``,
+    ``photos_2023/<class>/``). Taking them as classes would mix every real class.
+    """
+    try:
+        tops = _entries(root)[0]
+        if len(tops) < 2:
+            return
+        for top in tops:
+            if _image_names(top):
+                return
+            inner = _entries(top)[0]
+            if not inner or not any(_image_names(d) for d in inner):
+                return
+    except OSError:  # an unreadable folder: scanning it names it
+        return
+    names = ", ".join(f"{t.name}/" for t in tops)
+    raise SourceError(
+        f"data.source: {str(root)!r} holds several data sets ({names}), each a folder of "
+        f"class folders: set data.root to the one to use (data.root: {tops[0].name}), or "
+        "data.root: . to take each top-level folder as a class"
+    )
+
+
+def describe(folders: dict[str, Path] | None, presplit: bool, val_fraction: float) -> str:
+    """Where the split came from, for prepare's summary line."""
+    if not presplit or not folders:
+        return "a stratified split, drawn after copies were left out"
+    named = ", ".join(f"{p.name}/ as {split}" for split, p in folders.items())
+    if not carved_from_train(folders):
+        return f"the split folders ({named})"
+    return (f"the split folders ({named}; no val/ folder: validation is a stratified "
+            f"{val_fraction:g} of {folders['train'].name}/, data.split.val)")
