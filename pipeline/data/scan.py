@@ -6,6 +6,7 @@ sub-folder per class, or the class folders of a pre-split set's split folders.
 
 from __future__ import annotations
 
+import stat
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from pipeline.data.errors import DataSourceError
 from pipeline.data.formats import IMAGE_EXTENSIONS
+from pipeline.data.sources.names import SPECIAL, not_utf8, shown
 
 
 @dataclass
@@ -25,6 +27,7 @@ class Scan:
     empty_classes: list[str] = field(default_factory=list)  # class folders without an image
     hidden_folders: dict[str, int] = field(default_factory=dict)  # ".x" folder -> files skipped
     other_folders: dict[str, int] = field(default_factory=dict)  # beside split folders -> files
+    special: list[str] = field(default_factory=list)  # FIFOs, sockets, devices: never opened
 
     @property
     def labels(self) -> list[str]:
@@ -34,6 +37,35 @@ class Scan:
 def _hidden(name: str) -> bool:
     # .DS_Store, macOS resource forks (._x.jpg), editor droppings.
     return name.startswith(".")
+
+
+def _special(path: Path) -> str | None:
+    """FIFO, socket or device: what ``path`` is if opening it could hang or fail, else None.
+    A stat, which opens nothing."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    return SPECIAL.get(stat.S_IFMT(mode))
+
+
+def _skip_special(path: Path, root: Path, found: Scan) -> bool:
+    kind = _special(path)
+    if kind is not None:
+        found.skipped["special file"] += 1
+        found.special.append(f"{shown(path.relative_to(root).as_posix())} ({kind})")
+    return kind is not None
+
+
+def _check_name(path: Path, root: Path) -> str:
+    """``path`` relative to ``root``, or DataSourceError if the manifest cannot hold its name."""
+    rel = path.relative_to(root).as_posix()
+    if not_utf8(rel):
+        raise DataSourceError(
+            f"data.source: {shown(rel)} under {str(root)!r}: the name is not UTF-8 (Latin-1?); "
+            "rename it (`convmv -f latin1 -t utf8 -r --notest <folder>` renames them all)"
+        )
+    return rel
 
 
 def _count_files(path: Path) -> int:
@@ -63,6 +95,8 @@ def scan(root: str | Path, presplit: Mapping[str, Path] | None = None) -> Scan:
                 continue
             if _hidden(entry.name):
                 found.skipped["hidden"] += _count_files(entry)
+            elif _skip_special(entry, root, found):
+                continue
             elif entry.is_dir():
                 n = _count_files(entry)
                 found.other_folders[entry.name] = n
@@ -93,13 +127,18 @@ def _scan_classes(root: Path, base: Path, found: Scan, split: str | None) -> Non
             found.skipped["hidden"] += n
             if entry.is_dir():
                 found.hidden_folders[name] = n
+        elif _skip_special(entry, root, found):
+            continue
         elif entry.is_file():
             found.skipped["outside a class folder"] += 1
         elif entry.is_dir():
+            _check_name(entry, root)
             before = len(found.images)
             for file in sorted(entry.rglob("*")):
                 if any(_hidden(part) for part in file.relative_to(entry).parts):
                     found.skipped["hidden"] += int(file.is_file())
+                elif _skip_special(file, root, found):
+                    continue
                 elif file.is_symlink() and not file.exists():
                     found.skipped["broken symbolic link"] += 1
                 elif not file.is_file():
@@ -107,7 +146,7 @@ def _scan_classes(root: Path, base: Path, found: Scan, split: str | None) -> Non
                 elif file.suffix.lower() not in IMAGE_EXTENSIONS:
                     found.skipped["not an image"] += 1
                 else:
-                    found.images.append((file.relative_to(root).as_posix(), entry.name))
+                    found.images.append((_check_name(file, root), entry.name))
                     if split is not None:
                         found.splits.append(split)
             if len(found.images) == before:

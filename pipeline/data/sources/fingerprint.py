@@ -32,11 +32,9 @@ from pipeline.core.hashing import file_digest
 from pipeline.core.io import write_json
 from pipeline.core.params import DataParams
 from pipeline.data.sources.download import download, recorded
-from pipeline.data.sources.names import shown
+from pipeline.data.sources.names import SPECIAL, shown
 
 CACHE = "fingerprints"  # under data.cache: one JSON of {path: [size, mtime_ns, sha256]} per root
-SPECIAL = {stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
-           stat.S_IFBLK: "block device"}
 
 
 def fingerprint(data: DataParams) -> dict:

@@ -9,9 +9,13 @@ where they are met, and shown as their bytes, escaped, since they cannot be prin
 from __future__ import annotations
 
 import os
+import stat
 
 NAME_MAX = 255  # bytes in one path component on ext4, XFS, APFS, NTFS (UTF-16 units there)
 PATH_MAX = 4096  # bytes in a whole path on Linux
+# Files that block or fail when opened (a FIFO waits for a writer): listed, never opened.
+SPECIAL = {stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
+           stat.S_IFBLK: "block device"}
 
 
 def shown(name: str | bytes) -> str:
