@@ -90,6 +90,10 @@ def report(params: Params, info: SourceInfo, counts: dict, per_class: dict, kept
     for name in found.empty_classes:
         print(f"warning: class folder {name!r} holds no image: it is not a class of the "
               "manifest (validate fails if validate.classes names it)", file=sys.stderr)
+    if found.special:
+        print(f"warning: {len(found.special)} special file(s) skipped, never opened: "
+              f"{', '.join(found.special[:10])}{' ...' if len(found.special) > 10 else ''}",
+              file=sys.stderr)
     for name, n in found.hidden_folders.items():
         print(f"warning: folder {name!r} starts with a dot (hidden): its {n} file(s) "
               "skipped", file=sys.stderr)

@@ -24,7 +24,7 @@ def project(tmp_path_factory):
 
 def test_repro_runs_every_stage_quietly_and_writes_outputs(project):
     log = (project / "first_repro.log").read_text()
-    expected = {"sample", "prepare", "validate", "weights", "features", "train_head",
+    expected = {"sample", "source", "prepare", "validate", "weights", "features", "train_head",
                 "finetune@resnet50", "scratch@wrn", "report",
                 *(f"evaluate@{m}" for m in MODELS)}
     assert stages_run(log) == expected
@@ -81,11 +81,11 @@ def test_metrics_stay_few(project):
     assert total <= 13 + 12 * len(MODELS), {k: count(v["data"]) for k, v in metrics.items()}
 
 
-def test_second_repro_runs_only_the_weights_check(project):
+def test_second_repro_runs_only_the_weights_and_source_checks(project):
     again = sh(project, "dvc", "repro")
-    assert stages_run(again.stdout) == {"weights"}
+    assert stages_run(again.stdout) == {"weights", "source"}
     status = json.loads(sh(project, "dvc", "status", "--json").stdout)
-    assert status == {"weights": ["always changed"]}, status
+    assert status == {"source": ["always changed"], "weights": ["always changed"]}, status
 
 
 def test_same_params_give_the_same_metrics(project):
@@ -114,7 +114,7 @@ def test_same_params_give_the_same_metrics(project):
 ])
 def test_a_change_runs_exactly_the_stages_that_read_it(project, settings, target, expected):
     ran = exp_run(project, *settings, target=target)
-    assert ran - {"weights"} == expected
+    assert ran - {"weights", "source"} == expected
 
 
 def test_the_gate_passes_the_committed_run_and_refuses_drift(project):

@@ -37,7 +37,7 @@ def test_own_image_folder_as_data_source(project, tmp_path):
     (own / ".DS_Store").write_bytes(b"\0")
     run = sh(project, "dvc", "exp", "run", "-S", f"data.source='{own}'")
     # A data change runs everything after the demo data.
-    assert stages_run(run.stdout) - {"weights"} == {
+    assert stages_run(run.stdout) - {"weights", "source"} == {
         "prepare", "validate", "features", "train_head", "finetune@resnet50", "scratch@wrn",
         "report", *(f"evaluate@{m}" for m in MODELS)}
     card = json.loads((project / "models/best/card.json").read_text())
@@ -155,10 +155,10 @@ def test_a_second_clone_pulls_the_shared_cache_and_recomputes_nothing(project, t
     sh(clone, "dvc", "pull")
     assert (clone / "photos/a/1.png").read_bytes() == (photos / "a/1.png").read_bytes()
     again = sh(clone, "dvc", "repro")
-    assert stages_run(again.stdout) == {"weights"}  # the always-changed check, nothing else
+    assert stages_run(again.stdout) == {"weights", "source"}  # the always-changed checks
     assert json.loads(sh(clone, "dvc", "metrics", "diff", "--json").stdout or "{}") == {}
     assert json.loads(sh(clone, "dvc", "status", "--json").stdout) == {
-        "weights": ["always changed"]}
+        "source": ["always changed"], "weights": ["always changed"]}
 
 
 def test_queued_experiments_run_two_at_a_time(project):

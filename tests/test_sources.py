@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib
 import io
 import json
+import os
 import re
 import shutil
 import socket
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from helpers import GOOD, PNG, link, make_tar, make_zip, params
 
 from pipeline.core.hashing import file_digest
+from pipeline.core.params import DownloadParams
 from pipeline.data import sources
 from pipeline.data.errors import DataSourceError, SourceError
 from pipeline.data.sources import archives, layout, resolve_source
+
+download_module = importlib.import_module("pipeline.data.sources.download")  # the package
+# re-exports its download() function under the module's name
 
 CAPS = {"max_bytes": 10_000_000, "max_files": 1000}
 
@@ -422,3 +429,202 @@ def test_url_not_downloaded_is_an_error_not_a_download(tmp_path, no_network):
                                           r"dvc repro prepare"):
         sources.data_root(data, tmp_path / "no_record.json")
     assert no_network == []  # not even a DNS lookup
+
+
+# --------------------------------------------------------------------------- whole or nothing
+
+
+@pytest.fixture
+def evil_server(monkeypatch):
+    """A loopback server whose behaviour per path is set by the test: yields (base URL,
+    routes, request log). A route is (body, mode): mode "ok", "truncate" (the full
+    Content-Length, half the body, then close), "longer" (declares 100 bytes more),
+    "shorter" (declares half), "stall" (one byte every 2 s, at most 30) or
+    "fail_once" (503, then ok) or "404"."""
+    monkeypatch.setattr(download_module, "BACKOFF", 0.05)
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    routes: dict[str, tuple[bytes, str]] = {}
+    log: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+            pass
+
+        def do_GET(self):  # noqa: N802 - http.server's name
+            log.append(self.path)
+            body, mode = routes[self.path]
+            if mode == "404" or (mode == "fail_once" and log.count(self.path) == 1):
+                self.send_error(int(mode) if mode == "404" else 503)
+                return
+            declared = {"longer": len(body) + 100, "shorter": len(body) // 2}.get(mode,
+                                                                                    len(body))
+            self.send_response(200)
+            self.send_header("Content-Length", str(declared))
+            self.end_headers()
+            try:
+                if mode == "truncate":
+                    self.wfile.write(body[: len(body) // 2])
+                elif mode == "stall":
+                    for byte in body[:30]:  # bounded: 60 s at most
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(2)
+                else:
+                    self.wfile.write(body[:declared])
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up, as it should
+            self.close_connection = True
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", routes, log
+    httpd.shutdown()
+    httpd.server_close()
+
+
+THREE = {f"{c}/{i}.png": PNG + bytes([i]) for c in ("cat", "dog", "owl") for i in range(32)}
+FAST = {"deadline": 20, "timeout": 5, "retries": 1}
+
+
+def _tar_bytes(tmp_path: Path, mode: str = "w") -> bytes:
+    return make_tar(tmp_path / f"src.{mode}.tar", THREE, mode).read_bytes()
+
+
+def _cache_files(cache: Path) -> list[str]:
+    return sorted(p.name for p in cache.rglob("*") if p.is_file() and p.name != "url.txt")
+
+
+def _download(url: str, cache: Path, **settings):
+    return resolve_source(url, cache, download_settings=DownloadParams(**(FAST | settings)),
+                          **CAPS)
+
+
+def test_truncated_download_is_never_used_nor_kept(tmp_path, evil_server):
+    base, routes, log = evil_server
+    body = _tar_bytes(tmp_path)
+    routes["/d.tar"] = (body, "truncate")
+    cache = tmp_path / "cache"
+    with pytest.raises(SourceError) as err:
+        _download(f"{base}/d.tar", cache)
+    message = str(err.value)
+    assert f"{base}/d.tar" in message and "after 2 attempts" in message  # one retry
+    assert f"received {len(body) // 2:,} bytes of the {len(body):,} declared" in message
+    assert str(cache / "downloads") in message and "nothing kept" in message
+    assert "\n" not in message and _cache_files(cache) == [] and len(log) == 2
+    routes["/d.tar"] = (body, "ok")  # the server is fixed: the whole data comes back
+    info = _download(f"{base}/d.tar", cache)
+    assert sorted(p.name for p in info.root.iterdir()) == ["cat", "dog", "owl"]
+    assert len(list(info.root.rglob("*.png"))) == 96
+
+
+def test_length_lies_are_caught(tmp_path, evil_server):
+    base, routes, _ = evil_server
+    body = _tar_bytes(tmp_path)
+    routes["/long.tar"] = (body, "longer")
+    routes["/short.tar"] = (body, "shorter")  # http.client stops at the declared length
+    cache = tmp_path / "cache"
+    with pytest.raises(SourceError, match=rf"received {len(body):,} bytes of the "
+                                          rf"{len(body) + 100:,} declared"):
+        _download(f"{base}/long.tar", cache, retries=0)
+    with pytest.raises(SourceError, match=r"short\.tar \(.* bytes, as declared\) is not a whole "
+                                          r"archive: .*truncated.*nothing kept in the cache"):
+        _download(f"{base}/short.tar", cache)
+    assert _cache_files(cache) == []
+
+
+def test_a_stalling_server_fails_within_the_deadline(tmp_path, evil_server):
+    base, routes, _ = evil_server
+    routes["/slow.tgz"] = (make_tar(tmp_path / "s.tgz", GOOD).read_bytes(), "stall")
+    start = time.monotonic()
+    with pytest.raises(SourceError, match=r"slow\.tgz did not finish within 3 s "
+                                          r"\(data\.download\.deadline\): [12] of \d+ bytes"):
+        _download(f"{base}/slow.tgz", tmp_path / "cache", deadline=3)
+    assert time.monotonic() - start < 3.5
+    assert _cache_files(tmp_path / "cache") == []
+
+
+def test_a_503_is_retried(tmp_path, evil_server, capsys):
+    base, routes, log = evil_server
+    routes["/d.tgz"] = (make_tar(tmp_path / "d.tgz", GOOD).read_bytes(), "fail_once")
+    info = _download(f"{base}/d.tgz", tmp_path / "cache")
+    assert log == ["/d.tgz", "/d.tgz"] and (info.root / "dog" / "1.png").read_bytes() == PNG
+    assert "HTTP 503" in capsys.readouterr().err
+
+
+def test_a_4xx_is_not_retried(tmp_path, evil_server):
+    base, routes, log = evil_server
+    routes["/missing.tgz"] = (b"", "404")
+    with pytest.raises(SourceError, match="HTTP 404"):
+        _download(f"{base}/missing.tgz", tmp_path / "cache")
+    assert log == ["/missing.tgz"]
+
+
+def test_a_damaged_cached_download_is_not_reused(tmp_path, evil_server):
+    base, routes, log = evil_server
+    good = make_tar(tmp_path / "d.tgz", GOOD).read_bytes()
+    routes["/d.tgz"] = (good, "ok")
+    cache = tmp_path / "cache"
+    first = _download(f"{base}/d.tgz", cache)
+    extraction = first.root.parent
+    # Cut short in the cache after it was recorded: discarded with its extraction.
+    first.archive.write_bytes(good[: len(good) // 2])
+    again = _download(f"{base}/d.tgz", cache)
+    assert again.archive.read_bytes() == good and len(log) == 2
+    assert (again.root / "cat" / "1.png").read_bytes() == PNG
+    # A truncated .tar.gz cached before records were kept: checked, discarded, fetched again.
+    (first.archive.parent / download_module.RECORD).unlink()
+    first.archive.write_bytes(good[: len(good) // 2])
+    shutil.rmtree(extraction)
+    third = _download(f"{base}/d.tgz", cache)
+    assert third.archive.read_bytes() == good and len(log) == 3
+    assert json.loads((first.archive.parent / download_module.RECORD).read_text()) == {
+        "url": f"{base}/d.tgz", "bytes": len(good), "sha256": third.sha256}
+
+
+def test_a_tar_cut_at_a_member_boundary_is_refused(tmp_path, sentinel):
+    whole = _tar_bytes(tmp_path)
+    with tarfile.open(tmp_path / "src.w.tar") as tf:
+        cut = tf.getmembers()[64].offset  # 64 of the 96 images, as a cut-short download
+    (tmp_path / "cut.tar").write_bytes(whole[:cut])
+    with pytest.raises(SourceError, match=r"cut\.tar is truncated: no end-of-archive block"):
+        resolve_source(str(tmp_path / "cut.tar"), tmp_path / "cache", **CAPS)
+    assert_nothing_extracted(tmp_path / "cache", sentinel)
+    zipped = make_zip(tmp_path / "z.zip", THREE).read_bytes()
+    (tmp_path / "cut.zip").write_bytes(zipped[:-30])  # the central directory's end is gone
+    with pytest.raises(SourceError, match=r"cut\.zip is corrupt or truncated"):
+        resolve_source(str(tmp_path / "cut.zip"), tmp_path / "cache", **CAPS)
+
+
+# --------------------------------------------------------------------------- names
+
+
+def test_non_utf8_and_over_long_member_names_are_named(tmp_path, sentinel):
+    latin = make_tar(tmp_path / "latin.tar", {**GOOD, "cat/caf\udce9.png": PNG}, "w")
+    with pytest.raises(SourceError, match=re.escape(r"member b'cat/caf\xe9.png' rejected: "
+                                                    "the name is not UTF-8")):
+        resolve_source(str(latin), tmp_path / "cache", **CAPS)
+    long = make_zip(tmp_path / "long.zip", {**GOOD, "cat/" + "x" * 300 + ".png": PNG})
+    with pytest.raises(SourceError, match=r"long\.zip: member 'cat/x{300}\.png' rejected: a "
+                                          r"path component is 304 bytes long"):
+        resolve_source(str(long), tmp_path / "cache", **CAPS)
+    flagged = make_zip(tmp_path / "flag.zip", {"cat/ab.png": PNG})
+    raw = flagged.read_bytes()  # the name flagged UTF-8 (bit 11) but Latin-1 bytes
+    flagged.write_bytes(raw.replace(b"cat/ab.png", b"cat/\xe9b.png").replace(
+        b"\x14\x00\x00\x00\x00\x00", b"\x14\x00\x00\x08\x00\x00"))
+    with pytest.raises(SourceError, match=re.escape(r"member b'cat/\xe9b.png' rejected")):
+        resolve_source(str(flagged), tmp_path / "cache", **CAPS)
+    assert_nothing_extracted(tmp_path / "cache", sentinel)
+
+
+def test_a_latin1_file_name_in_a_folder_is_named(tmp_path):
+    from pipeline.data import scan
+
+    for name in ("cat/1.png", "dog/1.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(PNG)
+    os.close(os.open(os.fsencode(tmp_path) + b"/dog/caf\xe9.png", os.O_CREAT | os.O_WRONLY))
+    with pytest.raises(DataSourceError, match=re.escape(r"b'dog/caf\xe9.png'") + ".*not UTF-8"):
+        scan.scan(tmp_path)

@@ -97,6 +97,14 @@ class ImagesParams(_Section):
         return given
 
 
+class DownloadParams(_Section):
+    """How an http(s) data.source is fetched (pipeline/data/sources/download.py)."""
+
+    deadline: PositiveFloat  # seconds for the whole download, retries included
+    timeout: PositiveFloat  # seconds without a byte before a read gives up
+    retries: Annotated[int, Field(ge=0, le=10)]  # extra attempts after a transient failure
+
+
 class DataParams(_Section):
     # A folder of class folders, a .zip/.tar(.gz|.bz2|.xz) of one, or an http(s) URL of one.
     source: Annotated[str, Field(min_length=1)]
@@ -108,6 +116,7 @@ class DataParams(_Section):
     cache: Annotated[str, Field(min_length=1)]  # downloads, extractions
     max_bytes: PositiveInt  # download and extracted size cap
     max_files: PositiveInt  # archive entries cap
+    download: DownloadParams
     split: SplitParams
     images: ImagesParams
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 SAMPLE = Path("data/sample")
 MANIFEST = Path("data/manifest.csv")
+SOURCE_FINGERPRINT = Path("data/source_fingerprint.json")  # what prepare depends on (source)
 SOURCE = Path("data/source.json")  # where data.source resolved to (written by prepare)
 DROPPED = Path("data/dropped.csv")  # images prepare left out of the manifest, with the reason
 FEATURES = Path("data/features")  # <split>.npz

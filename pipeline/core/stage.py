@@ -3,7 +3,9 @@
 Every script in ``stages/`` is ``stage.run(main, stage.parser(__doc__))``: its docstring
 (what it reads and writes) is its ``--help``, which exits 0 before anything is read or
 written; an unknown argument is an error, not a run; a :class:`PipelineError` (bad params,
-data, weights) prints one ``error:`` line and exits 2.
+data, weights) prints one ``error:`` line and exits 2. Any other exception prints one
+line naming the stage, the exception and the file at hand, exits 1, and keeps its
+traceback in ``.cache/logs/<stage>.log`` (``--verbose`` shows it instead).
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ import argparse
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 from pipeline.core.errors import PipelineError
+from pipeline.core.io import write_text
 from pipeline.core.params import load
 from pipeline.core.runtime import VERBOSE_ENV
 
 SIGTERM_EXIT = 128 + signal.SIGTERM  # the shell's convention for "killed by SIGTERM"
+LOGS = Path(".cache/logs")  # <stage>.log: the traceback of an unexpected failure
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -54,9 +59,70 @@ def run(main: Callable[..., int | None], args: argparse.ArgumentParser) -> None:
     if options.pop("verbose"):
         os.environ[VERBOSE_ENV] = "1"
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    verbose = os.environ.get(VERBOSE_ENV) == "1"
     try:
         status = main(load(), **options)
     except (PipelineError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except Exception as err:  # a failure nobody foresaw: one line, the traceback kept
+        if verbose:
+            raise
+        print(unexpected(err, _stage_name(options)), file=sys.stderr)
+        sys.exit(1)
     sys.exit(status or 0)
+
+
+def _stage_name(options: dict) -> str:
+    """``finetune@resnet50`` for ``stages/finetune.py resnet50``, as dvc.yaml names it."""
+    name = Path(sys.argv[0]).stem
+    given = [str(v) for v in options.values() if isinstance(v, str)]
+    return f"{name}@{given[0]}" if given else name
+
+
+def unexpected(err: BaseException, stage: str) -> str:
+    """The one line for an exception no stage foresaw; its traceback goes to a log file.
+
+    The message names the stage, the exception and the file at hand (an OSError's own
+    file name, else the innermost path a frame of the traceback was working on).
+    """
+    log = LOGS / f"{stage}.log"
+    try:
+        write_text(log, "".join(traceback.format_exception(err)))
+        kept = f"traceback in {log}"
+    except OSError:
+        kept = "traceback not saved"
+    at = _file_at_hand(err)
+    where = f" (file: {at})" if at else ""
+    said = " ".join(str(err).split()) or "no message"
+    return (f"error: {stage}: unexpected {type(err).__name__}: {said}{where}; {kept}, or "
+            f"run `python {Path(sys.argv[0]).as_posix()} --verbose` to see it")
+
+
+def _file_at_hand(err: BaseException) -> str | None:
+    filename = getattr(err, "filename", None)
+    if filename is not None:
+        return shown_path(filename)
+    tb = err.__traceback__
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):  # innermost first: the file being read when it failed
+        for name in _PATH_NAMES:
+            value = frame.f_locals.get(name)
+            if isinstance(value, Path | str | bytes):
+                return shown_path(value)
+    return None
+
+
+_PATH_NAMES = ("path", "file", "filename", "target", "archive", "src", "dest")
+
+
+def shown_path(value: str | bytes | os.PathLike) -> str:
+    """A path as it can be printed on one line, whatever bytes its name holds."""
+    raw = os.fsencode(value)
+    try:
+        return repr(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return repr(raw)

@@ -7,6 +7,7 @@ sub-folder per class, or the class folders of a pre-split set's split folders.
 from __future__ import annotations
 
 import os
+import stat
 import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from pipeline.data.errors import DataSourceError
 from pipeline.data.formats import IMAGE_EXTENSIONS
+from pipeline.data.sources.names import SPECIAL, not_utf8, shown
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Scan:
     other_folders: dict[str, int] = field(default_factory=dict)  # beside split folders -> files
     # Folders inside a class folder that cannot be listed: (path, label, reason).
     unreadable: list[tuple[str, str, str]] = field(default_factory=list)
+    special: list[str] = field(default_factory=list)  # FIFOs, sockets, devices: never opened
 
     @property
     def labels(self) -> list[str]:
@@ -38,6 +41,35 @@ class Scan:
 def _hidden(name: str) -> bool:
     # .DS_Store, macOS resource forks (._x.jpg), editor droppings.
     return name.startswith(".")
+
+
+def _special(path: Path) -> str | None:
+    """FIFO, socket or device: what ``path`` is if opening it could hang or fail, else None.
+    A stat, which opens nothing."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    return SPECIAL.get(stat.S_IFMT(mode))
+
+
+def _skip_special(path: Path, root: Path, found: Scan) -> bool:
+    kind = _special(path)
+    if kind is not None:
+        found.skipped["special file"] += 1
+        found.special.append(f"{shown(path.relative_to(root).as_posix())} ({kind})")
+    return kind is not None
+
+
+def _check_name(path: Path, root: Path) -> str:
+    """``path`` relative to ``root``, or DataSourceError if the manifest cannot hold its name."""
+    rel = path.relative_to(root).as_posix()
+    if not_utf8(rel):
+        raise DataSourceError(
+            f"data.source: {shown(rel)} under {str(root)!r}: the name is not UTF-8 (Latin-1?); "
+            "rename it (`convmv -f latin1 -t utf8 -r --notest <folder>` renames them all)"
+        )
+    return rel
 
 
 def _count_files(path: Path) -> int:
@@ -67,6 +99,8 @@ def scan(root: str | Path, presplit: Mapping[str, Path] | None = None) -> Scan:
                 continue
             if _hidden(entry.name):
                 found.skipped["hidden"] += _count_files(entry)
+            elif _skip_special(entry, root, found):
+                continue
             elif entry.is_dir():
                 n = _count_files(entry)
                 found.other_folders[entry.name] = n
@@ -135,9 +169,12 @@ def _scan_classes(root: Path, base: Path, found: Scan, split: str | None) -> Non
             found.skipped["hidden"] += n
             if entry.is_dir():
                 found.hidden_folders[name] = n
+        elif _skip_special(entry, root, found):
+            continue
         elif entry.is_file():
             found.skipped["outside a class folder"] += 1
         elif entry.is_dir():
+            _check_name(entry, root)
             label = class_name(entry.name)
             twin = names.setdefault(label, entry.name)
             if twin != entry.name:
@@ -156,6 +193,8 @@ def _scan_classes(root: Path, base: Path, found: Scan, split: str | None) -> Non
             for file in sorted(entry.rglob("*")):
                 if any(_hidden(part) for part in file.relative_to(entry).parts):
                     found.skipped["hidden"] += int(file.is_file())
+                elif _skip_special(file, root, found):
+                    continue
                 elif file.is_dir() and not file.is_symlink():
                     why = _listable(file)
                     if why:
@@ -168,7 +207,7 @@ def _scan_classes(root: Path, base: Path, found: Scan, split: str | None) -> Non
                 elif file.suffix.lower() not in IMAGE_EXTENSIONS:
                     found.skipped["not an image"] += 1
                 else:
-                    found.images.append((file.relative_to(root).as_posix(), label))
+                    found.images.append((_check_name(file, root), label))
                     if split is not None:
                         found.splits.append(split)
             if len(found.images) == before:

@@ -2,8 +2,9 @@
 
 A user's folder is used where it is: nothing here writes to it. An archive is
 extracted (pipeline.data.sources.archives), a URL downloaded first (pipeline.data.sources.download),
-both once, into ``data.cache``. prepare records the folder it resolved to in
-``data/source.json``; the stages after it find the images through :func:`data_root`.
+both once, into ``data.cache``, each checked whole before it is used. prepare records
+the folder it resolved to in ``data/source.json``; the stages after it find the images
+through :func:`data_root`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Literal
 
 from pipeline.core import paths
 from pipeline.core.hashing import file_digest
-from pipeline.core.params import DataParams
+from pipeline.core.params import DataParams, DownloadParams
 from pipeline.data.errors import SourceError
 from pipeline.data.sources.archives import TAR_SUFFIXES, ZIP_SUFFIXES, archive_type, extract_archive
 from pipeline.data.sources.download import download
@@ -48,6 +49,7 @@ def resolve_source(
     max_bytes: int,
     max_files: int,
     allow_download: bool = True,
+    download_settings: DownloadParams | None = None,
 ) -> SourceInfo:
     """Turn ``data.source`` into a folder of class folders, downloading/extracting if needed.
 
@@ -56,14 +58,17 @@ def resolve_source(
     Calling this again with the same arguments does no network request and no
     extraction: both are reused from ``cache_dir``. ``allow_download=False`` makes
     a URL that is not in the cache an error instead of a download (stages after
-    prepare re-resolve this way: they never touch the network).
+    prepare re-resolve this way: they never touch the network). ``download_settings``
+    (``data.download``): the deadline, per-read timeout and retries of a download.
     """
     cache_dir = Path(cache_dir)
     pin = _normalise_pin(sha256)
     scheme = urllib.parse.urlsplit(spec).scheme.lower()
     if scheme in ("http", "https"):
+        timing = download_settings.model_dump() if download_settings else {}
         archive, digest = download(spec, cache_dir / "downloads", sha256=pin,
-                                   max_bytes=max_bytes, allow_download=allow_download)
+                                   max_bytes=max_bytes, allow_download=allow_download,
+                                   extracted=cache_dir / "extracted", **timing)
         top = extract_archive(archive, cache_dir / "extracted", digest,
                               max_bytes=max_bytes, max_files=max_files)
         root = class_root(top)
@@ -131,7 +136,7 @@ def resolve(data: DataParams, allow_download: bool = True) -> SourceInfo:
     """:func:`resolve_source` with the ``data`` section's settings, ``data.root`` applied."""
     info = resolve_source(data.source, Path(data.cache), sha256=data.sha256,
                           max_bytes=data.max_bytes, max_files=data.max_files,
-                          allow_download=allow_download)
+                          allow_download=allow_download, download_settings=data.download)
     if data.root is None:
         return info
     root = select_root(info.root, data.root)

@@ -21,7 +21,10 @@ the same bytes from two URLs or paths are extracted once.
 
 from __future__ import annotations
 
+import errno
+import gzip
 import json
+import lzma
 import os
 import re
 import shutil
@@ -40,6 +43,7 @@ from filelock import FileLock
 
 from pipeline.core.hashing import CHUNK
 from pipeline.data.errors import SourceError
+from pipeline.data.sources.names import not_utf8, shown, too_long
 
 ZIP_SUFFIXES = (".zip",)
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -79,10 +83,12 @@ def _check_name(archive: Path, name: str, is_dir: bool) -> PurePosixPath | None:
     """
 
     def reject(rule: str) -> SourceError:
-        return SourceError(f"archive {archive.name}: member {name!r} rejected: {rule}")
+        return SourceError(f"archive {archive.name}: member {shown(name)} rejected: {rule}")
 
     if "\x00" in name:
         raise reject("NUL byte in the name")
+    if not_utf8(name):  # a tar written on a Latin-1 system: the manifest could not hold it
+        raise reject("the name is not UTF-8 (rename the file and repack the archive)")
     posix = name.replace("\\", "/")  # Windows zips; a backslash is never a file name char here
     if posix.startswith("/") or re.match(r"^[A-Za-z]:", posix):
         raise reject("absolute path")
@@ -93,6 +99,9 @@ def _check_name(archive: Path, name: str, is_dir: bool) -> PurePosixPath | None:
         if is_dir:
             return None
         raise reject("empty path")
+    long = too_long(parts)
+    if long:
+        raise reject(long)
     return PurePosixPath(*parts)
 
 
@@ -103,7 +112,7 @@ def _zip_members(archive: Path, zf: zipfile.ZipFile, max_files: int) -> list[_Me
         # many writers leave the file-type bits at 0, which means a plain file.
         mode = info.external_attr >> 16 if info.create_system == 3 else 0
         rel = _check_name(archive, info.filename, info.is_dir())
-        reject = f"archive {archive.name}: member {info.filename!r} rejected: "
+        reject = f"archive {archive.name}: member {shown(info.filename)} rejected: "
         if stat.S_ISLNK(mode):
             raise SourceError(reject + "symbolic link (links are not extracted; repack the "
                               "archive with the files themselves)")
@@ -120,7 +129,7 @@ def _tar_members(archive: Path, tf: tarfile.TarFile, max_files: int) -> list[_Me
     members = []
     for info in tf:  # iterating reads headers one by one: stops early on a flood of entries
         rel = _check_name(archive, info.name, info.isdir())
-        reject = f"archive {archive.name}: member {info.name!r} rejected: "
+        reject = f"archive {archive.name}: member {shown(info.name)} rejected: "
         if info.issym():
             raise SourceError(reject + f"symbolic link to {info.linkname!r} (links are not "
                               "extracted; repack with `tar --dereference`)")
@@ -203,7 +212,13 @@ def _write_member(dest: Path, member: _Member, src: BinaryIO, budget: _Budget) -
     budget.take_file()
     target.parent.mkdir(parents=True, exist_ok=True)
     # O_EXCL: never follow or overwrite anything already there.
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError as err:
+        if err.errno != errno.ENAMETOOLONG:  # a file system with a shorter NAME_MAX
+            raise
+        raise SourceError(f"archive {budget.archive.name}: member {shown(member.name)} "
+                          "rejected: its name is too long for this file system") from None
     with os.fdopen(fd, "wb") as out:
         budget.copy(src, out, member.name)
 
@@ -232,6 +247,72 @@ def extract_archive(
     return target / FILES
 
 
+def discard_extraction(folder: Path, sha256: str) -> None:
+    """Remove the extraction of the archive with this sha256, if any (its archive failed)."""
+    shutil.rmtree(folder / sha256[:16], ignore_errors=True)
+
+
+def verify_archive(archive: Path, max_bytes: int) -> None:
+    """SourceError unless ``archive`` is whole, by its own checks; reads it once in full.
+
+    A download cut short can still open: a ``.tar`` cut at a member boundary lists
+    fewer members without complaint. So: a zip needs its central directory (at the
+    very end) and every member's CRC; a tar needs the zero block that ends the
+    archive after its last member, and a compressed tar its compressor's own end
+    (gzip's CRC and length, bz2's and xz's checks), read to the last byte. At most
+    ``max_bytes`` are decompressed (a bomb is refused, not inflated).
+    """
+    kind = archive_type(archive)
+    if kind is None:
+        raise SourceError(f"data.source: {archive.name} is not a zip or tar archive")
+    with _read_errors(archive):
+        if kind == "zip":
+            budget = _Budget(archive, max_bytes, max_files=1 << 62)
+            with zipfile.ZipFile(archive) as zf:  # needs the central directory
+                for info in zf.infolist():
+                    with zf.open(info) as src:  # zipfile checks each CRC at the member's end
+                        budget.copy(src, _Discard(), info.filename)
+        else:
+            with tarfile.open(archive, "r:*") as tf:
+                declared = 0
+                for info in tf:  # every header; tarfile stops quietly where the data ends
+                    declared += info.size
+                    if declared > max_bytes:  # the seek below would inflate it all
+                        raise SourceError(
+                            f"archive {archive.name}: more than {max_bytes:,} bytes once "
+                            "extracted (max_bytes); not used")
+                stream = tf.fileobj
+                stream.seek(tf.offset)
+                end = stream.read(tarfile.BLOCKSIZE)
+                # To the last byte, so gzip, bz2 and xz check their CRC and length.
+                _Budget(archive, max_bytes, 1).copy(stream, _Discard(), "(the end)")
+            if len(end) < tarfile.BLOCKSIZE or end.strip(b"\0"):
+                raise SourceError(
+                    f"archive {archive.name} is truncated: no end-of-archive block after "
+                    f"its last whole member (byte {tf.offset:,} of {archive.stat().st_size:,})"
+                )
+
+
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+@contextmanager
+def _read_errors(archive: Path) -> Iterator[None]:
+    """The readers' many exceptions for a damaged archive, as one SourceError naming it."""
+    try:
+        yield
+    except UnicodeDecodeError as err:  # zipfile: a name flagged UTF-8 that is not
+        raise SourceError(f"archive {archive.name}: member {shown(err.object)} rejected: "
+                          "the name is flagged UTF-8 but is not") from None
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,
+            gzip.BadGzipFile) as err:
+        raise SourceError(f"archive {archive.name} is corrupt or truncated: {err}") from None
+    except (RuntimeError, NotImplementedError) as err:  # encrypted, unknown compression
+        raise SourceError(f"archive {archive.name} cannot be read: {err}") from None
+
+
 def _extract(archive: Path, kind: str, target: Path, sha256: str, max_bytes: int,
              max_files: int) -> None:
     folder = target.parent
@@ -240,11 +321,13 @@ def _extract(archive: Path, kind: str, target: Path, sha256: str, max_bytes: int
         tmp.chmod(0o755)  # mkdtemp's 0o700 would stay on the renamed folder
         tree = tmp / FILES
         tree.mkdir()
-        try:
+        with _read_errors(archive):
             if kind == "zip":
                 with zipfile.ZipFile(archive) as zf:
                     members = _zip_members(archive, zf, max_files)
                     _check_members(archive, members, max_bytes)
+                    # Whole, before anything is written (a cut-short tar extracts "fine").
+                    verify_archive(archive, max_bytes)
                     for m in members:
                         if m.is_dir:
                             tree.joinpath(*m.rel.parts).mkdir(parents=True, exist_ok=True)
@@ -255,6 +338,7 @@ def _extract(archive: Path, kind: str, target: Path, sha256: str, max_bytes: int
                 with tarfile.open(archive, "r:*") as tf:
                     members = _tar_members(archive, tf, max_files)
                     _check_members(archive, members, max_bytes)
+                    verify_archive(archive, max_bytes)
                     by_name = {m.name: m for m in members}
                     for info in tf.getmembers():  # headers are cached: no second scan
                         m = by_name.get(info.name)
@@ -267,10 +351,6 @@ def _extract(archive: Path, kind: str, target: Path, sha256: str, max_bytes: int
                             assert src is not None  # regular file, checked above
                             with src:
                                 _write_member(tree, m, src, budget)
-        except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as err:
-            raise SourceError(f"archive {archive.name} is corrupt or truncated: {err}") from None
-        except (RuntimeError, NotImplementedError) as err:  # encrypted, unknown compression
-            raise SourceError(f"archive {archive.name} cannot be read: {err}") from None
         files = budget.max_files - budget.files_left
         written = budget.max_bytes - budget.bytes_left
         (tmp / MARKER).write_text(

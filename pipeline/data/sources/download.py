@@ -1,82 +1,213 @@
-"""Download an archive once into the cache: streamed, size-capped, hash-pinned, atomic.
+"""Download an archive once into the cache: whole or nothing, bounded in time, re-checked.
 
 A URL is downloaded into ``folder/<url hash>/`` through a temporary file that is
-renamed into place only when complete, and its sha256 is checked against the
-pinned one if given: a file that does not match is never stored or used.
+renamed into place only when it is whole:
+
+* the bytes received must be the Content-Length declared (a server that closes the
+  connection early would otherwise hand over part of a ``.tar``, which opens fine);
+* the archive must pass its own checks (:func:`archives.verify_archive`: zip central
+  directory and CRCs, tar end-of-archive block, gzip/bz2/xz checks);
+* the pinned sha256, if any, must match.
+
+A failure keeps nothing. Every read has a timeout and the whole download (retries
+included) a deadline, so a server that trickles a byte at a time cannot hang a run.
+A reset connection, a body cut short, a timeout or a 5xx is retried with back-off
+(a 4xx, an unknown host or a refused connection is not: retrying would not help).
+
+Beside the archive, ``download.json`` records its URL, length and sha256; a cached
+copy is reused only if it still has both (a copy from before the record was kept is
+re-checked as an archive instead), else it is discarded with its extraction.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
+import json
 import re
+import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path, PurePosixPath
 
 from pipeline.core.hashing import CHUNK, file_digest
-from pipeline.core.io import atomic_path
+from pipeline.core.io import atomic_path, write_json
 from pipeline.core.net import DOWNLOAD_TIMEOUT
 from pipeline.data.errors import SourceError
+from pipeline.data.sources.archives import discard_extraction, verify_archive
+
+RECORD = "download.json"  # beside the archive: {"url", "bytes", "sha256"}
+BACKOFF = 1.0  # seconds before the first retry, doubled after each
+
+
+class _Transient(Exception):
+    """A failure worth another attempt; the message says what was received."""
+
+
+def cache_paths(url: str, folder: Path) -> tuple[Path, Path]:
+    """(where ``url``'s archive is cached, its record) under the downloads ``folder``."""
+    target_dir = Path(folder) / hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+    name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
+    return target_dir / (_safe_file_name(name) or "archive"), target_dir / RECORD
+
+
+def recorded(url: str, folder: Path) -> dict | None:
+    """The record of ``url``'s cached download, if its archive is there with the recorded
+    length (a stat, no hashing: what the source stage's fingerprint needs)."""
+    target, record_file = cache_paths(url, folder)
+    record = _read_record(record_file)
+    if record is None or record.get("url") != url or not target.is_file():
+        return None
+    return record if target.stat().st_size == record.get("bytes") else None
 
 
 def download(
-    url: str, folder: Path, *, sha256: str | None, max_bytes: int, allow_download: bool = True
+    url: str, folder: Path, *, sha256: str | None, max_bytes: int, allow_download: bool = True,
+    deadline: float = 3600, timeout: float = DOWNLOAD_TIMEOUT, retries: int = 3,
+    extracted: Path | None = None,
 ) -> tuple[Path, str]:
-    """(cached copy of ``url``, its sha256), downloaded (atomically, size-capped) if needed.
+    """(cached copy of ``url``, its sha256), downloaded whole (see the module) if needed.
 
     The cache key is the URL, so a changed pin does not re-download by itself; a
     cached file that does not match the pin is downloaded again, and if the fresh
-    copy does not match either it is discarded with an error. ``allow_download=False``:
-    SourceError instead of a download.
+    copy does not match either it is discarded with an error. A cached copy that no
+    longer has its recorded length and hash is discarded, with its extraction under
+    ``extracted``. ``allow_download=False``: SourceError instead of a download.
     """
-    target_dir = folder / hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
-    name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
-    target = target_dir / (_safe_file_name(name) or "archive")
+    target, record_file = cache_paths(url, folder)
     if target.is_file():
-        cached = file_digest(target)  # re-hashed: a cache can be corrupted or edited
-        if sha256 is None or cached == sha256:
+        cached = _revalidate(url, target, record_file, max_bytes, extracted)
+        if cached is not None and (sha256 is None or cached == sha256):
             return target, cached
     if not allow_download:
         raise SourceError(
-            f"data.source: {url} is not in the download cache ({target_dir}); run the "
+            f"data.source: {url} is not in the download cache ({target.parent}); run the "
             "prepare stage first (`dvc repro prepare`), which downloads it"
         )
 
-    target_dir.mkdir(parents=True, exist_ok=True)
-    (target_dir / "url.txt").write_text(url + "\n", encoding="utf-8")  # for humans
-    with atomic_path(target, suffix=".part") as tmp:
-        digest = _fetch(url, tmp, max_bytes)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    (target.parent / "url.txt").write_text(url + "\n", encoding="utf-8")  # for humans
+    # The suffix keeps the archive type readable from the temporary file's name.
+    with atomic_path(target, suffix=".part" + "".join(target.suffixes[-2:])) as tmp:
+        size, digest = _fetch(url, tmp, target, max_bytes=max_bytes, deadline=deadline,
+                              timeout=timeout, retries=retries)
         if sha256 is not None and digest != sha256:
             raise SourceError(
                 f"data.source: download of {url} has sha256 {digest}, but {sha256} is "
                 "pinned; the file is discarded (check the URL, or update data.sha256 if "
                 "the archive was intentionally replaced)"
             )
+        try:
+            verify_archive(tmp, max_bytes)
+        except SourceError as err:
+            raise SourceError(
+                f"data.source: download of {url} ({size:,} bytes, as declared) is not a "
+                f"whole archive: {str(err).replace(tmp.name, target.name)}; nothing kept "
+                f"in the cache ({target})"
+            ) from None
+    write_json(record_file, {"url": url, "bytes": size, "sha256": digest})
     return target, digest
+
+
+def _read_record(path: Path) -> dict | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _revalidate(url: str, target: Path, record_file: Path, max_bytes: int,
+                extracted: Path | None) -> str | None:
+    """The cached copy's sha256 if it is still the download it was, else None (discarded)."""
+    record = _read_record(record_file)
+    digest = file_digest(target)  # re-hashed: a cache can be corrupted or edited
+    size = target.stat().st_size
+    if record is not None and record.get("url") == url:
+        if (size, digest) == (record.get("bytes"), record.get("sha256")):
+            return digest
+        why = (f"is {size:,} bytes with sha256 {digest[:12]}, but {record.get('bytes'):,} "
+               f"bytes with sha256 {str(record.get('sha256'))[:12]} were downloaded")
+    else:  # cached before records were kept, or a run killed before writing it
+        try:
+            verify_archive(target, max_bytes)
+        except SourceError as err:
+            why = f"fails its check ({err})"
+        else:
+            write_json(record_file, {"url": url, "bytes": size, "sha256": digest})
+            return digest
+    print(f"warning: cached download {target} of {url} {why}: discarded with its "
+          "extraction; downloading again", file=sys.stderr)
+    target.unlink()
+    record_file.unlink(missing_ok=True)
+    if extracted is not None:
+        for stale in {digest, str((record or {}).get("sha256") or digest)}:
+            discard_extraction(extracted, stale)
+    return None
 
 
 def _safe_file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")
 
 
-def _fetch(url: str, dest: Path, max_bytes: int) -> str:
-    """Stream ``url`` into ``dest``; return its sha256. Refuses more than ``max_bytes``."""
+def _fetch(url: str, dest: Path, target: Path, *, max_bytes: int, deadline: float,
+           timeout: float, retries: int) -> tuple[int, str]:
+    """Stream ``url`` into ``dest`` whole, retrying transient failures; (bytes, sha256)."""
+    end = time.monotonic() + deadline
+    for attempt in range(1, retries + 2):
+        try:
+            return _attempt(url, dest, target, max_bytes, end, deadline, timeout)
+        except _Transient as err:
+            wait = BACKOFF * 2 ** (attempt - 1)
+            if attempt > retries or time.monotonic() + wait >= end:
+                tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
+                raise SourceError(f"data.source: download of {url} failed after {tries}: "
+                                  f"{err}; nothing kept in the cache ({target})") from None
+            print(f"warning: download of {url}: {err}; retry {attempt}/{retries} in "
+                  f"{wait:g} s", file=sys.stderr)
+            time.sleep(wait)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _attempt(url: str, dest: Path, target: Path, max_bytes: int, end: float, deadline: float,
+             timeout: float) -> tuple[int, str]:
     digest = hashlib.sha256()
-    written = 0
+    received, declared = 0, None
+
+    def late() -> SourceError:
+        expected = f" of {declared:,}" if declared is not None else ""
+        return SourceError(
+            f"data.source: download of {url} did not finish within {deadline:g} s "
+            f"(data.download.deadline): {received:,}{expected} bytes received; nothing kept "
+            f"in the cache ({target})"
+        )
+
     request = urllib.request.Request(url, headers={"User-Agent": "transfer-pipeline"})
     try:
-        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT) as response, \
+        left = end - time.monotonic()
+        if left <= 0:
+            raise late()
+        with urllib.request.urlopen(request, timeout=min(timeout, left)) as response, \
                 open(dest, "wb") as out:
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
+            length = response.headers.get("Content-Length")
+            declared = int(length) if length and length.isdigit() else None
+            if declared is not None and declared > max_bytes:
                 raise SourceError(
-                    f"data.source: {url} is {int(declared):,} bytes, more than the "
+                    f"data.source: {url} is {declared:,} bytes, more than the "
                     f"{max_bytes:,} allowed (max_bytes)"
                 )
-            for chunk in iter(lambda: response.read(CHUNK), b""):
-                written += len(chunk)
-                if written > max_bytes:
+            while True:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise late()
+                _read_timeout(response, min(timeout, left))
+                chunk = response.read1(CHUNK)  # what has arrived: read() would wait for 1 MiB
+                if not chunk:
+                    break
+                received += len(chunk)
+                if received > max_bytes:
                     raise SourceError(
                         f"data.source: {url} sent more than the {max_bytes:,} bytes "
                         "allowed (max_bytes); download abandoned"
@@ -84,12 +215,42 @@ def _fetch(url: str, dest: Path, max_bytes: int) -> str:
                 digest.update(chunk)
                 out.write(chunk)
     except urllib.error.HTTPError as err:
+        if 500 <= err.code < 600:
+            raise _Transient(f"HTTP {err.code} {err.reason}") from None
         raise SourceError(f"data.source: download of {url} failed: HTTP {err.code} "
                           f"{err.reason}") from None
-    except OSError as err:  # URLError, timeouts, refused connections
-        reason = getattr(err, "reason", err)
-        raise SourceError(
-            f"data.source: cannot download {url} ({reason}). On an offline machine, "
-            "download the archive elsewhere and set data.source to its local path."
-        ) from None
-    return digest.hexdigest()
+    except TimeoutError:
+        if time.monotonic() >= end:
+            raise late() from None
+        raise _Transient(f"no byte for {timeout:g} s (data.download.timeout) after "
+                         f"{received:,} bytes") from None
+    except (ConnectionError, http.client.HTTPException) as err:  # reset, cut short
+        raise _Transient(f"{type(err).__name__} after {received:,} bytes") from None
+    except urllib.error.URLError as err:  # unknown host, refused: another try would not help
+        if isinstance(err.reason, TimeoutError):
+            raise _Transient(f"no answer within {timeout:g} s (data.download.timeout)") from None
+        raise _offline(url, err.reason) from None
+    except OSError as err:
+        raise _offline(url, err) from None
+    if declared is not None and received != declared:
+        raise _Transient(f"received {received:,} bytes of the {declared:,} declared "
+                         "(Content-Length): the connection closed early")
+    return received, digest.hexdigest()
+
+
+def _read_timeout(response: http.client.HTTPResponse, seconds: float) -> None:
+    """Bound the next read by ``seconds`` (the deadline's rest), not only the per-read timeout.
+
+    http.client keeps its socket private; without it the deadline is still checked
+    after every read, so it is overrun by one per-read timeout at most.
+    """
+    sock = getattr(getattr(response.fp, "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.001))
+
+
+def _offline(url: str, reason: object) -> SourceError:
+    return SourceError(
+        f"data.source: cannot download {url} ({reason}). On an offline machine, "
+        "download the archive elsewhere and set data.source to its local path."
+    )

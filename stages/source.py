@@ -1,0 +1,40 @@
+"""Stage source: fingerprint data.source, so that DVC never opens the data folder itself.
+
+Runs on every `dvc repro` (always_changed) and costs a stat of each file when nothing
+changed: file hashes are cached by (path, size, mtime_ns) in data.cache/fingerprints/.
+prepare depends on the fingerprint instead of the folder, so a FIFO, a socket or a
+non-UTF-8 name in the folder cannot hang or break DVC's hashing; special files are
+listed, never opened. A URL is fingerprinted by its data.sha256 pin, else by the hash
+recorded with its cached download (downloaded here once if not cached): `dvc status`
+sends no request.
+
+Reads:  params data.source, data.sha256, data.cache, data.max_bytes, data.download;
+        the file names, sizes and mtimes of data.source (the bytes of new or changed files)
+Writes: data/source_fingerprint.json (kind, files, bytes, special files, sha256)
+"""
+
+import sys
+
+from pipeline.core import paths, stage
+from pipeline.core.io import write_json
+from pipeline.core.params import Params
+from pipeline.data.sources.fingerprint import fingerprint
+
+
+def main(params: Params) -> None:
+    record = fingerprint(params.data)
+    write_json(paths.SOURCE_FINGERPRINT, record)
+    shown = {"folder": lambda r: f"{r['files']:,} files, {r['bytes']:,} bytes, ",
+             "unusable": lambda r: "not found (prepare says why), "}.get(record["kind"])
+    print(f"source: {params.data.source} ({record['kind']}): "
+          f"{shown(record) if shown else ''}sha256 {str(record.get('sha256'))[:12]} "
+          f"-> {paths.SOURCE_FINGERPRINT}")
+    special = record.get("special") or []
+    if special:
+        print(f"warning: data.source: {len(special)} special file(s) skipped, never opened: "
+              f"{', '.join(special[:10])}{' ...' if len(special) > 10 else ''}",
+              file=sys.stderr)
+
+
+if __name__ == "__main__":
+    stage.run(main, stage.parser(__doc__))
