@@ -7,15 +7,16 @@ looks at (the mistakes) are plots.
 
 Reads:  params evaluate.*, distribute; models/MODEL.keras, models/MODEL.json (its card); the head:
         data/features/test.npz, others: data/manifest.csv; data/source.json (the images)
-Writes: metrics/evaluate/MODEL.json, reports/predictions/MODEL.csv (each test image),
-        plots/MODEL/{confusion,per_class}.csv, plots/MODEL/mistakes.png
+Writes: metrics/evaluate/MODEL.json (and the machine: its kernels can move a score),
+        reports/predictions/MODEL.csv (each test image), plots/MODEL/{confusion,per_class}.csv,
+        plots/MODEL/mistakes.png
 """
 
 import time
 
 import numpy as np
 
-from pipeline.core import paths, stage
+from pipeline.core import machine, paths, stage
 from pipeline.core.io import atomic_path, read_json, write_json
 from pipeline.core.params import Params, ParamsError
 from pipeline.data.sources import data_root
@@ -63,7 +64,8 @@ def main(params: Params, model: str) -> None:
         proba = net.predict(ds, verbose=0)
         speed = round(len(labels) / (time.perf_counter() - start), 1)
 
-    scores = score(labels, proba, names, ev.top_k) | {"inference_images_per_second": speed}
+    scores = score(labels, proba, names, ev.top_k) | {"inference_images_per_second": speed,
+                                                       "machine": machine.record()}
     write_json(paths.METRICS / "evaluate" / f"{model}.json", scores)
     table = predictions.frame(files, labels, proba, names)
     predictions.write(table, paths.PREDICTIONS / f"{model}.csv")
