@@ -9,9 +9,9 @@ of params.yaml's ``report`` section. The recommended model is exported to models
 Reads:  params report.*, backbone, seed; for every model (the head, each finetune and
         scratch entry): models/MODEL.{keras,json}, metrics/evaluate/MODEL.json,
         reports/predictions/MODEL.csv; reports/data/prepare.json, metrics/validation.json,
-        plots/data/*.png; data/weights.json (to export the head behind its backbone)
+        plots/data/*.png; data/weights.json (the banner; the head's export behind its backbone)
 Writes: reports/report.md, reports/report.html (self-contained), plots/report/
-        accuracy_vs_compute.png, metrics/report.json, models/best/{model.keras,card.json}
+        accuracy_vs_compute.png, metrics/report.json, models/best/{model.keras,card.json,README.md}
 """
 
 from pathlib import Path
@@ -25,6 +25,7 @@ from pipeline.core.params import Params
 def main(params: Params) -> None:
     from pipeline.evaluation import predictions
     from pipeline.evaluation.export import export_best
+    from pipeline.evaluation.modelcard import write_model_card
     from pipeline.evaluation.report import ModelResult, compare, compute_chart, markdown, to_html
 
     models = []
@@ -58,11 +59,14 @@ def main(params: Params) -> None:
     def relative(found: dict[str, Path]) -> dict[str, Path]:
         return {c: Path("..") / p for c, p in found.items() if p.is_file()}
 
+    weights = read_json(paths.WEIGHTS_RECORD)
     write_text(paths.REPORTS / "report.md",
-               markdown(report, data, relative(pictures), relative(data_pictures)))
-    write_text(paths.REPORTS / "report.html", to_html(report, data, pictures, data_pictures))
+               markdown(report, data, relative(pictures), relative(data_pictures), weights))
+    write_text(paths.REPORTS / "report.html",
+               to_html(report, data, pictures, data_pictures, weights))
     write_json(paths.METRICS / "report.json", report.to_metrics())
     card = export_best(report.choice.model, params.backbone, params.seed)
+    write_model_card(paths.BEST, card, params)  # moves to the export stage with export_best
     print(markdown(report, data, {}).split("## Data")[0].rstrip())
     print(f"report: {paths.REPORTS / 'report.html'}; {report.choice.model} exported to "
           f"{paths.BEST}/ ({card.get('exported', 'copied')})")
