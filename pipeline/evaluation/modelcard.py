@@ -150,7 +150,7 @@ def render(card: dict, weights: dict, data: dict, chosen: dict, evaluation: dict
         "accuracy, not the point value.",
         "Accuracy can move between CPUs: oneDNN picks kernels by instruction set (AVX-512, "
         "AVX512_BF16, AMX), and a retrain on another machine can land elsewhere (see the "
-        "machine lines below).",
+        "machine lines above).",
     ]
     if weights.get("source") == "random":
         limits.insert(0, "No ImageNet features: with random backbone weights, the models on "
