@@ -50,14 +50,15 @@ def _version(package: str) -> str:
 
 
 def accelerator() -> str:
-    """The GPUs TensorFlow sees when it is already loaded (stages that ran a network), else
-    the NVIDIA driver's list; "none" when there are neither. Never starts TensorFlow."""
+    """The GPUs and TPUs TensorFlow sees when it is already loaded (stages that ran a network),
+    else the NVIDIA driver's list; "none" when there are neither. Never starts TensorFlow."""
     tf = sys.modules.get("tensorflow")
     if tf is not None:
         names = []
         for device in tf.config.list_physical_devices("GPU"):
             details = tf.config.experimental.get_device_details(device)
             names.append(details.get("device_name", device.name))
+        names += [d.name for d in tf.config.list_physical_devices("TPU")]
         return ", ".join(names) or "none"
     names = []
     for info in sorted(NVIDIA_GPUS.glob("*/information")) if NVIDIA_GPUS.is_dir() else []:
