@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -36,7 +37,7 @@ CHOSEN = {"recommended": "head", "accuracy": 0.5, "accuracy_low": 0.3774,
 CARD = {"model": "head", "name": "head", "family": "head", "input": "image", "image_size": 128,
         "classes": ["cat", "dog"], "preprocessing": "raw RGB pixels in [0, 255]",
         "exported": "resnet50 backbone + models/head.keras",
-        "machine": machine.record(machine.describe(EPYC))}
+        "machine": machine.describe(EPYC)}
 
 
 def test_cpuinfo_gives_the_model_and_the_kernel_selecting_features():
@@ -47,12 +48,15 @@ def test_cpuinfo_gives_the_model_and_the_kernel_selecting_features():
     assert machine.parse_cpuinfo(EPYC)[1] == ["avx2", "fma", "avx512f", "avx512_bf16"]
 
 
-def test_the_metrics_record_is_flat_strings():
-    record = machine.record(machine.describe(XEON))
-    assert record["cpu"].startswith("Intel(R) Xeon(R)")
-    assert record["isa"].endswith("amx_tile amx_bf16 amx_int8")
-    assert record["tensorflow"] == __import__("importlib.metadata").metadata.version("tensorflow")
-    assert all(isinstance(v, str) for v in record.values())
+def test_the_metrics_record_is_one_line_with_the_cpu_its_kernels_and_the_versions():
+    found = machine.describe(XEON)
+    assert found["isa"][-3:] == ["amx_tile", "amx_bf16", "amx_int8"]
+    assert found["tensorflow"] == metadata.version("tensorflow")
+    assert machine.record(found) == (
+        "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz (avx2 fma avx512f avx512_vnni "
+        "avx512_bf16 avx512_fp16 amx_tile amx_bf16 amx_int8), no accelerator; "
+        + ", ".join(f"{n} {found[n]}" for n in machine.RUNTIMES if found[n] != "not installed")
+        + f"; Python {found['python']}")
 
 
 def test_dvc_metrics_diff_shows_the_machine_beside_the_change(tmp_path):
@@ -68,8 +72,8 @@ def test_dvc_metrics_diff_shows_the_machine_beside_the_change(tmp_path):
             sh(tmp_path, "git", "add", "-A")
             sh(tmp_path, "git", "commit", "-qm", "epyc")
     out = sh(tmp_path, "dvc", "metrics", "diff").stdout
-    assert "machine.cpu" in out and "AMD EPYC 9B14" in out and "Intel(R) Xeon(R)" in out
-    assert "amx_tile" in out
+    row = next(line for line in out.splitlines() if " machine " in line)
+    assert "AMD EPYC 9B14 (avx2" in row and "Intel(R) Xeon(R)" in row and "amx_tile" in row
 
 
 def test_random_weights_are_the_cards_loud_first_line():
@@ -145,7 +149,7 @@ def _results(seconds: dict[str, float]) -> list[ModelResult]:
     n = 20
     table = pd.DataFrame({"path": [f"i{i}.jpg" for i in range(n)], "label": ["cat"] * n,
                           "predicted": ["cat"] * n, "confidence": 0.9, "correct": True})
-    return [ModelResult(name, name, {"macro_f1": 1.0, "machine": CARD["machine"]},
+    return [ModelResult(name, name, {"macro_f1": 1.0, "machine": machine.record(CARD["machine"])},
                         {"trainable_params": params_, "train_seconds": seconds[name]}, table)
             for name, params_ in (("resnet50", 23_000_000), ("wrn", 700_000))]
 

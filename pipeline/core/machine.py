@@ -3,9 +3,10 @@
 oneDNN and XLA pick their kernels by CPU feature (AVX-512, AVX512_BF16, AMX), so the same
 seed and code can give a different accuracy on another CPU (the issue's reading: wrn 0.45
 on an Intel Xeon with AMX, 0.50 on an AMD EPYC). The metrics, the model card and the report
-record this dict, so ``dvc metrics diff`` shows the cause next to the change. Every value is
-a flat string: DVC 3.67 shows a nested dict of strings as ``machine.cpu`` etc. in
-``dvc metrics show/diff`` but silently drops lists.
+record it, so ``dvc metrics diff`` shows the cause next to the change. The cards keep the
+dict; the metrics files keep one flat string (``record``), as they keep ``distribute``:
+DVC 3.67 shows strings in ``dvc metrics show/diff`` and ``dvc exp show`` but silently drops
+lists, and a dict would add one column per key to every metrics file in ``dvc exp show``.
 """
 
 from __future__ import annotations
@@ -81,14 +82,16 @@ def describe(cpuinfo: str | None = None) -> dict:
             "python": platform.python_version()}
 
 
-def record(machine: dict | None = None) -> dict:
-    """``describe()`` with flat string values, as the metrics files hold it."""
-    machine = machine or describe()
-    return {k: " ".join(v) if isinstance(v, list) else str(v) for k, v in machine.items()}
+def record(machine: dict | None = None) -> str:
+    """The machine as the metrics files hold it: ``line(describe())``."""
+    return line(machine or describe())
 
 
-def line(machine: dict) -> str:
-    """One line for people: ``AMD EPYC (avx2 avx512f ...), no accelerator; TensorFlow ...``."""
+def line(machine: dict | str) -> str:
+    """One line for people: ``AMD EPYC (avx2 avx512f ...), no accelerator; tensorflow ...``
+    (a metrics file's ``record`` is that line already)."""
+    if isinstance(machine, str):
+        return machine
     isa = machine.get("isa") or "no AVX2/AVX-512/AMX"
     isa = " ".join(isa) if isinstance(isa, list) else isa
     acc = machine.get("accelerator", "none")

@@ -16,13 +16,13 @@ from pipeline.core.io import write_json
 
 IMAGE_INPUT = ("raw RGB pixels in [0, 255], resized to image_size x image_size (bilinear, "
                "antialiased) by pipeline.data.input.load_image; the model normalises them itself")
-METRIC_KEYS = ("val_accuracy", "train_seconds", "distribute", "machine")
+METRIC_KEYS = ("val_accuracy", "train_seconds", "distribute")
 
 
 def write_card(name: str, card: dict[str, Any]) -> None:
-    card = card | {"machine": machine.record()}
-    write_json(paths.MODELS / f"{name}.json", card)
+    found = machine.describe()
+    write_json(paths.MODELS / f"{name}.json", card | {"machine": found})
     write_json(paths.METRICS / "train" / f"{name}.json",
-               {k: card[k] for k in METRIC_KEYS if k in card})
+               {k: card[k] for k in METRIC_KEYS if k in card} | {"machine": machine.record(found)})
 
 
