@@ -67,7 +67,7 @@ def main(params: Params) -> None:
     write_json(paths.METRICS / "report.json", report.to_metrics())
     card = export_best(report.choice.model, params.backbone, params.seed)
     write_model_card(paths.BEST, card, params)  # moves to the export stage with export_best
-    print(markdown(report, data, {}).split("## Data")[0].rstrip())
+    print(markdown(report, data, {}, weights=weights).split("## Data")[0].rstrip())
     print(f"report: {paths.REPORTS / 'report.html'}; {report.choice.model} exported to "
           f"{paths.BEST}/ ({card.get('exported', 'copied')})")
 
