@@ -90,6 +90,7 @@ def test_random_weights_are_the_cards_loud_first_line():
     assert "Git commit: abc123." in text
     assert "Trained on: AMD EPYC 9B14 (avx2 fma avx512f avx512_bf16), no accelerator" in text
     assert "Scored on: not recorded." in text
+    assert "head is a softmax head on the frozen ResNet50 backbone's features" in text
     assert "head:\n  dropout: 0.2\n" in text  # the params that made it, as YAML
 
 

@@ -85,8 +85,11 @@ def _origin(name: str, card: dict, weights: dict, params: dict) -> tuple[str, li
                     "compared with models that had no transfer either: its win says nothing "
                     "about transfer learning.", [line, words])
         return "", [line, words]
-    line = (f"{name} is a {card.get('family', name)} model on the backbone: "
-            f"{card.get('exported') or card.get('preprocessing', '')}.")
+    arch = ARCH_NAMES.get(weights.get("arch", ""), "backbone")
+    line = (f"{name} is the {arch} backbone and the head, fine-tuned end to end "
+            f"(finetune.{name})." if "finetune" in params else
+            f"{name} is a softmax head on the frozen {arch} backbone's features, exported "
+            "behind that backbone.")
     if random:
         return f"> **⚠ RANDOM WEIGHTS.** {words}", [line, words]
     return "", [line, words]
