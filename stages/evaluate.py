@@ -12,7 +12,8 @@ Reads:  params evaluate.*, distribute; models/MODEL.keras, models/MODEL.json (it
         data/features/{val,test}.npz and params.yaml's backbone with data/weights.json (for
         its Grad-CAM), others: data/manifest.csv; data/source.json (the images)
 Writes: metrics/evaluate/MODEL.json (with temperature, ece, ece_calibrated, nll,
-        nll_calibrated), reports/predictions/MODEL.csv (each test image),
+        nll_calibrated, and the machine: its kernels can move a score),
+        reports/predictions/MODEL.csv (each test image),
         plots/MODEL/{confusion,per_class,reliability}.csv,
         plots/MODEL/{mistakes,confused_pairs,reliability}.png
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core import paths, stage
+from pipeline.core import machine, paths, stage
 from pipeline.core.io import atomic_path, read_json, write_json
 from pipeline.core.params import Params, ParamsError
 from pipeline.data.sources import data_root
@@ -107,7 +108,8 @@ def main(params: Params, model: str) -> None:
     y_val, proba_val = validation_probabilities(net, card, root,
                                                 placement.global_batch(ev.batch_size))
     calibrated, proba_calibrated = calibration.summary(y_val, proba_val, labels, proba)
-    scores = (score(labels, proba, names, ev.top_k) | {"inference_images_per_second": speed}
+    scores = (score(labels, proba, names, ev.top_k) | {"inference_images_per_second": speed,
+                                                       "machine": machine.record()}
               | calibrated)
     write_json(paths.METRICS / "evaluate" / f"{model}.json", scores)
     table = predictions.frame(files, labels, proba, names, proba_calibrated)

@@ -3,12 +3,13 @@
 Reads:  params seed, backbone.arch/image_size/batch_size, distribute; data/manifest.csv,
         data/source.json (where the images are), data/weights.json
 Writes: data/features/{train,val,test}.npz (features, labels, paths, classes) and
-        info.json (backbone, size, weights), metrics/features.json (weights used, images/s)
+        info.json (backbone, size, weights), metrics/features.json (weights used, images/s,
+        the machine)
 """
 
 import numpy as np
 
-from pipeline.core import paths, stage
+from pipeline.core import machine, paths, stage
 from pipeline.core.io import atomic_dir, read_json, write_json
 from pipeline.core.params import Params
 from pipeline.core.runtime import seed_everything
@@ -52,7 +53,7 @@ def main(params: Params) -> None:
         write_json(out / "info.json", made | {
             "arch": bb.arch, "image_size": bb.image_size,
             "dim": int(backbone.output_shape[-1]), "images": total})
-    write_json(paths.METRICS / "features.json", made)
+    write_json(paths.METRICS / "features.json", made | {"machine": machine.record()})
     print(f"features: {total} images, {speed['train']:.1f} img/s on the train split")
 
 

@@ -10,9 +10,9 @@ Reads:  params report.*, backbone, seed; for every model (the head, each finetun
         scratch entry): models/MODEL.{keras,json}, metrics/evaluate/MODEL.json,
         reports/predictions/MODEL.csv, plots/MODEL/{reliability,confused_pairs}.png;
         reports/data/prepare.json, metrics/validation.json, plots/data/*.png;
-        data/weights.json (to export the head behind its backbone)
+        data/weights.json (the banner; the head's export behind its backbone)
 Writes: reports/report.md, reports/report.html (self-contained), plots/report/
-        accuracy_vs_compute.png, metrics/report.json, models/best/{model.keras,card.json}
+        accuracy_vs_compute.png, metrics/report.json, models/best/{model.keras,card.json,README.md}
 """
 
 from pathlib import Path
@@ -26,6 +26,7 @@ from pipeline.core.params import Params
 def main(params: Params) -> None:
     from pipeline.evaluation import predictions
     from pipeline.evaluation.export import export_best
+    from pipeline.evaluation.modelcard import write_model_card
     from pipeline.evaluation.report import ModelResult, compare, compute_chart, markdown, to_html
 
     models = []
@@ -65,14 +66,16 @@ def main(params: Params) -> None:
     def relative(found: dict[str, Path]) -> dict[str, Path]:
         return {c: Path("..") / p for c, p in found.items() if p.is_file()}
 
+    weights = read_json(paths.WEIGHTS_RECORD)
     write_text(paths.REPORTS / "report.md",
                markdown(report, data, relative(pictures), relative(data_pictures),
-                        relative(error_pictures)))
+                        relative(error_pictures), weights=weights))
     write_text(paths.REPORTS / "report.html",
-               to_html(report, data, pictures, data_pictures, error_pictures))
+               to_html(report, data, pictures, data_pictures, error_pictures, weights=weights))
     write_json(paths.METRICS / "report.json", report.to_metrics())
     card = export_best(report.choice.model, params.backbone, params.seed)
-    print(markdown(report, data, {}).split("## Data")[0].rstrip())
+    write_model_card(paths.BEST, card, params)  # moves to the export stage with export_best
+    print(markdown(report, data, {}, weights=weights).split("## Data")[0].rstrip())
     print(f"report: {paths.REPORTS / 'report.html'}; {report.choice.model} exported to "
           f"{paths.BEST}/ ({card.get('exported', 'copied')})")
 

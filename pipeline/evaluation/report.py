@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import base64
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
+from pipeline.core import machine
+from pipeline.evaluation.modelcard import weights_in_words
 from pipeline.evaluation.stats import Comparison, Recommendation, compare_to_best, recommend
 
+MEASURED = "measured seconds: depends on the machine and its load"
 COST_TITLES = {
-    "train_seconds": "training seconds",
+    "train_seconds": f"training seconds ({MEASURED})",
     "trainable_params": "trainable parameters",
-    "inference_seconds": "seconds per 1,000 test images",
+    "inference_seconds": f"seconds per 1,000 test images ({MEASURED})",
 }
 
 
@@ -79,7 +82,43 @@ def compare(models: list[ModelResult], cost: str, alpha: float) -> Report:
     correct = {m.name: m.predictions["correct"].to_numpy(dtype=bool) for m in models}
     rows = compare_to_best(correct, alpha=alpha)
     choice = recommend(rows, {m.name: m.cost(cost) for m in models}, "accuracy", alpha)
+    if cost.endswith("_seconds") and len(choice.candidates) > 1:  # the cost decided
+        choice = replace(choice, reason=f"{choice.reason} The cost is {MEASURED}: a re-run "
+                         "can recommend another of the tied models.")
     return Report(models, rows, choice, cost, alpha)
+
+
+def provenance(report: Report, weights: dict | None) -> tuple[str, list[str]]:
+    """(weights sentence, machine lines) for the report's first screen: where the scores came
+    from (the machine each evaluation recorded; this one when none did)."""
+    words = weights_in_words(weights) if weights else "The backbone's weights are not recorded."
+    where: dict[str, list[str]] = {}
+    for m in report.models:
+        found = m.metrics.get("machine")
+        where.setdefault(machine.line(found) if found else "", []).append(m.name)
+    if list(where) == [""]:
+        return words, [f"Machine: not recorded by the evaluations; this report ran on "
+                       f"{machine.line(machine.describe())}."]
+    if len(where) == 1:
+        return words, [f"Machine (every test score): {next(iter(where))}."]
+    return words, [f"Machine ({', '.join(names)}): {line or 'not recorded'}."
+                   for line, names in where.items()]
+
+
+def _banner_md(report: Report, weights: dict | None) -> list[str]:
+    words, machines = provenance(report, weights)
+    loud = weights is not None and weights.get("source") == "random"
+    return [f"> **⚠ {words}**" if loud else f"> {words}", ">",
+            *[f"> {line}" for line in machines], ""]
+
+
+def _banner_html(report: Report, weights: dict | None) -> str:
+    words, machines = provenance(report, weights)
+    loud = weights is not None and weights.get("source") == "random"
+    colour = "#fdecea; border-left: 4px solid #b3261e" if loud else "#f4f4f4"
+    head = f"<b>⚠ {html.escape(words)}</b>" if loud else html.escape(words)
+    lines = "".join(f"<br><span class='muted'>{html.escape(x)}</span>" for x in machines)
+    return f"<p style='background: {colour}; padding: .8em 1em'>{head}{lines}</p>"
 
 
 def _pct(x: float) -> str:
@@ -218,14 +257,16 @@ def _verdicts(report: Report) -> list[str]:
 
 def markdown(report: Report, data: dict, pictures: dict[str, str],
              data_pictures: dict[str, str] | None = None,
-             error_pictures: dict[str, str] | None = None) -> str:
+             error_pictures: dict[str, str] | None = None, weights: dict | None = None) -> str:
     """The report as Markdown; ``pictures`` (of the models, shown after their table),
     ``data_pictures`` (after the data) and ``error_pictures`` (reliability diagrams, then
-    the confused pairs) map a caption to a path relative to the page."""
+    the confused pairs) map a caption to a path relative to the page; ``weights``
+    (data/weights.json) heads the page with where the numbers came from."""
     n = report.test_images
     parts = [
         "# Which model to ship",
         "",
+        *_banner_md(report, weights),
         f"**Recommended: {report.choice.model}.** {report.choice.reason}",
         "",
         f"Rule (params.yaml `report`): the best on accuracy; among the models not "
@@ -301,7 +342,7 @@ def _html_errors(report: Report, pictures: dict[str, Path]) -> str:
 
 def to_html(report: Report, data: dict, pictures: dict[str, Path],
             data_pictures: dict[str, Path] | None = None,
-            error_pictures: dict[str, Path] | None = None) -> str:
+            error_pictures: dict[str, Path] | None = None, weights: dict | None = None) -> str:
     """The report as one self-contained page: styles inline, pictures as data: URLs."""
     n = report.test_images
     verdicts = "".join(f"<li>{html.escape(v)}</li>" for v in _verdicts(report))
@@ -310,6 +351,7 @@ def to_html(report: Report, data: dict, pictures: dict[str, Path],
 <html lang="en"><head><meta charset="utf-8"><title>Which model to ship</title>
 <style>{STYLE}</style></head><body>
 <h1>Which model to ship</h1>
+{_banner_html(report, weights)}
 <p class="choice"><b>Recommended: {html.escape(report.choice.model)}.</b>
 {html.escape(report.choice.reason)}</p>
 <p class="muted">Rule (params.yaml <code>report</code>): the best on accuracy; among the models

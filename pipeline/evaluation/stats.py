@@ -253,7 +253,8 @@ def recommend(
     """Cheapest model not significantly worse than the best (p >= alpha), so cost decides ties.
 
     ``rows`` come from :func:`compare_to_best`. Models missing from ``costs`` count as infinitely
-    expensive; equal costs go to the more accurate model, then to the earlier row.
+    expensive; equal costs go to the more accurate model, then to the first name in sorted
+    order, so the choice never depends on the order the models were listed in.
     """
     best_rows = [row for row in rows if row.p_value is None]
     if len(best_rows) != 1:
@@ -264,7 +265,7 @@ def recommend(
             raise ValueError(f"cost of {name} is NaN")
     candidates = [row for row in rows if row.p_value is None or row.p_value >= alpha]
     cost_of = {row.name: float(costs.get(row.name, math.inf)) for row in candidates}
-    chosen = min(candidates, key=lambda row: (cost_of[row.name], -row.accuracy))
+    chosen = min(candidates, key=lambda row: (cost_of[row.name], -row.accuracy, row.name))
 
     best_part = f"{best.name} is best on {metric_name} ({best.accuracy:.4g})"
     others = [row for row in rows if row is not best]
