@@ -20,6 +20,7 @@ import yaml
 from helpers import ROOT, images_params, params, run_stage, validate_params, write_params
 
 from pipeline.core.params import ValidateParams
+from pipeline.data.data_docs import make_offline
 from pipeline.data.validation import (
     REQUIRED_COLUMNS,
     SUITE_FILE,
@@ -544,7 +545,8 @@ def test_data_docs_no_page_loads_anything_from_the_network(docs_site: Path) -> N
     for page in pages:
         text = page.read_text(encoding="utf-8")
         assert not LOADS_REMOTE.search(text), (page, LOADS_REMOTE.search(text)[0])
-        assert "<script" not in text and "fa-check-circle" not in text and "<style>" in text
+        assert "<script" not in text and "fa-check-circle" not in text
+        assert text.count(".gx-status {") == 1  # the stylesheet, once
 
 
 def test_data_docs_index_lists_each_validation_with_status_and_link(docs_site: Path) -> None:
@@ -564,3 +566,10 @@ def test_data_docs_each_expectation_shows_passed_or_failed(docs_site: Path) -> N
     text = page.read_text(encoding="utf-8")
     assert text.count("&#10008; failed") >= 3  # width, height, ... of the undecodable image
     assert text.count("&#10004; passed") >= 20
+
+
+def test_data_docs_made_offline_twice_are_unchanged(docs_site: Path) -> None:
+    """GX rewrites only the new run's pages: the pages of earlier runs are left as made."""
+    before = {p: p.read_bytes() for p in docs_site.rglob("*.html")}
+    make_offline(docs_site)
+    assert {p: p.read_bytes() for p in docs_site.rglob("*.html")} == before

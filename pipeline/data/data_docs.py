@@ -83,8 +83,14 @@ def make_offline(site: str | Path) -> list[Path]:
     return pages
 
 
+_DONE = "<!-- made offline by pipeline/data/data_docs.py -->"
+
+
 def offline_page(text: str, static: str) -> str:
-    """One page made offline; ``static``: the site's static/ folder relative to the page."""
+    """One page made offline; ``static``: the site's static/ folder relative to the page.
+    A page already made offline (GX rewrites only the pages of the new run) is kept."""
+    if _DONE in text:
+        return text
     for match in _TABLE_SCRIPT.finditer(text):
         table = _table(match["id"], ast.literal_eval(match["columns"]),
                        ast.literal_eval(match["data"]))
@@ -94,7 +100,7 @@ def offline_page(text: str, static: str) -> str:
     text = _SCRIPT.sub("", text)
     text = _ICON.sub(_status, text)
     text = _LOGO.sub(f"{static}/images/logo-long.png", text)
-    return text.replace("</head>", f"<style>{STYLE}</style>\n</head>", 1)
+    return text.replace("</head>", f"{_DONE}\n<style>{STYLE}</style>\n</head>", 1)
 
 
 def _status(match: re.Match[str]) -> str:
