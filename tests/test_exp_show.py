@@ -7,6 +7,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import yaml
 from helpers import ROOT, sh
@@ -38,8 +40,9 @@ def test_the_recipe_fits_120_columns_with_accuracies_and_changed_params(tmp_path
     wrn = tmp_path / "metrics/evaluate/wrn.json"
     wrn.write_text(wrn.read_text().replace('"accuracy": ', '"accuracy": 0.125, "was": ', 1))
 
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])  # dvc
     out = subprocess.run(["bash", "-c", "set -o pipefail\n" + recipe()], cwd=tmp_path,
-                         env=os.environ | {"COLUMNS": "120"},
+                         env=os.environ | {"COLUMNS": "120", "PATH": path},
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
