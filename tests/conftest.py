@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
-import socket
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from helpers import ROOT
 
 NETGUARD = Path(__file__).resolve().parent / "netguard"
+sys.path.insert(0, str(NETGUARD))
+import netguard  # noqa: E402  (lives in tests/netguard, beside sitecustomize.py)
+
+_OFFSET = pytest.StashKey[int]()
 
 # Subprocesses (stage scripts, dvc) load tests/netguard/sitecustomize.py.
 os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -18,44 +23,83 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 os.environ["DVC_NO_ANALYTICS"] = "1"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One guard for the whole session, before any fixture of any scope, and one log of
+    refused attempts per test process (each xdist worker is one), which subprocesses
+    inherit through the environment."""
+    handle, log = tempfile.mkstemp(prefix="netguard-", suffix=".log")
+    os.close(handle)
+    os.environ[netguard.LOG_ENV] = log
+    netguard.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    Path(os.environ.get(netguard.LOG_ENV, "")).unlink(missing_ok=True)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The end-to-end modules first: pytest-xdist (--dist loadfile --no-loadscope-reorder)
     then starts each on a worker of its own at once, and the unit tests fill in after."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable
 
 
+class Attempts:
+    """The refused network attempts of the running test so far (its own process and
+    every subprocess it started), read afresh from the log on each use."""
+
+    def __init__(self, offset: int):
+        self.offset = offset
+
+    def lines(self) -> list[str]:
+        return netguard.attempts_since(self.offset)[0]
+
+    def __iter__(self):
+        return iter(self.lines())
+
+    def __len__(self) -> int:
+        return len(self.lines())
+
+    def __eq__(self, other) -> bool:
+        return self.lines() == list(other)
+
+    def __repr__(self) -> str:
+        return repr(self.lines())
+
+
+_log_offset = 0  # the end of the log that tests have already claimed
+_stray: list[str] = []  # attempts made between tests (e.g. a module fixture's teardown)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Mark where this test's attempts start, before any fixture (of any scope) runs."""
+    global _log_offset
+    stray, _log_offset = netguard.attempts_since(_log_offset)
+    _stray.extend(stray)
+    item.stash[_OFFSET] = _log_offset
+
+
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch, request):
-    """Fail any test that tries to reach beyond loopback.
-
-    Attempts are recorded as well as refused, so code that catches the error
-    and falls back still fails the test, unless the test is marked
-    ``offline_attempt`` (it checks the offline behaviour itself).
-    """
-    attempts: list[str] = []
-    real_getaddrinfo = socket.getaddrinfo
-    real_connect = socket.socket.connect
-
-    def local(host) -> bool:
-        return str(host) in ("localhost", "::1", "None", "") or str(host).startswith("127.")
-
-    def getaddrinfo(host, *args, **kwargs):
-        if not local(host):
-            attempts.append(f"resolve {host}")
-            raise OSError(f"network disabled in tests: tried to resolve {host!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    def connect(self, address):
-        if isinstance(address, tuple) and not local(address[0]):
-            attempts.append(f"connect {address}")
-            raise OSError(f"network disabled in tests: tried to connect to {address!r}")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr(socket.socket, "connect", connect)
+def no_network(request) -> Attempts:
+    """Fail any test that tried to reach beyond loopback, even if the error was caught
+    and swallowed (here or in a subprocess), unless the test is marked ``offline_attempt``
+    (it checks the offline behaviour itself). The guard itself is installed once per
+    process (pytest_configure, tests/netguard/sitecustomize.py), so monkeypatch.undo()
+    cannot remove it."""
+    global _log_offset
+    attempts = Attempts(request.node.stash.get(_OFFSET, _log_offset))
     yield attempts
+    seen, _log_offset = netguard.attempts_since(attempts.offset)
     if not request.node.get_closest_marker("offline_attempt"):
-        assert not attempts, f"test touched the network: {attempts}"
+        assert not seen, f"test touched the network: {seen}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    stray, _ = netguard.attempts_since(_log_offset)
+    stray = _stray + stray
+    if stray:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nnetwork touched outside any test: {stray}", file=sys.stderr)
 
 
 @pytest.fixture

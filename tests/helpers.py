@@ -243,7 +243,7 @@ def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarIn
 # weights, one or two epochs) and drive dvc as a user would.
 
 PROJECT_FILES = ["pipeline", "stages", "params.yaml", "dvc.yaml", "pyproject.toml",
-                 ".dvc/config", ".dvcignore", ".gitignore", "reports/templates"]
+                 ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore", "reports/templates"]
 TIMING_KEYS = re.compile(r"seconds|per_second")
 NOISE = re.compile(r"oneDNN custom operations|Could not find cuda drivers|absl::InitializeLog"
                    r"|triggered tf\.function retracing|I0000 |E0000 ")

@@ -278,12 +278,44 @@ def test_not_an_npz(tmp_path) -> None:
         load_bit_npz(model, tmp_path / "absent.npz")
 
 
-def test_weight_map_covers_every_weight() -> None:
+def published_bit_layout(width: int, blocks) -> dict[str, tuple[int, ...]]:
+    """BiT's npz keys and shapes (big_transfer's ResNet-v2), written from the paper's
+    architecture: pre-activation bottleneck units, a projection in each group's first."""
+    layout = {"resnet/root_block/standardized_conv2d/kernel": (7, 7, 3, 64 * width)}
+    channels = 64 * width
+    for group, units in enumerate(blocks, start=1):
+        out = 256 * width * 2 ** (group - 1)
+        mid = out // 4
+        for unit in range(1, units + 1):
+            name = f"resnet/block{group}/unit{unit:02d}"
+            for part, (cin, kernel) in {"a": (channels, (1, 1, channels, mid)),
+                                        "b": (mid, (3, 3, mid, mid)),
+                                        "c": (mid, (1, 1, mid, out))}.items():
+                layout[f"{name}/{part}/group_norm/gamma"] = (cin,)
+                layout[f"{name}/{part}/group_norm/beta"] = (cin,)
+                layout[f"{name}/{part}/standardized_conv2d/kernel"] = kernel
+            if unit == 1:
+                layout[f"{name}/a/proj/standardized_conv2d/kernel"] = (1, 1, channels, out)
+            channels = out
+    layout["resnet/group_norm/gamma"] = (channels,)
+    layout["resnet/group_norm/beta"] = (channels,)
+    return layout
+
+
+def test_weight_map_names_every_weight_as_bit_does() -> None:
     model = BiTResNet(1, (2, 1), include_top=False)
-    mapped = [v for _, v, _ in bit_weight_map(model)]
-    assert len(mapped) == len(model.weights)
-    keys = [k for k, _, _ in bit_weight_map(model)]
-    assert len(set(keys)) == len(keys) and all(k.startswith("resnet/") for k in keys)
+    mapped = list(bit_weight_map(model))
+    # Every weight once, under BiT's own key, with BiT's shape.
+    assert {key: tuple(var.shape) for key, var, _ in mapped} == published_bit_layout(1, (2, 1))
+    assert sorted(var.path for _, var, _ in mapped) == sorted(w.path for w in model.weights)
+    for key, var, _ in mapped:
+        # The key names the variable's own layer and role (not a neighbour of one shape) ...
+        layer, role = key.removeprefix("resnet/").rsplit("/", 1)
+        assert var.path == f"{layer.replace('/', '_')}/{role}", key
+        # ... and GroupNorm's scale and offset are not swapped: as built, gamma is ones
+        # and beta zeros.
+        if role in ("gamma", "beta"):
+            np.testing.assert_array_equal(var.numpy(), float(role == "gamma"), err_msg=key)
 
 
 def _reference_forward(w: dict[str, np.ndarray], x: np.ndarray, blocks) -> np.ndarray:

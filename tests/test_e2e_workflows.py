@@ -161,11 +161,14 @@ def test_a_second_clone_pulls_the_shared_cache_and_recomputes_nothing(project, t
         "source": ["always changed"], "weights": ["always changed"]}
 
 
-def test_queued_experiments_run_two_at_a_time(project):
+def test_queued_experiments_run_two_at_a_time(project, tmp_path, monkeypatch):
     """`dvc exp run --queue` with two values, `dvc queue start --jobs 2`: both finish, each
-    with its own metrics."""
+    with its own metrics, and their stages ran at the same time."""
     import time
 
+    import proclog
+
+    monkeypatch.setenv(proclog.ENV, str(tmp_path / "processes.jsonl"))
     for dropout in ("0.3", "0.4"):
         sh(project, "dvc", "exp", "run", "--queue", "evaluate@head", "-S",
            f"head.dropout={dropout}")
@@ -187,3 +190,16 @@ def test_queued_experiments_run_two_at_a_time(project):
             found[dropout] = accuracy
     assert {0.3, 0.4} <= set(found), found
     assert all(0 <= a <= 1 for a in found.values())
+    # Each experiment runs in a folder of its own: its stages ran from the first stage
+    # script's start to the last one's end, there. Two at a time: the spans overlap.
+    starts: dict[str, float] = {}
+    ends: dict[str, float] = {}
+    for record in proclog.read(tmp_path / "processes.jsonl"):
+        if record["argv"] and "stages/" in Path(record["argv"][0]).as_posix():
+            cwd, at = record["cwd"], record["time"]
+            if record["event"] == "start":
+                starts[cwd] = min(starts.get(cwd, at), at)
+            else:
+                ends[cwd] = max(ends.get(cwd, at), at)
+    assert len(starts) == 2 and starts.keys() == ends.keys(), (starts, ends)
+    assert max(starts.values()) < min(ends.values()), f"not at once: {starts} {ends}"

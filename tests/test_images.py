@@ -208,8 +208,19 @@ def test_near_duplicate_found_at_the_threshold(near_dup_folder):
     far = hamming(hashes["a/orig.png"], hashes["a/other.png"])
     assert d <= 4 < 16 <= far  # resize + JPEG moves a few bits; another image ~half of 64
     assert near_duplicates(frame, d) == [("a/orig.png", "a/small.jpg", d)]
-    if d > 0:
-        assert near_duplicates(frame, d - 1) == []
+
+
+@pytest.mark.parametrize("threshold", [1, 2, 3, 4, 6])
+def test_near_duplicate_threshold_is_inclusive_and_exact(threshold):
+    """Copies of one hash at 1 to 7 bits (every side of both index strategies: banded up
+    to 3 bits, every pair above): found up to the threshold, not one bit beyond."""
+    base = 0x9E3779B97F4A7C15
+    bits = [0, 17, 33, 49, 62, 8, 40]  # spread over the four 16-bit bands
+    copies = {f"d{k}": base ^ sum(1 << b for b in bits[:k]) for k in range(1, 8)}
+    frame = pd.DataFrame({"path": ["base", *copies],
+                          "phash": [f"{v:016x}" for v in (base, *copies.values())]})
+    found = {(a, b): d for a, b, d in near_duplicates(frame, threshold) if a == "base"}
+    assert found == {("base", f"d{k}"): k for k in range(1, threshold + 1)}
 
 
 def random_hashes(n: int, planted: int, flips: int, seed: int = 0) -> pd.DataFrame:

@@ -182,26 +182,38 @@ def test_imagenet_offline_names_the_files(project, keras_home, capsys):
 
 
 def test_imagenet_decodes_with_keras(project, keras_home, monkeypatch, capsys):
-    """The --imagenet path with a stand-in ResNet50 and class index (no 100 MB download)."""
+    """The --imagenet path with a stand-in ResNet50 and class index (no 100 MB download):
+    the top-k are the index's names for the model's top classes, in order."""
     from keras.src.applications import imagenet_utils
 
-    index = {str(i): [f"n{i:08d}", f"class_{i}"] for i in range(1000)}
+    names = {0: "tench", 1: "goldfish", 2: "great_white_shark", 3: "tiger_shark",
+             4: "hammerhead"}
+    index = {str(i): [f"n{i:08d}", names.get(i, f"other_{i}")] for i in range(1000)}
     (keras_home / "models" / "index.json").parent.mkdir(exist_ok=True)
     (keras_home / "models" / "index.json").write_text(json.dumps(index))
     keras_own = imagenet_utils.CLASS_INDEX
     monkeypatch.setattr(inference, "_cached_file",
                         lambda fname, url, md5: keras_home / "models" / "index.json")
+    # A stand-in whose scores do not depend on the image: these logits, so its top five
+    # are known (tiger_shark, tench, hammerhead, goldfish, great_white_shark).
+    logits = np.zeros(1000, "float32")
+    logits[[3, 0, 4, 1, 2]] = [9.0, 8.0, 7.0, 6.0, 5.0]
+    expected = np.exp(logits) / np.exp(logits).sum()
 
     def fake_resnet50(weights):
-        return tiny_model(inference.IMAGENET_SIZE, classes=1000)
+        model = tiny_model(inference.IMAGENET_SIZE, classes=1000)
+        dense = model.layers[-1]
+        dense.set_weights([np.zeros_like(dense.get_weights()[0]), logits])
+        return model
 
     monkeypatch.setattr(keras.applications, "ResNet50", fake_resnet50)
-    assert inference.imagenet_classes() == [f"class_{i}" for i in range(1000)]  # index order
+    assert inference.imagenet_classes()[:5] == [names[i] for i in range(5)]  # index order
     assert predict.main([str(project / "photos" / "a.png"), "--imagenet", "--top-k", "5"]) == 0
     lines = capsys.readouterr().out.splitlines()[1:]
-    assert len(lines) == 5 and all(line.split()[-2].startswith("class_") for line in lines)
+    assert [line.split()[-2] for line in lines] == [
+        "tiger_shark", "tench", "hammerhead", "goldfish", "great_white_shark"]
     probs = [float(line.split()[-1]) for line in lines]
-    assert probs == sorted(probs, reverse=True)
+    np.testing.assert_allclose(probs, expected[[3, 0, 4, 1, 2]], atol=1e-3)
     assert imagenet_utils.CLASS_INDEX is keras_own  # Keras' private cache is left alone
 
 

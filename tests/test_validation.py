@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +20,7 @@ import yaml
 from helpers import ROOT, images_params, params, run_stage, validate_params, write_params
 
 from pipeline.core.params import ValidateParams
+from pipeline.data.data_docs import make_offline
 from pipeline.data.validation import (
     REQUIRED_COLUMNS,
     SUITE_FILE,
@@ -515,3 +517,59 @@ def test_stage_unreadable_manifest_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and "missing.csv" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --------------------------------------------------------------------------- Data Docs
+# Great Expectations' Data Docs read offline (pipeline/data/data_docs.py): nothing loads
+# from the network, the index lists every validation with a visible status, and each
+# result says passed or failed.
+
+LOADS_REMOTE = re.compile(r"<(?:link|script|img)\b[^>]*(?:href|src)=\"(?:https?:)?//", re.I)
+
+
+@pytest.fixture(scope="module")
+def docs_site(tmp_path_factory) -> Path:
+    """The Data Docs of a manifest with one undecodable image (a critical failure)."""
+    df = make_manifest()
+    i = row(df, "cat/val_000.jpg")
+    df.loc[i, ["width", "height", "channels", "format"]] = None
+    df.loc[i, "error"] = "cannot identify image file"
+    docs = tmp_path_factory.mktemp("docs") / "data_docs"
+    assert not validate_manifest(df, CFG, images_params=IMAGES, docs_dir=docs).success
+    return docs
+
+
+def test_data_docs_no_page_loads_anything_from_the_network(docs_site: Path) -> None:
+    pages = list(docs_site.rglob("*.html"))
+    assert len(pages) >= 7  # the index, 3 suites, 3 validation results
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert not LOADS_REMOTE.search(text), (page, LOADS_REMOTE.search(text)[0])
+        assert "<script" not in text and "fa-check-circle" not in text
+        assert text.count(".gx-status {") == 1  # the stylesheet, once
+
+
+def test_data_docs_index_lists_each_validation_with_status_and_link(docs_site: Path) -> None:
+    index = (docs_site / "index.html").read_text(encoding="utf-8")
+    rows = re.findall(r"<tr>(.*?)</tr>", index, re.S)
+    statuses = {table: ("failed" if "gx-fail" in r else "passed")
+                for r in rows for table in ("images", "class_totals", "class_split_counts")
+                if f"manifest-{table}" in r}
+    assert statuses == {"images": "failed", "class_totals": "passed",
+                        "class_split_counts": "passed"}
+    links = re.findall(r'<a href="(validations/[^"]+)"', index)
+    assert len(links) == 3 and all((docs_site / link).is_file() for link in links), links
+
+
+def test_data_docs_each_expectation_shows_passed_or_failed(docs_site: Path) -> None:
+    (page,) = (docs_site / "validations").rglob("manifest-images.html")
+    text = page.read_text(encoding="utf-8")
+    assert text.count("&#10008; failed") >= 3  # width, height, ... of the undecodable image
+    assert text.count("&#10004; passed") >= 20
+
+
+def test_data_docs_made_offline_twice_are_unchanged(docs_site: Path) -> None:
+    """GX rewrites only the new run's pages: the pages of earlier runs are left as made."""
+    before = {p: p.read_bytes() for p in docs_site.rglob("*.html")}
+    make_offline(docs_site)
+    assert {p: p.read_bytes() for p in docs_site.rglob("*.html")} == before

@@ -5,7 +5,9 @@ absl's "All log messages before absl::InitializeLog()"), twice, because its two 
 libraries each log before absl is initialised, which ``TF_CPP_MIN_LOG_LEVEL`` cannot
 filter. :func:`quiet_tensorflow` catches the first ``import tensorflow`` of the process,
 however it happens (Keras, tf.data, ...), runs it with file descriptor 2 sent to a
-temporary file, and passes on every line that is not that known noise. Set
+temporary file, and passes on every line that is not that known noise; if TensorFlow
+was imported first, it lists the devices under the same filter, which is when the CUDA
+probe ("failed call to cuInit") logs on a machine without a GPU. Set
 ``PIPELINE_VERBOSE=1`` (or ``--verbose`` on a stage) to see everything again.
 """
 
@@ -96,6 +98,14 @@ class _filtered_stderr:  # noqa: N801 - used as a context manager
 
 def quiet_tensorflow() -> None:
     """Filter TensorFlow's start-up noise from this process (see the module docstring)."""
-    if "tensorflow" in sys.modules or any(isinstance(f, _QuietTensorFlow) for f in sys.meta_path):
+    if any(isinstance(f, _QuietTensorFlow) for f in sys.meta_path):
+        return
+    if "tensorflow" in sys.modules:
+        # Imported before the package (a notebook, a user's script): too late for the
+        # import's lines, but the CUDA probe ("failed call to cuInit") runs when devices
+        # are first listed, so list them now, filtered.
+        if not verbose():
+            with _filtered_stderr():
+                sys.modules["tensorflow"].config.list_physical_devices()
         return
     sys.meta_path.insert(0, _QuietTensorFlow())

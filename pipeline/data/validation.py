@@ -12,7 +12,8 @@ Each expectation carries ``meta.severity``: ``critical`` fails the stage,
 ``warning`` (say, the same image stored twice within a split) is only reported.
 
 Given a folder, the stage also has Great Expectations write its Data Docs (HTML
-pages of every expectation and result) there.
+pages of every expectation and result) there, made to render offline
+(pipeline/data/data_docs.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import yaml
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import ImagesParams, ValidateParams
 from pipeline.data import manifest as manifest_columns
+from pipeline.data.data_docs import make_offline
 from pipeline.data.formats import FORMAT_ALIASES
 from pipeline.data.splits import SPLITS
 
@@ -407,6 +409,8 @@ def validate_manifest(
             evaluated += 1
             if not result.success:
                 failures.append(_failure(table, tables[table], result))
+    if docs_dir is not None:
+        make_offline(docs_dir)  # GX's pages load their styles and icons from CDNs
     return ValidationReport(
         images=len(images),
         per_split=_counts(images, "split", splits),
