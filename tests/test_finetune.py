@@ -217,7 +217,7 @@ def test_scratch_model_takes_raw_pixels_and_loads_its_weights_file(tmp_path):
 def test_bad_scratch_weights_name_the_key_and_the_path(weights):
     with pytest.raises(WeightsError) as info:
         build_scratch_model(wrn(weights=weights), CLASSES, name="small")
-    assert "finetune.small.weights" in str(info.value) and weights in str(info.value)
+    assert "scratch.small.weights" in str(info.value) and weights in str(info.value)
 
 
 # --- the recipe end to end, on a few tiny images ----------------------------------------

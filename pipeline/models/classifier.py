@@ -33,7 +33,7 @@ def build_scratch_model(
 
     ``recipe.weights`` is ``none`` or a file: ``.weights.h5`` of this whole model, or for BiT
     an ``.npz`` of published BiT weights for the backbone part. ``name`` is the params
-    entry, so that errors name the key to fix (``finetune.<name>.weights``).
+    entry, so that errors name the key to fix (``scratch.<name>.weights``).
     """
     from pipeline.models.bit import BiTResNet
     from pipeline.models.wide_resnet import WideResNet
@@ -62,7 +62,7 @@ def _load_scratch_weights(model: keras.Model, net: keras.Model,
     spec = recipe.weights
     if spec == "none":
         return
-    key, path = f"finetune.{name}.weights", Path(spec)
+    key, path = f"scratch.{name}.weights", Path(spec)  # only scratch entries get here
     npz_ok = isinstance(recipe, BiTRecipe)
     kinds = "none, a .weights.h5" + (" or a BiT .npz file" if npz_ok else " file")
     if not (path.name.endswith(".weights.h5") or (npz_ok and path.suffix == ".npz")):
