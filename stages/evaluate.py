@@ -9,8 +9,7 @@ the probabilities: ECE and NLL on the test split before and after it are metrics
 the reliability diagram a plot.
 
 Reads:  params evaluate.*, distribute; models/MODEL.keras, models/MODEL.json (its card); the head:
-        data/features/{val,test}.npz and params.yaml's backbone with data/weights.json (for
-        its Grad-CAM), others: data/manifest.csv; data/source.json (the images)
+        data/features/{val,test}.npz, others: data/manifest.csv; data/source.json (the images)
 Writes: metrics/evaluate/MODEL.json (with temperature, ece, ece_calibrated, nll,
         nll_calibrated, and the machine: its kernels can move a score),
         reports/predictions/MODEL.csv (each test image),
@@ -44,22 +43,18 @@ def validation_probabilities(net, card: dict, root, batch_size: int):
     return labels, net.predict(ds, verbose=0)
 
 
-def mistake_overlays(model: str, net, card: dict, shown, root) -> tuple[dict, str]:
+def mistake_overlays(net, card: dict, shown, root) -> tuple[dict, str]:
     """Grad-CAM overlays of the mistakes a sheet shows (the forward and backward passes
-    of those few images only): the head behind its backbone, as predict builds it."""
-    from pipeline.evaluation.inference import PredictError, load_predictor
+    of those few images only), for the models that see images."""
     from pipeline.evaluation.saliency import saliency_overlays
 
-    image_model, size = net, card.get("image_size")
     if card["input"] == "features":
-        try:
-            predictor = load_predictor(paths.MODELS / f"{model}.keras", None,
-                                       Path("params.yaml"))
-        except PredictError as err:
-            return {}, f"no saliency map ({err})"
-        image_model, size = predictor.model, predictor.image_size
+        # A linear model on cached features: its map would be the backbone's, which would
+        # tie evaluate@head to the backbone and its weights (and cost a backbone build in
+        # the head's fast loop). The fine-tune's sheet shows where that ResNet looks.
+        return {}, "no saliency map: the head sees cached features, not pixels"
     files = {p: str(Path(root) / p) for p in shown["path"]}
-    return saliency_overlays(image_model, files, size)
+    return saliency_overlays(net, files, card.get("image_size"))
 
 
 def main(params: Params, model: str) -> None:
@@ -128,7 +123,7 @@ def main(params: Params, model: str) -> None:
     bars = bars.sort_values(["class", "measure"], kind="stable")
     with atomic_path(plots / "per_class.csv", suffix=".csv") as tmp:
         bars[["bar", "value", "class", "measure"]].to_csv(tmp, index=False)
-    overlays, note = mistake_overlays(model, net, card,
+    overlays, note = mistake_overlays(net, card,
                                       shown_mistakes(table, ev.mistakes_shown), root)
     wrong = draw_mistakes(table, root, model, plots / "mistakes.png",
                           ev.mistakes_shown, overlays, note)
