@@ -35,7 +35,11 @@ def load_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
     one grey level of a full decode): up to 2.5-3x faster decode + resize on camera
     photos (benchmarks/levers.md). A JPEG under four times the target decodes exactly
     as ``tf.io.decode_image`` would."""
-    contents = tf.io.read_file(path)
+    return decode_image(tf.io.read_file(path), image_size)
+
+
+def decode_image(contents: tf.Tensor, image_size: int) -> tf.Tensor:
+    """:func:`load_image` on an image's encoded bytes (what the exported SavedModel gets)."""
     image = tf.cond(
         tf.io.is_jpeg(contents),
         lambda: decode_jpeg_scaled(contents, image_size),
