@@ -48,8 +48,8 @@ def latency_ms(runner: Runner, one: np.ndarray, repeats: int) -> dict[str, float
         start = time.perf_counter()
         runner.predict(one)
         times.append(1000 * (time.perf_counter() - start))
-    return {"latency_ms_p50": float(np.median(times)),
-            "latency_ms_p95": float(np.percentile(times, 95))}
+    return {"latency_ms_p50": round(float(np.median(times)), 3),
+            "latency_ms_p95": round(float(np.percentile(times, 95)), 3)}
 
 
 def throughput(runner: Runner, inputs: np.ndarray, batch_size: int) -> float:
@@ -62,7 +62,7 @@ def throughput(runner: Runner, inputs: np.ndarray, batch_size: int) -> float:
     start = time.perf_counter()
     for batch in batches:
         runner.predict(batch)
-    return count * batch_size / (time.perf_counter() - start)
+    return round(count * batch_size / (time.perf_counter() - start), 1)
 
 
 def measure(runner: Runner, inputs: np.ndarray, reference: np.ndarray, labels: Sequence[int],

@@ -20,9 +20,10 @@ from pipeline.data.input import decode_image
 BYTES_SIGNATURE = "serving_default"
 IMAGES_SIGNATURE = "images"
 OUTPUT = "probabilities"
+Function = tf.types.experimental.PolymorphicFunction
 
 
-def images_function(model: keras.Model, image_size: int) -> tf.types.experimental.PolymorphicFunction:
+def images_function(model: keras.Model, image_size: int) -> Function:
     """``model`` as a tf.function on a float32 batch [None, size, size, 3] named ``images``."""
     spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="images")
 
@@ -33,8 +34,24 @@ def images_function(model: keras.Model, image_size: int) -> tf.types.experimenta
     return images
 
 
-def bytes_function(images: tf.types.experimental.PolymorphicFunction,
-                   image_size: int) -> tf.types.experimental.PolymorphicFunction:
+def frozen_images_function(model: keras.Model, image_size: int):
+    """:func:`images_function` as a ConcreteFunction with every weight a constant.
+
+    What the TFLite and ONNX converters take. Traced as is, a Keras 3 Normalization
+    layer (the head's standardisation) captures its mean and variance as eager tensors,
+    which both converters leave as dangling graph inputs: the TFLite model then fails
+    (READ_VARIABLE) and the ONNX one asks for them as inputs, as Keras' own
+    ``export(format="onnx")`` does. Freezing folds them in."""
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    return convert_variables_to_constants_v2(
+        images_function(model, image_size).get_concrete_function())
+
+
+def bytes_function(images: Function,
+                   image_size: int) -> Function:
     """``images`` behind the in-graph decoder, on a batch [None] of encoded images."""
     pixels = tf.TensorSpec([image_size, image_size, 3], tf.float32)
 

@@ -15,13 +15,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipeline.export.savedmodel import images_function
+from pipeline.export.savedmodel import frozen_images_function
 
 
 def to_tflite(model: keras.Model, image_size: int,
               calibration: np.ndarray | None = None) -> bytes:
     """The flatbuffer: float32, or int8 calibrated on ``calibration`` (float images)."""
-    function = images_function(model, image_size).get_concrete_function()
+    function = frozen_images_function(model, image_size)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
     if calibration is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
