@@ -279,3 +279,42 @@ def test_export_params_are_validated():
         params({"export.formats": ["torchscript"]})
     with pytest.raises(ParamsError, match=r"export\.int8_images"):
         params({"export.int8_images": 0})
+
+
+def run_report():
+    spec = importlib.util.spec_from_file_location(
+        "report_stage", Path(__file__).resolve().parents[1] / "stages" / "report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from pipeline.core.params import load
+
+    module.main(load())
+
+
+def test_report_shows_the_formats_of_the_model_it_recommends(project):
+    from pipeline.core.errors import PipelineError
+
+    Path("reports/data").mkdir(parents=True, exist_ok=True)
+    Path("reports/data/prepare.json").write_text('{"images": 15, "classes": 3}')
+    Path("metrics/validation.json").write_text('{"warnings": 0}')
+    ok = {"file": "model.tflite", "size_bytes": 2_500_000, "agreement": 1.0,
+          "max_abs_diff": 3e-7, "accuracy": 1.0, "accuracy_change": 0.0,
+          "latency_ms_p50": 1.25, "latency_ms_p95": 2.5, "batch_images_per_second": 800.0,
+          "status": "ok"}
+    Path("metrics/export.json").write_text(json.dumps({
+        "model": "tiny", "temperature": 2.0, "test_images": 6, "formats": {
+            "tflite": ok,
+            "onnx": {"file": "model.onnx", "status": "failed",
+                     "reason": "ValueError: no kernel for FancyOp"}}}))
+    Path("models/best").mkdir()
+    Path("models/best/card.json").write_text('{"model": "head"}')
+    with pytest.raises(PipelineError, match=r"models/best/card.json is 'head'.*'tiny'"):
+        run_report()
+    Path("models/best/card.json").write_text('{"model": "tiny"}')
+    run_report()
+    page = Path("reports/report.md").read_text()
+    assert "## Formats" in page
+    assert "| tflite | model.tflite | 2.5 | 100.0 | 3.0e-07 | 1.2 / 2.5 | 800.0 | ok |" in page
+    assert "| onnx | model.onnx | – | – | – | – | – | failed: ValueError: no kernel for " \
+           "FancyOp |" in page
+    assert "no kernel for FancyOp" in Path("reports/report.html").read_text()
