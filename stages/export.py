@@ -51,6 +51,7 @@ def main(params: Params) -> None:
           f"{len(test)} test images:")
     for row in rows:
         figures = (f"agreement {row['agreement']:.1%}, max |dp| {row['max_abs_diff']:.2e}, "
+                   f"accuracy {100 * row['accuracy_change']:+.1f} points, "
                    f"{row['latency_ms_p50']:.1f} ms p50, "
                    f"{row['batch_images_per_second']:.0f} img/s; "
                    if "agreement" in row else "")
