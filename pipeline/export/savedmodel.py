@@ -28,7 +28,7 @@ def images_function(model: keras.Model, image_size: int) -> Function:
     spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="images")
 
     @tf.function(input_signature=[spec])
-    def images(images):
+    def images(images: tf.Tensor) -> dict[str, tf.Tensor]:
         return {OUTPUT: model(images, training=False)}
 
     return images
@@ -65,13 +65,17 @@ def bytes_function(images: Function,
 
 
 def write_savedmodel(model: keras.Model, image_size: int, folder: Path) -> None:
-    """Write the SavedModel with both signatures to ``folder`` (Keras' ExportArchive)."""
+    """Write the SavedModel with both signatures to ``folder``.
+
+    tf.saved_model.save on a module holding the model, not Keras' ExportArchive (or
+    ``model.export``): in Keras 3.15 those write every variable twice (as ``variables``
+    and ``_all_variables``), a 190 MB SavedModel for a 95 MB ResNet50."""
     images = images_function(model, image_size)
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(BYTES_SIGNATURE, bytes_function(images, image_size))
-    archive.add_endpoint(IMAGES_SIGNATURE, images)
-    archive.write_out(str(folder), verbose=False)
+    module = tf.Module()
+    module.model = model  # tracked: its variables are saved once, under model/
+    tf.saved_model.save(module, str(folder), signatures={
+        BYTES_SIGNATURE: bytes_function(images, image_size).get_concrete_function(),
+        IMAGES_SIGNATURE: images.get_concrete_function()})
 
 
 class SavedModelRunner:
