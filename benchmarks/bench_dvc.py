@@ -228,6 +228,16 @@ def noop_times(repo: Path, runs: int, *targets: str) -> list[float]:
     return [timed(repo, "dvc", "repro", "-q", *targets) for _ in range(runs)]
 
 
+# --- 8: the export stage -----------------------------------------------------------------------
+
+
+def export_run(repo: Path) -> tuple[float, dict[str, Any]]:
+    """Seconds of `python stages/export.py` in a copy whose `dvc repro export` ran, and the
+    metrics/export.json it wrote (parity and speed of every format)."""
+    seconds = timed(repo, sys.executable, "stages/export.py")
+    return seconds, json.loads((repo / "metrics" / "export.json").read_text())
+
+
 # --- 6: peak memory of stages ------------------------------------------------------------------
 
 MEMORY_STAGES = ("prepare", "features", "train_head")

@@ -49,6 +49,14 @@ What each row means:
    images/s (ResNet50: 8.2 GFLOP x (size/224)^2; WRN: counted from its layers), and
    that as a fraction of the float32 matmul rate.
 
+8. **export**: wall-clock seconds of ``python stages/export.py`` (the recommended model
+   in every format of ``export.formats``, each checked on every test image) in a copy
+   of the project on the sample data, and one row per format from the
+   ``metrics/export.json`` it wrote: top-1 agreement with the Keras model and the
+   largest |probability difference| on every test image, single-image latency p50/p95
+   and batch throughput, file size, status. The copy's first ``dvc repro export``
+   (training included; --quick: the tiny profile) is not timed.
+
 ``--quick`` measures less: 100 photos in rows 2-3, the head loop at 128 px only and on
 the first 30 photos of each class (copied to a temporary folder), row 5 on a tiny
 profile and without the 10,000-image figure, no row 6, 2 training steps per run.
@@ -93,6 +101,7 @@ from bench_compute import (  # noqa: E402
 )
 from bench_dvc import (  # noqa: E402
     MEMORY_STAGES,
+    export_run,
     head_setup,
     head_times,
     images_kept,
@@ -223,6 +232,8 @@ def setup_steps(bench: Bench) -> dict[str, Callable[[], Path]]:
         f"head{size}": (lambda size=size: head_setup(work / f"head-{size}", data, size))
         for size in plan.head_sizes if bench.wanted({4})
     }
+    if bench.wanted({8}):
+        steps["export"] = lambda: sample_setup(work / "export", "export", tiny=plan.noop_tiny)
     if bench.wanted({5}):
         steps["noop"] = lambda: sample_setup(work / "noop", tiny=plan.noop_tiny)
     for per_class in (plan.sample_sizes or ()) if bench.wanted({5, 6}) else ():
@@ -430,11 +441,42 @@ def training_rows(bench: Bench) -> list[Row]:
     return rows
 
 
+# --- 8: the export ------------------------------------------------------------------------
+
+
+def export_rows(bench: Bench) -> list[Row]:
+    profile = ("tiny profile (32 px)" if bench.plan.noop_tiny
+               else "the repository's params.yaml")
+    measured: dict = {}
+
+    def stage() -> tuple[str, int, str]:
+        seconds, measured["export"] = export_run(bench.setup("export"))
+        export = measured["export"]
+        return (f"{seconds:.1f} s", 1, f"{export['model']} (temperature "
+                f"{export['temperature']:g}), {export['test_images']} test images")
+
+    def one(name: str) -> tuple[str, int, str]:
+        f = measured["export"]["formats"][name]
+        if "agreement" not in f:
+            return f["status"], 1, f.get("reason", "")
+        return (f"agreement {100 * f['agreement']:.1f} %, max |dp| {f['max_abs_diff']:.1e}, "
+                f"{f['latency_ms_p50']:.1f}/{f['latency_ms_p95']:.1f} ms p50/p95, "
+                f"{f['batch_images_per_second']:.1f} img/s", 1,
+                f"{f['file']}, {f['size_bytes'] / 1e6:.2f} MB, accuracy change "
+                f"{100 * f['accuracy_change']:+.1f} points, {f['status']}")
+
+    setting = f"sample data, {profile}"
+    rows = [attempt(8, "export stage", setting, stage)]
+    for name in measured.get("export", {}).get("formats", {}):
+        rows.append(attempt(8, f"export parity, {name}", setting, lambda n=name: one(n)))
+    return rows
+
+
 # --- the run -----------------------------------------------------------------------------
 
 # Each section and the rows (of the module docstring) it gives.
 SECTIONS = ((matmul_rows, {1}), (feature_rows, {2, 3}), (head_rows, {4}), (noop_rows, {5}),
-            (memory_rows, {6}), (training_rows, {7}))
+            (memory_rows, {6}), (training_rows, {7}), (export_rows, {8}))
 
 
 def measure_all(bench: Bench) -> list[Row]:
@@ -464,13 +506,13 @@ def header(plan: Plan, hardware: str, argv: list[str]) -> str:
 
 
 def row_numbers(text: str) -> set[int]:
-    """--rows: comma-separated row numbers of the module docstring (1-7)."""
+    """--rows: comma-separated row numbers of the module docstring (1-8)."""
     try:
         rows = {int(n) for n in text.split(",")}
     except ValueError:
         rows = set()
-    if not rows or not rows <= set(range(1, 8)):
-        raise argparse.ArgumentTypeError(f"{text!r}: row numbers 1-7, comma-separated")
+    if not rows or not rows <= set(range(1, 9)):
+        raise argparse.ArgumentTypeError(f"{text!r}: row numbers 1-8, comma-separated")
     return rows
 
 

@@ -261,6 +261,7 @@ def tiny_profile(params: dict) -> dict:
         entry.update(epochs=1, image_size=32, batch_size=8)
         if entry["family"] == "wrn":
             entry.update(depth=10, width=1)
+    params["export"].update(int8_images=10, latency_repeats=5)
     params["gate"].update(min=0.0)
     return params
 

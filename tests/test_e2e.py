@@ -25,7 +25,7 @@ def project(tmp_path_factory):
 def test_repro_runs_every_stage_quietly_and_writes_outputs(project):
     log = (project / "first_repro.log").read_text()
     expected = {"sample", "source", "prepare", "validate", "weights", "features", "train_head",
-                "finetune@resnet50", "scratch@wrn", "report",
+                "finetune@resnet50", "scratch@wrn", "export", "report",
                 *(f"evaluate@{m}" for m in MODELS)}
     assert stages_run(log) == expected
     assert not NOISE.search(log), NOISE.search(log).group(0)
@@ -39,6 +39,12 @@ def test_repro_runs_every_stage_quietly_and_writes_outputs(project):
     report = json.loads((project / "metrics/report.json").read_text())
     assert report["recommended"] in MODELS
     assert (project / "models/best/model.keras").is_file()
+    export = json.loads((project / "metrics/export.json").read_text())
+    assert export["model"] == report["recommended"]
+    assert {f: r["status"] for f, r in export["formats"].items()} == {
+        f: "ok" for f in ("keras", "saved_model", "saved_model_bytes", "tflite", "tflite_int8",
+                          "onnx")}
+    assert "<h2>Formats</h2>" in (project / "reports/report.html").read_text()
     assert "Which model to ship" in (project / "reports/report.html").read_text()
 
 
@@ -75,11 +81,14 @@ def test_metrics_stay_few(project):
     def count(node) -> int:
         return sum(count(v) for v in node.values()) if isinstance(node, dict) else 1
 
-    total = sum(count(v["data"]) for v in metrics.values())
+    total = sum(count(v["data"]) for k, v in metrics.items() if k != "metrics/export.json")
     # 14 for the data, features (with its machine line) and report; 14 per model: 3 training
     # and its machine line, 4 evaluation and its machine line, 5 calibration (temperature,
     # ECE and NLL before and after).
     assert total <= 14 + 14 * len(MODELS), {k: count(v["data"]) for k, v in metrics.items()}
+    # The export: a fixed dozen per format (parity, speed, size, status), however many classes.
+    formats = metrics["metrics/export.json"]["data"]["formats"]
+    assert all(count(row) <= 12 for row in formats.values()), formats
 
 
 def test_second_repro_runs_only_the_weights_and_source_checks(project):
@@ -101,17 +110,20 @@ def test_same_params_give_the_same_metrics(project):
 @pytest.mark.parametrize(("settings", "target", "expected"), [
     # A head param: the head, the fine-tune that starts from it, their evaluations.
     (["head.dropout=0.5"], None,
-     {"train_head", "finetune@resnet50", "evaluate@head", "evaluate@resnet50", "report"}),
+     {"train_head", "finetune@resnet50", "evaluate@head", "evaluate@resnet50", "export",
+      "report"}),
     # The head alone: a head sweep waits for no network.
     (["head.dropout=0.1"], "evaluate@head", {"train_head", "evaluate@head"}),
     # The backbone: features and all that starts from them; never the scratch network.
     # (The image size, not the batch size: a batch size can give byte-identical features
     # on some CPUs, and DVC then rightly skips the head.)
     (["backbone.image_size=40"], None, {"features", "train_head", "finetune@resnet50",
-                                       "evaluate@head", "evaluate@resnet50", "report"}),
+                                       "evaluate@head", "evaluate@resnet50", "export",
+                                       "report"}),
     # A fine-tune entry and a scratch entry: those models, their evaluations, the report.
     (["finetune.resnet50.learning_rate=0.0001", "scratch.wrn.dropout=0.1"], None,
-     {"finetune@resnet50", "evaluate@resnet50", "scratch@wrn", "evaluate@wrn", "report"}),
+     {"finetune@resnet50", "evaluate@resnet50", "scratch@wrn", "evaluate@wrn", "export",
+      "report"}),
 ])
 def test_a_change_runs_exactly_the_stages_that_read_it(project, settings, target, expected):
     ran = exp_run(project, *settings, target=target)

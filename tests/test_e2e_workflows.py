@@ -39,7 +39,7 @@ def test_own_image_folder_as_data_source(project, tmp_path):
     # A data change runs everything after the demo data.
     assert stages_run(run.stdout) - {"weights", "source"} == {
         "prepare", "validate", "features", "train_head", "finetune@resnet50", "scratch@wrn",
-        "report", *(f"evaluate@{m}" for m in MODELS)}
+        "export", "report", *(f"evaluate@{m}" for m in MODELS)}
     card = json.loads((project / "models/best/card.json").read_text())
     assert card["classes"] == ["cats", "dogs", "ñandú birds"]
     summary = json.loads((project / "reports/data/prepare.json").read_text())

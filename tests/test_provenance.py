@@ -137,11 +137,10 @@ def test_the_commit_is_unknown_outside_git_and_marked_when_code_changed(tmp_path
 def test_the_card_is_written_beside_card_json_from_the_runs_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for path, content in (("data/weights.json", RANDOM), ("reports/data/prepare.json", DATA),
-                          ("metrics/report.json", CHOSEN),
                           ("metrics/evaluate/head.json", {"macro_f1": 0.5})):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(content))
-    written = modelcard.write_model_card(tmp_path / "models/best", CARD, params())
+    written = modelcard.write_model_card(tmp_path / "models/best", CARD, params(), CHOSEN)
     assert written == tmp_path / "models/best/README.md"
     assert written.read_text().startswith("> **⚠ RANDOM WEIGHTS.**")
 

@@ -278,6 +278,26 @@ class ReportParams(_Section):
     cost: Literal["trainable_params", "train_seconds", "inference_seconds"]
 
 
+ExportFormat = Literal["saved_model", "tflite", "tflite_int8", "onnx"]
+
+
+class ExportParams(_Section):
+    """stages/export.py: the recommended model in other formats, checked and timed."""
+
+    formats: list[ExportFormat]  # beside model.keras, which is always written
+    int8_images: PositiveInt  # train images calibrating the int8 TFLite model
+    latency_repeats: PositiveInt  # single-image runs timed per format
+    batch_size: PositiveInt  # parity batches and the throughput figure
+
+    @field_validator("formats")
+    @classmethod
+    def _once(cls, given: list[str]) -> list[str]:
+        twice = sorted({f for f in given if given.count(f) > 1})
+        if twice:
+            raise ValueError(f"{twice} listed more than once")
+        return given
+
+
 class GateParams(_Section):
     """python -m pipeline.gate: the recommended model's ``metric`` must reach ``min``; on the
     same test images as the baseline (McNemar, p < ``alpha``), the recommended model must not
@@ -301,6 +321,7 @@ class Params(_Section):
     distribute: DistributeParams
     evaluate: EvaluateParams
     report: ReportParams
+    export: ExportParams
     gate: GateParams
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -198,13 +198,14 @@ def render(card: dict, weights: dict, data: dict, chosen: dict, evaluation: dict
     return "\n".join(parts)
 
 
-def write_model_card(target: Path, card: dict, params: Params) -> Path:
-    """``target``/README.md for the exported ``card`` (export_best's), from the run's files."""
+def write_model_card(target: Path, card: dict, params: Params, chosen: dict) -> Path:
+    """``target``/README.md for the exported ``card``, from the run's files; ``chosen`` is
+    the recommendation as metrics/report.json records it (``Report.to_metrics()``)."""
     name = card.get("model", card.get("name"))
     evaluation_file = paths.METRICS / "evaluate" / f"{name}.json"
     text = render(card, read_json(paths.WEIGHTS_RECORD),
                   read_json(paths.DATA_REPORTS / "prepare.json"),
-                  read_json(paths.METRICS / "report.json"),
+                  chosen,
                   read_json(evaluation_file) if evaluation_file.is_file() else {},
                   model_params(params, name), git_commit())
     write_text(target / "README.md", text)

@@ -213,6 +213,34 @@ def _md_errors(report: Report, pictures: dict[str, str]) -> list[str]:
     ]
 
 
+def _formats_table(export: dict) -> list[list[str]]:
+    """metrics/export.json as rows: each format of models/best/ against the Keras model."""
+    out = [["format", "file", "size MB", "agreement %", "max |Δp|", "latency p50/p95 ms",
+            "batch img/s", "status"]]
+    for name, f in export["formats"].items():
+        measured = "agreement" in f
+        status = f["status"] + (f": {f['reason']}" if f.get("reason") else "")
+        if measured and "accuracy_change" in f and name.endswith("int8"):
+            status += f" (accuracy {100 * f['accuracy_change']:+.1f} points)"
+        out.append([
+            name, f["file"],
+            f"{f['size_bytes'] / 1e6:.1f}" if "size_bytes" in f else "–",
+            f"{100 * f['agreement']:.1f}" if measured else "–",
+            f"{f['max_abs_diff']:.1e}" if measured else "–",
+            f"{f['latency_ms_p50']:.1f} / {f['latency_ms_p95']:.1f}" if measured else "–",
+            f"{f['batch_images_per_second']:.1f}" if measured else "–",
+            status,
+        ])
+    return out
+
+
+def _formats_note(export: dict) -> str:
+    return (f"{export['model']} in models/best/ (temperature {export['temperature']:g}), each "
+            f"format against model.keras on the same {export['test_images']} test images; "
+            "latency of one image, throughput on batches, on the machine that ran the "
+            "export stage (docs/deploy.md).")
+
+
 def _md_table(rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
@@ -257,11 +285,13 @@ def _verdicts(report: Report) -> list[str]:
 
 def markdown(report: Report, data: dict, pictures: dict[str, str],
              data_pictures: dict[str, str] | None = None,
-             error_pictures: dict[str, str] | None = None, weights: dict | None = None) -> str:
+             error_pictures: dict[str, str] | None = None, weights: dict | None = None,
+             export: dict | None = None) -> str:
     """The report as Markdown; ``pictures`` (of the models, shown after their table),
     ``data_pictures`` (after the data) and ``error_pictures`` (reliability diagrams, then
     the confused pairs) map a caption to a path relative to the page; ``weights``
-    (data/weights.json) heads the page with where the numbers came from."""
+    (data/weights.json) heads the page with where the numbers came from; ``export``
+    (metrics/export.json) gives the formats table."""
     n = report.test_images
     parts = [
         "# Which model to ship",
@@ -287,6 +317,8 @@ def markdown(report: Report, data: dict, pictures: dict[str, str],
         _md_table(_recall_table(report)),
         "",
         *_md_errors(report, error_pictures or {}),
+        *(["## Formats", "", _formats_note(export), "", _md_table(_formats_table(export)), ""]
+          if export else []),
         "## Data",
         "",
         *[f"- {line}" for line in _data_lines(data)],
@@ -342,11 +374,14 @@ def _html_errors(report: Report, pictures: dict[str, Path]) -> str:
 
 def to_html(report: Report, data: dict, pictures: dict[str, Path],
             data_pictures: dict[str, Path] | None = None,
-            error_pictures: dict[str, Path] | None = None, weights: dict | None = None) -> str:
+            error_pictures: dict[str, Path] | None = None, weights: dict | None = None,
+            export: dict | None = None) -> str:
     """The report as one self-contained page: styles inline, pictures as data: URLs."""
     n = report.test_images
     verdicts = "".join(f"<li>{html.escape(v)}</li>" for v in _verdicts(report))
     data_items = "".join(f"<li>{html.escape(v)}</li>" for v in _data_lines(data))
+    formats = (f"<h2>Formats</h2>\n<p class='muted'>{html.escape(_formats_note(export))}</p>\n"
+               f"{_html_table(_formats_table(export))}" if export else "")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Which model to ship</title>
 <style>{STYLE}</style></head><body>
@@ -366,6 +401,7 @@ Wilson's. ★ marks the recommended model.</p>
 <h3>Recall per class</h3>
 {_html_table(_recall_table(report))}
 {_html_errors(report, error_pictures or {})}
+{formats}
 <h2>Data</h2>
 <ul>{data_items}</ul>
 {_figures(data_pictures or {})}

@@ -1,0 +1,36 @@
+"""The recommendation, from the evaluate stages' outputs: what export and report both need.
+
+The export stage exports the model this picks and the report stage explains the pick;
+both call :func:`recommendation`, so the two cannot disagree on the rule or its inputs.
+"""
+
+from __future__ import annotations
+
+from pipeline.core import paths
+from pipeline.core.errors import PipelineError
+from pipeline.core.io import read_json
+from pipeline.core.params import Params
+from pipeline.evaluation import predictions
+from pipeline.evaluation.report import ModelResult, Report, compare
+
+
+def load_results(params: Params) -> list[ModelResult]:
+    """Every model's test metrics, card and predictions (a PipelineError naming a missing one)."""
+    models = []
+    for name in params.models():
+        needed = [paths.METRICS / "evaluate" / f"{name}.json",
+                  paths.PREDICTIONS / f"{name}.csv", paths.MODELS / f"{name}.json"]
+        missing = [str(p) for p in needed if not p.is_file()]
+        if missing:
+            raise PipelineError(
+                f"model {name!r} has no evaluation ({', '.join(missing)} missing): add "
+                f"`{name}: {{test: ...}}` to stages.evaluate.foreach in dvc.yaml")
+        card = read_json(paths.MODELS / f"{name}.json")
+        models.append(ModelResult(name, card.get("family", name), read_json(needed[0]), card,
+                                  predictions.read(needed[1])))
+    return models
+
+
+def recommendation(params: Params) -> Report:
+    """Every model compared on the same test images, and the one params.yaml's rule picks."""
+    return compare(load_results(params), params.report.cost, params.report.alpha)

@@ -1,0 +1,67 @@
+"""Stage export: the recommended model, whole, in the formats other runtimes serve.
+
+Picks the model the report recommends (the same rule, on the same evaluations), bakes in
+its temperature (metrics/evaluate/MODEL.json's ``temperature``, 1.0 when absent) and,
+for the head, chains it behind its backbone, so every file takes images and gives
+calibrated probabilities. Each format of params.yaml's export.formats is written and
+checked on every test image against the Keras model (top-1 agreement, largest |dp|) and
+timed here (single-image latency p50/p95, batch throughput); a format that cannot be
+had is reported as failed, with the reason, never skipped.
+
+Reads:  params export.*, report.*, backbone, seed; for every model: models/MODEL.json,
+        metrics/evaluate/MODEL.json, reports/predictions/MODEL.csv; the recommended
+        model's models/MODEL.keras; data/manifest.csv, data/source.json (test and train
+        images); data/weights.json (the head's backbone; the card's provenance),
+        reports/data/prepare.json (the card's data)
+Writes: models/best/ (model.keras, card.json, README.md: the model card, saved_model/,
+        model.tflite, model_int8.tflite, model.onnx), metrics/export.json
+"""
+
+from pipeline.core import paths, stage
+from pipeline.core.errors import PipelineError
+from pipeline.core.io import atomic_dir, write_json
+from pipeline.core.params import Params
+
+
+def main(params: Params) -> None:
+    from pipeline.data.manifest import read
+    from pipeline.data.sources import data_root
+    from pipeline.evaluation.choice import recommendation
+    from pipeline.evaluation.modelcard import write_model_card
+    from pipeline.export.formats import export_all
+    from pipeline.export.keras_model import image_network, temperature_of
+    from pipeline.export.samples import split_images
+
+    report = recommendation(params)
+    name = report.choice.model
+    temperature = temperature_of(name)
+    network, card = image_network(name, params.backbone, params.seed, temperature)
+    manifest, root, size = read(paths.MANIFEST), data_root(params.data), card["image_size"]
+    test = split_images(manifest, root, "test", card["classes"], size)
+    calibration = (split_images(manifest, root, "train", card["classes"], size,
+                                params.export.int8_images, params.seed)
+                   if "tflite_int8" in params.export.formats else None)
+    with atomic_dir(paths.BEST) as folder:
+        write_json(folder / "card.json", card)
+        write_model_card(folder, card, params, report.to_metrics())
+        rows = export_all(network, size, folder, test, calibration, params.export)
+        if rows[0]["status"] == "failed":
+            raise PipelineError(f"{paths.BEST / 'model.keras'}: {rows[0]['reason']}")
+    write_json(paths.METRICS / "export.json", {
+        "model": name, "temperature": temperature, "test_images": len(test),
+        "formats": {row["format"]: {k: v for k, v in row.items() if k != "format"}
+                    for row in rows}})
+    print(f"export {name} (temperature {temperature:g}) to {paths.BEST}/, "
+          f"{len(test)} test images:")
+    for row in rows:
+        figures = (f"agreement {row['agreement']:.1%}, max |dp| {row['max_abs_diff']:.2e}, "
+                   f"accuracy {100 * row['accuracy_change']:+.1f} points, "
+                   f"{row['latency_ms_p50']:.1f} ms p50, "
+                   f"{row['batch_images_per_second']:.0f} img/s; "
+                   if "agreement" in row else "")
+        print(f"  {row['format']} ({row['file']}): {figures}{row['status']}"
+              + (f" ({row['reason']})" if "reason" in row else ""))
+
+
+if __name__ == "__main__":
+    stage.run(main, stage.parser(__doc__))

@@ -1,0 +1,320 @@
+"""The export: every format agrees with the Keras model, failures are reported, T is baked in.
+
+Tiny networks at 32 px (a ResNet50 would take minutes): an image classifier, and the
+pipeline's own head (its Normalization layer is what once broke TFLite and ONNX) chained
+behind a small convolutional backbone by the function the export uses for the head.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import params, repo_params, write_params
+from PIL import Image
+
+SIZE = 32
+CLASSES = ["a", "b", "c"]
+
+
+def tiny_classifier(seed: int = 0):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = keras.layers.Conv2D(8, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(len(CLASSES), activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+def head_behind_backbone():
+    """The pipeline's head (Normalization, dropout, softmax) behind a small conv backbone."""
+    import keras
+
+    from pipeline.models.classifier import backbone_with_head
+    from pipeline.models.head import build_head
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.Conv2D(6, 3, strides=2, activation="relu")(inputs)
+    backbone = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="backbone")
+    features = np.random.default_rng(1).normal(20.0, 5.0, (40, 6)).astype("float32")
+    return backbone_with_head(backbone, build_head(features, len(CLASSES), 0.2, 1e-4))
+
+
+def write_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    """Smooth random pictures at 48 px (resized to 32 by the decoder), JPEG and PNG."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(count):
+        low = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+        image = Image.fromarray(low).resize((48, 48), Image.BILINEAR)
+        path = folder / f"{i}.{'jpg' if i % 2 else 'png'}"
+        image.save(path, quality=90) if i % 2 else image.save(path)
+        files.append(path)
+    return files
+
+
+def images_of(files: list[Path], labels: list[int] | None = None):
+    from pipeline.data.input import image_dataset
+    from pipeline.export.samples import Images
+
+    labels = np.array(labels if labels is not None else [i % 3 for i in range(len(files))])
+    ds = image_dataset(np.array([str(f) for f in files]), labels, SIZE, 8)
+    pixels = np.concatenate([x for x, _ in ds.as_numpy_iterator()])
+    return Images(pixels, labels, np.array([f.read_bytes() for f in files], dtype=object))
+
+
+def settings(**changes):
+    from pipeline.core.params import ExportParams
+
+    return ExportParams(**(repo_params()["export"] | {"latency_repeats": 3,
+                                                      "batch_size": 4} | changes))
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory) -> tuple[object, object]:
+    folder = tmp_path_factory.mktemp("pictures")
+    return images_of(write_images(folder / "test", 10)), images_of(
+        write_images(folder / "train", 12, seed=1))
+
+
+def int8_tensors(path: Path) -> int:
+    import tensorflow as tf
+
+    details = tf.lite.Interpreter(model_path=str(path)).get_tensor_details()
+    return sum(d["dtype"] == np.int8 for d in details)
+
+
+def rows_by_format(rows: list[dict]) -> dict[str, dict]:
+    return {r["format"]: r for r in rows}
+
+
+@pytest.mark.parametrize("build", [tiny_classifier, head_behind_backbone],
+                         ids=["classifier", "head_behind_backbone"])
+def test_every_format_agrees_with_keras(build, pictures, tmp_path):
+    from pipeline.export.formats import export_all
+
+    test, train = pictures
+    rows = rows_by_format(export_all(build(), SIZE, tmp_path, test, train, settings()))
+    for name in ("keras", "saved_model", "saved_model_bytes", "tflite", "onnx"):
+        row = rows[name]
+        assert row["status"] == "ok", row
+        assert row["agreement"] == 1.0 and row["max_abs_diff"] <= 1e-4, row
+        assert row["latency_ms_p95"] >= row["latency_ms_p50"] > 0
+        assert row["batch_images_per_second"] > 0 and row["size_bytes"] > 0
+    int8 = rows["tflite_int8"]
+    assert int8["status"] == "ok" and 0 <= int8["agreement"] <= 1, int8
+    assert int8_tensors(tmp_path / "model_int8.tflite") and not int8_tensors(
+        tmp_path / "model.tflite")
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "model.keras", "saved_model", "model.tflite", "model_int8.tflite", "model.onnx"}
+
+
+def test_bytes_signature_decodes_as_training_does(pictures, tmp_path):
+    """serving_default on a JPEG's and a PNG's bytes = the images signature on the pixels
+    pipeline.data.input.load_image gives (what the Keras model was evaluated on)."""
+    import tensorflow as tf
+
+    from pipeline.export.savedmodel import write_savedmodel
+
+    test, _ = pictures
+    write_savedmodel(tiny_classifier(), SIZE, tmp_path / "sm")
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))
+    from_bytes = loaded.signatures["serving_default"](
+        image_bytes=tf.constant(test.encoded[:2]))["probabilities"].numpy()
+    from_pixels = loaded.signatures["images"](
+        images=tf.constant(test.pixels[:2]))["probabilities"].numpy()
+    assert from_bytes.shape == (2, len(CLASSES))
+    np.testing.assert_allclose(from_bytes, from_pixels, atol=1e-6)
+
+
+def test_a_failing_format_is_reported_not_skipped(pictures, tmp_path, monkeypatch):
+    import pipeline.export.onnx as onnx_export
+    from pipeline.export.formats import export_all
+
+    def broken(model, size):
+        raise NotImplementedError("no ONNX kernel for op FancyOp")
+
+    monkeypatch.setattr(onnx_export, "to_onnx", broken)
+    test, train = pictures
+    rows = rows_by_format(export_all(tiny_classifier(), SIZE, tmp_path, test, train,
+                                     settings(formats=["tflite", "onnx"])))
+    assert rows["onnx"]["status"] == "failed"
+    assert "FancyOp" in rows["onnx"]["reason"] and "agreement" not in rows["onnx"]
+    assert not (tmp_path / "model.onnx").exists()
+    assert rows["tflite"]["status"] == "ok"
+    for name in ("saved_model", "saved_model_bytes", "tflite_int8"):
+        assert rows[name]["status"] == "not requested"
+
+
+def test_temperature_is_baked_into_every_format(pictures, tmp_path):
+    from pipeline.export.formats import export_all
+    from pipeline.models.temperature import with_temperature
+
+    test, train = pictures
+    raw = tiny_classifier()
+    p = raw.predict(test.pixels, verbose=0)
+    calibrated = with_temperature(raw, 3.0)
+    rows = rows_by_format(export_all(calibrated, SIZE, tmp_path, test, train,
+                                     settings(formats=["tflite"])))
+    assert rows["tflite"]["status"] == "ok"
+    from pipeline.export.tflite import TFLiteRunner
+
+    got = TFLiteRunner((tmp_path / "model.tflite").read_bytes()).predict(test.pixels)
+    logits = np.log(p) / 3.0
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert np.abs(got - p).max() > 1e-3  # a real change, not the raw model
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def stage_main():
+    spec = importlib.util.spec_from_file_location(
+        "export_stage", Path(__file__).resolve().parents[1] / "stages" / "export.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    """A project after evaluate: the head (worse) and a tiny scratch model ``tiny`` (all
+    right, temperature 2), its test and train images, manifest and predictions."""
+    from pipeline.evaluation import predictions
+
+    monkeypatch.chdir(tmp_path)
+    rows = []
+    for split, count in (("train", 9), ("test", 6)):
+        for i, f in enumerate(write_images(tmp_path / "images" / split, count, seed=len(rows))):
+            rows.append({"path": f"{split}/{f.name}", "label": CLASSES[i % 3], "split": split})
+    (tmp_path / "data").mkdir()
+    Path("data/manifest.csv").write_text(
+        "path,label,split\n" + "".join(f"{r['path']},{r['label']},{r['split']}\n"
+                                       for r in rows))
+    scratch = {"tiny": repo_params()["scratch"]["wrn"] | {"image_size": SIZE}}
+    Path("data/source.json").write_text(json.dumps({"source": "images", "root": "images"}))
+    write_params(tmp_path, {"data.source": "images", "finetune": {}, "scratch": scratch,
+                            "export.latency_repeats": 3, "export.int8_images": 4,
+                            "export.batch_size": 4})
+    Path("models").mkdir()
+    tiny_classifier().save("models/tiny.keras")
+    test = [r for r in rows if r["split"] == "test"]
+    files = np.array([r["path"] for r in test])
+    labels = np.array([CLASSES.index(r["label"]) for r in test])
+    for name, right in (("head", labels[::-1] * 0), ("tiny", labels)):
+        card = {"family": name, "input": "features" if name == "head" else "image",
+                "image_size": SIZE, "classes": CLASSES,
+                "train_seconds": 2.0 if name == "head" else 1.0,
+                "trainable_params": 10}
+        Path(f"models/{name}.json").write_text(json.dumps(card))
+        proba = np.eye(len(CLASSES))[right] * 0.9 + 0.1 / len(CLASSES)
+        predictions.write(predictions.frame(files, labels, proba, CLASSES),
+                          Path(f"reports/predictions/{name}.csv"))
+        Path("metrics/evaluate").mkdir(parents=True, exist_ok=True)
+        metrics = {"accuracy": float(np.mean(right == labels))}
+        metrics |= {"temperature": 2.0} if name == "tiny" else {}
+        Path(f"metrics/evaluate/{name}.json").write_text(json.dumps(metrics))
+    return tmp_path
+
+
+def test_stage_exports_the_recommended_model_with_its_temperature(project):
+    from pipeline.core.params import load
+
+    stage_main()(load())
+    export = json.loads(Path("metrics/export.json").read_text())
+    card = json.loads(Path("models/best/card.json").read_text())
+    assert export["model"] == card["model"] == "tiny"
+    assert export["temperature"] == card["temperature"] == 2.0
+    assert export["test_images"] == 6
+    assert {f: r["status"] for f, r in export["formats"].items()} == {
+        f: "ok" for f in ("keras", "saved_model", "saved_model_bytes", "tflite",
+                          "tflite_int8", "onnx")}
+    from pipeline.models.saving import load_model
+    from pipeline.models.temperature import temperature_of
+
+    assert temperature_of(load_model("models/best/model.keras")) == 2.0
+
+
+def test_an_interrupted_export_leaves_the_previous_outputs(project, monkeypatch):
+    from pipeline.core.params import load
+    from pipeline.export import parity
+
+    main, settings_ = stage_main(), load()
+    Path("metrics/export.json").write_text('{"old": true}\n')
+    (project / "models/best").mkdir()
+    Path("models/best/card.json").write_text('{"model": "old"}\n')
+    calls = []
+    real = parity.measure
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C, or SIGTERM through the stage shell
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(parity, "measure", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(settings_)
+    assert Path("metrics/export.json").read_text() == '{"old": true}\n'
+    assert Path("models/best/card.json").read_text() == '{"model": "old"}\n'
+    assert sorted(p.name for p in Path("models").iterdir() if p.name.startswith(".")) == []
+    assert sorted(p.name for p in Path("metrics").iterdir()) == ["evaluate", "export.json"]
+
+
+def test_export_params_are_validated():
+    from pipeline.core.params import ParamsError
+
+    with pytest.raises(ParamsError, match=r"export\.formats"):
+        params({"export.formats": ["tflite", "tflite"]})
+    with pytest.raises(ParamsError, match=r"export\.formats\.0"):
+        params({"export.formats": ["torchscript"]})
+    with pytest.raises(ParamsError, match=r"export\.int8_images"):
+        params({"export.int8_images": 0})
+
+
+def run_report():
+    spec = importlib.util.spec_from_file_location(
+        "report_stage", Path(__file__).resolve().parents[1] / "stages" / "report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from pipeline.core.params import load
+
+    module.main(load())
+
+
+def test_report_shows_the_formats_of_the_model_it_recommends(project):
+    from pipeline.core.errors import PipelineError
+
+    Path("reports/data").mkdir(parents=True, exist_ok=True)
+    Path("reports/data/prepare.json").write_text('{"images": 15, "classes": 3}')
+    Path("metrics/validation.json").write_text('{"warnings": 0}')
+    ok = {"file": "model.tflite", "size_bytes": 2_500_000, "agreement": 1.0,
+          "max_abs_diff": 3e-7, "accuracy": 1.0, "accuracy_change": 0.0,
+          "latency_ms_p50": 1.25, "latency_ms_p95": 2.5, "batch_images_per_second": 800.0,
+          "status": "ok"}
+    Path("metrics/export.json").write_text(json.dumps({
+        "model": "tiny", "temperature": 2.0, "test_images": 6, "formats": {
+            "tflite": ok,
+            "onnx": {"file": "model.onnx", "status": "failed",
+                     "reason": "ValueError: no kernel for FancyOp"}}}))
+    Path("models/best").mkdir()
+    Path("models/best/card.json").write_text('{"model": "head"}')
+    with pytest.raises(PipelineError, match=r"models/best/card.json is 'head'.*'tiny'"):
+        run_report()
+    Path("models/best/card.json").write_text('{"model": "tiny"}')
+    run_report()
+    page = Path("reports/report.md").read_text()
+    assert "## Formats" in page
+    assert "| tflite | model.tflite | 2.5 | 100.0 | 3.0e-07 | 1.2 / 2.5 | 800.0 | ok |" in page
+    assert "| onnx | model.onnx | – | – | – | – | – | failed: ValueError: no kernel for " \
+           "FancyOp |" in page
+    assert "no kernel for FancyOp" in Path("reports/report.html").read_text()
