@@ -202,6 +202,10 @@ def project(tmp_path, monkeypatch) -> Path:
                                        for r in rows))
     scratch = {"tiny": repo_params()["scratch"]["wrn"] | {"image_size": SIZE}}
     Path("data/source.json").write_text(json.dumps({"source": "images", "root": "images"}))
+    Path("data/weights.json").write_text(json.dumps({"arch": "resnet50", "requested": "auto",
+                                                     "source": "random", "seed": 42}))
+    Path("reports/data").mkdir(parents=True)
+    Path("reports/data/prepare.json").write_text('{"images": 15, "classes": 3}')
     write_params(tmp_path, {"data.source": "images", "finetune": {}, "scratch": scratch,
                             "export.latency_repeats": 3, "export.int8_images": 4,
                             "export.batch_size": 4})
@@ -235,13 +239,18 @@ def test_stage_exports_the_recommended_model_with_its_temperature(project):
     assert export["model"] == card["model"] == "tiny"
     assert export["temperature"] == card["temperature"] == 2.0
     assert export["test_images"] == 6
-    assert {f: r["status"] for f, r in export["formats"].items()} == {
-        f: "ok" for f in ("keras", "saved_model", "saved_model_bytes", "tflite",
-                          "tflite_int8", "onnx")}
+    formats = export["formats"]
+    assert {f: r["status"] for f, r in formats.items() if f != "tflite_int8"} == {
+        f: "ok" for f in ("keras", "saved_model", "saved_model_bytes", "tflite", "onnx")}
+    # int8 has a bar of its own: at most one accuracy point lost, or it says it is below it.
+    int8 = formats["tflite_int8"]
+    assert int8["status"] == ("ok" if int8["accuracy_change"] >= -0.01 else "below target")
     from pipeline.models.saving import load_model
     from pipeline.models.temperature import temperature_of
 
     assert temperature_of(load_model("models/best/model.keras")) == 2.0
+    # The model card travels with the model, and says first that the backbone was random.
+    assert Path("models/best/README.md").read_text().startswith("> **⚠ RANDOM WEIGHTS.**")
 
 
 def test_an_interrupted_export_leaves_the_previous_outputs(project, monkeypatch):
@@ -294,8 +303,6 @@ def run_report():
 def test_report_shows_the_formats_of_the_model_it_recommends(project):
     from pipeline.core.errors import PipelineError
 
-    Path("reports/data").mkdir(parents=True, exist_ok=True)
-    Path("reports/data/prepare.json").write_text('{"images": 15, "classes": 3}')
     Path("metrics/validation.json").write_text('{"warnings": 0}')
     ok = {"file": "model.tflite", "size_bytes": 2_500_000, "agreement": 1.0,
           "max_abs_diff": 3e-7, "accuracy": 1.0, "accuracy_change": 0.0,
