@@ -250,7 +250,7 @@ def test_stage_exports_the_recommended_model_with_its_temperature(project):
 
     assert temperature_of(load_model("models/best/model.keras")) == 2.0
     # The model card travels with the model, and says first that the backbone was random.
-    assert Path("models/best/README.md").read_text().startswith("> **⚠ RANDOM WEIGHTS.**")
+    assert Path("models/best/README.md").read_text().startswith("> **⚠ RANDOM WEIGHTS")
 
 
 def test_an_interrupted_export_leaves_the_previous_outputs(project, monkeypatch):
