@@ -11,13 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
-import tensorflow as tf
 from tqdm import tqdm
 
 from pipeline.core.io import atomic_path
+
+if TYPE_CHECKING:  # Features alone (evaluate@head, in NumPy) must not start TensorFlow
+    import keras
+    import tensorflow as tf
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Extractor:
     def __init__(self, backbone: keras.Model,
                  strategy: tf.distribute.Strategy | None = None,
                  forward: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        import tensorflow as tf
+
         self.backbone = backbone
         self.strategy = strategy or tf.distribute.get_strategy()
         self.runtime = forward
@@ -64,6 +69,8 @@ class Extractor:
         self._spec = None
 
     def _compiled(self, spec):
+        import tensorflow as tf
+
         if self._forward is None:
             backbone, strategy = self.backbone, self.strategy
 
