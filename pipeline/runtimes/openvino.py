@@ -26,9 +26,13 @@ def openvino_forward(model, precision: str, note: str = "") -> Forward:
 
     LATENCY: one stream over every core, since callers send one batch at a time (THROUGHPUT
     would split the cores into streams that a single synchronous request cannot fill)."""
+    import warnings
+
     import openvino as ov
 
-    converted = ov.convert_model(model)
+    with warnings.catch_warnings():  # Keras: a list of inputs where the model names one
+        warnings.filterwarnings("ignore", message="The structure of `inputs`")
+        converted = ov.convert_model(model)
     compiled = ov.Core().compile_model(converted, "CPU", {
         "INFERENCE_PRECISION_HINT": HINTS[precision],
         "PERFORMANCE_HINT": "LATENCY",
