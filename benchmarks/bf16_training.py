@@ -29,13 +29,14 @@ from bench_compute import hardware_line, matmul_gflops, precision, resnet50_clas
 import pipeline  # noqa: E402,F401 - TensorFlow's start-up noise filtered
 
 
-def rate(fn, images: int, repeats: int) -> float:
+def rate(fn, images: int, repeats: int, label: str = "") -> float:
     fn()  # warm-up: trace, oneDNN primitives
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         rates.append(images / (time.perf_counter() - start))
+    print(f"[bf16] {label}: {statistics.median(rates):.1f} img/s", file=sys.stderr, flush=True)
     return statistics.median(rates)
 
 
@@ -56,7 +57,8 @@ def measure(policy: str, args, xla: bool = False) -> dict[str, float]:
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                       jit_compile=xla)
         out["fit"] = rate(lambda: model.fit(x, y, batch_size=args.batch, epochs=1,
-                                            shuffle=False, verbose=0), n, args.repeats)
+                                            shuffle=False, verbose=0), n, args.repeats,
+                         f"{policy} fit xla={xla}")
         if xla:
             return out
         batches = [(tf.constant(x[i:i + args.batch]), tf.constant(y[i:i + args.batch]))
@@ -74,9 +76,10 @@ def measure(policy: str, args, xla: bool = False) -> dict[str, float]:
             return tape.gradient(loss, model.trainable_variables)
 
         out["forward"] = rate(lambda: [forward(b[0]).numpy() for b in batches], n,
-                              args.repeats)
+                              args.repeats, f"{policy} forward")
         out["forward+backward"] = rate(
-            lambda: [grads(*b)[0].numpy() for b in batches], n, args.repeats)
+            lambda: [grads(*b)[0].numpy() for b in batches], n, args.repeats,
+            f"{policy} forward+backward")
         g = grads(*batches[0])
 
         @tf.function
@@ -86,7 +89,7 @@ def measure(policy: str, args, xla: bool = False) -> dict[str, float]:
         update()
         out["adam update (per image of a batch)"] = rate(
             lambda: [update() for _ in batches] and model.trainable_variables[0].numpy(), n,
-            args.repeats)
+            args.repeats, f"{policy} adam update")
         graph = grads.get_concrete_function(*batches[0]).graph
         ops = collections.Counter(op.type for op in graph.get_operations())
         bn = collections.Counter(op.get_attr("T").name for op in graph.get_operations()
@@ -104,6 +107,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--no-xla", action="store_true", help="skip the XLA rows")
     args = parser.parse_args()
     import tensorflow as tf
 
@@ -113,12 +117,16 @@ def main() -> None:
           f"{mm['bfloat16']:.0f} ({mm['bfloat16'] / mm['float32']:.2f}x)\n")
     tf.config.experimental.enable_op_determinism()  # as the stages run
     f32, bf16 = measure("none", args), measure("mixed_bfloat16", args)
-    tf.config.experimental.disable_op_determinism()  # XLA needs it off
-    xla32, xla16 = measure("none", args, True), measure("mixed_bfloat16", args, True)
     print(f"| ResNet50 {args.size} px, batch {args.batch} (img/s) | float32 | bfloat16 | "
           "bf16 / f32 |\n|---|---:|---:|---:|")
     for key in ("fit", "forward", "forward+backward", "adam update (per image of a batch)"):
-        print(f"| {key} | {f32[key]:.1f} | {bf16[key]:.1f} | {bf16[key] / f32[key]:.2f} |")
+        print(f"| {key} | {f32[key]:.1f} | {bf16[key]:.1f} | {bf16[key] / f32[key]:.2f} |",
+              flush=True)
+    from tensorflow.python.framework import config as tf_config  # no public switch-off
+
+    tf_config.disable_op_determinism()  # XLA needs it off
+    xla32, xla16 = ({"fit": float("nan")},) * 2 if args.no_xla else (
+        measure("none", args, True), measure("mixed_bfloat16", args, True))
     print(f"| fit, XLA (determinism off) | {xla32['fit']:.1f} | {xla16['fit']:.1f} | "
           f"{xla16['fit'] / xla32['fit']:.2f} |")
     print(f"\nbfloat16 gradient step's graph: {bf16['ops']}")
