@@ -159,30 +159,76 @@ def precision(policy: str):
 
 
 def project_features(paths: list[str], labels: list[int], size: int, repeats: int,
-                     policy: str = "none", keep: list | None = None) -> list[float]:
+                     policy: str = "none", keep: list | None = None,
+                     runtime: tuple[str, str] | None = None) -> list[float]:
     """Images/s of the project's own path: build_backbone (random weights), image_dataset
-    (batch 32) and features.extract, one graph trace per pass as one features stage run has,
-    under the mixed-precision ``policy``. ``keep``: receives the last pass's features."""
+    (batch 32) and features.Extractor, one graph trace per pass as one features stage run
+    has, under the mixed-precision ``policy``; or, with ``runtime`` = (inference.runtime,
+    inference.precision), on what compile_forward resolves them to (converted once, as the
+    stage does; the conversion is not in the rate). ``keep``: receives the last pass's
+    features (and, with ``runtime``, the label it resolved to)."""
     import keras
 
     from pipeline.data.input import image_dataset
     from pipeline.models.backbone import build_backbone
-    from pipeline.models.features import extract
+    from pipeline.models.features import Extractor
+    from pipeline.runtimes.select import compile_forward
 
     keras.utils.set_random_seed(0)
     with precision(policy):
         backbone = build_backbone("resnet50", size, None)
+        forward = compile_forward(backbone, *runtime) if runtime else None
         rates = []
         for _ in range(repeats):
             dataset = image_dataset(np.array(paths), np.array(labels, dtype=np.int32), size,
                                     batch_size=32)
             with quiet_output():
-                features, rate = extract(backbone, dataset, len(paths))
+                # A new Extractor per pass: TensorFlow's path traces again, as a stage run.
+                features, rate = Extractor(backbone, forward=forward)(dataset, len(paths))
             rates.append(rate)
     if keep is not None:
         keep.append(features)
+        if forward is not None:
+            keep.append(forward.label())
     keras.backend.clear_session()
     return rates
+
+
+# (figure, distribute.mixed_precision, inference.runtime, inference.precision)
+RUNTIMES = (
+    ("TensorFlow float32", "none", "tensorflow", "float32"),
+    ("TensorFlow mixed_bfloat16", "mixed_bfloat16", "tensorflow", "auto"),
+    ("OpenVINO float32", "none", "openvino", "float32"),
+    ("OpenVINO bfloat16", "none", "openvino", "bfloat16"),
+)
+
+
+def runtime_rates(size: int, repeats: int, batches: int = 4, batch: int = 32
+                  ) -> dict[str, tuple[list[float], str]]:
+    """Images/s of ResNet50's forward pass (random weights) on each of RUNTIMES, on random
+    images in memory (the compute alone), after a warm-up batch; with what ran."""
+    import keras
+
+    from pipeline.models.backbone import build_backbone
+    from pipeline.runtimes.select import compile_forward
+
+    x = np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)).astype("float32")
+    out = {}
+    for name, policy, runtime, prec in RUNTIMES:
+        keras.utils.set_random_seed(0)
+        with precision(policy):
+            forward = compile_forward(build_backbone("resnet50", size, None), runtime, prec,
+                                      check=False)
+            forward(x)
+            rates = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                for _ in range(batches):
+                    forward(x)
+                rates.append(batches * batch / (time.perf_counter() - start))
+        out[name] = (rates, forward.label())
+        keras.backend.clear_session()
+    return out
 
 
 def head_accuracy(features, labels: list[int], seed: int = 0) -> float:

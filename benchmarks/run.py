@@ -21,9 +21,12 @@ What each row means:
    Effective GFLOP/s = images/s x 8.2 GFLOP x (size/224)^2, and that as a fraction of
    the float32 matmul rate.
    The same path under ``distribute.mixed_precision: mixed_bfloat16`` gives a bfloat16
-   row (as a fraction of the bfloat16 matmul rate, and x float32), and the **head
-   accuracy** row trains params.yaml's head on float32 and on bfloat16 features of the
-   same photos at 128 px (all flowers; --quick: the 100) and reports the change.
+   row (as a fraction of the bfloat16 matmul rate, and x float32), and the same path on
+   the features stage's default runtime (``inference: auto``: OpenVINO, bfloat16 on a CPU
+   with native bf16) against the float32 row of the same run. The **head accuracy** row
+   trains params.yaml's head on TensorFlow float32 features and on ``inference: auto``
+   ones of the same photos at 128 px (all flowers; --quick: the 100), and reports the
+   change and the least per-image cosine between the two feature sets.
 3. **features, plain Keras**: the same files through
    ``keras.utils.image_dataset_from_directory`` + ``resnet.preprocess_input`` +
    ``ResNet50(include_top=False, weights=None, pooling="avg").predict`` (its predict
@@ -48,8 +51,12 @@ What each row means:
    at 128 px, and for WRN-16-2 at 64 px; effective GFLOP/s = 3 x forward FLOPs x
    images/s (ResNet50: 8.2 GFLOP x (size/224)^2; WRN: counted from its layers), and
    that as a fraction of the float32 matmul rate.
-
-8. **export**: wall-clock seconds of ``python stages/export.py`` (the recommended model
+8. **runtimes**: images/s of ResNet50's forward pass (random weights, batch 32, random
+   images in memory: the compute alone) on each inference runtime and precision:
+   TensorFlow float32, TensorFlow mixed_bfloat16, OpenVINO float32, OpenVINO bfloat16,
+   at 128 and 224 px; the ratio to TensorFlow float32 and the fraction of the matmul rate
+   of the same precision (row 1).
+9. **export**: wall-clock seconds of ``python stages/export.py`` (the recommended model
    in every format of ``export.formats``, each checked on every test image) in a copy
    of the project on the sample data, and one row per format from the
    ``metrics/export.json`` it wrote: top-1 agreement with the Keras model and the
@@ -95,6 +102,7 @@ from bench_compute import (  # noqa: E402
     project_features,
     resnet50_classifier,
     resnet50_gflop,
+    runtime_rates,
     subset_folder,
     train_rates,
     wrn_16_2,
@@ -320,11 +328,22 @@ def feature_rows(bench: Bench) -> list[Row]:
             speedup = f"; {rate / mine:.2f}x float32" if mine else ""
             return f"{rate:.1f} img/s = {gflops:.1f} GFLOP/s", repeats, limit + speedup
 
+        def auto(size: int = size) -> tuple[str, int, str]:
+            paths, labels, _ = image_files(folder)
+            label: list = []
+            rate = median(project_features(paths, labels, size, repeats, keep=label,
+                                           runtime=("auto", "auto")))
+            mine = bench.project_rate.get(size)
+            speedup = f"{rate / mine:.2f}x TensorFlow float32" if mine else "ratio n/a"
+            return f"{rate:.1f} img/s", repeats, f"{speedup}; ran on {label[1]}"
+
         rows.append(attempt(2, "features, project path", setting, project))
         rows.append(attempt(3, "features, plain Keras", setting, plain))
         rows.append(attempt(2, "features, project path, bfloat16",
                             setting + ", distribute.mixed_precision=mixed_bfloat16", bf16))
-    rows.append(attempt(2, "head accuracy, float32 vs bfloat16 features",
+        rows.append(attempt(2, "features, project path, inference auto",
+                            setting + ", inference.runtime=auto, precision=auto", auto))
+    rows.append(attempt(2, "head accuracy, TensorFlow float32 vs inference auto features",
                         "128 px; " + ("the same photos" if bench.plan.quick else
                                       "all flowers photos") +
                         "; the head section of params.yaml, stratified 70/30 split "
@@ -334,18 +353,23 @@ def feature_rows(bench: Bench) -> list[Row]:
 
 
 def precision_accuracy(bench: Bench) -> tuple[str, int, str]:
-    """The head's test accuracy on float32 and on bfloat16 features of the same photos."""
+    """The head's test accuracy on TensorFlow float32 features and on ``inference: auto``
+    features (OpenVINO bfloat16 on a native-bf16 CPU) of the same photos, and the least
+    per-image cosine between the two."""
+    from pipeline.runtimes.select import min_cosine
+
     folder = (bench.work / f"features-{bench.plan.feature_images}" if bench.plan.quick
               else bench.flowers)
     paths, labels, _ = image_files(folder)
-    accuracy = {}
-    for policy in ("none", "mixed_bfloat16"):
-        kept: list = []
-        project_features(paths, labels, 128, 1, policy, keep=kept)
-        accuracy[policy] = head_accuracy(kept[0], labels)
-    change = 100 * (accuracy["mixed_bfloat16"] - accuracy["none"])
-    return (f"float32 {accuracy['none']:.4f}, bfloat16 {accuracy['mixed_bfloat16']:.4f}", 1,
-            f"change {change:+.2f} points on {len(paths)} images (random backbone weights)")
+    reference: list = []
+    project_features(paths, labels, 128, 1, keep=reference, runtime=("tensorflow", "float32"))
+    auto: list = []
+    project_features(paths, labels, 128, 1, keep=auto, runtime=("auto", "auto"))
+    before, after = head_accuracy(reference[0], labels), head_accuracy(auto[0], labels)
+    change = 100 * (after - before)
+    return (f"TensorFlow float32 {before:.4f}, {auto[1]} {after:.4f}", 1,
+            f"change {change:+.2f} points on {len(paths)} images (random backbone weights); "
+            f"least per-image cosine of the features {min_cosine(auto[0], reference[0]):.5f}")
 
 
 # --- 4-6: dvc in temporary copies ----------------------------------------------------------
@@ -441,7 +465,7 @@ def training_rows(bench: Bench) -> list[Row]:
     return rows
 
 
-# --- 8: the export ------------------------------------------------------------------------
+# --- 9: the export ------------------------------------------------------------------------
 
 
 def export_rows(bench: Bench) -> list[Row]:
@@ -466,9 +490,39 @@ def export_rows(bench: Bench) -> list[Row]:
                 f"{100 * f['accuracy_change']:+.1f} points, {f['status']}")
 
     setting = f"sample data, {profile}"
-    rows = [attempt(8, "export stage", setting, stage)]
+    rows = [attempt(9, "export stage", setting, stage)]
     for name in measured.get("export", {}).get("formats", {}):
-        rows.append(attempt(8, f"export parity, {name}", setting, lambda n=name: one(n)))
+        rows.append(attempt(9, f"export parity, {name}", setting, lambda n=name: one(n)))
+    return rows
+
+
+# --- 8: inference runtimes ------------------------------------------------------------------
+
+
+def runtime_rows(bench: Bench) -> list[Row]:
+    repeats = bench.plan.repeats
+    rows = []
+    for size in (128, 224):
+        try:
+            rates = {name: (median(r), label) for name, (r, label) in
+                     runtime_rates(size, repeats).items()}
+        except Exception as err:
+            rows.append(Row(8, f"runtimes at {size} px", "", f"error: {one_line(err)}"))
+            continue
+        reference = rates["TensorFlow float32"][0]
+        for name, (rate, label) in rates.items():
+            gflops = rate * resnet50_gflop(size)
+            limit = bench.matmul_bf16 if "bfloat16" in label else bench.matmul_fp32
+            kind = "bfloat16" if "bfloat16" in label else "float32"
+            share = (f"{gflops / limit:.2f} of the {kind} matmul rate" if limit
+                     else "fraction n/a")
+            rows.append(Row(8, f"forward, {name}",
+                            f"ResNet50 (random weights), {size} px, batch 32, random images "
+                            "in memory", f"{rate:.1f} img/s = {gflops:.0f} GFLOP/s",
+                            str(repeats), f"{rate / reference:.2f}x TensorFlow float32; "
+                            f"{share}; ran as {label}"))
+            print(f"[bench]   {name} {size} px: {rate:.1f} img/s", file=sys.stderr,
+                  flush=True)
     return rows
 
 
@@ -476,7 +530,8 @@ def export_rows(bench: Bench) -> list[Row]:
 
 # Each section and the rows (of the module docstring) it gives.
 SECTIONS = ((matmul_rows, {1}), (feature_rows, {2, 3}), (head_rows, {4}), (noop_rows, {5}),
-            (memory_rows, {6}), (training_rows, {7}), (export_rows, {8}))
+            (memory_rows, {6}), (training_rows, {7}), (runtime_rows, {8}),
+            (export_rows, {9}))
 
 
 def measure_all(bench: Bench) -> list[Row]:
@@ -506,13 +561,13 @@ def header(plan: Plan, hardware: str, argv: list[str]) -> str:
 
 
 def row_numbers(text: str) -> set[int]:
-    """--rows: comma-separated row numbers of the module docstring (1-8)."""
+    """--rows: comma-separated row numbers of the module docstring (1-9)."""
     try:
         rows = {int(n) for n in text.split(",")}
     except ValueError:
         rows = set()
-    if not rows or not rows <= set(range(1, 9)):
-        raise argparse.ArgumentTypeError(f"{text!r}: row numbers 1-8, comma-separated")
+    if not rows or not rows <= set(range(1, 10)):
+        raise argparse.ArgumentTypeError(f"{text!r}: row numbers 1-9, comma-separated")
     return rows
 
 

@@ -31,6 +31,7 @@ from pipeline.evaluation.inference import (
     DEFAULT_MODELS,
     PredictError,
     imagenet_predictor,
+    inference_settings,
     load_predictor,
     predict,
 )
@@ -154,12 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        DEFAULT_MODELS[-1])
             predictor = load_predictor(model, args.classes, args.params,
                                        calibrated=not args.uncalibrated)
+        runtime, precision = inference_settings(args.params)
+        print(f"model: {predictor.describe}", file=sys.stderr)
+        rows, unreadable = predict(predictor, files, args.batch_size, args.top_k, runtime,
+                                   precision)
     except PredictError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"model: {predictor.describe}", file=sys.stderr)
-
-    rows, unreadable = predict(predictor, files, args.batch_size, args.top_k)
     for file, why in unreadable:
         print(f"error: {file}: cannot read the image ({why}); skipped", file=sys.stderr)
     if rows:

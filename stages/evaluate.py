@@ -8,16 +8,19 @@ most-confused pairs) are plots. A temperature fitted on the validation split cal
 the probabilities: ECE and NLL on the test split before and after it are metrics, and
 the reliability diagram a plot.
 
-Reads:  params evaluate.*, distribute; models/MODEL.keras, models/MODEL.json (its card); the head:
-        data/features/{val,test}.npz, others: data/manifest.csv; data/source.json (the images)
+Reads:  params evaluate.*, distribute, inference; models/MODEL.keras, models/MODEL.json
+        (its card); the head (in NumPy, no TensorFlow): data/features/{val,test}.npz,
+        others: data/manifest.csv; data/source.json (the images)
 Writes: metrics/evaluate/MODEL.json (with temperature, ece, ece_calibrated, nll,
-        nll_calibrated, and the machine: its kernels can move a score),
-        reports/predictions/MODEL.csv (each test image),
+        nll_calibrated, the runtime that ran, and the machine: its kernels can move a
+        score), reports/predictions/MODEL.csv (each test image),
         plots/MODEL/{confusion,per_class,reliability}.csv,
         plots/MODEL/{mistakes,confused_pairs,reliability}.png
 """
 
+import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,21 +29,22 @@ from pipeline.core import machine, paths, stage
 from pipeline.core.io import atomic_path, read_json, write_json
 from pipeline.core.params import Params, ParamsError
 from pipeline.data.sources import data_root
+from pipeline.runtimes.numpy_head import UnsupportedHead
 
 
-def validation_probabilities(net, card: dict, root, batch_size: int):
-    """(labels, probabilities) of the validation split: the forward pass temperature
-    scaling is fitted on (the head on the cached features, others on the images)."""
-    from pipeline.data.input import image_dataset, split_arrays
-    from pipeline.data.manifest import read
-    from pipeline.models.features import Features
+@dataclass
+class Outputs:
+    """One model's forward passes: the test split (scored) and the validation split (the
+    temperature is fitted on it), how fast, on what, and the Keras network for Grad-CAM."""
 
-    if card["input"] == "features":
-        val = Features.load(paths.FEATURES / "val.npz")
-        return val.labels, net.predict(val.features, batch_size=batch_size, verbose=0)
-    absolute, labels = split_arrays(read(paths.MANIFEST), root, "val", card["classes"])
-    ds = image_dataset(absolute, labels, card["image_size"], batch_size)
-    return labels, net.predict(ds, verbose=0)
+    files: np.ndarray
+    labels: np.ndarray
+    proba: np.ndarray
+    val_labels: np.ndarray
+    val_proba: np.ndarray
+    speed: float
+    runtime: str
+    net: object = None  # keras.Model of an image model; None for the NumPy head
 
 
 def mistake_overlays(net, card: dict, shown, root) -> tuple[dict, str]:
@@ -48,7 +52,7 @@ def mistake_overlays(net, card: dict, shown, root) -> tuple[dict, str]:
     of those few images only), for the models that see images."""
     from pipeline.evaluation.saliency import saliency_overlays
 
-    if card["input"] == "features":
+    if card["input"] == "features" or net is None:
         # A linear model on cached features: its map would be the backbone's, which would
         # tie evaluate@head to the backbone and its weights (and cost a backbone build in
         # the head's fast loop). The fine-tune's sheet shows where that ResNet looks.
@@ -61,53 +65,38 @@ def main(params: Params, model: str) -> None:
     if model not in params.models():
         raise ParamsError(f"no model {model!r} in params.yaml; the models are: "
                           f"{', '.join(params.models())}")
-    from pipeline.training.distribute import place
-
-    placement = place(params.distribute, inference=True)
-    if not placement.chief:
+    card = read_json(paths.MODELS / f"{model}.json")
+    # The head on one machine runs in NumPy: TensorFlow's start-up alone is most of the
+    # time the head's whole evaluation would take. A cluster keeps the chief's rule.
+    if card["input"] == "features" and not os.environ.get("TF_CONFIG"):
+        try:
+            out = _head_outputs(model, card)
+        except UnsupportedHead as err:  # a layer NumPy does not reproduce: Keras runs it
+            print(f"evaluate {model}: {err}; running it in TensorFlow")
+            out = _network_outputs(params, model, card)
+    else:
+        out = _network_outputs(params, model, card)
+    if out is None:
         print(f"evaluate {model}: not the chief worker; the chief evaluates")
         return
-    from pipeline.data.input import image_dataset, split_arrays
-    from pipeline.data.manifest import read
     from pipeline.evaluation import calibration, predictions
     from pipeline.evaluation.confused import draw_confused_pairs
     from pipeline.evaluation.confusion import write_confusion
     from pipeline.evaluation.mistakes import draw_mistakes, shown_mistakes
     from pipeline.evaluation.scores import per_class, score
-    from pipeline.models.features import Features
-    from pipeline.models.saving import load_model
 
     ev = params.evaluate
-    card = read_json(paths.MODELS / f"{model}.json")
     names = card["classes"]
-    with placement.scope():  # predict splits each batch over the replicas
-        net = load_model(paths.MODELS / f"{model}.keras")
-    root = data_root(params.data)  # the images: the test inputs, and the mistakes' thumbnails
-    if card["input"] == "features":
-        test = Features.load(paths.FEATURES / "test.npz")
-        files, labels = test.paths, test.labels
-        proba = net.predict(test.features, batch_size=placement.global_batch(ev.batch_size),
-                            verbose=0)
-        # The head's cost is nothing beside the backbone pass that makes its input.
-        speed = card["backbone"]["images_per_second"]
-    else:
-        manifest = read(paths.MANIFEST)
-        files = manifest.loc[manifest["split"] == "test", "path"].to_numpy(dtype=str)
-        absolute, labels = split_arrays(manifest, root, "test", names)
-        ds = image_dataset(absolute, labels, card["image_size"],
-                           placement.global_batch(ev.batch_size))
-        start = time.perf_counter()
-        proba = net.predict(ds, verbose=0)
-        speed = round(len(labels) / (time.perf_counter() - start), 1)
-
-    y_val, proba_val = validation_probabilities(net, card, root,
-                                                placement.global_batch(ev.batch_size))
-    calibrated, proba_calibrated = calibration.summary(y_val, proba_val, labels, proba)
-    scores = (score(labels, proba, names, ev.top_k) | {"inference_images_per_second": speed,
-                                                       "machine": machine.record()}
+    labels, proba = out.labels, out.proba
+    root = data_root(params.data)  # the images: the mistakes' thumbnails
+    calibrated, proba_calibrated = calibration.summary(out.val_labels, out.val_proba, labels,
+                                                       proba)
+    scores = (score(labels, proba, names, ev.top_k)
+              | {"inference_images_per_second": out.speed, "runtime": out.runtime,
+                 "machine": machine.record()}
               | calibrated)
     write_json(paths.METRICS / "evaluate" / f"{model}.json", scores)
-    table = predictions.frame(files, labels, proba, names, proba_calibrated)
+    table = predictions.frame(out.files, labels, proba, names, proba_calibrated)
     predictions.write(table, paths.PREDICTIONS / f"{model}.csv")
     plots = paths.PLOTS / model
     bins = calibration.reliability_table(labels, proba, proba_calibrated)
@@ -123,15 +112,75 @@ def main(params: Params, model: str) -> None:
     bars = bars.sort_values(["class", "measure"], kind="stable")
     with atomic_path(plots / "per_class.csv", suffix=".csv") as tmp:
         bars[["bar", "value", "class", "measure"]].to_csv(tmp, index=False)
-    overlays, note = mistake_overlays(net, card,
+    overlays, note = mistake_overlays(out.net, card,
                                       shown_mistakes(table, ev.mistakes_shown), root)
     wrong = draw_mistakes(table, root, model, plots / "mistakes.png",
                           ev.mistakes_shown, overlays, note)
     print(f"evaluate {model}: accuracy {scores['accuracy']:.4f}, macro-F1 "
           f"{scores['macro_f1']:.4f} on {len(labels)} test images ({wrong} wrong), "
-          f"{speed} img/s; T = {calibrated['temperature']}: ECE {calibrated['ece']} -> "
-          f"{calibrated['ece_calibrated']}, NLL {calibrated['nll']} -> "
+          f"{out.speed} img/s ({out.runtime}); T = {calibrated['temperature']}: ECE "
+          f"{calibrated['ece']} -> {calibrated['ece_calibrated']}, NLL {calibrated['nll']} -> "
           f"{calibrated['nll_calibrated']}")
+
+
+def _head_outputs(model: str, card: dict) -> Outputs:
+    """The head on the test and validation features, in NumPy."""
+    from pipeline.models.features import Features
+    from pipeline.runtimes.numpy_head import head_probabilities
+
+    test = Features.load(paths.FEATURES / "test.npz")
+    val = Features.load(paths.FEATURES / "val.npz")
+    head = paths.MODELS / f"{model}.keras"
+    # The head's cost is nothing beside the backbone pass that makes its input.
+    return Outputs(test.paths, test.labels, head_probabilities(head, test.features),
+                   val.labels, head_probabilities(head, val.features),
+                   card["backbone"]["images_per_second"], "numpy float32")
+
+
+def _network_outputs(params: Params, model: str, card: dict) -> Outputs | None:
+    """The same for a network, on params.yaml's inference runtime (TensorFlow's strategy
+    when there are several replicas); None off the chief."""
+    from pipeline.training.distribute import place
+
+    placement = place(params.distribute, inference=True)
+    if not placement.chief:
+        return None
+    from pipeline.data.input import image_dataset, split_arrays
+    from pipeline.data.manifest import read
+    from pipeline.models.features import Features
+    from pipeline.models.saving import load_model
+    from pipeline.runtimes.select import compile_forward
+
+    batch = placement.global_batch(params.evaluate.batch_size)
+    with placement.scope():  # predict splits each batch over the replicas
+        net = load_model(paths.MODELS / f"{model}.keras")
+    if card["input"] == "features":
+        test = Features.load(paths.FEATURES / "test.npz")
+        val = Features.load(paths.FEATURES / "val.npz")
+        return Outputs(test.paths, test.labels,
+                       net.predict(test.features, batch_size=batch, verbose=0), val.labels,
+                       net.predict(val.features, batch_size=batch, verbose=0),
+                       card["backbone"]["images_per_second"], "tensorflow")
+    names, root = card["classes"], data_root(params.data)
+    manifest = read(paths.MANIFEST)
+    files = manifest.loc[manifest["split"] == "test", "path"].to_numpy(dtype=str)
+    forward = None if placement.replicas > 1 else compile_forward(
+        net, params.inference.runtime, params.inference.precision)
+
+    def run(split: str) -> tuple[np.ndarray, np.ndarray, float]:
+        absolute, labels = split_arrays(manifest, root, split, names)
+        ds = image_dataset(absolute, labels, card["image_size"], batch)
+        start = time.perf_counter()
+        if forward is None:
+            proba = net.predict(ds, verbose=0)
+        else:
+            proba = np.concatenate([forward(images.numpy()) for images, _ in ds])
+        return labels, proba, round(len(labels) / (time.perf_counter() - start), 1)
+
+    labels, proba, speed = run("test")
+    val_labels, val_proba, _ = run("val")
+    runtime = "tensorflow (distributed)" if forward is None else forward.label()
+    return Outputs(files, labels, proba, val_labels, val_proba, speed, runtime, net)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Stage features: the frozen backbone over every split, once, cached for the head.
 
-Reads:  params seed, backbone.arch/image_size/batch_size, distribute; data/manifest.csv,
+Reads:  params seed, backbone.arch/image_size/batch_size, distribute, inference;
+        data/manifest.csv,
         data/source.json (where the images are), data/weights.json
 Writes: data/features/{train,val,test}.npz (features, labels, paths, classes) and
         info.json (backbone, size, weights), metrics/features.json (weights used, images/s,
-        the machine)
+        the machine, the runtime and precision that ran)
 """
 
 import numpy as np
@@ -30,6 +31,7 @@ def main(params: Params) -> None:
     from pipeline.models.backbone import build_backbone
     from pipeline.models.features import Extractor, Features
     from pipeline.models.weights import weights_path
+    from pipeline.runtimes.select import compile_forward
 
     bb = params.backbone
     record = read_json(paths.WEIGHTS_RECORD)
@@ -39,7 +41,10 @@ def main(params: Params) -> None:
     names = classes(manifest)
     root = data_root(params.data)
     speed = {}
-    extractor = Extractor(backbone, placement.strategy)  # one trace for the three splits
+    # Several replicas: TensorFlow's strategy splits the batches; else the inference runtime.
+    forward = None if placement.replicas > 1 else compile_forward(
+        backbone, params.inference.runtime, params.inference.precision)
+    extractor = Extractor(backbone, placement.strategy, forward)  # one compile, three splits
     with atomic_dir(paths.FEATURES) as out:
         for split in SPLITS:
             files, labels = split_arrays(manifest, root, split, names)
@@ -49,12 +54,14 @@ def main(params: Params) -> None:
             Features(feats, labels, rel, np.array(names)).save(out / f"{split}.npz")
         total = sum(len(manifest[manifest["split"] == s]) for s in SPLITS)
         made = {"weights": record["source"], "images_per_second": round(speed["train"], 1),
-                "distribute": placement.label()}
+                "distribute": placement.label(),
+                "runtime": forward.label() if forward else "tensorflow (distributed)"}
         write_json(out / "info.json", made | {
             "arch": bb.arch, "image_size": bb.image_size,
             "dim": int(backbone.output_shape[-1]), "images": total})
     write_json(paths.METRICS / "features.json", made | {"machine": machine.record()})
-    print(f"features: {total} images, {speed['train']:.1f} img/s on the train split")
+    print(f"features: {total} images, {speed['train']:.1f} img/s on the train split "
+          f"({made['runtime']})")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ def test_repository_params_are_valid():
         ("data", "presplit", "always", "data.presplit: Input should be 'auto', 'use' or 'ignore'"),
         ("data", "sha256", "abc", "data.sha256: String should match pattern"),
         ("data", "max_files", 0, "data.max_files"),
+        ("inference", "runtime", "onnx", "inference.runtime: Input should be 'auto', "
+                                         "'tensorflow' or 'openvino'"),
+        ("inference", "precision", "float16", "inference.precision"),
     ],
 )
 def test_bad_value_names_the_key(section, key, value, expected):

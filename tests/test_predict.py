@@ -141,7 +141,8 @@ def test_head_model_is_chained_behind_the_features_backbone(tmp_path, monkeypatc
     from pipeline.models.features import Features
 
     monkeypatch.chdir(tmp_path)
-    write_params(tmp_path, {"seed": 7, "backbone.weights": "none", "backbone.image_size": 32})
+    write_params(tmp_path, {"seed": 7, "backbone.weights": "none", "backbone.image_size": 32,
+                            "inference.runtime": "tensorflow"})  # the reference, exactly
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "weights.json").write_text(json.dumps(
         {"arch": "resnet50", "requested": "none", "source": "random", "seed": 7}))

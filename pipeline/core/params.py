@@ -263,6 +263,14 @@ class DistributeParams(_Section):
     mixed_precision: Literal["none", "mixed_float16", "mixed_bfloat16"]
 
 
+class InferenceParams(_Section):
+    """Which runtime and precision run every forward pass that does not train: the
+    features stage, evaluate@MODEL, pipeline.predict (pipeline/runtimes/)."""
+
+    runtime: Literal["auto", "tensorflow", "openvino"]  # auto: the fastest that agrees with TF
+    precision: Literal["auto", "float32", "bfloat16"]  # auto: bfloat16 on native-bf16 CPUs
+
+
 class EvaluateParams(_Section):
     top_k: PositiveInt  # top-k accuracy, reported when k < classes
     batch_size: PositiveInt
@@ -319,6 +327,7 @@ class Params(_Section):
     finetune: dict[ModelName, ResNetRecipe]
     scratch: dict[ModelName, ScratchRecipe]
     distribute: DistributeParams
+    inference: InferenceParams
     evaluate: EvaluateParams
     report: ReportParams
     export: ExportParams

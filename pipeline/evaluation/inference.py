@@ -211,13 +211,35 @@ def _tf_message(err: Exception) -> str:
     return re.sub(r"\s*\[Op:\w+\]", "", text).strip().splitlines()[0]
 
 
-def predict(predictor: Predictor, files: list[str], batch_size: int, k: int
+def inference_settings(params: Path) -> tuple[str, str]:
+    """params.yaml's (inference.runtime, inference.precision); auto, auto without the file
+    (a model used outside its project)."""
+    from pipeline.core.params import ParamsError, load
+
+    if not params.is_file():
+        return "auto", "auto"
+    try:
+        settings = load(params).inference
+    except ParamsError as err:
+        raise PredictError(str(err)) from None
+    return settings.runtime, settings.precision
+
+
+def predict(predictor: Predictor, files: list[str], batch_size: int, k: int,
+            runtime: str = "auto", precision: str = "auto",
             ) -> tuple[list[dict], list[tuple[str, str]]]:
-    """(rows path/rank/label/probability, [(file, error)]), in file order."""
+    """(rows path/rank/label/probability, [(file, error)]), in file order; the model runs on
+    ``runtime`` in ``precision`` (params.yaml's inference section)."""
     import tensorflow as tf
     from tqdm import tqdm
 
     from pipeline.data.input import AUTOTUNE, load_image
+    from pipeline.runtimes.select import RuntimeChoiceError, compile_forward
+
+    try:
+        forward = compile_forward(predictor.model, runtime, precision)
+    except RuntimeChoiceError as err:
+        raise PredictError(str(err)) from None
 
     size = predictor.image_size
     ds = (
@@ -231,7 +253,7 @@ def predict(predictor: Predictor, files: list[str], batch_size: int, k: int
     with tqdm(total=len(files), desc="predict", unit="img", file=sys.stderr,
               disable=len(files) <= batch_size) as bar:
         for index, images in ds:
-            out = np.asarray(predictor.model(images, training=False), dtype=np.float64)
+            out = np.asarray(forward(images.numpy()), dtype=np.float64)
             proba.update(zip(index.numpy().tolist(), out, strict=True))
             bar.update(len(index))
 

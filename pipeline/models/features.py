@@ -8,15 +8,19 @@ and versioned by DVC.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
-import tensorflow as tf
 from tqdm import tqdm
 
 from pipeline.core.io import atomic_path
+
+if TYPE_CHECKING:  # Features alone (evaluate@head, in NumPy) must not start TensorFlow
+    import keras
+    import tensorflow as tf
 
 
 @dataclass(frozen=True)
@@ -49,17 +53,24 @@ class Extractor:
     ``model.predict`` but with a progress bar and without Keras' per-batch callbacks.
     Under a ``strategy`` (the backbone built in its scope) each batch is split over the
     replicas by the strategy's own input API and the replicas' features gathered back in
-    order.
+    order. With ``forward`` (a compiled runtime from ``pipeline.runtimes``: OpenVINO, ...)
+    each batch goes to it as a NumPy array instead, on this process's CPU.
     """
 
     def __init__(self, backbone: keras.Model,
-                 strategy: tf.distribute.Strategy | None = None) -> None:
+                 strategy: tf.distribute.Strategy | None = None,
+                 forward: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        import tensorflow as tf
+
         self.backbone = backbone
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.runtime = forward
         self._forward = None
         self._spec = None
 
     def _compiled(self, spec):
+        import tensorflow as tf
+
         if self._forward is None:
             backbone, strategy = self.backbone, self.strategy
 
@@ -81,13 +92,21 @@ class Extractor:
                  desc: str = "features") -> tuple[np.ndarray, float]:
         """Features of every batch of ``dataset`` in order, and the images per second
         (the first call's figure includes the trace)."""
-        images = self.strategy.experimental_distribute_dataset(dataset.map(lambda x, _: x))
-        forward = self._compiled(images.element_spec)
+        images = dataset.map(lambda x, _: x)
+        if self.runtime is None:
+            images = self.strategy.experimental_distribute_dataset(images)
+            compiled = self._compiled(images.element_spec)
+
+            def forward(batch):
+                return compiled(batch).numpy()
+        else:
+            def forward(batch):
+                return self.runtime(batch.numpy())
         out = []
         start = time.perf_counter()
         with tqdm(total=count, desc=desc, unit="img", mininterval=2.0) as bar:
             for batch in images:
-                out.append(forward(batch).numpy())
+                out.append(forward(batch))
                 bar.update(len(out[-1]))
         elapsed = time.perf_counter() - start
         dim = self.backbone.output_shape[-1]

@@ -1,0 +1,177 @@
+"""The inference runtimes agree with TensorFlow float32, and the head runs without Keras.
+
+Tiny models stand in for the pipeline's: a keras.applications-style functional model
+nested in one that starts with ResNetPreprocess (as build_backbone's), a BiT-style
+StandardizedConv2D, and a classifier ending in Temperature. Inputs are images the test
+draws; outputs are compared row by row with TensorFlow float32's.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from helpers import ROOT
+
+from pipeline.models.backbone import ResNetPreprocess
+from pipeline.models.bit import StandardizedConv2D
+from pipeline.models.head import build_head
+from pipeline.models.temperature import Temperature, with_temperature
+from pipeline.runtimes import select
+from pipeline.runtimes.forward import Forward
+from pipeline.runtimes.numpy_head import UnsupportedHead, head_probabilities
+from pipeline.runtimes.openvino import available
+from pipeline.runtimes.select import RuntimeChoiceError, compile_forward, min_cosine
+
+SIZE = 32
+needs_openvino = pytest.mark.skipif(not available(), reason="OpenVINO is not installed")
+
+
+def images(n: int = 6, seed: int = 1) -> np.ndarray:
+    """Smooth colour gradients plus noise, raw RGB in [0, 255] as the pipeline feeds."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 1, SIZE, dtype=np.float32)
+    base = ramp[None, :, None, None] * rng.uniform(0, 255, (n, 1, 1, 3)) \
+        + ramp[None, None, :, None] * rng.uniform(0, 255, (n, 1, 1, 3))
+    return np.clip(base / 2 + rng.normal(0, 20, base.shape), 0, 255).astype(np.float32)
+
+
+def backbone() -> keras.Model:
+    """Raw images -> pooled features: preprocessing, then a nested functional network."""
+    keras.utils.set_random_seed(3)
+    inner_in = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same")(inner_in)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = StandardizedConv2D(16, 3, padding="same", use_bias=False)(x)
+    x = keras.layers.ReLU()(x)
+    inner = keras.Model(inner_in, keras.layers.GlobalAveragePooling2D()(x), name="resnet")
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    return keras.Model(inputs, inner(ResNetPreprocess(name="preprocess")(inputs)))
+
+
+def classifier() -> keras.Model:
+    """The backbone, a softmax layer and a Temperature layer: probabilities out."""
+    features = backbone()
+    probs = keras.layers.Dense(5, activation="softmax", dtype="float32")(features.output)
+    return keras.Model(features.input, Temperature(1.7)(probs))
+
+
+@pytest.mark.parametrize(("runtime", "precision"), [
+    ("tensorflow", "float32"),
+    pytest.param("openvino", "float32", marks=needs_openvino),
+    pytest.param("openvino", "bfloat16", marks=needs_openvino),
+])
+def test_every_runtime_agrees_with_tensorflow_float32(runtime, precision):
+    x = images()
+    for model in (backbone(), classifier()):
+        reference = model.predict(x, verbose=0)
+        forward = compile_forward(model, runtime, precision)
+        out = forward(x)
+        assert forward.runtime == runtime
+        assert out.shape == reference.shape and out.dtype == np.float32
+        if forward.precision == "float32":
+            np.testing.assert_allclose(out, reference, rtol=1e-4, atol=1e-5)
+        else:  # the features' bar for bfloat16
+            assert min_cosine(out, reference) >= 0.999
+        if reference.shape[1] == 5:  # probabilities: same top class, close values
+            assert (out.argmax(1) == reference.argmax(1)).all()
+            assert np.abs(out - reference).max() < 0.01
+        assert len(forward(x[:1])) == 1  # any batch size, as the last batch of a split
+
+
+@needs_openvino
+def test_auto_picks_openvino_and_bfloat16_only_on_a_native_bf16_cpu(monkeypatch):
+    model = backbone()
+    monkeypatch.setattr(select, "cpu_flags", lambda: {"avx2", "avx512f"})
+    plain = compile_forward(model, "auto", "auto")
+    assert plain.label() == "openvino float32"
+    assert "least cosine" in plain.note
+    assert select.resolve_precision("openvino", "auto", {"avx512_bf16"}) == "bfloat16"
+    assert select.resolve_precision("openvino", "auto", {"amx_bf16"}) == "bfloat16"
+    assert select.resolve_precision("tensorflow", "auto", {"amx_bf16"}) == "float32"
+
+
+def test_auto_falls_back_to_tensorflow_when_the_other_runtime_disagrees(monkeypatch, capsys):
+    model = backbone()
+    monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: True)
+    monkeypatch.setattr(  # a runtime that computes something else
+        "pipeline.runtimes.openvino.openvino_forward",
+        lambda m, precision, note="": Forward(lambda b: np.ones((len(b), 16), np.float32),
+                                              "openvino", precision))
+    forward = compile_forward(model, "auto", "float32")
+    assert forward.runtime == "tensorflow"
+    assert "disagrees with TensorFlow float32" in forward.note
+    assert "falling back to TensorFlow" in capsys.readouterr().err
+    np.testing.assert_allclose(forward(images()), model.predict(images(), verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(RuntimeChoiceError, match="inference.runtime: openvino: .*disagrees"):
+        compile_forward(model, "openvino", "float32")
+
+
+def test_explicit_choices_that_cannot_run_name_the_setting(monkeypatch):
+    model = backbone()
+    with pytest.raises(RuntimeChoiceError, match="inference.precision: bfloat16 runs on "):
+        compile_forward(model, "tensorflow", "bfloat16")
+    monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: False)
+    with pytest.raises(RuntimeChoiceError, match="inference.runtime: openvino: .*not installed"):
+        compile_forward(model, "openvino", "auto")
+    assert compile_forward(model, "auto", "auto").runtime == "tensorflow"
+
+
+def test_cpu_flags_come_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16\n\n"
+                    "processor\t: 1\nflags\t\t: fpu\n")
+    assert select.cpu_flags(info) == {"fpu", "sse", "avx512f", "avx512_bf16"}
+    assert select.native_bf16(select.cpu_flags(info))
+    assert not select.native_bf16({"avx512f"})
+    assert select.cpu_flags(tmp_path / "missing") == set()
+
+
+def trained_head(tmp_path, temperature: float = 1.0):
+    rng = np.random.default_rng(0)
+    train = rng.gamma(2.0, 1.5, (64, 12)).astype(np.float32)  # ReLU-pooled, not centred
+    train[:, 3] = 0.25  # a constant feature: variance 0, Normalization's epsilon floor
+    head = build_head(train, 4, dropout=0.3, l2=1e-4)
+    head.compile("adam", "sparse_categorical_crossentropy")
+    head.fit(train, rng.integers(0, 4, 64), epochs=3, verbose=0)
+    model = with_temperature(head, temperature)
+    path = tmp_path / "head.keras"
+    model.save(path)
+    test = rng.gamma(2.0, 1.5, (20, 12)).astype(np.float32)
+    return path, model, test
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.5])
+def test_numpy_head_equals_keras(tmp_path, temperature):
+    path, model, test = trained_head(tmp_path, temperature)
+    ours = head_probabilities(path, test)
+    np.testing.assert_allclose(ours, model.predict(test, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.sum(1), 1.0, rtol=1e-5)
+
+
+def test_numpy_head_refuses_what_it_does_not_reproduce(tmp_path):
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="gelu")(inputs))
+    model.save(tmp_path / "gelu.keras")
+    with pytest.raises(UnsupportedHead, match="activation 'gelu'"):
+        head_probabilities(tmp_path / "gelu.keras", np.zeros((2, 6), np.float32))
+    (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    with pytest.raises(UnsupportedHead, match="junk.keras: not a readable .keras file"):
+        head_probabilities(tmp_path / "junk.keras", np.zeros((2, 6), np.float32))
+
+
+def test_numpy_head_does_not_start_tensorflow(tmp_path):
+    path, model, test = trained_head(tmp_path)
+    np.save(tmp_path / "x.npy", test)
+    code = ("import sys, numpy as np\n"
+            "from pipeline.runtimes.numpy_head import head_probabilities\n"
+            f"p = head_probabilities({str(path)!r}, np.load({str(tmp_path / 'x.npy')!r}))\n"
+            "print(p.shape, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "(20, 4) False False"
