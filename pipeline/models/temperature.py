@@ -41,7 +41,12 @@ def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
     if temperature == 1.0:
         return model
     inputs = keras.Input(model.input_shape[1:], name=model.inputs[0].name.split(":")[0])
-    outputs = Temperature(temperature, name="temperature")(model(inputs))
+    probabilities = model(inputs)
+    # A functional model built with ``outputs=[x]`` returns a list of one: unwrap it, or the
+    # layer would see a stacked (1, batch, classes) tensor.
+    if isinstance(probabilities, (list, tuple)):
+        (probabilities,) = probabilities
+    outputs = Temperature(temperature, name="temperature")(probabilities)
     return keras.Model(inputs, outputs, name=f"{model.name}_calibrated")
 
 

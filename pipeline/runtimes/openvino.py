@@ -15,6 +15,20 @@ from pipeline.runtimes.forward import Forward
 HINTS = {"float32": "f32", "bfloat16": "bf16"}
 
 
+def _without_telemetry() -> None:
+    """Keep OpenVINO's converter from reporting usage to Google Analytics.
+
+    ``openvino.tools.ovc`` sends an event on import and on every conversion unless the
+    ``CI`` variable is set or the user opted out; the pipeline promises to run offline
+    and to send nothing anywhere. With the telemetry package unimportable, ovc falls back
+    to the no-op stub it ships (``openvino.tools.ovc.telemetry_stub``).
+    """
+    import sys
+
+    if "openvino.tools.ovc" not in sys.modules:  # once imported, the choice was made
+        sys.modules.setdefault("openvino_telemetry", None)  # None: ImportError on import
+
+
 def available() -> bool:
     import importlib.util
 
@@ -28,6 +42,7 @@ def openvino_forward(model, precision: str, note: str = "") -> Forward:
     would split the cores into streams that a single synchronous request cannot fill)."""
     import warnings
 
+    _without_telemetry()
     import openvino as ov
 
     with warnings.catch_warnings():  # Keras: a list of inputs where the model names one
