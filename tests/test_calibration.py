@@ -102,3 +102,15 @@ def test_reliability_table_lines_up_both_calibrations():
     assert table["confidence"].is_monotonic_increasing
     assert (table["count_before"].sum(), table["count_after"].sum()) == (4, 4)
     assert table.loc[table["count_before"] == 0, "accuracy_before"].isna().all()
+
+
+def test_a_model_whose_output_is_a_list_of_one_is_calibrated_per_image():
+    # The Wide ResNet classifier is built with outputs=[x]: calling it gives a list of one.
+    inputs = keras.Input((4,), name="image")
+    model = keras.Model(inputs, [keras.layers.Dense(3, activation="softmax")(inputs)])
+    x = np.random.default_rng(0).random((5, 4)).astype("float32")
+    raw = np.asarray(model.predict(x, verbose=0)).reshape(5, 3)
+    calibrated = with_temperature(model, 2.0).predict(x, verbose=0)
+    assert calibrated.shape == (5, 3)
+    expected = np.exp(np.log(raw) / 2.0)
+    np.testing.assert_allclose(calibrated, expected / expected.sum(1, keepdims=True), atol=1e-6)
