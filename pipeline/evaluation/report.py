@@ -220,7 +220,7 @@ def _formats_table(export: dict) -> list[list[str]]:
     for name, f in export["formats"].items():
         measured = "agreement" in f
         status = f["status"] + (f": {f['reason']}" if f.get("reason") else "")
-        if measured and "accuracy_change" in f and name.endswith("int8"):
+        if measured and "accuracy_change" in f and name.endswith("int8") and not f.get("reason"):
             status += f" (accuracy {100 * f['accuracy_change']:+.1f} points)"
         out.append([
             name, f["file"],
