@@ -41,9 +41,13 @@ def test_repro_runs_every_stage_quietly_and_writes_outputs(project):
     assert (project / "models/best/model.keras").is_file()
     export = json.loads((project / "metrics/export.json").read_text())
     assert export["model"] == report["recommended"]
-    assert {f: r["status"] for f, r in export["formats"].items()} == {
-        f: "ok" for f in ("keras", "saved_model", "saved_model_bytes", "tflite", "tflite_int8",
-                          "onnx")}
+    formats = export["formats"]
+    assert {f: r["status"] for f, r in formats.items() if f != "tflite_int8"} == {
+        f: "ok" for f in ("keras", "saved_model", "saved_model_bytes", "tflite", "onnx")}
+    # int8 is measured too, and says so when it loses more than a point (the tiny profile's
+    # random 32 px ResNet does: one test image is several points).
+    int8 = formats["tflite_int8"]
+    assert int8["status"] == ("ok" if int8["accuracy_change"] >= -0.01 else "below target")
     assert "<h2>Formats</h2>" in (project / "reports/report.html").read_text()
     assert "Which model to ship" in (project / "reports/report.html").read_text()
 

@@ -33,6 +33,9 @@ def test_templates_colour_curves_by_model_and_bars_by_measure(tmp_path):
                        "a · recall,0.25,a,recall\nb · precision,1.0,b,precision\n"
             elif path.endswith("confusion.csv"):
                 text = "actual,predicted\na,a\nb,a\n"
+            elif path.endswith("reliability.csv"):
+                text = ("confidence,accuracy_before,accuracy_after,perfect\n"
+                        "0.3,0.2,0.25,0.3\n0.7,0.6,0.7,0.7\n")
             else:
                 text = f"step\t{field}\n0\t0.5\n1\t0.25\n"
             (tmp_path / path).write_text(text)

@@ -131,6 +131,7 @@ def test_the_md5_table_is_keras_own():
     assert {arch: WEIGHTS_HASHES[arch][1] for arch in weights.IMAGENET_MD5} == weights.IMAGENET_MD5
 
 
+@pytest.mark.offline_attempt  # resnet101's 'auto' asks for the download, and is refused
 def test_the_weights_check_starts_no_tensorflow(keras_home):
     """A cached file is checked, and an offline machine answered, without TensorFlow's
     seconds of start-up: the check runs on every `dvc repro`."""
