@@ -9,7 +9,7 @@ model's formats (models/best/), after checking that it exported that model.
 
 Reads:  params report.*; for every model (the head, each finetune and scratch entry):
         models/MODEL.json, metrics/evaluate/MODEL.json, reports/predictions/MODEL.csv,
-        plots/MODEL/{reliability,confused_pairs}.png; metrics/export.json,
+        plots/MODEL/{reliability,confused_pairs,mistakes}.png; metrics/export.json,
         models/best/card.json; reports/data/prepare.json, metrics/validation.json,
         plots/data/*.png; data/weights.json (the banner: which weights the backbone had)
 Writes: reports/report.md, reports/report.html (self-contained), plots/report/

@@ -215,7 +215,7 @@ def _md_errors(report: Report, pictures: dict[str, str]) -> list[str]:
 
 def _formats_table(export: dict) -> list[list[str]]:
     """metrics/export.json as rows: each format of models/best/ against the Keras model."""
-    out = [["format", "file", "size MB", "agreement %", "max |Δp|", "latency p50/p95 ms",
+    out = [["format", "file", "size MB", "agreement %", "max abs Δp", "latency p50/p95 ms",
             "batch img/s", "status"]]
     for name, f in export["formats"].items():
         measured = "agreement" in f
@@ -242,9 +242,10 @@ def _formats_note(export: dict) -> str:
 
 
 def _md_table(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    return "\n".join(lines)
+    def row(cells: list[str]) -> str:  # a "|" inside a cell would end it (a reason's |dp|)
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([row(rows[0]), "|" + "---|" * len(rows[0]), *map(row, rows[1:])])
 
 
 def _data_lines(data: dict) -> list[str]:
