@@ -65,6 +65,7 @@ def make_manifest(
                         "ext_mismatch": False,
                         "mode": "RGB",
                         "bits": 8,
+                        "orientation": 1,
                         "aspect": 1.333,
                         "phash": hashlib.md5(path.encode()).hexdigest()[:16],
                         "issue": "",
