@@ -252,3 +252,51 @@ def stage_peaks(repo: Path) -> dict[str, float]:
     for name in MEMORY_STAGES[1:]:
         peaks[name] = peak_rss_mb(repo, sys.executable, f"stages/{name}.py")
     return peaks
+
+
+# --- 10: the first full repro on flowers -------------------------------------------------------
+
+RUNTIMES = {  # row 10's two settings: the forward path before issue 21, and the default
+    "before": {"inference.runtime": "tensorflow", "inference.precision": "float32"},
+    "after": {"inference.runtime": "auto", "inference.precision": "auto"},
+}
+
+
+def flowers_setup(dest: Path, data: Path, setting: str, epochs: int | None) -> Path:
+    """Untimed: a copy reading ``data`` (duplicates dropped, random weights: nothing can be
+    downloaded here) on one of RUNTIMES; ``epochs`` caps every training entry's epochs
+    (None: params.yaml's), so that the full DAG can be timed in a session."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    changes: dict[str, Any] = {
+        "data.source": str(data.resolve()), "data.images.duplicates": "drop",
+        "validate.min_per_class": 2, "backbone.weights": "none", **RUNTIMES[setting],
+    }
+    if epochs is not None:
+        for name in params["finetune"]:
+            changes |= {f"finetune.{name}.epochs": epochs,
+                        f"finetune.{name}.head_epochs": min(epochs, 1)}
+        for name in params["scratch"]:
+            changes[f"scratch.{name}.epochs"] = epochs
+    return project_copy(dest, changes)
+
+
+def stage_times(repo: Path) -> tuple[float, dict[str, float]]:
+    """Seconds of a whole `dvc repro`, and of each stage it ran: the time from its
+    "Running stage" line to the next one (or to the end), read as DVC prints them."""
+    marks: list[tuple[str, float]] = []
+    start = time.perf_counter()
+    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=environment(repo), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    tail: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        tail = (tail + [line.strip()])[-5:]
+        if line.startswith("Running stage '"):
+            marks.append((line.split("'")[1], time.perf_counter()))
+    status = proc.wait(timeout=TIMEOUT)
+    end = time.perf_counter()
+    if status != 0:
+        raise CommandError(failure(("dvc", "repro"), status, "\n".join(tail)))
+    ends = [t for _, t in marks[1:]] + [end]
+    spans = zip(marks, ends, strict=True)
+    return end - start, {name: stop - begun for (name, begun), stop in spans}

@@ -63,6 +63,12 @@ What each row means:
    largest |probability difference| on every test image, single-image latency p50/p95
    and batch throughput, file size, status. The copy's first ``dvc repro export``
    (training included; --quick: the tiny profile) is not timed.
+10. **first full repro**: wall-clock seconds of the first ``dvc repro`` (every stage) in a
+   fresh copy reading the flowers folder (duplicates dropped, random weights), once with
+   the forward passes on TensorFlow float32 (``inference.runtime: tensorflow``, the path
+   before issue 21) and once on ``inference: auto``; each stage's seconds are read from
+   DVC's "Running stage" lines, and the notes name the slowest. ``--repro-epochs N`` caps
+   the training entries' epochs (--quick: 1, on the head loop's subset). One run each.
 
 ``--quick`` measures less: 100 photos in rows 2-3, the head loop at 128 px only and on
 the first 30 photos of each class (copied to a temporary folder), row 5 on a tiny
@@ -109,13 +115,16 @@ from bench_compute import (  # noqa: E402
 )
 from bench_dvc import (  # noqa: E402
     MEMORY_STAGES,
+    RUNTIMES,
     export_run,
+    flowers_setup,
     head_setup,
     head_times,
     images_kept,
     noop_times,
     sample_setup,
     stage_peaks,
+    stage_times,
 )
 
 import pipeline  # noqa: E402,F401 - before TensorFlow is imported: its start-up noise filtered
@@ -146,12 +155,15 @@ class Plan:
     train_steps: int
     noop_tiny: bool  # the no-op repro on the tiny profile, else on the repository's params
     sample_sizes: tuple[int, int] | None  # sample.images_per_class of rows 5 (validate), 6
+    repro_epochs: int | None = None  # row 10's cap on training epochs; None: params.yaml's
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> Plan:
         if args.quick:
-            return cls(True, args.repeats or 1, 20, (128,), 30, 2, True, None)
-        return cls(False, args.repeats or 3, 192, (128, 224), None, 10, False, (200, 2000))
+            return cls(True, args.repeats or 1, 20, (128,), 30, 2, True, None,
+                       args.repro_epochs or 1)
+        return cls(False, args.repeats or 3, 192, (128, 224), None, 10, False, (200, 2000),
+                   args.repro_epochs)
 
 
 @dataclass
@@ -526,12 +538,45 @@ def runtime_rows(bench: Bench) -> list[Row]:
     return rows
 
 
+# --- 10: the first full repro on flowers --------------------------------------------------
+
+
+def repro_rows(bench: Bench) -> list[Row]:
+    data, described = head_data(bench)
+    epochs = bench.plan.repro_epochs
+    capped = (f"training epochs capped at {epochs}" if epochs is not None
+              else "params.yaml's epochs")
+    measured: dict[str, tuple[float, dict[str, float]]] = {}
+
+    def one(setting: str) -> tuple[str, int, str]:
+        repo = flowers_setup(bench.work / f"flowers-{setting}", data, setting, epochs)
+        measured[setting] = stage_times(repo)
+        total, stages = measured[setting]
+        slowest = sorted(stages.items(), key=lambda kv: -kv[1])[:4]
+        return (f"{total:.0f} s", 1, "; ".join(f"{name} {s:.0f} s" for name, s in slowest))
+
+    rows = [attempt(10, f"first full `dvc repro`, {setting}",
+                    f"{described}, inference " + ", ".join(
+                        f"{k.split('.')[1]} {v}" for k, v in changes.items())
+                    + f", random weights, {capped}", lambda s=setting: one(s))
+            for setting, changes in RUNTIMES.items()]
+    if len(measured) == 2:
+        (before, per_before), (after, per_after) = measured["before"], measured["after"]
+        changed = sorted(k for k in per_after if k in per_before
+                         and abs(per_before[k] - per_after[k]) > 0.05 * per_before[k])
+        rows.append(Row(10, "first full `dvc repro`, before / after", described,
+                        f"{before / after:.2f}x", "1", "stages that moved by more than 5 %: "
+                        + ", ".join(f"{k} {per_before[k]:.0f} -> {per_after[k]:.0f} s"
+                                    for k in changed)))
+    return rows
+
+
 # --- the run -----------------------------------------------------------------------------
 
 # Each section and the rows (of the module docstring) it gives.
 SECTIONS = ((matmul_rows, {1}), (feature_rows, {2, 3}), (head_rows, {4}), (noop_rows, {5}),
             (memory_rows, {6}), (training_rows, {7}), (runtime_rows, {8}),
-            (export_rows, {9}))
+            (export_rows, {9}), (repro_rows, {10}))
 
 
 def measure_all(bench: Bench) -> list[Row]:
@@ -561,13 +606,13 @@ def header(plan: Plan, hardware: str, argv: list[str]) -> str:
 
 
 def row_numbers(text: str) -> set[int]:
-    """--rows: comma-separated row numbers of the module docstring (1-9)."""
+    """--rows: comma-separated row numbers of the module docstring (1-10)."""
     try:
         rows = {int(n) for n in text.split(",")}
     except ValueError:
         rows = set()
-    if not rows or not rows <= set(range(1, 10)):
-        raise argparse.ArgumentTypeError(f"{text!r}: row numbers 1-9, comma-separated")
+    if not rows or not rows <= set(range(1, 11)):
+        raise argparse.ArgumentTypeError(f"{text!r}: row numbers 1-10, comma-separated")
     return rows
 
 
@@ -584,14 +629,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=row_numbers,
                         default=None, help="only these rows of the table, e.g. 6 or 1,7 "
                                            "(row 1, the matmul rate, always runs)")
+    parser.add_argument("--repro-epochs", type=int, default=None,
+                        help="row 10: cap every finetune/scratch entry's epochs (default: "
+                             "params.yaml's; --quick: 1)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary folder (its path is printed)")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    if not args.flowers.is_dir() and (args.rows is None or args.rows & {2, 3, 4}):
-        parser.error(f"--flowers {args.flowers}: no such folder (rows 2-4 read it; pass the "
-                     "folder of class folders, or --rows without 2, 3 and 4)")
+    if not args.flowers.is_dir() and (args.rows is None or args.rows & {2, 3, 4, 10}):
+        parser.error(f"--flowers {args.flowers}: no such folder (rows 2-4 and 10 read it; pass "
+                     "the folder of class folders, or --rows without 2, 3, 4 and 10)")
     return args
 
 
