@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.core import paths
-from pipeline.data.formats import IMAGE_EXTENSIONS
+from pipeline.core.formats import IMAGE_EXTENSIONS
 from pipeline.evaluation.inference import (
     CLASSES_FROM,
     DEFAULT_MODELS,

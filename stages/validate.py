@@ -26,7 +26,7 @@ from pipeline.data.manifest import read
 
 
 def main(params: Params, manifest: Path, metrics: Path, summary: Path, docs: Path) -> int:
-    from pipeline.data.validation import validate_manifest
+    from pipeline.data.validation.run import validate_manifest
 
     try:
         frame = read(manifest)

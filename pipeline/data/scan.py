@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.data.errors import DataSourceError
-from pipeline.data.formats import IMAGE_EXTENSIONS
+from pipeline.core.formats import IMAGE_EXTENSIONS
 from pipeline.data.sources.names import SPECIAL, not_utf8, shown
 
 
