@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -510,7 +511,7 @@ def test_stage_options_and_success(tmp_path: Path, clean: pd.DataFrame) -> None:
 
 
 def test_stage_main_takes_params_and_paths(
-    tmp_path: Path, clean: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, clean: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
     """The stage's main(params, manifest, metrics, summary, docs), as stage.run calls it."""
     clean.to_csv(tmp_path / "in.csv", index=False)
@@ -522,16 +523,18 @@ def test_stage_main_takes_params_and_paths(
     loaded = params({"validate.classes": CLASSES, "validate.min_per_class": 5})
 
     out = Path("out/v.json"), Path("out/all.json"), Path("d")
+    caplog.set_level(logging.INFO)  # the module's logger: not __main__, not set up by stage.run
     assert stage.main(loaded, Path("in.csv"), *out) == 0
     assert (tmp_path / "d" / "index.html").is_file()
     assert json.loads((tmp_path / "out" / "v.json").read_text(encoding="utf-8"))["success"]
-    assert "0 critical failure(s)" in capsys.readouterr().out
+    assert "0 critical failure(s)" in caplog.text
+    caplog.clear()
 
     bad = clean.copy()
     bad.loc[row(bad, "cat/test_000.jpg"), "width"] = 4  # too small
     bad.to_csv(tmp_path / "bad.csv", index=False)
     assert stage.main(loaded, Path("bad.csv"), *out) == 1
-    assert "cat/test_000.jpg 4x48" in capsys.readouterr().out
+    assert "cat/test_000.jpg 4x48" in caplog.text
 
 
 def test_stage_bad_params_exit_2(tmp_path: Path, clean: pd.DataFrame) -> None:

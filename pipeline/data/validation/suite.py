@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.params import ImagesParams, ValidateParams
 from pipeline.core.formats import FORMAT_ALIASES
+from pipeline.core.params import ImagesParams, ValidateParams
 from pipeline.data.validation.report import SEVERITIES
 from pipeline.data.validation.tables import TABLES
 
