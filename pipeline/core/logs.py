@@ -67,7 +67,8 @@ def configure(verbosity: int = NORMAL, *, info: str = "stdout") -> None:
         os.environ[VERBOSE_ENV] = "1"
     elif verbosity == NORMAL and verbose():
         verbosity = VERBOSE
-    # Progress bars (tqdm, on stderr) are information too: -q hides them.
+    # Progress bars (tqdm, on stderr) are information too: -q hides them. tqdm reads
+    # TQDM_* when first imported, which the entry points do after this (and children).
     if verbosity <= QUIET:
         os.environ[_NO_BARS] = "1"
     elif os.environ.get(_NO_BARS) == "1":
