@@ -20,6 +20,7 @@ import argparse
 import logging
 import os
 import sys
+from typing import TextIO
 
 from pipeline.core.runtime import VERBOSE_ENV, verbose
 
@@ -39,7 +40,7 @@ class _StdStream(logging.StreamHandler):
         self._name = name
 
     @property
-    def stream(self):  # noqa: ANN201 - a text stream
+    def stream(self) -> TextIO:
         return getattr(sys, self._name)
 
     @stream.setter
