@@ -1,6 +1,6 @@
 """The quality gate: is this run fit to ship, against the run committed at a baseline?
 
-    python -m pipeline.gate [--against REV]   # REV: a git revision, default HEAD
+    python -m pipeline.gate [--against REV] [--verbose | -q]   # REV: default HEAD
 
 In the spirit of TFX's "blessing", on the committed metrics and per-image predictions
 (reports/predictions/<model>.csv, one row per test image in the same order for every run
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -35,12 +36,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.core import paths
+from pipeline.core import logs, paths
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import GateParams, load
 from pipeline.evaluation import predictions
 from pipeline.evaluation.stats import format_p_value, mcnemar_exact
 
+log = logging.getLogger(__name__)
 REPORT_METRICS = paths.METRICS / "report.json"
 EVALUATIONS = paths.METRICS / "evaluate"
 
@@ -99,6 +101,8 @@ class Run:
 def _git_show(rev: str, path: Path) -> str | None:
     done = subprocess.run(["git", "show", f"{rev}:{path.as_posix()}"], capture_output=True,
                           text=True)
+    log.debug("gate: git show %s:%s: %s", rev, path.as_posix(),
+              "found" if done.returncode == 0 else "not there")
     return done.stdout if done.returncode == 0 else None
 
 
@@ -339,16 +343,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", default="HEAD", metavar="REV",
                         help="git revision whose committed metrics are the baseline "
                         "(default: HEAD; in CI the target branch)")
+    logs.add_flags(parser)
     args = parser.parse_args(argv)
+    logs.configure(args.verbosity)
     try:
         params = load()
+        log.debug("gate: %s >= %s, against %s", params.gate.metric, params.gate.min,
+                  args.against)
         verdict = evaluate(params.gate, args.against, params.models())
     except PipelineError as err:
-        print(f"error: {err}", file=sys.stderr)
+        log.error("error: %s", err)
         return 2
-    print(render(verdict))
+    print(render(verdict))  # the result (a CI job summary), not a log line: -q keeps it
     for line in failures(verdict):
-        print(line, file=sys.stderr)
+        log.error(line)
     return 0 if verdict.passed else 1
 
 

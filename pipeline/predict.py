@@ -2,6 +2,7 @@
 
     python -m pipeline.predict photo.jpg more/ [--model models/head.keras] [--top-k 3]
         [--batch-size 32] [--output out.csv|out.json] [--classes classes.json] [--uncalibrated]
+        [--verbose | -q]
     python -m pipeline.predict photo.jpg --imagenet      # the pretrained 1000-class ResNet50
 
 The command line of pipeline.evaluation.inference: images go through the decoder
@@ -20,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.core import paths
-from pipeline.data.formats import IMAGE_EXTENSIONS
+from pipeline.core import logs, paths
+from pipeline.core.formats import IMAGE_EXTENSIONS
 from pipeline.evaluation.inference import (
     CLASSES_FROM,
     DEFAULT_MODELS,
@@ -35,6 +37,9 @@ from pipeline.evaluation.inference import (
     load_predictor,
     predict,
 )
+
+log = logging.getLogger(__name__)
+
 
 # --------------------------------------------------------------------------- inputs
 
@@ -129,6 +134,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="Keras' ImageNet ResNet50 with its 1000-class top, as it is")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"),
                         help="params.yaml, for the backbone of a head model")
+    logs.add_flags(parser)
     args = parser.parse_args(argv)
     if args.top_k < 1 or args.batch_size < 1:
         parser.error("--top-k and --batch-size must be at least 1")
@@ -141,11 +147,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    logs.configure(args.verbosity, info="stderr")  # stdout is the table
     files, errors = collect(args.inputs)
+    log.debug("predict: %d image(s) from %s", len(files), ", ".join(args.inputs))
     for item, why in errors:
-        print(f"error: {item}: {why}", file=sys.stderr)
+        log.error(f"error: {item}: {why}")
     if not files:
-        print("error: no images to predict", file=sys.stderr)
+        log.error("error: no images to predict")
         return 2
     try:
         if args.imagenet:
@@ -156,22 +164,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             predictor = load_predictor(model, args.classes, args.params,
                                        calibrated=not args.uncalibrated)
         runtime, precision = inference_settings(args.params)
-        print(f"model: {predictor.describe}", file=sys.stderr)
+        log.info(f"model: {predictor.describe}")
         rows, unreadable = predict(predictor, files, args.batch_size, args.top_k, runtime,
                                    precision)
     except PredictError as err:
-        print(f"error: {err}", file=sys.stderr)
+        log.error(f"error: {err}")
         return 2
     for file, why in unreadable:
-        print(f"error: {file}: cannot read the image ({why}); skipped", file=sys.stderr)
+        log.error(f"error: {file}: cannot read the image ({why}); skipped")
     if rows:
-        print(table(rows))
+        print(table(rows))  # the result, not a log line: -q keeps it
     if args.output is not None:
         write_output(args.output, rows, errors + unreadable, predictor.describe, args.top_k)
-        print(f"wrote {args.output}", file=sys.stderr)
+        log.info(f"wrote {args.output}")
     failed = len(errors) + len(unreadable)
     if failed:
-        print(f"{failed} input(s) could not be predicted (see above)", file=sys.stderr)
+        log.error(f"{failed} input(s) could not be predicted (see above)")
     return 1 if failed else 0
 
 

@@ -2,6 +2,7 @@
 
     python -m pipeline.serve [--model models/best] [--host 127.0.0.1] [--port 8000]
         [--max-bytes 10000000] [--max-pixels 89478485] [--max-images 32] [--top-k 3]
+        [--verbose | -q]
 
 ``POST /predict`` (a multipart image file, or a JSON list of base64 images) returns
 labels, probabilities, the model's name and version; ``GET /health``, ``GET /metadata``;
@@ -23,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.core import paths
+from pipeline.core import logs, paths
 from pipeline.core.errors import PipelineError
 from pipeline.serving.uploads import (
     DEFAULT_MAX_BYTES,
@@ -31,6 +32,8 @@ from pipeline.serving.uploads import (
     DEFAULT_MAX_PIXELS,
     Limits,
 )
+
+log = logging.getLogger(__name__)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -50,6 +53,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-images", type=int, default=DEFAULT_MAX_IMAGES,
                         help="most images in one request")
     parser.add_argument("--top-k", type=int, default=3, help="default top-k of /predict")
+    logs.add_flags(parser)
     args = parser.parse_args(argv)
     for flag in ("max_bytes", "max_pixels", "max_images", "top_k"):
         if getattr(args, flag) < 1:
@@ -70,7 +74,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
+    logs.configure(args.verbosity)
     from PIL import Image
 
     from pipeline.core.runtime import quiet_tensorflow
@@ -82,13 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         served = load_served(args.model)
     except PipelineError as err:
-        print(f"error: {err}", file=sys.stderr)
+        log.error(f"error: {err}")
         return 2
     try:
         sock = listen(args.host, args.port)
     except OSError as err:
-        print(f"error: cannot listen on {args.host}:{args.port}: {err.strerror}",
-              file=sys.stderr)
+        log.error(f"error: cannot listen on {args.host}:{args.port}: {err.strerror}")
         return 2
 
     import uvicorn
@@ -98,10 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     limits = Limits(max_bytes=args.max_bytes, max_pixels=args.max_pixels,
                     max_images=args.max_images)
     app = create_app(served, limits, top_k=args.top_k)
+    log.debug("serve: %s from %s; %s; top-k %d", served.name, args.model, limits, args.top_k)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
+    # What a caller waits for (and reads the port of, with --port 0): not hidden by -q.
     print(f"serving {served.name} {served.version} at http://{shown}:{port}/", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False))
+    level = {logs.QUIET: "warning", logs.VERBOSE: "debug"}.get(args.verbosity, "info")
+    server = uvicorn.Server(uvicorn.Config(app, log_level=level, access_log=False))
     server.run(sockets=[sock])
     return 0
 

@@ -17,10 +17,14 @@ Writes: models/best/ (model.keras, card.json, README.md: the model card, saved_m
         model.tflite, model_int8.tflite, model.onnx), metrics/export.json
 """
 
+import logging
+
 from pipeline.core import paths, stage
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import atomic_dir, write_json
 from pipeline.core.params import Params
+
+log = logging.getLogger(__name__)
 
 
 def main(params: Params) -> None:
@@ -51,16 +55,16 @@ def main(params: Params) -> None:
         "model": name, "temperature": temperature, "test_images": len(test),
         "formats": {row["format"]: {k: v for k, v in row.items() if k != "format"}
                     for row in rows}})
-    print(f"export {name} (temperature {temperature:g}) to {paths.BEST}/, "
-          f"{len(test)} test images:")
+    log.info(f"export {name} (temperature {temperature:g}) to {paths.BEST}/, "
+             f"{len(test)} test images:")
     for row in rows:
         figures = (f"agreement {row['agreement']:.1%}, max |dp| {row['max_abs_diff']:.2e}, "
                    f"accuracy {100 * row['accuracy_change']:+.1f} points, "
                    f"{row['latency_ms_p50']:.1f} ms p50, "
                    f"{row['batch_images_per_second']:.0f} img/s; "
                    if "agreement" in row else "")
-        print(f"  {row['format']} ({row['file']}): {figures}{row['status']}"
-              + (f" ({row['reason']})" if "reason" in row else ""))
+        log.info(f"  {row['format']} ({row['file']}): {figures}{row['status']}"
+                 + (f" ({row['reason']})" if "reason" in row else ""))
 
 
 if __name__ == "__main__":

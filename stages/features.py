@@ -8,6 +8,8 @@ Writes: data/features/{train,val,test}.npz (features, labels, paths, classes) an
         the machine, the runtime and precision that ran)
 """
 
+import logging
+
 import numpy as np
 
 from pipeline.core import machine, paths, stage
@@ -18,13 +20,15 @@ from pipeline.data.manifest import classes, read
 from pipeline.data.sources import data_root
 from pipeline.data.splits import SPLITS
 
+log = logging.getLogger(__name__)
+
 
 def main(params: Params) -> None:
     from pipeline.training.distribute import place
 
     placement = place(params.distribute, inference=True)
     if not placement.chief:
-        print("features: not the chief worker; the chief extracts the features")
+        log.info("features: not the chief worker; the chief extracts the features")
         return
     seed_everything(params.seed)
     from pipeline.data.input import image_dataset, split_arrays
@@ -60,8 +64,8 @@ def main(params: Params) -> None:
             "arch": bb.arch, "image_size": bb.image_size,
             "dim": int(backbone.output_shape[-1]), "images": total})
     write_json(paths.METRICS / "features.json", made | {"machine": machine.record()})
-    print(f"features: {total} images, {speed['train']:.1f} img/s on the train split "
-          f"({made['runtime']})")
+    log.info(f"features: {total} images, {speed['train']:.1f} img/s on the train split "
+             f"({made['runtime']})")
 
 
 if __name__ == "__main__":

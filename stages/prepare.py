@@ -19,7 +19,7 @@ Exit 2 (one line naming the path or setting) when the source cannot be used.
 
 from __future__ import annotations
 
-import sys
+import logging
 
 import pandas as pd
 
@@ -32,6 +32,8 @@ from pipeline.data.pictures import draw_left_out, draw_samples
 from pipeline.data.policy import apply_policy, check_unread_classes, problems, unreadable_rows
 from pipeline.data.sources import SourceInfo, layout
 from pipeline.data.splits import assign_splits
+
+log = logging.getLogger(__name__)
 
 
 def main(params: Params) -> None:
@@ -81,47 +83,47 @@ def report(params: Params, info: SourceInfo, counts: dict, per_class: dict, kept
     extra = "" if info.kind == "folder" else f" (sha256 {info.sha256[:12]}, in {info.root})"
     split_from = counts["source"]["split_from"]
     skip = ", ".join(f"{n} {why}" for why, n in counts["skipped"].items()) or "none"
-    print(
+    log.info(
         f"prepare: {counts['images']} images of {counts['classes']} classes from {where} "
         f"{params.data.source}{extra} -> {paths.MANIFEST}; splits {counts['splits']} from "
         f"{split_from}; {len(dropped)} left out -> {paths.DROPPED}; skipped: {skip}"
     )
-    print(summary.format_class_table(per_class))
+    log.info(summary.format_class_table(per_class))
     for name in found.empty_classes:
-        print(f"warning: class folder {name!r} holds no image: it is not a class of the "
-              "manifest (validate fails if validate.classes names it)", file=sys.stderr)
+        log.warning(f"warning: class folder {name!r} holds no image: it is not a class of the "
+                    "manifest (validate fails if validate.classes names it)")
     if found.special:
-        print(f"warning: {len(found.special)} special file(s) skipped, never opened: "
-              f"{', '.join(found.special[:10])}{' ...' if len(found.special) > 10 else ''}",
-              file=sys.stderr)
+        more = " ..." if len(found.special) > 10 else ""
+        log.warning(f"warning: {len(found.special)} special file(s) skipped, never opened: "
+                    f"{', '.join(found.special[:10])}{more}")
     for name, n in found.hidden_folders.items():
-        print(f"warning: folder {name!r} starts with a dot (hidden): its {n} file(s) "
-              "skipped", file=sys.stderr)
+        log.warning(f"warning: folder {name!r} starts with a dot (hidden): its {n} file(s) "
+                    "skipped")
     for name, n in found.other_folders.items():
-        print(f"warning: folder {name!r} is beside the split folders: its {n} file(s) "
-              "skipped", file=sys.stderr)
+        log.warning(f"warning: folder {name!r} is beside the split folders: its {n} file(s) "
+                    "skipped")
     across = dropped["reason"].fillna("").str.contains(", leakage ", regex=False)
     if counts["source"]["presplit"] and across.any():
-        print(f"note: data.images.duplicates: drop left out {int(across.sum())} copies across "
-              "the split folders, each from the later split (train, val, test order): the "
-              "given split is changed (see data/dropped.csv)", file=sys.stderr)
+        log.warning(f"note: data.images.duplicates: drop left out {int(across.sum())} copies "
+                    "across the split folders, each from the later split (train, val, test "
+                    "order): the given split is changed (see data/dropped.csv)")
     for label in emptied:
         n = int((dropped["label"] == label).sum())
-        print(f"warning: class {label!r}: all {n} image(s) left out (see {paths.DROPPED}): it "
-              "is not a class of the manifest", file=sys.stderr)
+        log.warning(f"warning: class {label!r}: all {n} image(s) left out (see "
+                    f"{paths.DROPPED}): it is not a class of the manifest")
     if len(dropped):
-        print(f"left out ({len(dropped)}):")
+        log.info(f"left out ({len(dropped)}):")
         for line in [f"  {r.path}: {r.reason}" for r in dropped.head(20).itertuples()]:
-            print(line)
+            log.info(line)
         if len(dropped) > 20:
-            print(f"  ... and {len(dropped) - 20} more in {paths.DROPPED}")
+            log.info(f"  ... and {len(dropped) - 20} more in {paths.DROPPED}")
     found_problems = problems(kept)
     if found_problems:
-        print(f"problems the validate stage will report ({counts['rejected']} rejected, "
-              f"{counts['duplicates']} duplicates; data.images.bad: quarantine / "
-              "duplicates: drop leave them out):")
+        log.info(f"problems the validate stage will report ({counts['rejected']} rejected, "
+                 f"{counts['duplicates']} duplicates; data.images.bad: quarantine / "
+                 "duplicates: drop leave them out):")
         for line in found_problems:
-            print(f"  {line}")
+            log.info(f"  {line}")
 
 
 if __name__ == "__main__":

@@ -16,12 +16,15 @@ Writes: reports/report.md, reports/report.html (self-contained), plots/report/
         accuracy_vs_compute.png, metrics/report.json
 """
 
+import logging
 from pathlib import Path
 
 from pipeline.core import paths, stage
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_json, write_json, write_text
 from pipeline.core.params import Params
+
+log = logging.getLogger(__name__)
 
 
 def main(params: Params) -> None:
@@ -66,8 +69,9 @@ def main(params: Params) -> None:
                to_html(report, data, pictures, data_pictures, error_pictures, weights=weights,
                        export=export))
     write_json(paths.METRICS / "report.json", report.to_metrics())
-    print(markdown(report, data, {}, weights=weights, export=export).split("## Data")[0].rstrip())
-    print(f"report: {paths.REPORTS / 'report.html'}; {report.choice.model} is in {paths.BEST}/")
+    summary = markdown(report, data, {}, weights=weights, export=export).split("## Data")[0]
+    log.info(summary.rstrip())
+    log.info(f"report: {paths.REPORTS / 'report.html'}; {report.choice.model} is in {paths.BEST}/")
 
 
 if __name__ == "__main__":

@@ -13,12 +13,14 @@ Reads:  params data.source, data.sha256, data.cache, data.max_bytes, data.downlo
 Writes: data/source_fingerprint.json (kind, files, bytes, special files, sha256)
 """
 
-import sys
+import logging
 
 from pipeline.core import paths, stage
 from pipeline.core.io import write_json
 from pipeline.core.params import Params
 from pipeline.data.sources.fingerprint import fingerprint
+
+log = logging.getLogger(__name__)
 
 
 def main(params: Params) -> None:
@@ -26,14 +28,13 @@ def main(params: Params) -> None:
     write_json(paths.SOURCE_FINGERPRINT, record)
     shown = {"folder": lambda r: f"{r['files']:,} files, {r['bytes']:,} bytes, ",
              "unusable": lambda r: "not found (prepare says why), "}.get(record["kind"])
-    print(f"source: {params.data.source} ({record['kind']}): "
-          f"{shown(record) if shown else ''}sha256 {str(record.get('sha256'))[:12]} "
-          f"-> {paths.SOURCE_FINGERPRINT}")
+    log.info(f"source: {params.data.source} ({record['kind']}): "
+             f"{shown(record) if shown else ''}sha256 {str(record.get('sha256'))[:12]} "
+             f"-> {paths.SOURCE_FINGERPRINT}")
     special = record.get("special") or []
     if special:
-        print(f"warning: data.source: {len(special)} special file(s) skipped, never opened: "
-              f"{', '.join(special[:10])}{' ...' if len(special) > 10 else ''}",
-              file=sys.stderr)
+        log.warning(f"warning: data.source: {len(special)} special file(s) skipped, never "
+                    f"opened: {', '.join(special[:10])}{' ...' if len(special) > 10 else ''}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ Exit 2: params.yaml, the manifest or the suite YAML cannot be read.
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 from pipeline.core import paths, stage
@@ -24,9 +24,11 @@ from pipeline.core.io import atomic_dir, write_json
 from pipeline.core.params import Params
 from pipeline.data.manifest import read
 
+log = logging.getLogger(__name__)
+
 
 def main(params: Params, manifest: Path, metrics: Path, summary: Path, docs: Path) -> int:
-    from pipeline.data.validation import validate_manifest
+    from pipeline.data.validation.run import validate_manifest
 
     try:
         frame = read(manifest)
@@ -38,13 +40,10 @@ def main(params: Params, manifest: Path, metrics: Path, summary: Path, docs: Pat
                                    images_params=params.data.images, docs_dir=tmp)
     write_json(metrics, report.to_metrics())
     write_json(summary, report.to_summary())
-    print(report.format_table())
+    log.info(report.format_table())
     if not report.success:
-        print(
-            f"validation failed: {len(report.critical)} critical expectation(s); "
-            f"see the table above, {metrics} and {docs / 'index.html'}",
-            file=sys.stderr,
-        )
+        log.error(f"validation failed: {len(report.critical)} critical expectation(s); "
+                  f"see the table above, {metrics} and {docs / 'index.html'}")
         return 1
     return 0
 

@@ -7,17 +7,21 @@ Reads:  params seed, backbone.arch, backbone.weights; Keras' cache ($KERAS_HOME/
 Writes: data/weights.json (source, and its hash or seed)
 """
 
+import logging
+
 from pipeline.core import paths, stage
 from pipeline.core.io import write_json
 from pipeline.core.params import Params
 from pipeline.models.weights import resolve
+
+log = logging.getLogger(__name__)
 
 
 def main(params: Params) -> None:
     bb = params.backbone
     record = resolve(bb.arch, bb.weights, params.seed)
     write_json(paths.WEIGHTS_RECORD, record)
-    print(f"weights: {bb.arch} <- {record['source']} ({record})")
+    log.info(f"weights: {bb.arch} <- {record['source']} ({record})")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ NETGUARD = Path(__file__).resolve().parent / "netguard"
 sys.path.insert(0, str(NETGUARD))
 import netguard  # noqa: E402  (lives in tests/netguard, beside sitecustomize.py)
 
+from pipeline.core import logs  # noqa: E402
+
 _OFFSET = pytest.StashKey[int]()
 
 # Subprocesses (stage scripts, dvc) load tests/netguard/sitecustomize.py.
@@ -92,6 +94,13 @@ def no_network(request) -> Attempts:
     seen, _log_offset = netguard.attempts_since(attempts.offset)
     if not request.node.get_closest_marker("offline_attempt"):
         assert not seen, f"test touched the network: {seen}"
+
+
+@pytest.fixture(autouse=True)
+def logging_as_the_entry_points() -> None:
+    """Route the pipeline's loggers as every entry point does (pipeline.core.logs), so a
+    test calling library code in-process sees on stdout and stderr what a user would."""
+    logs.configure(logs.NORMAL)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

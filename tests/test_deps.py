@@ -144,3 +144,13 @@ def test_imports_inside_functions_count():
     # stages/features.py imports the backbone inside main(), to start TensorFlow late.
     assert Path("pipeline/models/backbone.py") in ran
     assert Path("pipeline/data/__init__.py") in ran  # a package on the way
+
+
+def test_core_imports_nothing_else_of_the_package():
+    """pipeline.core is the bottom layer: params, paths and io are used everywhere, so an
+    import of data, models or training from it would drag them into every stage."""
+    upward = {f"{file.relative_to(ROOT).as_posix()} imports {name}"
+              for file in sorted((ROOT / "pipeline" / "core").glob("*.py"))
+              for name in _imported(ROOT, file)
+              if name != PACKAGE and not name.startswith(f"{PACKAGE}.core")}
+    assert not upward, upward

@@ -177,6 +177,14 @@ def test_below_the_floor_fails(repo, capsys):
     assert "gate failed: wrn accuracy >= min: 0.5000 (threshold 0.9000)" in capsys.readouterr().err
 
 
+def test_quiet_keeps_the_verdict_and_the_failure_lines(repo, capsys):
+    _gate_params(repo, min=0.9)
+    assert gate.main(["-q"]) == 1
+    out, err = capsys.readouterr()
+    assert "## Quality gate: FAILED" in out
+    assert "gate failed: wrn accuracy >= min: 0.5000 (threshold 0.9000)" in err
+
+
 def test_macro_f1_is_the_floor_and_the_change_shown(repo, capsys):
     write_params(repo, {"gate.metric": "macro_f1", "gate.min": 0.3, "gate.max_drop": 0.05,
                         "gate.alpha": 0.05})

@@ -83,6 +83,16 @@ def test_same_predictions_in_one_batch_or_many(project, tmp_path):
     assert (tmp_path / "one.csv").read_text() == (tmp_path / "many.csv").read_text()
 
 
+def test_quiet_keeps_the_table_and_the_errors_only(project, tmp_path, capsys):
+    assert predict.main([str(project / "photos"), str(tmp_path / "missing.jpg"), "-q",
+                         "--model", str(project / "model.keras"),
+                         "--classes", str(project / "classes.json")]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].split() == ["path", "rank", "label", "probability"]
+    assert not any(line.startswith("model:") for line in err.splitlines())
+    assert "1 input(s) could not be predicted (see above)" in err
+
+
 def test_bad_files_are_named_and_skipped(project, tmp_path, capsys):
     bad = tmp_path / "bad"
     bad.mkdir()

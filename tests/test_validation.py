@@ -10,28 +10,33 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import json
+import logging
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from helpers import ROOT, images_params, params, run_stage, validate_params, write_params
+from PIL import Image
 
 from pipeline.core.params import ValidateParams
 from pipeline.data.data_docs import make_offline
-from pipeline.data.validation import (
-    REQUIRED_COLUMNS,
+from pipeline.data.duplicates import mark_copies
+from pipeline.data.phash import hamming, phash
+from pipeline.data.validation.report import Failure, ValidationReport
+from pipeline.data.validation.run import validate_manifest
+from pipeline.data.validation.suite import (
     SUITE_FILE,
-    Failure,
     SuiteError,
-    ValidationReport,
     load_suites,
     substitute,
     suite_values,
-    validate_manifest,
 )
+from pipeline.data.validation.tables import REQUIRED_COLUMNS
 
 CLASSES = ["cat", "dog"]
 PER_SPLIT = {"train": 6, "val": 5, "test": 5}
@@ -245,8 +250,8 @@ def test_near_copy_across_splits_is_leakage_and_within_a_split_a_warning(
     df = clean.copy()
     df.loc[row(df, "dog/test_002.jpg"), ["duplicate_of", "duplicate_distance", "leakage"]] = [
         "dog/train_001.jpg", 2, True]
-    df.loc[row(df, "cat/train_004.jpg"), ["duplicate_of", "duplicate_distance"]] = [
-        "cat/train_003.jpg", 0]
+    df.loc[row(df, "cat/train_004.jpg"), ["duplicate_of", "duplicate_distance", "sha256"]] = [
+        "cat/train_003.jpg", 0, df.loc[row(df, "cat/train_003.jpg"), "sha256"]]
     report = validate_manifest(df, CFG, images_params=IMAGES)
     assert not report.success
     leak = only_failure(report, "leakage")
@@ -255,6 +260,39 @@ def test_near_copy_across_splits_is_leakage_and_within_a_split_a_warning(
     copies = only_failure(report, "duplicate_of", severity="warning")
     assert copies.unexpected_count == 2
     assert "cat/train_004.jpg (train): exact copy of cat/train_003.jpg (train)" in copies.offenders
+
+
+def _jpeg(picture: Image.Image, quality: int) -> bytes:
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def test_only_identical_bytes_are_called_an_exact_copy(clean: pd.DataFrame) -> None:
+    """One picture saved at two JPEG qualities: other bytes, the same perceptual hash.
+    Marked as prepare marks copies, it is a near copy at distance 0, not an exact one;
+    the same bytes stored again are the exact copy."""
+    blocks = np.random.default_rng(1).integers(0, 256, (2, 2, 3), dtype=np.uint8)
+    picture = Image.fromarray(blocks).resize((128, 128), Image.NEAREST)
+    files = {"cat/train_003.jpg": _jpeg(picture, 95), "cat/train_004.jpg": _jpeg(picture, 75)}
+    files["cat/train_005.jpg"] = files["cat/train_003.jpg"]
+    df = clean.copy()
+    for path, data in files.items():
+        df.loc[row(df, path), ["sha256", "phash", "bytes"]] = [
+            hashlib.sha256(data).hexdigest(), phash(Image.open(io.BytesIO(data))), len(data)]
+    original, requalified = (df.loc[row(df, p)] for p in ("cat/train_003.jpg", "cat/train_004.jpg"))
+    assert original["sha256"] != requalified["sha256"]
+    assert hamming(original["phash"], requalified["phash"]) == 0
+
+    marked = mark_copies(df.drop(columns=["duplicate_of", "duplicate_distance", "leakage"]),
+                         near_threshold=4)
+    report = validate_manifest(marked, CFG, images_params=IMAGES)
+
+    copies = only_failure(report, "duplicate_of", severity="warning")
+    assert set(copies.offenders) == {
+        "cat/train_004.jpg (train): near copy (distance 0) of cat/train_003.jpg (train)",
+        "cat/train_005.jpg (train): exact copy of cat/train_003.jpg (train)",
+    }
 
 
 def test_formats_modes_and_aspect_come_from_params(clean: pd.DataFrame) -> None:
@@ -473,7 +511,7 @@ def test_stage_options_and_success(tmp_path: Path, clean: pd.DataFrame) -> None:
 
 
 def test_stage_main_takes_params_and_paths(
-    tmp_path: Path, clean: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, clean: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, caplog
 ) -> None:
     """The stage's main(params, manifest, metrics, summary, docs), as stage.run calls it."""
     clean.to_csv(tmp_path / "in.csv", index=False)
@@ -485,16 +523,18 @@ def test_stage_main_takes_params_and_paths(
     loaded = params({"validate.classes": CLASSES, "validate.min_per_class": 5})
 
     out = Path("out/v.json"), Path("out/all.json"), Path("d")
+    caplog.set_level(logging.INFO)  # the module's logger: not __main__, not set up by stage.run
     assert stage.main(loaded, Path("in.csv"), *out) == 0
     assert (tmp_path / "d" / "index.html").is_file()
     assert json.loads((tmp_path / "out" / "v.json").read_text(encoding="utf-8"))["success"]
-    assert "0 critical failure(s)" in capsys.readouterr().out
+    assert "0 critical failure(s)" in caplog.text
+    caplog.clear()
 
     bad = clean.copy()
     bad.loc[row(bad, "cat/test_000.jpg"), "width"] = 4  # too small
     bad.to_csv(tmp_path / "bad.csv", index=False)
     assert stage.main(loaded, Path("bad.csv"), *out) == 1
-    assert "cat/test_000.jpg 4x48" in capsys.readouterr().out
+    assert "cat/test_000.jpg 4x48" in caplog.text
 
 
 def test_stage_bad_params_exit_2(tmp_path: Path, clean: pd.DataFrame) -> None:

@@ -63,7 +63,7 @@ def test_imagenet_offline_fails_fast_naming_file_and_place(keras_home, no_networ
 def test_auto_offline_falls_back_to_random_loudly(keras_home, capsys):
     record = weights.resolve("resnet101", "auto", 3)
     assert record == {"arch": "resnet101", "requested": "auto", "source": "random", "seed": 3}
-    assert "WARNING: backbone.weights=auto fell back to RANDOM" in capsys.readouterr().out
+    assert "WARNING: backbone.weights=auto fell back to RANDOM" in capsys.readouterr().err
 
 
 def test_imagenet_from_keras_cache_is_loaded(keras_home, monkeypatch, source_backbone, images):

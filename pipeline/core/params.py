@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from pipeline.core.errors import PipelineError
-from pipeline.data.formats import TF_FORMATS, TF_MODES
+from pipeline.core.formats import TF_FORMATS, TF_MODES
 
 PARAMS_FILE = "params.yaml"
 

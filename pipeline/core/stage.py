@@ -5,12 +5,14 @@ Every script in ``stages/`` is ``stage.run(main, stage.parser(__doc__))``: its d
 written; an unknown argument is an error, not a run; a :class:`PipelineError` (bad params,
 data, weights) prints one ``error:`` line and exits 2. Any other exception prints one
 line naming the stage, the exception and the file at hand, exits 1, and keeps its
-traceback in ``.cache/logs/<stage>.log`` (``--verbose`` shows it instead).
+traceback in ``.cache/logs/<stage>.log`` (``--verbose`` shows it instead). ``--verbose``
+and ``-q`` set how much the stage says (pipeline/core/logs.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -19,10 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from pipeline.core import logs
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import write_text
 from pipeline.core.params import load
-from pipeline.core.runtime import VERBOSE_ENV
+from pipeline.core.runtime import verbose
+
+log = logging.getLogger(__name__)
 
 SIGTERM_EXIT = 128 + signal.SIGTERM  # the shell's convention for "killed by SIGTERM"
 LOGS = Path(".cache/logs")  # <stage>.log: the traceback of an unexpected failure
@@ -33,7 +38,8 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:
-    """An argument parser whose help is the stage's docstring, with ``--verbose``."""
+    """An argument parser whose help is the stage's docstring, with ``--verbose`` and
+    ``-q``."""
     summary, _, details = (doc or "").strip().partition("\n")
     out = argparse.ArgumentParser(
         prog=f"python {Path(sys.argv[0]).as_posix()}",
@@ -41,8 +47,7 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
         epilog=details.strip() or None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    out.add_argument("--verbose", action="store_true",
-                     help=f"show TensorFlow's start-up and C++ log lines ({VERBOSE_ENV}=1)")
+    logs.add_flags(out)
     return out
 
 
@@ -56,19 +61,19 @@ def run(main: Callable[..., int | None], args: argparse.ArgumentParser) -> None:
     half written. ``main`` may return an exit status (validate's 1 on bad data).
     """
     options = vars(args.parse_args())
-    if options.pop("verbose"):
-        os.environ[VERBOSE_ENV] = "1"
+    logs.configure(options.pop("verbosity"))
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    verbose = os.environ.get(VERBOSE_ENV) == "1"
     try:
-        status = main(load(), **options)
+        params = load()
+        log.debug("%s: params.yaml read; options %s", _stage_name(options), options)
+        status = main(params, **options)
     except (PipelineError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        log.error("error: %s", err)
         sys.exit(2)
     except Exception as err:  # a failure nobody foresaw: one line, the traceback kept
-        if verbose:
+        if verbose():
             raise
-        print(unexpected(err, _stage_name(options)), file=sys.stderr)
+        log.error("%s", unexpected(err, _stage_name(options)))
         sys.exit(1)
     sys.exit(status or 0)
 
@@ -86,10 +91,10 @@ def unexpected(err: BaseException, stage: str) -> str:
     The message names the stage, the exception and the file at hand (an OSError's own
     file name, else the innermost path a frame of the traceback was working on).
     """
-    log = LOGS / f"{stage}.log"
+    log_file = LOGS / f"{stage}.log"
     try:
-        write_text(log, "".join(traceback.format_exception(err)))
-        kept = f"traceback in {log}"
+        write_text(log_file, "".join(traceback.format_exception(err)))
+        kept = f"traceback in {log_file}"
     except OSError:
         kept = "traceback not saved"
     at = _file_at_hand(err)

@@ -128,9 +128,18 @@ def mark_copies(frame: pd.DataFrame, near_threshold: int | None,
 def copy_kind(frame: pd.DataFrame, label: object) -> str:
     """What row ``label`` of a marked ``frame`` is of its original: "exact copy" for the
     same bytes only; otherwise "near copy (distance d)", d in perceptual-hash bits, 0 for
-    the same picture in other bytes (a re-encoded or resized thumbnail)."""
+    the same picture in other bytes (a re-encoded or resized thumbnail); "copy" when
+    neither the bytes nor the distance are known."""
+    sha = frame.at[label, "sha256"] if "sha256" in frame else None
     original = (frame.loc[frame["path"] == frame.at[label, "duplicate_of"], "sha256"]
                 if "sha256" in frame else [])
-    if len(original) and str(original.iloc[0]) == str(frame.at[label, "sha256"]):
+    if _known(sha) and len(original) and str(original.iloc[0]) == str(sha):
         return "exact copy"
-    return f"near copy (distance {frame.at[label, 'duplicate_distance']})"
+    distance = frame.at[label, "duplicate_distance"]
+    return f"near copy (distance {int(distance)})" if _known(distance) else "copy"
+
+
+def _known(value: object) -> bool:
+    """Not missing: None, NaN, NA and blank text are."""
+    return not (value is None or value == "" or (pd.api.types.is_scalar(value)
+                                                  and pd.isna(value)))

@@ -31,8 +31,8 @@ from typing import Literal
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pipeline.core.formats import EXTENSION_FORMATS, FORMAT_ALIASES
 from pipeline.core.params import ImagesParams, ValidateParams
-from pipeline.data.formats import EXTENSION_FORMATS, FORMAT_ALIASES
 from pipeline.data.phash import phash
 
 # One row per image: what inspect_all returns (manifest columns, see pipeline.data.manifest).

@@ -9,6 +9,7 @@ machine-specific paths and no timestamps: the same weights give the same bytes.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import urllib.parse
@@ -18,6 +19,8 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.hashing import file_digest
 from pipeline.core.net import socket_timeout
 from pipeline.core.params import Arch
+
+log = logging.getLogger(__name__)
 
 BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
 
@@ -129,11 +132,9 @@ def resolve(arch: Arch, spec: str, seed: int) -> dict:
         except WeightsError as err:
             if spec == "imagenet":
                 raise
-            print(
+            log.warning(
                 f"\n{'!' * 78}\nWARNING: backbone.weights=auto fell back to RANDOM initialisation "
-                f"(seed {seed}).\n{err}\n{'!' * 78}\n",
-                flush=True,
-            )
+                f"(seed {seed}).\n{err}\n{'!' * 78}\n")
             return record | {"source": "random", "seed": seed}
         return record | {"source": "imagenet", "file": path.name, "md5": imagenet_md5(arch)}
     path = Path(spec)

@@ -10,7 +10,7 @@ moves by at most 0.5 point on flowers) was measured once: docs/performance.md.
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +18,8 @@ import numpy as np
 
 from pipeline.core.errors import PipelineError
 from pipeline.runtimes.forward import Forward
+
+log = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "tensorflow", "openvino")
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -121,5 +123,5 @@ def compile_forward(model, runtime: str = "auto", precision: str = "auto", *,
         if runtime == "openvino":
             raise RuntimeChoiceError(f"inference.runtime: openvino: {why}") from None
         if not quiet:
-            print(f"inference: falling back to TensorFlow: {why}", file=sys.stderr)
+            log.warning(f"inference: falling back to TensorFlow: {why}")
         return replace(reference, note=f"fell back: {why}")

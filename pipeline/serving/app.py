@@ -53,7 +53,7 @@ def create_app(served: ServedModel, limits: Limits | None = None, top_k: int = 3
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        log.exception("error: unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse({"error": "internal server error (details in the server's log)"},
                             status_code=500)
 

@@ -3,7 +3,7 @@
 Checks, in order: the request's size (streamed, so a lying or missing Content-Length
 cannot push more than the cap into memory), its content type, an empty body, then per
 image: empty, Pillow can open it, a format the pipeline reads
-(pipeline/data/formats.py), the decompression-bomb pixel cap (before any pixel is
+(pipeline/core/formats.py), the decompression-bomb pixel cap (before any pixel is
 decoded), and a full verify + load, which catches truncated and corrupt data.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.core.errors import PipelineError
-from pipeline.data.formats import FORMAT_ALIASES, TF_FORMATS
+from pipeline.core.formats import FORMAT_ALIASES, TF_FORMATS
 
 DEFAULT_MAX_BYTES = 10_000_000
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's default, as params.yaml's data.images.max_pixels

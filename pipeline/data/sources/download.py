@@ -24,8 +24,8 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import logging
 import re
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -37,6 +37,8 @@ from pipeline.core.io import atomic_path, write_json
 from pipeline.core.net import DOWNLOAD_TIMEOUT
 from pipeline.data.errors import SourceError
 from pipeline.data.sources.archives import discard_extraction, verify_archive
+
+log = logging.getLogger(__name__)
 
 RECORD = "download.json"  # beside the archive: {"url", "bytes", "sha256"}
 BACKOFF = 1.0  # seconds before the first retry, doubled after each
@@ -138,8 +140,8 @@ def _revalidate(url: str, target: Path, record_file: Path, max_bytes: int,
         else:
             write_json(record_file, {"url": url, "bytes": size, "sha256": digest})
             return digest
-    print(f"warning: cached download {target} of {url} {why}: discarded with its "
-          "extraction; downloading again", file=sys.stderr)
+    log.warning(f"warning: cached download {target} of {url} {why}: discarded with its "
+                "extraction; downloading again")
     target.unlink()
     record_file.unlink(missing_ok=True)
     if extracted is not None:
@@ -165,8 +167,8 @@ def _fetch(url: str, dest: Path, target: Path, *, max_bytes: int, deadline: floa
                 tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
                 raise SourceError(f"data.source: download of {url} failed after {tries}: "
                                   f"{err}; nothing kept in the cache ({target})") from None
-            print(f"warning: download of {url}: {err}; retry {attempt}/{retries} in "
-                  f"{wait:g} s", file=sys.stderr)
+            log.warning(f"warning: download of {url}: {err}; retry {attempt}/{retries} in "
+                        f"{wait:g} s")
             time.sleep(wait)
     raise AssertionError("unreachable")  # the loop returns or raises
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.core.formats import IMAGE_EXTENSIONS
 from pipeline.data.errors import SourceError
-from pipeline.data.formats import IMAGE_EXTENSIONS
 from pipeline.data.splits import SPLIT_FOLDERS
 
 # Top-level droppings of archivers that are not part of the data.
