@@ -262,7 +262,8 @@ def stage_module(name: str):
 def test_exif_orientation_switch_holds_in_every_path(tmp_path, monkeypatch, switch):
     """data.images.exif_orientation: on, every path turns a phone photo upright; off, every
     path sees the stored (sideways) pixels. Prepare's sizes, the evaluation and training
-    input, the features stage, evaluate (as the model's card says), predict and Grad-CAM."""
+    input, the features stage and the head's card, evaluate (as the model's card says),
+    predict and Grad-CAM."""
     import json
 
     import pipeline.runtimes.select as select
@@ -358,9 +359,10 @@ def test_exif_orientation_switch_holds_in_every_path(tmp_path, monkeypatch, swit
     assert json.loads(Path("data/features/info.json").read_text())["exif_orientation"] is switch
     feats = [Features.load(Path(f"data/features/{s}.npz")) for s in ("train", "val", "test")]
     check("features stage", np.concatenate([f.features for f in feats]).reshape(-1, size, size, 3))
+    stage_module("train_head").main(load())  # the head's card carries its features' decode
+    assert json.loads(Path("models/head.json").read_text())["exif_orientation"] is switch
 
     # evaluate@wrn decodes as the model's card says, whatever params.yaml says now.
-    Path("models").mkdir()
     tiny_conv(size, len(names)).save("models/wrn.keras")
     Path("models/wrn.json").write_text(json.dumps({
         "name": "wrn", "input": "image", "image_size": size, "classes": names,
