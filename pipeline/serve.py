@@ -16,7 +16,8 @@ TensorFlow float32, else TensorFlow, with the one-line reason. docs/serving.md h
 The settings are flags, not params.yaml: serving produces no pipeline output for DVC
 to track, and a folder fetched with ``dvc get`` is served without the project around it.
 Prints ``serving <model> <version> on <runtime> <precision> at http://HOST:PORT/`` once
-it listens (``--port 0``: a free port). Exit status 2 when the model folder cannot be served.
+it listens (``--port 0``: a free port). Exit status 2 when the model folder cannot be
+served or an explicit runtime cannot run.
 """
 
 from __future__ import annotations
