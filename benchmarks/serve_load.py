@@ -1,7 +1,7 @@
 """A bounded load test of ``python -m pipeline.serve``: N requests from C concurrent clients.
 
     python benchmarks/serve_load.py [--model models/best] [--requests 500] [--clients 8]
-        [--image photo.jpg] [--deadline 900]
+        [--image photo.jpg] [--deadline 900] [--runtime auto] [--precision auto]
 
 Starts the server on 127.0.0.1 (a free port) with the model folder, sends a few untimed
 warm-up requests, then ``--requests`` multipart POSTs of one image to /predict from
@@ -9,7 +9,8 @@ warm-up requests, then ``--requests`` multipart POSTs of one image to /predict f
 status but 200, or a failed connection), the p50/p95/p99 latency and the requests per
 second. Bounded in count and in time: clients stop at ``--deadline`` seconds, and what
 was not sent by then is counted as errors. The default image is a seeded 256 x 256
-noise JPEG, so runs are comparable.
+noise JPEG, so runs are comparable. ``--runtime`` and ``--precision`` go to the server;
+the runtime that ran (its /health) is printed.
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ def cpu() -> str:
             f"{'avx512_bf16' in flags}, amx {'amx_bf16' in flags}")
 
 
-def start(model: Path, timeout: float) -> tuple[subprocess.Popen, str]:
+def start(model: Path, timeout: float, *flags: str) -> tuple[subprocess.Popen, str]:
     env = os.environ | {"PYTHONPATH": os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.serve", "--model", str(model),
-                             "--port", "0"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             "--port", "0", *flags], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
@@ -65,6 +66,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--image", type=Path, help="default: a seeded 256 x 256 noise JPEG")
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds, at most")
+    parser.add_argument("--runtime", default="auto", help="the server's --runtime")
+    parser.add_argument("--precision", default="auto", help="the server's --precision")
     args = parser.parse_args()
 
     if args.image:
@@ -75,7 +78,8 @@ def main() -> int:
         Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
         image, name = buffer.getvalue(), "noise.jpg"
 
-    proc, url = start(args.model, timeout=300)
+    proc, url = start(args.model, 300, "--runtime", args.runtime,
+                      "--precision", args.precision)
     files = {"file": (name, image, "image/jpeg")}
     try:
         with httpx.Client(base_url=url, timeout=60) as http:
@@ -114,7 +118,7 @@ def main() -> int:
 
     unsent = args.requests - len(latencies) - len(errors)
     ms = np.array(latencies) * 1000
-    print(f"model: {model['model']} {model['version']} ({args.model})")
+    print(f"model: {model['model']} {model['version']} ({args.model}) on {model['runtime']}")
     print(f"CPU: {cpu()}")
     print(f"image: {name}, {len(image):,} bytes; {args.requests} requests from "
           f"{args.clients} concurrent clients, after {WARMUP} untimed warm-up requests")

@@ -7,7 +7,8 @@
 
 The command line of pipeline.evaluation.inference: images go through the decoder
 and resize of training and evaluation, so a prediction sees what the model was
-trained on; a head (``models/head.keras``) is chained behind the backbone built
+trained on (a JPEG's EXIF Orientation applied or not as the model's card records,
+whatever params.yaml says now); a head (``models/head.keras``) is chained behind the backbone built
 exactly as the features stage built it. Probabilities are calibrated: a pipeline model
 (``models/<name>.keras``) gets the temperature evaluate@<name> fitted on the validation
 split (``metrics/evaluate/<name>.json``), an exported model carries its own;
@@ -36,6 +37,7 @@ from pipeline.evaluation.inference import (
     inference_settings,
     load_predictor,
     predict,
+    trained_orientation,
 )
 
 log = logging.getLogger(__name__)
@@ -156,8 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("error: no images to predict")
         return 2
     try:
-        if args.imagenet:
+        if args.imagenet:  # not trained here: params.yaml's switch says how to decode
             predictor = imagenet_predictor()
+            predictor.exif_orientation = trained_orientation(None, args.params)
         else:
             model = args.model or next((m for m in DEFAULT_MODELS if m.is_file()),
                                        DEFAULT_MODELS[-1])

@@ -2,17 +2,23 @@
 
     python -m pipeline.serve [--model models/best] [--host 127.0.0.1] [--port 8000]
         [--max-bytes 10000000] [--max-pixels 89478485] [--max-images 32] [--top-k 3]
+        [--runtime auto|tensorflow|openvino] [--precision auto|float32|bfloat16]
         [--verbose | -q]
 
 ``POST /predict`` (a multipart image file, or a JSON list of base64 images) returns
-labels, probabilities, the model's name and version; ``GET /health``, ``GET /metadata``;
-``/`` is a page to drop an image on. Images go through Pillow checks, then the decode
-and resize of training (pipeline.data.input.decode_image). docs/serving.md has examples.
+labels, probabilities, the model's name and version; ``GET /health``, ``GET /metadata``
+(both name the runtime that runs the model); ``/`` is a page to drop an image on. Images
+go through Pillow checks, then the decode and resize of training
+(pipeline.data.input.decode_image, with the EXIF orientation as card.json records it).
+The model runs on the inference runtime of pipeline.runtimes: ``auto`` is OpenVINO
+(bfloat16 on a CPU with native bf16) when it converts the model and agrees with
+TensorFlow float32, else TensorFlow, with the one-line reason. docs/serving.md has examples.
 
 The settings are flags, not params.yaml: serving produces no pipeline output for DVC
 to track, and a folder fetched with ``dvc get`` is served without the project around it.
-Prints ``serving <model> <version> at http://HOST:PORT/`` once it listens (``--port 0``:
-a free port). Exit status 2 when the model folder cannot be served.
+Prints ``serving <model> <version> on <runtime> <precision> at http://HOST:PORT/`` once
+it listens (``--port 0``: a free port). Exit status 2 when the model folder cannot be
+served or an explicit runtime cannot run.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 
 from pipeline.core import logs, paths
 from pipeline.core.errors import PipelineError
+from pipeline.runtimes.select import PRECISIONS, RUNTIMES
 from pipeline.serving.uploads import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_IMAGES,
@@ -53,6 +60,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-images", type=int, default=DEFAULT_MAX_IMAGES,
                         help="most images in one request")
     parser.add_argument("--top-k", type=int, default=3, help="default top-k of /predict")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="what runs the model: auto (OpenVINO when installed and it "
+                        "agrees with TensorFlow float32, else TensorFlow, saying why), "
+                        "tensorflow, or openvino (an error if it cannot run); as "
+                        "params.yaml's inference.runtime (default: auto)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto (bfloat16 on OpenVINO where the CPU has native bf16, "
+                        "else float32), float32, or bfloat16 (OpenVINO only); as "
+                        "params.yaml's inference.precision (default: auto)")
     logs.add_flags(parser)
     args = parser.parse_args(argv)
     for flag in ("max_bytes", "max_pixels", "max_images", "top_k"):
@@ -84,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Pillow's own guard at our cap (it raises beyond twice it); the server's only user.
     Image.MAX_IMAGE_PIXELS = args.max_pixels
     try:
-        served = load_served(args.model)
+        served = load_served(args.model, args.runtime, args.precision)
     except PipelineError as err:
         log.error(f"error: {err}")
         return 2
@@ -104,8 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.debug("serve: %s from %s; %s; top-k %d", served.name, args.model, limits, args.top_k)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
+    runtime = served.runtime_info()["runtime"]
     # What a caller waits for (and reads the port of, with --port 0): not hidden by -q.
-    print(f"serving {served.name} {served.version} at http://{shown}:{port}/", flush=True)
+    print(f"serving {served.name} {served.version} on {runtime} at http://{shown}:{port}/",
+          flush=True)
     level = {logs.QUIET: "warning", logs.VERBOSE: "debug"}.get(args.verbosity, "info")
     server = uvicorn.Server(uvicorn.Config(app, log_level=level, access_log=False))
     server.run(sockets=[sock])

@@ -9,7 +9,8 @@ the probabilities: ECE and NLL on the test split before and after it are metrics
 the reliability diagram a plot.
 
 Reads:  params evaluate.*, distribute, inference; models/MODEL.keras, models/MODEL.json
-        (its card); the head (in NumPy, no TensorFlow): data/features/{val,test}.npz,
+        (its card: the images decode by its exif_orientation, as the model was trained);
+        the head (in NumPy, no TensorFlow): data/features/{val,test}.npz,
         others: data/manifest.csv; data/source.json (the images)
 Writes: metrics/evaluate/MODEL.json (with temperature, ece, ece_calibrated, nll,
         nll_calibrated, the runtime that ran, and the machine: its kernels can move a
@@ -57,8 +58,11 @@ def mistake_overlays(net, card: dict, shown, root) -> tuple[dict, str]:
         # tie evaluate@head to the backbone and its weights (and cost a backbone build in
         # the head's fast loop). The fine-tune's sheet shows where that ResNet looks.
         return {}, "no saliency map: the head sees cached features, not pixels"
+    from pipeline.data.input import orientation_of
+
     files = {p: str(Path(root) / p) for p in shown["path"]}
-    return saliency_overlays(net, files, card.get("image_size"))
+    return saliency_overlays(net, files, card.get("image_size"),
+                             exif_orientation=orientation_of(card))
 
 
 def main(params: Params, model: str) -> None:
@@ -145,7 +149,7 @@ def _network_outputs(params: Params, model: str, card: dict) -> Outputs | None:
     placement = place(params.distribute, inference=True)
     if not placement.chief:
         return None
-    from pipeline.data.input import image_dataset, split_arrays
+    from pipeline.data.input import image_dataset, orientation_of, split_arrays
     from pipeline.data.manifest import read
     from pipeline.models.features import Features
     from pipeline.models.saving import load_model
@@ -169,7 +173,8 @@ def _network_outputs(params: Params, model: str, card: dict) -> Outputs | None:
 
     def run(split: str) -> tuple[np.ndarray, np.ndarray, float]:
         absolute, labels = split_arrays(manifest, root, split, names)
-        ds = image_dataset(absolute, labels, card["image_size"], batch)
+        ds = image_dataset(absolute, labels, card["image_size"], batch,
+                           exif_orientation=orientation_of(card))  # as it was trained
         start = time.perf_counter()
         if forward is None:
             proba = net.predict(ds, verbose=0)

@@ -1,11 +1,12 @@
 """Stage features: the frozen backbone over every split, once, cached for the head.
 
-Reads:  params seed, backbone.arch/image_size/batch_size, distribute, inference;
+Reads:  params seed, backbone.arch/image_size/batch_size, distribute, inference,
+        data.images.exif_orientation (recorded: the head and its export decode by it);
         data/manifest.csv,
         data/source.json (where the images are), data/weights.json
 Writes: data/features/{train,val,test}.npz (features, labels, paths, classes) and
-        info.json (backbone, size, weights), metrics/features.json (weights used, images/s,
-        the machine, the runtime and precision that ran)
+        info.json (backbone, size, weights, exif_orientation), metrics/features.json
+        (weights used, images/s, the machine, the runtime and precision that ran)
 """
 
 import logging
@@ -38,6 +39,7 @@ def main(params: Params) -> None:
     from pipeline.runtimes.select import compile_forward
 
     bb = params.backbone
+    upright = params.data.images.exif_orientation
     record = read_json(paths.WEIGHTS_RECORD)
     with placement.scope():
         backbone = build_backbone(bb.arch, bb.image_size, weights_path(record))
@@ -52,7 +54,8 @@ def main(params: Params) -> None:
     with atomic_dir(paths.FEATURES) as out:
         for split in SPLITS:
             files, labels = split_arrays(manifest, root, split, names)
-            ds = image_dataset(files, labels, bb.image_size, placement.global_batch(bb.batch_size))
+            ds = image_dataset(files, labels, bb.image_size, placement.global_batch(bb.batch_size),
+                               exif_orientation=upright)
             feats, speed[split] = extractor(ds, len(files), desc=f"features {split}")
             rel = manifest.loc[manifest["split"] == split, "path"].to_numpy(dtype=str)
             Features(feats, labels, rel, np.array(names)).save(out / f"{split}.npz")
@@ -61,7 +64,7 @@ def main(params: Params) -> None:
                 "distribute": placement.label(),
                 "runtime": forward.label() if forward else "tensorflow (distributed)"}
         write_json(out / "info.json", made | {
-            "arch": bb.arch, "image_size": bb.image_size,
+            "arch": bb.arch, "image_size": bb.image_size, "exif_orientation": upright,
             "dim": int(backbone.output_shape[-1]), "images": total})
     write_json(paths.METRICS / "features.json", made | {"machine": machine.record()})
     log.info(f"features: {total} images, {speed['train']:.1f} img/s on the train split "

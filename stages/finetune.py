@@ -4,7 +4,8 @@ The params.yaml entry finetune.NAME is the recipe (keras.io's): the head alone f
 with the backbone frozen, then the backbone unfrozen at a low learning rate with
 BatchNorm kept in inference mode.
 
-Reads:  params seed, backbone, finetune.NAME, distribute; data/manifest.csv, data/source.json,
+Reads:  params seed, backbone, finetune.NAME, distribute, data.images.exif_orientation (the
+        decode, recorded in the card); data/manifest.csv, data/source.json,
         data/weights.json, models/head.keras
 Writes: models/NAME.keras, models/NAME.json (its card), metrics/train/NAME.json,
         dvclive/NAME/, plots/NAME/augmented.png
@@ -38,7 +39,8 @@ def main(params: Params, name: str) -> None:
     if not placement.chief:
         print(f"finetune@{name}: worker {placement.worker} done; the chief writes the outputs")
         return
-    save_trained(name, done, recipe.monitor, splits.classes, placement)
+    save_trained(name, done, recipe.monitor, splits.classes, placement,
+                 exif_orientation=splits.exif_orientation)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ A Wide ResNet (family wrn) or Big Transfer's ResNet-v2 (family bit), from scratc
 or from a weights file of its own: no backbone, no head, no ImageNet weights record,
 so a change to those never re-runs it.
 
-Reads:  params seed, scratch.NAME, distribute; data/manifest.csv, data/source.json
+Reads:  params seed, scratch.NAME, distribute, data.images.exif_orientation (the decode,
+        recorded in the card); data/manifest.csv, data/source.json
 Writes: models/NAME.keras, models/NAME.json (its card), metrics/train/NAME.json,
         dvclive/NAME/, plots/NAME/augmented.png
 """
@@ -36,7 +37,8 @@ def main(params: Params, name: str) -> None:
     if not placement.chief:
         print(f"scratch@{name}: worker {placement.worker} done; the chief writes the outputs")
         return
-    save_trained(name, done, recipe.monitor, splits.classes, placement)
+    save_trained(name, done, recipe.monitor, splits.classes, placement,
+                 exif_orientation=splits.exif_orientation)
 
 
 if __name__ == "__main__":

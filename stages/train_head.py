@@ -42,6 +42,8 @@ def main(params: Params) -> None:
                          "features stage makes them",
         "backbone": {k: made[k] for k in ("arch", "image_size", "weights", "images_per_second")},
         "classes": train.classes.tolist(),
+        # The decode of its features: predict and the export chain the backbone behind it so.
+        "exif_orientation": made.get("exif_orientation", True),
     } | result.summary(head.monitor) | {"trainable_params": trainable_params(model),
                                         "distribute": placement.label(),
                                         "replicas": placement.replicas}

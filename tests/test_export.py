@@ -135,6 +135,50 @@ def test_bytes_signature_decodes_as_training_does(pictures, tmp_path):
     np.testing.assert_allclose(from_bytes, from_pixels, atol=1e-6)
 
 
+def sideways_jpeg() -> bytes:
+    """A photo stored sideways (48x24, a bright band on its left) tagged Orientation 6."""
+    import io
+
+    pixels = np.random.default_rng(5).integers(0, 256, (24, 48, 3), dtype=np.uint8)
+    pixels[:, :12] = (250, 240, 20)
+    img = Image.fromarray(pixels)
+    exif = img.getexif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    img.save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("upright", [True, False], ids=["on", "off"])
+def test_savedmodel_bytes_signature_orients_as_the_card_says(upright, tmp_path):
+    """serving_default turns a phone photo by its EXIF tag exactly when the model was
+    trained so (card.json's exif_orientation, passed down with the test images)."""
+    import keras
+    import tensorflow as tf
+
+    from pipeline.data.input import decode_image
+    from pipeline.export.formats import export_all
+    from pipeline.export.samples import Images
+
+    keras.utils.set_random_seed(2)  # a dense layer on the pixels: the layout matters
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(len(CLASSES), activation="softmax")(flat))
+    data = sideways_jpeg()
+    pixels = {turn: decode_image(tf.constant(data), SIZE, turn).numpy()[None]
+              for turn in (True, False)}
+    test = Images(pixels[upright], np.array([0]), np.array([data], dtype=object), upright)
+    rows = rows_by_format(export_all(model, SIZE, tmp_path, test, None,
+                                     settings(formats=["saved_model"])))
+    assert rows["saved_model_bytes"]["status"] == "ok", rows["saved_model_bytes"]
+    loaded = tf.saved_model.load(str(tmp_path / "saved_model"))
+    got = loaded.signatures["serving_default"](image_bytes=tf.constant([data]))
+    np.testing.assert_allclose(got["probabilities"].numpy(), model.predict(pixels[upright]),
+                               atol=1e-5)
+    # the check can fail: the other decode gives other probabilities
+    assert np.abs(model.predict(pixels[not upright]) - model.predict(pixels[upright])).max() > 1e-3
+
+
 def test_a_failing_format_is_reported_not_skipped(pictures, tmp_path, monkeypatch):
     import pipeline.export.onnx as onnx_export
     from pipeline.export.formats import export_all
@@ -238,6 +282,7 @@ def test_stage_exports_the_recommended_model_with_its_temperature(project):
     card = json.loads(Path("models/best/card.json").read_text())
     assert export["model"] == card["model"] == "tiny"
     assert export["temperature"] == card["temperature"] == 2.0
+    assert card["exif_orientation"] is True  # a card from before the key: trained turned
     assert export["test_images"] == 6
     formats = export["formats"]
     assert {f: r["status"] for f, r in formats.items() if f != "tflite_int8"} == {

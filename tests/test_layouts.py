@@ -231,71 +231,149 @@ def upright(path: Path, size: int) -> np.ndarray:
     return tf.image.resize(turned, (size, size), antialias=True).numpy()
 
 
-def test_exif_rotated_photos_reach_the_network_upright_in_every_path(tmp_path, monkeypatch):
+def stored(path: Path, size: int) -> np.ndarray:
+    """The picture as its pixels are stored (sideways for a phone photo), resized."""
     import tensorflow as tf
 
-    from pipeline.data.epochs import Epochs
-    from pipeline.data.input import image_dataset, load_image, split_arrays
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    return tf.image.resize(pixels, (size, size), antialias=True).numpy()
+
+
+def tiny_conv(size: int, classes: int):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, activation="relu")(keras.layers.Rescaling(1 / 255)(inputs))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x))
+
+
+def stage_module(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_stage", STAGES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("switch", [True, False], ids=["on", "off"])
+def test_exif_orientation_switch_holds_in_every_path(tmp_path, monkeypatch, switch):
+    """data.images.exif_orientation: on, every path turns a phone photo upright; off, every
+    path sees the stored (sideways) pixels. Prepare's sizes, the evaluation and training
+    input, the features stage and the head's card, evaluate (as the model's card says),
+    predict and Grad-CAM."""
+    import json
+
+    import pipeline.runtimes.select as select
+    from pipeline.core.params import load
+    from pipeline.data.input import image_dataset, split_arrays
+    from pipeline.evaluation import saliency
     from pipeline.evaluation.inference import Predictor, predict
+    from pipeline.models.features import Features
+    from pipeline.runtimes.forward import Forward
+    from pipeline.training.inputs import Splits, datasets
 
     data = tmp_path / "data"
     images(data / "plain", 4, 1)
     (data / "phone").mkdir()
     for i, orientation in enumerate((6, 8, 6, 8)):
         rotated_jpeg(data / "phone" / f"p{i}.jpg", orientation, seed=i)
-    proj = project(tmp_path / "p", data__source=str(data))
+    size = 32
+    proj = project(tmp_path / "p", data__source=str(data), data__images__exif_orientation=switch,
+                   data__split={"train": 0.5, "val": 0.25, "test": 0.25},
+                   backbone__image_size=size, inference__runtime="tensorflow")
     assert run_stage(proj, "prepare").returncode == 0
     got = rows(proj)
     for i, orientation in enumerate((6, 8, 6, 8)):
         row = got[f"phone/p{i}.jpg"]
-        assert (row["width"], row["height"], row["orientation"]) == (48, 96, orientation)
+        want = (48, 96, orientation) if switch else (96, 48, 1)
+        assert (row["width"], row["height"], row["orientation"]) == want
     assert got["plain/img_0.jpg"]["orientation"] == 1
-    assert run_stage(proj, "validate").returncode == 0  # the new column passes the suite
+    if switch:
+        assert run_stage(proj, "validate").returncode == 0  # the column passes the suite
 
     frame = manifest.read(proj / "data/manifest.csv")
-    frame["split"] = "test"  # every image through each path
-    files, labels = split_arrays(frame, data, "test", manifest.classes(frame))
-    size = 32
-    expected = np.stack([upright(Path(f), size) for f in files])
-    stored = np.stack([tf.image.resize(np.asarray(Image.open(f).convert("RGB")), (size, size),
-                                       antialias=True).numpy() for f in files])
-    evaluation = np.concatenate([x for x, _ in image_dataset(files, labels, size, 64)])
-    training = Epochs(files, labels, 64, seed=0, load=lambda p: load_image(p, size))
-    train_x, train_y = next(iter(training.dataset(0, 1)))
+    names = manifest.classes(frame)
+    everything = frame.assign(split="test")  # every image through each path
+    files, labels = split_arrays(everything, data, "test", names)
+    upright_ = {f: upright(Path(f), size) for f in files}
+    stored_ = {f: stored(Path(f), size) for f in files}
+    want, other = (upright_, stored_) if switch else (stored_, upright_)
+    pictures = np.stack([want[f] for f in files])
+    phones = {i for i, f in enumerate(files) if "/phone/" in f}
+    # the check can fail: a phone photo's stored pixels are far from its upright picture
+    assert min(np.abs(upright_[files[i]] - stored_[files[i]]).mean() for i in phones) > 20
+
+    def check(name: str, batch: np.ndarray, expect_phone: bool = True) -> None:
+        """Each image is the one its path should see: the nearest of the wanted pictures
+        within about a grey level (TF's resize of TF's decode against Pillow's decode)."""
+        dist = np.abs(np.asarray(batch)[:, None] - pictures[None]).mean(axis=(2, 3, 4))
+        assert dist.min(axis=1).max() < 3, name
+        if expect_phone:
+            assert phones & set(dist.argmin(axis=1).tolist()), f"{name}: no phone photo"
+
+    check("evaluation input",
+          np.concatenate([x for x, _ in image_dataset(files, labels, size, 64,
+                                                      exif_orientation=switch)]))
+    recipe = load(proj / "params.yaml").finetune["resnet50"]
+    plain = recipe.model_copy(update={"augment": recipe.augment.model_copy(update={
+        "flip": False, "crop": False, "color_jitter": 0.0, "mixup_alpha": 0.0})})
+    train, val = datasets(Splits((files, labels), (files, labels), names, switch), plain, size,
+                          0, 64)
+    check("training input", next(iter(train.dataset(0, 1)))[0])
+    check("validation input", np.concatenate([x for x, _ in val]))
+
     seen: list[np.ndarray] = []
 
-    def forward(batch):
+    def capture(batch):
         seen.append(np.asarray(batch))
-        return np.full((len(batch), 2), 0.5)
+        return np.full((len(batch), len(names)), 1 / len(names))
 
-    # Whatever runtime would run the network, predict hands it the decoded batches.
-    import pipeline.runtimes.select as select
+    forward = Forward(capture, "tensorflow", "float32")
 
-    monkeypatch.setattr(select, "compile_forward", lambda model, *args: forward)
-    predict(Predictor(None, size, "capture", ["phone", "plain"]), list(files), 64, 1)
-    predicted = np.concatenate(seen)
-    phone = np.array(["phone/" in f for f in files])
-    for name, batch in (("evaluation", evaluation), ("predict", predicted)):
-        assert np.abs(batch - expected).mean(axis=(1, 2, 3)).max() < 3, name
-        # the check can fail: the stored (sideways) pictures are far from upright
-        assert np.abs(batch[phone] - stored[phone]).mean(axis=(1, 2, 3)).min() > 20, name
-    # Training shuffles: match each training image to its file by nearest upright picture.
-    train_x = np.asarray(train_x)
-    dist = np.abs(train_x[:, None] - expected[None]).mean(axis=(2, 3, 4))
-    assert sorted(dist.argmin(axis=1).tolist()) == list(range(len(files)))
-    assert dist.min(axis=1).max() < 3
+    # Whatever runtime would run the network, each path hands it the decoded batches.
+    monkeypatch.setattr(select, "compile_forward", lambda model, *args, **kw: forward)
+    predict(Predictor(None, size, "capture", names, switch), list(files), 64, 1)
+    check("predict", np.concatenate(seen))
 
+    captured: list[np.ndarray] = []
+    monkeypatch.setattr(saliency, "grad_cam",
+                        lambda model, batch: captured.append(batch) or np.zeros(batch.shape[:3]))
+    saliency.saliency_overlays(tiny_conv(size, len(names)), dict(enumerate(files)), size,
+                               exif_orientation=switch)
+    check("Grad-CAM", np.concatenate(captured))
 
-def test_exif_orientation_off_records_the_stored_sizes(tmp_path):
-    data = tmp_path / "data"
-    images(data / "plain", 3, 1)
-    (data / "phone").mkdir()
-    for i in range(3):
-        rotated_jpeg(data / "phone" / f"p{i}.jpg", 6, seed=i)
-    proj = project(tmp_path / "p", data__source=str(data), data__images__exif_orientation=False)
-    assert run_stage(proj, "prepare").returncode == 0
-    row = rows(proj)["phone/p0.jpg"]
-    assert (row["width"], row["height"], row["orientation"]) == (96, 48, 1)
+    # The stages, in this process: a backbone whose features are the pixels themselves.
+    import keras
+
+    import pipeline.models.backbone as backbone
+
+    monkeypatch.chdir(proj)
+    (proj / "data/weights.json").write_text(json.dumps({"arch": "resnet50", "source": "random"}))
+    pixels = keras.Sequential([keras.Input((size, size, 3)), keras.layers.Flatten()])
+    monkeypatch.setattr(backbone, "build_backbone", lambda *args, **kw: pixels)
+    monkeypatch.setattr(select, "compile_forward", lambda model, *args, **kw: None)
+    stage_module("features").main(load())
+    assert json.loads(Path("data/features/info.json").read_text())["exif_orientation"] is switch
+    feats = [Features.load(Path(f"data/features/{s}.npz")) for s in ("train", "val", "test")]
+    check("features stage", np.concatenate([f.features for f in feats]).reshape(-1, size, size, 3))
+    stage_module("train_head").main(load())  # the head's card carries its features' decode
+    assert json.loads(Path("models/head.json").read_text())["exif_orientation"] is switch
+
+    # evaluate@wrn decodes as the model's card says, whatever params.yaml says now.
+    tiny_conv(size, len(names)).save("models/wrn.keras")
+    Path("models/wrn.json").write_text(json.dumps({
+        "name": "wrn", "input": "image", "image_size": size, "classes": names,
+        "exif_orientation": switch}))
+    write_params(proj, {"validate.min_per_class": 1, "data.source": str(data),
+                        "data.images.exif_orientation": not switch,
+                        "inference.runtime": "tensorflow"})
+    seen.clear()
+    monkeypatch.setattr(select, "compile_forward", lambda model, *args, **kw: forward)
+    stage_module("evaluate").main(load(), "wrn")
+    check("evaluate (test and val)", np.concatenate(seen))
 
 
 def test_orientation_from_bytes_matches_pillow_for_all_eight(tmp_path):

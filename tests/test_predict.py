@@ -268,3 +268,56 @@ def test_help_names_the_real_model_paths(capsys):
     text = capsys.readouterr().out
     assert "models/<name>.keras" in text and "finetune/" not in text
     assert "--uncalibrated" in text and "labels printed per image" in text
+
+
+def test_photos_are_turned_as_the_model_card_says_not_as_params_yaml_says(tmp_path, capsys):
+    """A JPEG stored sideways and tagged Orientation 6: predict decodes it as the model was
+    trained (its card's exif_orientation), whatever params.yaml says now; a model without
+    a card follows params.yaml."""
+    import io
+
+    import tensorflow as tf
+
+    from pipeline.data.input import decode_image
+
+    keras.utils.set_random_seed(3)  # a dense layer on the pixels: the layout matters
+    inputs = keras.Input((32, 32, 3))
+    flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(flat))
+    model.save(tmp_path / "m.keras")
+    pixels = np.random.default_rng(4).integers(0, 256, (24, 48, 3), dtype=np.uint8)
+    pixels[:, :12] = (250, 240, 20)
+    img = Image.fromarray(pixels)
+    exif = img.getexif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    img.save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    photo = tmp_path / "phone.jpg"
+    photo.write_bytes(buffer.getvalue())
+    expected = {turn: model.predict(decode_image(tf.constant(buffer.getvalue()), 32,
+                                                 turn)[None], verbose=0)[0]
+                for turn in (True, False)}
+    assert np.abs(expected[True] - expected[False]).max() > 1e-3  # the check can fail
+
+    def predicted(card: bool | None, switch: bool) -> np.ndarray:
+        card_file = tmp_path / "m.json"
+        card_file.unlink(missing_ok=True)
+        if card is not None:
+            card_file.write_text(json.dumps({"classes": CLASSES, "exif_orientation": card}))
+        params = write_params(tmp_path / "project", {"data.images.exif_orientation": switch,
+                                                     "inference.runtime": "tensorflow"})
+        (tmp_path / "classes.json").write_text(json.dumps(CLASSES))
+        assert predict.main([str(photo), "--model", str(tmp_path / "m.keras"), "--params",
+                             str(params), "--classes", str(tmp_path / "classes.json"),
+                             "--top-k", "3", "--output", str(tmp_path / "out.json")]) == 0
+        top = json.loads((tmp_path / "out.json").read_text())["predictions"][0]["top"]
+        return np.array([next(t["probability"] for t in top if t["label"] == c)
+                         for c in CLASSES])
+
+    for card, switch, turned in ((False, True, False), (True, False, True),
+                                 (None, False, False), (None, True, True)):
+        np.testing.assert_allclose(predicted(card, switch), expected[turned], atol=2e-6,
+                                   err_msg=f"card {card}, params.yaml {switch}")
+    capsys.readouterr()
+    predicted(False, True)
+    assert "EXIF orientation not applied" in capsys.readouterr().err

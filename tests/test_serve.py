@@ -2,8 +2,9 @@
 
 A tiny Keras model (Rescaling, Conv, pooling, softmax at 32 px) and its card make the
 model folder. Predictions must equal ``model.predict`` on the decode of training
-(pipeline.data.input.decode_image); every bad request must get its 4xx and a message
-naming the problem, never a 500; the folder ``dvc get`` fetches must serve.
+(pipeline.data.input.decode_image, with the EXIF orientation as the card says) on
+TensorFlow float32, and match it on OpenVINO; every bad request must get its 4xx and a
+message naming the problem, never a 500; the folder ``dvc get`` fetches must serve.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import importlib.util
 import io
 import json
 import logging
@@ -68,7 +70,7 @@ def model_dir(tmp_path_factory) -> Path:
 def served(model_dir):
     from pipeline.serving.model import load_served
 
-    return load_served(model_dir)
+    return load_served(model_dir, "tensorflow", "float32")  # the reference runtime
 
 
 @contextlib.contextmanager
@@ -156,8 +158,11 @@ def test_health_and_metadata(client, model_dir):
     from pipeline.serving.model import model_version
 
     health = client.get("/health").json()
-    assert health == {"status": "ok", "model": "tiny", "version": model_version(model_dir)}
+    assert health == {"status": "ok", "model": "tiny", "version": model_version(model_dir),
+                      "runtime": "tensorflow float32"}
     meta = client.get("/metadata").json()
+    assert meta["runtime"] == "tensorflow float32" and meta["runtime_note"] is None
+    assert meta["exif_orientation"] is True  # a card without the key: trained turned
     assert meta["classes"] == CLASSES and meta["image_size"] == SIZE
     assert meta["version"] == health["version"]
     assert meta["temperature"] == 1.0  # no Temperature layer in the tiny model
@@ -187,6 +192,128 @@ def test_page_is_one_offline_file(client):
     page = response.text
     assert "<script src" not in page and "<link" not in page  # nothing fetched from elsewhere
     assert 'fetch(`predict' in page and 'fetch("metadata")' in page
+
+
+# --------------------------------------------------------------------------- orientation
+
+
+def sideways_jpeg() -> bytes:
+    """A photo stored sideways (48x24, a bright band on its left) tagged Orientation 6."""
+    pixels = noise(48, 24, seed=6)
+    pixels[:, :12] = (250, 240, 20)
+    img = Image.fromarray(pixels)
+    exif = img.getexif()
+    exif[0x0112] = 6
+    return encoded(pixels, "JPEG", quality=95, exif=exif.tobytes())
+
+
+@pytest.mark.parametrize("upright", [True, False], ids=["on", "off"])
+def test_uploads_are_turned_as_the_card_says(model_dir, tmp_path, upright):
+    """The card's exif_orientation (the decode the model was trained on) decides whether
+    the server turns a phone photo; /metadata says which."""
+    import shutil
+
+    import tensorflow as tf
+
+    from pipeline.data.input import decode_image
+    from pipeline.serving.app import create_app
+    from pipeline.serving.model import load_served
+
+    folder = tmp_path / "best"
+    shutil.copytree(model_dir, folder)
+    card = json.loads((folder / "card.json").read_text())
+    (folder / "card.json").write_text(json.dumps(card | {"exif_orientation": upright}))
+    served = load_served(folder, "tensorflow", "float32")
+    photo = sideways_jpeg()
+    want = decode_image(tf.constant(photo), SIZE, upright).numpy()
+    turned_other_way = decode_image(tf.constant(photo), SIZE, not upright).numpy()
+    np.testing.assert_array_equal(served.decode(photo), want)
+    assert np.abs(want - turned_other_way).mean() > 20  # the check can fail
+    with running(create_app(served)) as url, httpx.Client(base_url=url, timeout=60) as http:
+        assert http.get("/metadata").json()["exif_orientation"] is upright
+        response = http.post("/predict", files={"file": ("phone.jpg", photo, "image/jpeg")})
+    assert response.status_code == 200, response.text
+    from pipeline.models.saving import load_model
+
+    expected_ = load_model(folder / "model.keras").predict(want[None], verbose=0)
+    np.testing.assert_allclose(probabilities(response.json()["predictions"][0]), expected_[0],
+                               atol=1e-6)
+
+
+def test_a_card_with_a_bad_orientation_is_refused(model_dir, tmp_path):
+    import shutil
+
+    from pipeline.serving.model import ModelFolderError, load_served
+
+    folder = tmp_path / "best"
+    shutil.copytree(model_dir, folder)
+    card = json.loads((folder / "card.json").read_text())
+    (folder / "card.json").write_text(json.dumps(card | {"exif_orientation": "yes"}))
+    with pytest.raises(ModelFolderError, match="`exif_orientation` must be true or false"):
+        load_served(folder, "tensorflow")
+
+
+# --------------------------------------------------------------------------- runtimes
+
+needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
+                                    reason="OpenVINO is not installed")
+# bfloat16 keeps about 3 significant digits: the tiny model's probabilities move by 1e-3.
+TOLERANCE = {"float32": 1e-5, "bfloat16": 5e-3}
+
+
+@pytest.mark.parametrize(("runtime", "precision"), [
+    pytest.param("openvino", "float32", marks=needs_openvino),
+    pytest.param("auto", "auto", id="auto"),
+])
+def test_served_probabilities_match_tensorflow_float32(model_dir, runtime, precision):
+    """Each runtime the server can run (auto: OpenVINO, bfloat16 on a CPU with native bf16)
+    gives TensorFlow float32's probabilities; /health and /metadata say what ran; requests
+    in parallel (one OpenVINO infer request, serialised) all get theirs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.serving.app import create_app
+    from pipeline.serving.model import load_served
+
+    served = load_served(model_dir, runtime, precision)
+    want = expected(model_dir, JPEG, PNG)
+    body = [base64.b64encode(JPEG).decode(), base64.b64encode(PNG).decode()]
+    with running(create_app(served)) as url, httpx.Client(base_url=url, timeout=60) as http:
+        ran = http.get("/health").json()["runtime"]
+        meta = http.get("/metadata").json()
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: http.post("/predict", json=body), range(8)))
+    assert meta["runtime"] == ran == served.runtime.label
+    name, ran_precision = ran.split()
+    if runtime == "openvino":
+        assert ran == "openvino float32" and "least cosine" in meta["runtime_note"]
+    for response in answers:
+        assert response.status_code == 200, response.text
+        got = [probabilities(p) for p in response.json()["predictions"]]
+        np.testing.assert_allclose(got, want, atol=TOLERANCE[ran_precision], err_msg=ran)
+
+
+def test_without_openvino_auto_falls_back_with_one_line_and_openvino_is_an_error(
+        model_dir, monkeypatch, capsys):
+    from pipeline.serve import main
+    from pipeline.serving.model import load_served
+
+    monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: False)
+    served = load_served(model_dir, "auto", "auto")
+    assert served.runtime_info() == {
+        "runtime": "tensorflow float32",
+        "runtime_note": "fell back: OpenVINO is not installed (pip install openvino)"}
+    err = capsys.readouterr().err
+    assert err == "inference: falling back to TensorFlow: OpenVINO is not installed " \
+                  "(pip install openvino)\n"
+    assert main(["--model", str(model_dir), "--port", "0", "--runtime", "openvino"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --runtime: openvino: OpenVINO is not installed (pip install " \
+                  "openvino)\n"
+    assert main(["--model", str(model_dir), "--port", "0", "--runtime", "tensorflow",
+                 "--precision", "bfloat16"]) == 2
+    assert "bfloat16 runs on OpenVINO" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--model", str(model_dir), "--runtime", "onnxruntime"])
 
 
 # --------------------------------------------------------------------------- bad requests
@@ -341,7 +468,7 @@ def test_a_card_that_does_not_fit_the_model_is_refused(model_dir, tmp_path, chan
     card = json.loads((folder / "card.json").read_text())
     (folder / "card.json").write_text(json.dumps(card | change))
     with pytest.raises(ModelFolderError, match=message):
-        load_served(folder)
+        load_served(folder, "tensorflow")
 
 
 def test_a_missing_folder_says_how_to_make_one(tmp_path, capsys):

@@ -8,8 +8,9 @@ keeps element order. Training input goes through ``pipeline.data.epochs.Epochs``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ import tensorflow as tf
 from pipeline.data.sharding import shard_by_data
 
 AUTOTUNE = tf.data.AUTOTUNE
+CARD_KEY = "exif_orientation"  # in a model's card: the decode it was trained on
 
 
 # JPEG's DCT scaling: libjpeg decodes straight to 1/2 or 1/4 of the size. Not 1/8: that
@@ -35,7 +37,9 @@ def load_image(path: tf.Tensor, image_size: int, exif_orientation: bool = True) 
     one grey level of a full decode): up to 2.5-3x faster decode + resize on camera
     photos (benchmarks/levers.md). A JPEG under four times the target decodes exactly
     as ``tf.io.decode_image`` would. A JPEG's EXIF Orientation is applied (TF's decoders
-    ignore it), as prepare and Pillow's ``ImageOps.exif_transpose`` do."""
+    ignore it), as prepare and Pillow's ``ImageOps.exif_transpose`` do, unless
+    ``exif_orientation`` is False (params.yaml's ``data.images.exif_orientation``, or the
+    setting a model's card records: :func:`orientation_of`)."""
     return decode_image(tf.io.read_file(path), image_size, exif_orientation)
 
 
@@ -143,6 +147,16 @@ def decode_jpeg_scaled(contents: tf.Tensor, image_size: int) -> tf.Tensor:
                    exclusive=False)  # the first (largest) ratio that fits
 
 
+def orientation_of(card: Mapping[str, Any]) -> bool:
+    """Whether the model of ``card`` was trained on photos turned by their EXIF tag: the
+    card's ``exif_orientation``; True for a card from before the key (every model then
+    was trained with the turn). Predict, serve and the export decode by it."""
+    value = card.get(CARD_KEY, True)
+    if not isinstance(value, bool):
+        raise ValueError(f"model card: {CARD_KEY} must be true or false (got {value!r})")
+    return value
+
+
 def split_arrays(
     manifest: pd.DataFrame, root: str | Path, split: str, classes: list[str]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -161,11 +175,14 @@ def image_dataset(
     batch_size: int,
     *,
     augment: Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]] | None = None,
+    exif_orientation: bool = True,
 ) -> tf.data.Dataset:
-    """Batches of (images, labels). ``augment`` maps a *batch*; evaluation passes none."""
+    """Batches of (images, labels). ``augment`` maps a *batch*; evaluation passes none.
+    ``exif_orientation``: as :func:`load_image`."""
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
     ds = ds.map(
-        lambda p, y: (load_image(p, image_size), y), num_parallel_calls=AUTOTUNE
+        lambda p, y: (load_image(p, image_size, exif_orientation), y),
+        num_parallel_calls=AUTOTUNE,
     ).batch(batch_size)
     if augment is not None:
         ds = ds.map(augment, num_parallel_calls=AUTOTUNE)

@@ -1,7 +1,8 @@
 """Inference with a saved model: images in, class probabilities out, as training saw them.
 
 Images go through ``pipeline.data.input.load_image``, the decoder and resize of
-training and evaluation; the models carry their own normalisation. A head (whose
+training and evaluation, with the EXIF orientation as the model was trained (its
+card's ``exif_orientation``); the models carry their own normalisation. A head (whose
 input is a feature vector) is chained behind the backbone built exactly as the
 features stage built it: params.yaml's ``backbone`` section, the weights record of
 ``data/weights.json``, and the same seed when those weights are random.
@@ -43,6 +44,7 @@ class Predictor:
     image_size: int
     describe: str  # for the report: which model, built how
     classes: list[str]
+    exif_orientation: bool = True  # turn JPEGs by their EXIF tag, as the model was trained
 
 
 # --------------------------------------------------------------------------- models
@@ -83,6 +85,29 @@ def calibrate(model, model_path: Path, calibrated: bool) -> tuple[object, str]:
     return with_temperature(model, float(t)), f"temperature {t:g} (from {record})"
 
 
+def trained_orientation(model_path: Path | None, params: Path) -> bool:
+    """Whether to turn photos by their EXIF tag for the model at ``model_path``: as its card
+    says (the decode it was trained on, whatever params.yaml says now); for a model without
+    a card, params.yaml's ``data.images.exif_orientation``; with neither, yes."""
+    from pipeline.core.io import read_json
+    from pipeline.core.params import ParamsError, load
+    from pipeline.data.input import orientation_of
+
+    card = None if model_path is None else next(
+        (c for c in card_files(model_path) if c.is_file()), None)
+    if card is not None:
+        try:
+            return orientation_of(read_json(card))
+        except (OSError, ValueError) as err:
+            raise PredictError(f"{card}: {err}") from None
+    if not params.is_file():
+        return True
+    try:
+        return load(params).data.images.exif_orientation
+    except ParamsError as err:
+        raise PredictError(str(err)) from None
+
+
 def load_predictor(model_path: Path, classes_path: Path | None, params: Path,
                    calibrated: bool = False) -> Predictor:
     """The model at ``model_path`` as a Predictor; ``calibrated``: with the temperature
@@ -105,17 +130,24 @@ def load_predictor(model_path: Path, classes_path: Path | None, params: Path,
     if len(classes) != model.output_shape[-1]:
         raise PredictError(f"{len(classes)} class names for a model with "
                            f"{model.output_shape[-1]} outputs ({model_path})")
+    upright = trained_orientation(model_path, params)
     if len(shape) == 4:
         if shape[1] is None:
             raise PredictError(f"model {model_path} takes images of any size; cannot tell "
                                "which to use")
         return Predictor(model, int(shape[1]), f"{model_path} ({shape[1]} px, "
-                         f"{temperature})", classes)
+                         f"{temperature}{_orientation_note(upright)})", classes, upright)
     if len(shape) == 2:
         predictor = _head_predictor(model, model_path, params, classes)
-        predictor.describe += f" ({temperature})"
+        predictor.describe += f" ({temperature}{_orientation_note(upright)})"
+        predictor.exif_orientation = upright
         return predictor
     raise PredictError(f"model {model_path}: unexpected input shape {shape}")
+
+
+def _orientation_note(upright: bool) -> str:
+    """What the ``model:`` line adds: only the exception, a model trained without the turn."""
+    return "" if upright else ", EXIF orientation not applied, as in its training"
 
 
 def _head_predictor(head, model_path: Path, params: Path, classes: list[str]) -> Predictor:
@@ -241,10 +273,10 @@ def predict(predictor: Predictor, files: list[str], batch_size: int, k: int,
     except RuntimeChoiceError as err:
         raise PredictError(str(err)) from None
 
-    size = predictor.image_size
+    size, upright = predictor.image_size, predictor.exif_orientation
     ds = (
         tf.data.Dataset.from_tensor_slices((np.arange(len(files)), np.array(files)))
-        .map(lambda i, p: (i, load_image(p, size)), num_parallel_calls=AUTOTUNE)
+        .map(lambda i, p: (i, load_image(p, size, upright)), num_parallel_calls=AUTOTUNE)
         .ignore_errors()  # a bad file drops out here; it is found again below, by name
         .batch(batch_size)
         .prefetch(AUTOTUNE)
@@ -261,7 +293,7 @@ def predict(predictor: Predictor, files: list[str], batch_size: int, k: int,
     for i, file in enumerate(files):
         if i not in proba:
             try:
-                load_image(tf.constant(file), size)
+                load_image(tf.constant(file), size, upright)
                 why = "could not be decoded"
             except (tf.errors.OpError, ValueError) as err:
                 why = _tf_message(err)

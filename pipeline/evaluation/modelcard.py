@@ -180,7 +180,11 @@ def render(card: dict, weights: dict, data: dict, chosen: dict, evaluation: dict
         "## Intended use",
         "",
         f"- Classify an image into one of: {', '.join(classes)}.",
-        f"- Input: {card.get('preprocessing', '?')}; {card.get('image_size', '?')} px.",
+        f"- Input: {card.get('preprocessing', '?')}; {card.get('image_size', '?')} px; "
+        + ("a JPEG's EXIF Orientation applied first (turned upright, as in training)"
+           if card.get("exif_orientation", True) else
+           "a JPEG's EXIF Orientation ignored (the stored pixels, as in training)")
+        + " (card.json `exif_orientation`).",
         "- Load `model.keras` with Keras, or run `python -m pipeline.predict`; `card.json` "
         "lists the classes in output order.",
         "",

@@ -93,11 +93,11 @@ def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarr
     return (1 - alpha) * np.asarray(image, dtype=np.float64) + alpha * heat
 
 
-def saliency_overlays(model: keras.Model, files: dict[str, str], image_size: int
-                      ) -> tuple[dict[str, np.ndarray], str]:
+def saliency_overlays(model: keras.Model, files: dict[str, str], image_size: int,
+                      exif_orientation: bool = True) -> tuple[dict[str, np.ndarray], str]:
     """({key: Grad-CAM overlay of the image as the model saw it}, what the overlays show),
     for an image model and {key: image file}; no overlays and the reason when the model
-    cannot give a map."""
+    cannot give a map. ``exif_orientation``: the decode the model was trained on."""
     from pipeline.data.input import load_image
 
     if not files:
@@ -107,7 +107,8 @@ def saliency_overlays(model: keras.Model, files: dict[str, str], image_size: int
         cam_model = tapped(model, path)
     except (NoSaliency, ValueError, TypeError) as err:
         return {}, f"no saliency map ({err})"
-    images = np.stack([load_image(file, image_size).numpy() for file in files.values()])
+    images = np.stack([load_image(file, image_size, exif_orientation).numpy()
+                       for file in files.values()])
     maps = grad_cam(cam_model, images)
     shown = {key: overlay(image, cam)
              for key, image, cam in zip(files, images, maps, strict=True)}

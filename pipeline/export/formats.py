@@ -30,7 +30,8 @@ INT8_MAX_DROP = 0.01
 class Format:
     name: str
     file: str  # under models/best/
-    write: Callable[[keras.Model, int, Path, Images | None], None]
+    # (model, image size, path, int8 calibration images, exif_orientation of the decode)
+    write: Callable[[keras.Model, int, Path, Images | None, bool], None]
     runner: Callable[[Path], parity.Runner]
     bytes_input: bool = False  # takes the encoded files, not the pixels
     quantised: bool = False  # held to no float tolerance
@@ -46,10 +47,11 @@ class KerasRunner:
         return np.asarray(self._model.predict_on_batch(batch))
 
 
-def _savedmodel(model: keras.Model, size: int, path: Path, _: Images | None) -> None:
+def _savedmodel(model: keras.Model, size: int, path: Path, _: Images | None,
+                exif_orientation: bool) -> None:
     from pipeline.export.savedmodel import write_savedmodel
 
-    write_savedmodel(model, size, path)
+    write_savedmodel(model, size, path, exif_orientation)
 
 
 def _signature(name: str) -> Callable[[Path], parity.Runner]:
@@ -61,8 +63,9 @@ def _signature(name: str) -> Callable[[Path], parity.Runner]:
     return runner
 
 
-def _tflite(int8: bool) -> Callable[[keras.Model, int, Path, Images | None], None]:
-    def write(model: keras.Model, size: int, path: Path, calibration: Images | None) -> None:
+def _tflite(int8: bool) -> Callable[[keras.Model, int, Path, Images | None, bool], None]:
+    def write(model: keras.Model, size: int, path: Path, calibration: Images | None,
+              _: bool) -> None:
         from pipeline.export.tflite import to_tflite
 
         path.write_bytes(to_tflite(model, size, calibration.pixels if int8 else None))
@@ -76,7 +79,7 @@ def _tflite_runner(path: Path) -> parity.Runner:
     return TFLiteRunner(path.read_bytes())
 
 
-def _onnx(model: keras.Model, size: int, path: Path, _: Images | None) -> None:
+def _onnx(model: keras.Model, size: int, path: Path, _: Images | None, __: bool) -> None:
     from pipeline.export.onnx import to_onnx
 
     path.write_bytes(to_onnx(model, size))
@@ -94,7 +97,7 @@ def _keras_runner(path: Path) -> parity.Runner:
     return KerasRunner(load_model(path))  # the file, reloaded: checks that it round-trips
 
 
-KERAS = Format("keras", "model.keras", lambda m, s, p, c: m.save(p), _keras_runner)
+KERAS = Format("keras", "model.keras", lambda m, s, p, c, o: m.save(p), _keras_runner)
 # params.yaml's export.formats name the first column; saved_model gives two rows, one
 # per signature, from one folder.
 FORMATS: dict[str, list[Format]] = {
@@ -136,7 +139,7 @@ def export_one(fmt: Format, model: keras.Model, size: int, folder: Path, test: I
     path = folder / fmt.file
     try:
         if fmt.file not in written:
-            fmt.write(model, size, path, calibration)
+            fmt.write(model, size, path, calibration, test.exif_orientation)
             written.add(fmt.file)
         row["size_bytes"] = size_bytes(path)
         inputs = test.encoded if fmt.bytes_input else test.pixels

@@ -15,6 +15,7 @@ from pipeline.core import paths
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_json
 from pipeline.core.params import BackboneParams
+from pipeline.data.input import CARD_KEY, orientation_of
 from pipeline.models.saving import load_model
 from pipeline.models.temperature import with_temperature
 from pipeline.training.card import IMAGE_INPUT
@@ -49,5 +50,6 @@ def image_network(name: str, backbone_params: BackboneParams, seed: int,
         card = card | {"input": "image", "image_size": made["image_size"],
                        "preprocessing": IMAGE_INPUT,
                        "exported": f"{made['arch']} backbone + {source}"}
-    card = {"model": name, **card, "temperature": temperature}
+    # Always written: predict and serve decode an exported model as its card says.
+    card = {"model": name, **card, CARD_KEY: orientation_of(card), "temperature": temperature}
     return with_temperature(network, temperature), card

@@ -22,21 +22,25 @@ class Images:
     pixels: np.ndarray  # float32 [N, size, size, 3], raw RGB in [0, 255]
     labels: np.ndarray  # int32 [N], indices into the card's classes
     encoded: np.ndarray  # object [N], each file's bytes
+    exif_orientation: bool = True  # the pixels' decode, which serving_default's must match
 
     def __len__(self) -> int:
         return len(self.labels)
 
 
 def split_images(manifest, root: Path, split: str, classes: list[str], image_size: int,
-                 count: int | None = None, seed: int = 0) -> Images:
-    """The ``split``'s images in manifest order, or ``count`` of them drawn with ``seed``."""
+                 count: int | None = None, seed: int = 0, exif_orientation: bool = True
+                 ) -> Images:
+    """The ``split``'s images in manifest order, or ``count`` of them drawn with ``seed``,
+    decoded as the model was trained (``exif_orientation``: its card's)."""
     files, labels = split_arrays(manifest, root, split, classes)
     if not len(files):
         raise PipelineError(f"{paths.MANIFEST}: no {split} images to export against")
     if count is not None and count < len(files):
         keep = np.sort(np.random.default_rng(seed).choice(len(files), count, replace=False))
         files, labels = files[keep], labels[keep]
-    batches = image_dataset(files, labels, image_size, batch_size=32).map(lambda x, y: x)
+    batches = image_dataset(files, labels, image_size, batch_size=32,
+                            exif_orientation=exif_orientation).map(lambda x, y: x)
     pixels = np.concatenate(list(batches.as_numpy_iterator()))
     encoded = np.array([Path(f).read_bytes() for f in files], dtype=object)
-    return Images(pixels, labels, encoded)
+    return Images(pixels, labels, encoded, exif_orientation)

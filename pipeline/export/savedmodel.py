@@ -3,7 +3,8 @@
 ``serving_default`` takes a batch of encoded images (tf.string: JPEG, PNG, GIF or BMP,
 what TF Serving's REST API receives as ``{"b64": ...}``) and decodes, converts to RGB
 and resizes each in the graph with :func:`pipeline.data.input.decode_image`, the very
-function training and evaluation read images with; ``images`` takes a float32 batch of
+function training and evaluation read images with (turning a photo by its EXIF tag only
+if the model was trained so: its card's ``exif_orientation``); ``images`` takes a float32 batch of
 raw RGB pixels in [0, 255] already at the model's size. Both return ``probabilities``.
 """
 
@@ -50,22 +51,24 @@ def frozen_images_function(model: keras.Model, image_size: int):
         images_function(model, image_size).get_concrete_function())
 
 
-def bytes_function(images: Function,
-                   image_size: int) -> Function:
+def bytes_function(images: Function, image_size: int, exif_orientation: bool = True
+                   ) -> Function:
     """``images`` behind the in-graph decoder, on a batch [None] of encoded images."""
     pixels = tf.TensorSpec([image_size, image_size, 3], tf.float32)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def image_bytes(image_bytes):
-        batch = tf.map_fn(lambda contents: decode_image(contents, image_size), image_bytes,
-                          fn_output_signature=pixels)
+        batch = tf.map_fn(lambda contents: decode_image(contents, image_size, exif_orientation),
+                          image_bytes, fn_output_signature=pixels)
         return images(batch)
 
     return image_bytes
 
 
-def write_savedmodel(model: keras.Model, image_size: int, folder: Path) -> None:
-    """Write the SavedModel with both signatures to ``folder``.
+def write_savedmodel(model: keras.Model, image_size: int, folder: Path,
+                     exif_orientation: bool = True) -> None:
+    """Write the SavedModel with both signatures to ``folder``; ``serving_default`` applies
+    the EXIF Orientation when ``exif_orientation`` (the model's card says).
 
     tf.saved_model.save on a module holding the model, not Keras' ExportArchive (or
     ``model.export``): in Keras 3.15 those write every variable twice (as ``variables``
@@ -74,7 +77,8 @@ def write_savedmodel(model: keras.Model, image_size: int, folder: Path) -> None:
     module = tf.Module()
     module.model = model  # tracked: its variables are saved once, under model/
     tf.saved_model.save(module, str(folder), signatures={
-        BYTES_SIGNATURE: bytes_function(images, image_size).get_concrete_function(),
+        BYTES_SIGNATURE: bytes_function(images, image_size,
+                                        exif_orientation).get_concrete_function(),
         IMAGES_SIGNATURE: images.get_concrete_function()})
 
 

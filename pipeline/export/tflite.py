@@ -1,7 +1,8 @@
 """TFLite: the float32 model, and int8 post-training quantisation with float input/output.
 
 Both convert the float signature (a float32 batch of raw RGB pixels in [0, 255]); the
-app decodes and resizes as :func:`pipeline.data.input.load_image` does. The int8 model
+app decodes and resizes as :func:`pipeline.data.input.load_image` does (applying a JPEG's
+EXIF Orientation if card.json's ``exif_orientation`` says so). The int8 model
 quantises weights and activations to int8, calibrated on a sample of train images; its
 input and output stay float32 (the converter adds the (de)quantise steps), and an op
 with no int8 kernel stays in float rather than failing the conversion.

@@ -63,7 +63,8 @@ def create_app(served: ServedModel, limits: Limits | None = None, top_k: int = 3
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": served.name, "version": served.version}
+        return {"status": "ok", "model": served.name, "version": served.version,
+                "runtime": served.runtime_info()["runtime"]}
 
     @app.get("/metadata")
     async def metadata() -> dict[str, Any]:

@@ -1,8 +1,12 @@
 """The served model: a model folder (``model.keras`` + ``card.json``) behind one seam.
 
 The server only ever calls ``ServedModel.runtime.predict(images) -> probabilities`` and
-``ServedModel.decode(bytes)``; :func:`make_runtime` is the one factory of runtimes, so
-another inference runtime (OpenVINO, ONNX Runtime) plugs in as another ``Runtime`` there.
+``ServedModel.decode(bytes)``; :func:`make_runtime` is the one factory of runtimes. It
+runs ``model.keras`` on the inference runtime of pipeline.runtimes (``--runtime`` and
+``--precision``, auto as params.yaml's ``inference`` section): OpenVINO where it converts
+the model and agrees with TensorFlow float32, else TensorFlow with the reason. Another
+runtime (ONNX Runtime) would be another ``Runtime`` there. ``decode`` turns a photo by
+its EXIF tag only if the card says the model was trained so (``exif_orientation``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
 # What the version hashes: the weights and graph, and the card that names the outputs.
 VERSIONED = (MODEL_FILE, CARD_FILE)
-RUNTIMES = ("keras",)
 
 
 class ModelFolderError(PipelineError):
@@ -38,26 +41,36 @@ class Runtime(Protocol):
         """(n, size, size, 3) RGB in [0, 255] (uint8 or float) -> (n, classes) probabilities."""
 
 
-class KerasRuntime:
-    """``model.keras`` in TensorFlow: one traced function shared by the server's threads."""
+class ForwardRuntime:
+    """``model.keras`` on the runtime :func:`pipeline.runtimes.select.compile_forward`
+    resolved: TensorFlow (one traced function, safe from the server's threads) or OpenVINO
+    (one infer request: calls are serialised; it spreads one batch over every core)."""
 
-    def __init__(self, path: Path):
-        import tensorflow as tf
-
+    def __init__(self, path: Path, runtime: str = "auto", precision: str = "auto"):
         from pipeline.models.saving import load_model
+        from pipeline.runtimes.select import compile_forward
 
         self.model = load_model(path)
         self.outputs = int(self.model.output_shape[-1])
         self.input_size = self.model.input_shape[1]
-        # Traced once per batch size (reduce_retracing generalises the batch dimension);
-        # calling a tf.function from several threads is safe.
-        self._call = tf.function(lambda x: self.model(x, training=False),
-                                 reduce_retracing=True)
+        self.forward = compile_forward(self.model, runtime, precision)
+        self._lock = threading.Lock() if self.forward.runtime != "tensorflow" else None
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        import tensorflow as tf
+        if self._lock is None:
+            return self.forward(images)
+        with self._lock:
+            return self.forward(images)
 
-        return self._call(tf.convert_to_tensor(images, tf.float32)).numpy()
+    @property
+    def label(self) -> str:
+        """What runs: ``openvino bfloat16``, ``tensorflow float32``."""
+        return self.forward.label()
+
+    @property
+    def note(self) -> str:
+        """Why auto chose it (its agreement with TensorFlow float32), or why it fell back."""
+        return self.forward.note
 
     @property
     def temperature(self) -> float:
@@ -75,6 +88,7 @@ class ServedModel:
     image_size: int
     card: dict[str, Any]
     runtime: Runtime
+    exif_orientation: bool = True  # the card's: the decode the model was trained on
     _decoder: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -87,8 +101,8 @@ class ServedModel:
             if self._decoder is None:
                 from pipeline.data.input import decode_image
 
-                size = self.image_size
-                self._decoder = tf.function(lambda c: decode_image(c, size),
+                size, upright = self.image_size, self.exif_orientation
+                self._decoder = tf.function(lambda c: decode_image(c, size, upright),
                                             input_signature=[tf.TensorSpec([], tf.string)])
         return self._decoder(tf.constant(contents)).numpy()
 
@@ -103,7 +117,14 @@ class ServedModel:
             "image_size": self.image_size,
             "temperature": temperature,
             "preprocessing": self.card.get("preprocessing"),
-        }
+            "exif_orientation": self.exif_orientation,
+        } | self.runtime_info()
+
+    def runtime_info(self) -> dict[str, Any]:
+        """What runs the model (``runtime``: ``openvino bfloat16``) and why (``runtime_note``:
+        auto's check against TensorFlow float32, or the reason it fell back)."""
+        return {"runtime": getattr(self.runtime, "label", type(self.runtime).__name__),
+                "runtime_note": getattr(self.runtime, "note", "") or None}
 
 
 def model_version(folder: Path) -> str:
@@ -135,21 +156,24 @@ def read_card(folder: Path) -> dict[str, Any]:
         raise ModelFolderError(f"{path}: `classes` must be a list of at least two names")
     if not (isinstance(size, int) and size > 0):
         raise ModelFolderError(f"{path}: `image_size` must be a positive integer (got {size!r})")
+    if not isinstance(card.get("exif_orientation", True), bool):
+        raise ModelFolderError(f"{path}: `exif_orientation` must be true or false (got "
+                               f"{card['exif_orientation']!r})")
     return card
 
 
-def load_served(folder: str | Path, runtime: str = "keras") -> ServedModel:
-    """The model folder, checked, with the runtime that serves it."""
+def load_served(folder: str | Path, runtime: str = "auto", precision: str = "auto"
+                ) -> ServedModel:
+    """The model folder, checked, with the runtime that serves it (``runtime`` and
+    ``precision`` as params.yaml's ``inference`` section takes them)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelFolderError(f"model folder {folder} not found; run `dvc repro` (the report "
                                "stage exports models/best) or `dvc get <repo> models/best`")
     if not (folder / MODEL_FILE).is_file():
         raise ModelFolderError(f"{folder / MODEL_FILE} not found")
-    if runtime not in RUNTIMES:
-        raise ModelFolderError(f"runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
     card = read_card(folder)
-    engine = make_runtime(folder, runtime)
+    engine = make_runtime(folder, runtime, precision)
     if engine.outputs != len(card["classes"]):
         raise ModelFolderError(f"{folder / CARD_FILE} names {len(card['classes'])} classes for "
                                f"a model with {engine.outputs} outputs")
@@ -159,11 +183,18 @@ def load_served(folder: str | Path, runtime: str = "keras") -> ServedModel:
     name = str(card.get("model") or card.get("name") or folder.name)
     return ServedModel(folder=folder, name=name, version=model_version(folder),
                        classes=card["classes"], image_size=card["image_size"], card=card,
-                       runtime=engine)
+                       runtime=engine, exif_orientation=card.get("exif_orientation", True))
 
 
-def make_runtime(folder: Path, runtime: str = "keras") -> Runtime:
-    """The one factory of runtimes: another (OpenVINO, ONNX Runtime) is one more branch."""
-    if runtime == "keras":
-        return KerasRuntime(folder / MODEL_FILE)
-    raise ModelFolderError(f"runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
+def make_runtime(folder: Path, runtime: str = "auto", precision: str = "auto") -> Runtime:
+    """The one factory of runtimes: ``model.keras`` on TensorFlow or OpenVINO (another,
+    such as ONNX Runtime, is one more branch). An explicit runtime or precision that
+    cannot run here is an error naming the flag; ``auto`` falls back to TensorFlow and
+    prints the one-line reason."""
+    from pipeline.runtimes.select import RuntimeChoiceError
+
+    try:
+        return ForwardRuntime(folder / MODEL_FILE, runtime, precision)
+    except RuntimeChoiceError as err:  # its message names params.yaml's keys
+        raise RuntimeChoiceError(str(err).replace("inference.runtime", "--runtime")
+                                 .replace("inference.precision", "--precision")) from None

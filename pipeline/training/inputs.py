@@ -23,6 +23,7 @@ class Splits:
     train: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray]
     classes: list[str]
+    exif_orientation: bool = True  # params.yaml's data.images.exif_orientation: the decode
 
 
 def datasets(splits: Splits, recipe: Recipe, image_size: int, seed: int, batch_size: int
@@ -43,9 +44,11 @@ def datasets(splits: Splits, recipe: Recipe, image_size: int, seed: int, batch_s
         images, labels = onehot(images, labels)
         return augment(images, labels, batch_seed) if augment else (images, labels)
 
-    load = partial(load_image, image_size=image_size)
+    upright = splits.exif_orientation
+    load = partial(load_image, image_size=image_size, exif_orientation=upright)
     train = Epochs(*splits.train, batch_size, seed, load=load, augment=train_map)
-    val = image_dataset(*splits.val, image_size, batch_size, augment=onehot)
+    val = image_dataset(*splits.val, image_size, batch_size, augment=onehot,
+                        exif_orientation=upright)
     return train, val
 
 

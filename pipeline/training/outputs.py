@@ -24,7 +24,7 @@ def training_splits(data: DataParams) -> Splits:
     names = classes(manifest)
     root = data_root(data)
     return Splits(*(split_arrays(manifest, root, s, names) for s in ("train", "val")),
-                  classes=names)
+                  classes=names, exif_orientation=data.images.exif_orientation)
 
 
 def backup_folder(stage: str, settings: list, files: list[Path]) -> Path:
@@ -51,12 +51,14 @@ def backup_folder(stage: str, settings: list, files: list[Path]) -> Path:
 
 
 def save_trained(name: str, done: Trained, monitor: str, class_names: list[str],
-                 placement: Placement) -> dict:
-    """Save the model (without its optimizer), its card and its metrics; print one line."""
+                 placement: Placement, exif_orientation: bool = True) -> dict:
+    """Save the model (without its optimizer), its card and its metrics; print one line.
+    ``exif_orientation``: the decode it was trained on, which the card carries."""
     with atomic_path(paths.MODELS / f"{name}.keras", suffix=".keras") as tmp:
         inference_copy(done.model).save(tmp)
     card = {"name": name, "input": "image", "preprocessing": IMAGE_INPUT,
-            "classes": list(class_names)} | done.summary(monitor) | {
+            "classes": list(class_names), "exif_orientation": exif_orientation,
+            } | done.summary(monitor) | {
                 "distribute": placement.label(), "replicas": placement.replicas}
     write_card(name, card)
     print(f"{name}: best epoch {done.result.best_epoch}/{done.result.epochs_run}, "
