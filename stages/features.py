@@ -20,7 +20,7 @@ from pipeline.data.splits import SPLITS
 
 
 def main(params: Params) -> None:
-    from pipeline.training.distribute import place
+    from pipeline.runs.placement import place
 
     placement = place(params.distribute, inference=True)
     if not placement.chief:
