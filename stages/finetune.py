@@ -22,7 +22,7 @@ def main(params: Params, name: str) -> None:
     from pipeline.runs.backup import Key
     from pipeline.runs.shell import Run, run
 
-    def train(r: Run):
+    def outcome(r: Run):
         from pipeline.training.finetune import finetune
         from pipeline.training.inputs import training_splits
 
@@ -32,7 +32,7 @@ def main(params: Params, name: str) -> None:
                         fit=r.fit, batch_picture=r.chief_only(paths.PLOTS / name / "augmented.png"))
         return done.outcome(recipe.monitor, splits.classes)
 
-    run(f"finetune@{name}", name, params, train, backup=Key(
+    run(f"finetune@{name}", name, params, outcome, backup=Key(
         [recipe, params.backbone, params.distribute, params.seed],
         [paths.MANIFEST, paths.WEIGHTS_RECORD, paths.HEAD_MODEL]))
 

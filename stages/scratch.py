@@ -21,7 +21,7 @@ def main(params: Params, name: str) -> None:
     from pipeline.runs.backup import Key
     from pipeline.runs.shell import Run, run
 
-    def train(r: Run):
+    def outcome(r: Run):
         from pipeline.training.inputs import training_splits
         from pipeline.training.scratch import train_scratch
 
@@ -31,7 +31,7 @@ def main(params: Params, name: str) -> None:
                              batch_picture=r.chief_only(paths.PLOTS / name / "augmented.png"))
         return done.outcome(recipe.monitor, splits.classes)
 
-    run(f"scratch@{name}", name, params, train,
+    run(f"scratch@{name}", name, params, outcome,
         backup=Key([recipe, params.distribute, params.seed], [paths.MANIFEST]))
 
 

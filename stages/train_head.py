@@ -16,7 +16,7 @@ from pipeline.core.params import Params
 def main(params: Params) -> None:
     from pipeline.runs.shell import Run, run
 
-    def train(r: Run):
+    def outcome(r: Run):
         from pipeline.models.features import Features
         from pipeline.training.head import head_outcome, train_head
 
@@ -27,7 +27,7 @@ def main(params: Params) -> None:
         return head_outcome(model, result, params.head.monitor, train.classes.tolist(),
                             read_json(paths.FEATURES / "info.json"))
 
-    run("train_head", "head", params, train)
+    run("train_head", "head", params, outcome)
 
 
 if __name__ == "__main__":

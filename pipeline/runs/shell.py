@@ -37,11 +37,12 @@ class Run:
         return path if self.placement.chief else None
 
 
-def run(label: str, name: str, params: Params, train: Callable[[Run], Outcome],
+def run(label: str, name: str, params: Params, outcome: Callable[[Run], Outcome],
         backup: Key | None = None) -> None:
-    """Run ``train`` (the recipe, and what it saves) as the stage ``label`` and save its
-    outcome as the model ``name``. ``backup``: what the run reads, naming the folder a
-    killed run resumes from (None: no backup, the run starts afresh)."""
+    """Run the stage ``label``: ``outcome`` trains by its recipe and gives what to save (the
+    heavy imports inside it, after the placement), saved as the model ``name`` by the
+    chief. ``backup``: what the run reads, naming the folder a killed run resumes from
+    (None: no backup, the run starts afresh)."""
     placement = place(params.distribute)
     seed_everything(params.seed)
     # The training code after place(): MultiWorkerMirroredStrategy comes before anything.
@@ -51,8 +52,8 @@ def run(label: str, name: str, params: Params, train: Callable[[Run], Outcome],
     folder = None if backup is None else placement.backup_dir(
         backup_folder(label.replace("@", "-"), backup))
     with resuming(folder) as fit:
-        outcome = train(Run(placement, params.seed, fit))
+        done = outcome(Run(placement, params.seed, fit))
     if not placement.chief:
         print(f"{label}: worker {placement.worker} done; the chief writes the outputs")
         return
-    save_trained(name, outcome, placement)
+    save_trained(name, done, placement)
