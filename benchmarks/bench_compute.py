@@ -149,7 +149,7 @@ def resnet50_gflop(size: int) -> float:
 @contextlib.contextmanager
 def precision(policy: str):
     """params.yaml's distribute.mixed_precision for the models built inside."""
-    from pipeline.training.distribute import set_precision
+    from pipeline.runs.placement import set_precision
 
     set_precision(policy)
     try:
@@ -239,7 +239,7 @@ def head_accuracy(features, labels: list[int], seed: int = 0) -> float:
 
     from pipeline.core.params import load
     from pipeline.models.features import Features
-    from pipeline.training.distribute import place
+    from pipeline.runs.placement import place
     from pipeline.training.head import train_head
 
     params = load(ROOT_PARAMS)

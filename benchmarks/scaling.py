@@ -47,7 +47,7 @@ import numpy as np
 from pipeline.core.params import DistributeParams, load
 from pipeline.core.runtime import seed_everything
 from pipeline.models.features import Features
-from pipeline.training.distribute import place
+from pipeline.runs.placement import place
 from pipeline.training.head import train_head
 
 params = load("params.yaml")

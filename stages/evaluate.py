@@ -144,7 +144,7 @@ def _head_outputs(model: str, card: dict) -> Outputs:
 def _network_outputs(params: Params, model: str, card: dict) -> Outputs | None:
     """The same for a network, on params.yaml's inference runtime (TensorFlow's strategy
     when there are several replicas); None off the chief."""
-    from pipeline.training.distribute import place
+    from pipeline.runs.placement import place
 
     placement = place(params.distribute, inference=True)
     if not placement.chief:

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def main(params: Params) -> None:
-    from pipeline.training.distribute import place
+    from pipeline.runs.placement import place
 
     placement = place(params.distribute, inference=True)
     if not placement.chief:

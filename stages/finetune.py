@@ -13,7 +13,6 @@ Writes: models/NAME.keras, models/NAME.json (its card), metrics/train/NAME.json,
 
 from pipeline.core import paths, stage
 from pipeline.core.params import Params, ParamsError
-from pipeline.core.runtime import seed_everything
 
 
 def main(params: Params, name: str) -> None:
@@ -21,26 +20,22 @@ def main(params: Params, name: str) -> None:
         known = ", ".join(params.finetune) or "none"
         raise ParamsError(f"no params entry finetune.{name}; the entries are: {known}")
     recipe = params.finetune[name]
-    from pipeline.training.distribute import place
+    from pipeline.runs.backup import Key
+    from pipeline.runs.shell import Run, run
 
-    placement = place(params.distribute)
-    seed_everything(params.seed)
-    from pipeline.training.finetune import finetune
-    from pipeline.training.outputs import backup_folder, save_trained, training_splits
+    def outcome(r: Run):
+        from pipeline.training.finetune import finetune
+        from pipeline.training.inputs import training_splits
 
-    splits = training_splits(params.data)
-    chief = placement.chief
-    done = finetune(recipe, params.backbone, splits, seed=params.seed, placement=placement,
-                    live_dir=paths.LIVE / name if chief else None,
-                    backup=backup_folder(f"finetune-{name}", [
-                        recipe, params.backbone, params.distribute, params.seed],
-                        [paths.MANIFEST, paths.WEIGHTS_RECORD, paths.HEAD_MODEL]),
-                    batch_picture=paths.PLOTS / name / "augmented.png" if chief else None)
-    if not placement.chief:
-        print(f"finetune@{name}: worker {placement.worker} done; the chief writes the outputs")
-        return
-    save_trained(name, done, recipe.monitor, splits.classes, placement,
-                 exif_orientation=splits.exif_orientation)
+        splits = training_splits(params.data)
+        done = finetune(recipe, params.backbone, splits, seed=params.seed,
+                        placement=r.placement, live_dir=r.chief_only(paths.LIVE / name),
+                        fit=r.fit, batch_picture=r.chief_only(paths.PLOTS / name / "augmented.png"))
+        return done.outcome(recipe.monitor, splits.classes, splits.exif_orientation)
+
+    run(f"finetune@{name}", name, params, outcome, backup=Key(
+        [recipe, params.backbone, params.distribute, params.seed],
+        [paths.MANIFEST, paths.WEIGHTS_RECORD, paths.HEAD_MODEL]))
 
 
 if __name__ == "__main__":

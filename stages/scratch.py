@@ -12,7 +12,6 @@ Writes: models/NAME.keras, models/NAME.json (its card), metrics/train/NAME.json,
 
 from pipeline.core import paths, stage
 from pipeline.core.params import Params, ParamsError
-from pipeline.core.runtime import seed_everything
 
 
 def main(params: Params, name: str) -> None:
@@ -20,25 +19,21 @@ def main(params: Params, name: str) -> None:
         known = ", ".join(params.scratch) or "none"
         raise ParamsError(f"no params entry scratch.{name}; the entries are: {known}")
     recipe = params.scratch[name]
-    from pipeline.training.distribute import place
+    from pipeline.runs.backup import Key
+    from pipeline.runs.shell import Run, run
 
-    placement = place(params.distribute)
-    seed_everything(params.seed)
-    from pipeline.training.outputs import backup_folder, save_trained, training_splits
-    from pipeline.training.scratch import train_scratch
+    def outcome(r: Run):
+        from pipeline.training.inputs import training_splits
+        from pipeline.training.scratch import train_scratch
 
-    splits = training_splits(params.data)
-    chief = placement.chief
-    done = train_scratch(name, recipe, splits, seed=params.seed, placement=placement,
-                         live_dir=paths.LIVE / name if chief else None,
-                         backup=backup_folder(f"scratch-{name}", [
-                             recipe, params.distribute, params.seed], [paths.MANIFEST]),
-                         batch_picture=paths.PLOTS / name / "augmented.png" if chief else None)
-    if not placement.chief:
-        print(f"scratch@{name}: worker {placement.worker} done; the chief writes the outputs")
-        return
-    save_trained(name, done, recipe.monitor, splits.classes, placement,
-                 exif_orientation=splits.exif_orientation)
+        splits = training_splits(params.data)
+        done = train_scratch(name, recipe, splits, seed=params.seed, placement=r.placement,
+                             live_dir=r.chief_only(paths.LIVE / name), fit=r.fit,
+                             batch_picture=r.chief_only(paths.PLOTS / name / "augmented.png"))
+        return done.outcome(recipe.monitor, splits.classes, splits.exif_orientation)
+
+    run(f"scratch@{name}", name, params, outcome,
+        backup=Key([recipe, params.distribute, params.seed], [paths.MANIFEST]))
 
 
 if __name__ == "__main__":

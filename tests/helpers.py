@@ -126,7 +126,7 @@ def image_policy(**changes: Any):
 def default_placement():
     """The default strategy in float32, as params.yaml's distribute section gives here."""
     from pipeline.core.params import DistributeParams
-    from pipeline.training.distribute import place
+    from pipeline.runs.placement import place
 
     return place(DistributeParams(strategy="default", mixed_precision="none"))
 

@@ -18,7 +18,7 @@ from helpers import ROOT, run_stage, snapshot, write_params
 
 from pipeline.core.params import DistributeParams
 from pipeline.models.features import Features
-from pipeline.training.distribute import DistributeError, is_chief, place, set_precision, task
+from pipeline.runs.placement import DistributeError, is_chief, place, set_precision, task
 
 HERE = Path(__file__).resolve().parent
 

@@ -22,6 +22,7 @@ from pipeline.models.backbone import build_backbone, resnet_of
 from pipeline.models.classifier import build_resnet_model, build_scratch_model, inference_copy
 from pipeline.models.head import build_head
 from pipeline.models.weights import WeightsError
+from pipeline.runs.resume import resuming
 from pipeline.training.finetune import finetune
 from pipeline.training.freeze import RESNET_STAGES, freeze
 from pipeline.training.inputs import Splits
@@ -307,9 +308,10 @@ def test_a_fine_tune_killed_in_its_main_phase_resumes_to_the_same_model(
 
     def run(backup):
         keras.utils.set_random_seed(0)
-        return finetune(loaded.finetune["resnet50"], loaded.backbone, splits, seed=0,
-                        live_dir=None, weights_record=record, head_model=parts[2],
-                        placement=default_placement(), backup=backup)
+        with resuming(backup) as fit:
+            return finetune(loaded.finetune["resnet50"], loaded.backbone, splits, seed=0,
+                            live_dir=None, weights_record=record, head_model=parts[2],
+                            placement=default_placement(), fit=fit)
 
     whole = run(tmp_path / "whole")
     backup = tmp_path / "killed"

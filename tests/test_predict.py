@@ -182,6 +182,29 @@ def test_head_model_is_chained_behind_the_features_backbone(tmp_path, monkeypatc
     assert got == pytest.approx(dict(zip(CLASSES, expected.tolist(), strict=True)), abs=1e-5)
 
 
+def test_a_head_on_other_features_than_params_backbone_is_refused(tmp_path, monkeypatch,
+                                                                   project, capsys):
+    """The head's features came from a 64 px backbone, params.yaml's is 32 px: prediction
+    (and the export, through the same rebuild) stops, naming the head and both backbones,
+    instead of chaining the head behind a backbone it was not trained on."""
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path, {"backbone.weights": "none", "backbone.image_size": 32})
+    (tmp_path / "data" / "features").mkdir(parents=True)
+    (tmp_path / "data" / "weights.json").write_text(json.dumps(
+        {"arch": "resnet50", "requested": "none", "source": "random", "seed": 0}))
+    (tmp_path / "data" / "features" / "info.json").write_text(json.dumps(
+        {"arch": "resnet50", "image_size": 64, "weights": "random"}))
+    inputs = keras.Input((2048,))
+    (tmp_path / "models").mkdir()
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs)).save(
+        tmp_path / "models" / "head.keras")
+    assert predict.main([str(project / "photos" / "a.png"), "--model", "models/head.keras",
+                         "--classes", str(project / "classes.json")]) == 2
+    err = capsys.readouterr().err
+    assert ("models/head.keras is a head on resnet50 features at 64 px, params.yaml's "
+            "backbone is resnet50 at 32 px; run `dvc repro` first") in err
+
+
 @pytest.mark.offline_attempt
 def test_imagenet_offline_names_the_files(project, keras_home, capsys):
     assert predict.main([str(project / "photos"), "--imagenet"]) == 2

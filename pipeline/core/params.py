@@ -254,7 +254,7 @@ RESERVED_NAMES = ("head", "best")
 
 
 class DistributeParams(_Section):
-    """Where and in which precision networks run (pipeline/training/distribute.py).
+    """Where and in which precision networks run (pipeline/runs/placement.py).
 
     Batch sizes in params.yaml are per replica: the global batch is ``batch_size`` times
     the replicas of the strategy. Learning rates are used as given."""

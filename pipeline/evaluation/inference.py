@@ -154,10 +154,8 @@ def _head_predictor(head, model_path: Path, params: Path, classes: list[str]) ->
     """The backbone exactly as stages/features.py builds it, then the head."""
     from pipeline.core.io import read_json
     from pipeline.core.params import ParamsError, load
-    from pipeline.core.runtime import seed_everything
-    from pipeline.models.backbone import build_backbone
-    from pipeline.models.classifier import backbone_with_head
-    from pipeline.models.weights import WeightsError, weights_path
+    from pipeline.models.rebuild import BackboneMismatch, head_on_backbone
+    from pipeline.models.weights import WeightsError
 
     try:
         settings = load(params)
@@ -167,24 +165,12 @@ def _head_predictor(head, model_path: Path, params: Path, classes: list[str]) ->
                            f"backbone needs params.yaml and {paths.WEIGHTS_RECORD}: {err}"
                            ) from None
     bb = settings.backbone
-    made = paths.FEATURES / "info.json"
-    if made.is_file():  # the features the head was trained on
-        facts = read_json(made)
-        if (facts.get("arch"), facts.get("image_size")) != (bb.arch, bb.image_size):
-            raise PredictError(
-                f"params.yaml's backbone ({bb.arch}, {bb.image_size} px) is not the one the "
-                f"head's features came from ({facts.get('arch')}, {facts.get('image_size')} "
-                "px); run `dvc repro` first"
-            )
-    seed_everything(settings.seed)  # as the features stage: random weights are drawn from it
+    made = paths.FEATURES / "info.json"  # the features the head was trained on
     try:
-        backbone = build_backbone(bb.arch, bb.image_size, weights_path(record))
-    except WeightsError as err:
+        model = head_on_backbone(head, model_path, bb, settings.seed, record,
+                                 read_json(made) if made.is_file() else None)
+    except (BackboneMismatch, WeightsError) as err:
         raise PredictError(str(err)) from None
-    if backbone.output_shape[-1] != head.input_shape[-1]:
-        raise PredictError(f"backbone gives {backbone.output_shape[-1]} features, the head "
-                           f"takes {head.input_shape[-1]}; run `dvc repro` first")
-    model = backbone_with_head(backbone, head)
     return Predictor(model, bb.image_size, f"{bb.arch} ({record['source']} weights, "
                      f"{bb.image_size} px) + {model_path}", classes)
 

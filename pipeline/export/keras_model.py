@@ -12,13 +12,13 @@ from __future__ import annotations
 import keras
 
 from pipeline.core import paths
-from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_json
 from pipeline.core.params import BackboneParams
 from pipeline.data.input import CARD_KEY, orientation_of
+from pipeline.models.classifier import IMAGE_INPUT
+from pipeline.models.rebuild import head_on_backbone
 from pipeline.models.saving import load_model
 from pipeline.models.temperature import with_temperature
-from pipeline.training.card import IMAGE_INPUT
 
 
 def temperature_of(name: str) -> float:
@@ -33,20 +33,9 @@ def image_network(name: str, backbone_params: BackboneParams, seed: int,
     source = paths.MODELS / f"{name}.keras"
     network = load_model(source)
     if card["input"] == "features":
-        from pipeline.core.runtime import seed_everything
-        from pipeline.models.backbone import build_backbone
-        from pipeline.models.classifier import backbone_with_head
-        from pipeline.models.weights import weights_path
-
         made = card["backbone"]
-        if (made["arch"], made["image_size"]) != (backbone_params.arch,
-                                                  backbone_params.image_size):
-            raise PipelineError(f"{source} was trained on {made} features, params.yaml's "
-                                f"backbone is {backbone_params}; run `dvc repro`")
-        seed_everything(seed)  # as the features stage: random weights come from it
-        backbone = build_backbone(made["arch"], made["image_size"],
-                                  weights_path(read_json(paths.WEIGHTS_RECORD)))
-        network = backbone_with_head(backbone, network)
+        network = head_on_backbone(network, source, backbone_params, seed,
+                                   read_json(paths.WEIGHTS_RECORD), made)
         card = card | {"input": "image", "image_size": made["image_size"],
                        "preprocessing": IMAGE_INPUT,
                        "exported": f"{made['arch']} backbone + {source}"}

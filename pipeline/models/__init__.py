@@ -2,5 +2,6 @@
 (``weights``: Keras' cache, files, hashes), the features it caches (``features``), the
 head trained on them (``head``), Wide ResNets (``wide_resnet``), Big Transfer's ResNet-v2
 (``bit``) and its ``.npz`` weights (``bit_npz``), the keras.applications-style input and
-top they share (``builder``), whole image classifiers (``classifier``) and safe loading
-(``saving``). Importing this package imports no Keras: ``weights`` stays cheap."""
+top they share (``builder``), whole image classifiers (``classifier``), a head behind its
+rebuilt backbone (``rebuild``) and safe loading (``saving``). Importing this package
+imports no Keras: ``weights`` stays cheap."""

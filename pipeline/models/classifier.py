@@ -1,7 +1,8 @@
 """Whole image classifiers: raw RGB pixels in, class probabilities out.
 
 Two kinds: the backbone with the head trained on its cached features (the ResNet
-fine-tune starts there), and a network trained on the images by itself (a Wide
+fine-tune starts there; prediction and export rebuild that backbone behind the head,
+``pipeline.models.rebuild``), and a network trained on the images by itself (a Wide
 ResNet or BiT, from scratch or a weights file of its own) with a Dense top.
 """
 
@@ -13,6 +14,10 @@ import keras
 
 from pipeline.core.params import BiTRecipe, WRNRecipe
 from pipeline.models.weights import WeightsError
+
+# What every image model's card says it takes.
+IMAGE_INPUT = ("raw RGB pixels in [0, 255], resized to image_size x image_size (bilinear, "
+               "antialiased) by pipeline.data.input.load_image; the model normalises them itself")
 
 
 def build_resnet_model(backbone: keras.Model, head: keras.Model, train_bn: bool) -> keras.Model:

@@ -10,7 +10,6 @@ low learning rate. BatchNorm stays in inference mode unless ``train_bn``.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,8 +20,9 @@ from pipeline.models.backbone import build_backbone, resnet_of
 from pipeline.models.classifier import build_resnet_model
 from pipeline.models.saving import load_model
 from pipeline.models.weights import weights_path
-from pipeline.training.curves import append_curves
-from pipeline.training.distribute import Placement
+from pipeline.runs.curves import append_curves
+from pipeline.runs.placement import Placement
+from pipeline.training.fit import Fit, fit
 from pipeline.training.freeze import freeze
 from pipeline.training.inputs import Splits, datasets, draw_batch
 from pipeline.training.recipe import Trained, compile_model, fit_recipe
@@ -32,21 +32,21 @@ from pipeline.training.schedules import make_schedule
 def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Splits, *, seed: int,
              live_dir: str | Path | None, placement: Placement,
              weights_record: str | Path = paths.WEIGHTS_RECORD,
-             head_model: str | Path = paths.HEAD_MODEL, backup: str | Path | None = None,
+             head_model: str | Path = paths.HEAD_MODEL, fit: Fit = fit,
              batch_picture: str | Path | None = None) -> Trained:
     """Train the backbone + head by ``recipe``; the caller has seeded everything.
 
-    ``live_dir`` None: no curves (not the chief). ``backup``: BackupAndRestore's folder,
-    one sub-folder per phase: a killed run started again redoes the short head phase and
-    resumes the main phase after its last epoch, as an uninterrupted run would go on (see
-    ``fit``); removed on success. ``batch_picture``: where to draw the first augmented
-    training batch (the input is stateless: drawing it changes nothing in the training)."""
+    ``live_dir`` None: no curves (not the chief). ``fit``: the plain fit, or one that
+    resumes a killed run (``pipeline.runs.resume``) with a backup per phase: a run started
+    again redoes the short head phase, whose backup its end removed, and resumes the main
+    phase after its last epoch, as an uninterrupted run would go on. ``batch_picture``:
+    where to draw the first augmented training batch (the input is stateless: drawing it
+    changes nothing in the training)."""
     head_model = Path(head_model)
     live_dir = None if live_dir is None else Path(live_dir)
     count = len(splits.train[0])
     batch = placement.global_batch(recipe.batch_size)
     size = recipe.image_size or backbone_params.image_size
-    backup = None if backup is None else placement.backup_dir(Path(backup))
     with placement.scope():
         # Build the backbone before anything else draws from the seeded generators: with
         # random weights (no ImageNet file) only the same seed, first, rebuilds the backbone
@@ -68,27 +68,23 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
         backbone.trainable = False
         with placement.scope():
             compile_model(model, recipe, recipe.head_learning_rate)
-        head_result = fit_recipe(model, recipe, train_ds, val_ds, recipe.head_epochs,
-                                 live_dir, count,
-                                 backup_dir=None if backup is None else backup / "head_phase")
+        head_result = fit_recipe(fit, model, recipe, train_ds, val_ds, recipe.head_epochs,
+                                 live_dir, count, phase="head_phase")
 
     backbone.trainable = True
     freeze(resnet_of(backbone), recipe.unfreeze, recipe.train_bn)
     with placement.scope():  # trainable is read at compile time
         compile_model(model, recipe, make_schedule(recipe, train_ds.steps))
-    main_backup = None if backup is None else backup / "main_phase"
     if head_result is not None:  # other shuffles than the head phase's
         train_ds = dataclasses.replace(train_ds, stream=1)
     if head_result is None or live_dir is None:
-        result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, live_dir, count,
-                            main_backup)
+        result = fit_recipe(fit, model, recipe, train_ds, val_ds, recipe.epochs, live_dir,
+                            count, phase="main_phase")
     else:
-        # The main phase's curves go after the head phase's (fit keeps a copy of them
-        # beside the backup, for a resumed run).
+        # The main phase's curves go after the head phase's (a resumable fit keeps a copy
+        # of them beside the backup, for a resumed run).
         with tempfile.TemporaryDirectory(prefix="finetune-live-") as phase2:
-            result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, Path(phase2),
-                                count, main_backup)
+            result = fit_recipe(fit, model, recipe, train_ds, val_ds, recipe.epochs,
+                                Path(phase2), count, phase="main_phase")
             append_curves(Path(phase2), live_dir, offset=head_result.epochs_run)
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
     return Trained(model, result, head_result, size, recipe.family)

@@ -1,20 +1,22 @@
-"""``model.fit`` as every training stage runs it: early stopping, DVCLive curves, a summary."""
+"""``model.fit`` as every training recipe runs it: early stopping, DVCLive curves, a summary.
+
+A run that resumes after a kill wraps this fit (``pipeline.runs.resume``): it settles the
+backup first, hands ``fit`` the epoch to go on from and the callbacks that keep the run's
+state, and merges what the run remembers of the epochs before into the result.
+"""
 
 from __future__ import annotations
 
-import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import keras
 import tensorflow as tf
 
 from pipeline.data.epochs import Epochs
-from pipeline.training.curves import restore_curves, save_curves
-from pipeline.training.distribute import DistributeError
-from pipeline.training.resume import WEIGHTS, Memory, best_weights, ended, settle
 
 
 def trainable_params(model: keras.Model) -> int:
@@ -44,25 +46,25 @@ class FitResult:
         } | ({"resumed_after_epoch": self.first_epoch} if self.first_epoch else {})
 
 
-def finish(model: keras.Model, backup_dir: Path, state: dict, train_count: int,
-           live_dir: str | Path | None) -> FitResult:
-    """End a run that was over when it was killed: early stopping's best weights, as the
-    run would have restored them (else the checkpoint's), its scores and curves from the
-    memory; the backup removed."""
-    weights = best_weights(backup_dir, state)
-    if weights is not None:
-        model.set_weights(weights)
-    else:
-        model.load_weights(backup_dir / WEIGHTS)
-    if live_dir is not None:
-        restore_curves(kept_curves(backup_dir), Path(live_dir), state["epoch"])
-    print(f"{backup_dir}: the run was over after epoch {state['epoch']}; "
-          + (f"restored its best epoch {state['best_epoch'] + 1}" if weights is not None
-             else "kept its last epoch's weights"), flush=True)
-    shutil.rmtree(backup_dir, ignore_errors=True)
-    shutil.rmtree(kept_curves(backup_dir), ignore_errors=True)
-    return result(state["history"], state["best_epoch"] + 1, state["epoch"], state["seconds"],
-                  train_count, first_epoch=state["epoch"], history_from=state["history_from"])
+class Fit(Protocol):
+    """How a recipe fits: :func:`fit`, or a wrapper around it that resumes a killed run
+    (``pipeline.runs.resume.Resumable``, which keeps a backup per ``phase``)."""
+
+    def __call__(self, model: keras.Model, train: Epochs, val: tf.data.Dataset, *,
+                 epochs: int, patience: int, monitor: str, live_dir: str | Path | None,
+                 train_count: int, callbacks: list[keras.callbacks.Callback] | None = None,
+                 phase: str = "") -> FitResult: ...
+
+
+def direction(monitor: str) -> str:
+    return "min" if monitor.endswith("loss") else "max"
+
+
+def early_stopping(monitor: str, patience: int) -> keras.callbacks.EarlyStopping:
+    """Early stopping on ``monitor`` with the best epoch's weights restored."""
+    return keras.callbacks.EarlyStopping(monitor=monitor, mode=direction(monitor),
+                                         patience=patience, restore_best_weights=True,
+                                         verbose=1)
 
 
 def result(history: dict[str, list[float]], best_epoch: int, epochs_run: int, seconds: float,
@@ -74,26 +76,18 @@ def result(history: dict[str, list[float]], best_epoch: int, epochs_run: int, se
                      history_from=history_from)
 
 
-def workers_agree(model: keras.Model, done: int, backup_dir: Path | None) -> None:
-    """Under ``MultiWorkerMirroredStrategy`` each worker resumes from its own backup; workers
-    resumed at different epochs would wait for each other for ever. Compare (an all-gather)
-    and stop with a message instead."""
-    strategy = model.distribute_strategy
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return
-    epochs = strategy.gather(strategy.run(lambda: tf.constant([done], tf.int64)), axis=0)
-    found = sorted({int(e) for e in epochs.numpy()})
-    if len(found) > 1:
-        raise DistributeError(
-            f"the workers' backups are after epochs {found} (this worker's: {done}, in "
-            f"{backup_dir}): they cannot resume together; remove .cache/backup on every "
-            "worker and run again")
-
-
-def kept_curves(backup_dir: Path) -> Path:
-    """Where a backup keeps its run's curves: beside it, as BackupAndRestore removes its
-    own folder at the end of every fit."""
-    return backup_dir.with_name(f"{backup_dir.name}-curves")
+def scored(history: dict[str, list[float]], monitor: str, *, epochs_run: int, seconds: float,
+           train_count: int, first_epoch: int, history_from: int) -> FitResult:
+    """The result of the epochs ``history`` holds (from ``history_from`` + 1 on), its best
+    epoch the first best score, as EarlyStopping picks it (the last epoch without one)."""
+    scores = history.get(monitor, [])
+    if scores:
+        pick = min if direction(monitor) == "min" else max
+        best = history_from + scores.index(pick(scores)) + 1
+    else:
+        best = epochs_run
+    return result(history, best, epochs_run, seconds, train_count, first_epoch=first_epoch,
+                  history_from=history_from)
 
 
 def fit(
@@ -107,110 +101,51 @@ def fit(
     live_dir: str | Path | None,
     train_count: int,
     callbacks: list[keras.callbacks.Callback] | None = None,
-    backup_dir: str | Path | None = None,
+    phase: str = "",
+    start: int = 0,
+    stop: keras.callbacks.EarlyStopping | None = None,
+    after: Sequence[keras.callbacks.Callback] = (),
 ) -> FitResult:
     """``model.fit`` with early stopping (best weights restored) and per-epoch DVCLive logs.
 
     ``train`` is the training input addressed by epoch, ``val`` the validation batches.
-    ``live_dir`` None: no curves (a worker other than the chief). ``backup_dir``: resume
-    there after a kill: BackupAndRestore brings back the weights, optimizer and epoch,
-    ``resume.Memory`` early stopping, the scores so far and the random generators, a copy
-    beside the backup the curves, and ``Epochs`` the input from that epoch on; the run then
-    ends as an uninterrupted one would. A run killed when it was over (see
-    ``resume.ended``) is finished from its memory; a checkpoint that Keras left
-    inconsistent is settled first (``resume.settle``).
+    ``live_dir`` None: no curves (a worker other than the chief). ``phase`` names the fit
+    for a wrapper that keeps a backup per phase; a plain fit has no use for it.
+
+    For a wrapper that resumes a run (``pipeline.runs.resume``): ``start`` is the epochs
+    done before (the input and the curves go on after them; Keras' BackupAndRestore, among
+    ``after``, restarts the epochs there), ``stop`` the early stopping whose state the
+    wrapper keeps (else one of ``monitor`` and ``patience``), and ``after`` the callbacks
+    that see each epoch once early stopping and DVCLive have. The result then covers this
+    fit's epochs only.
     """
-    backup_dir = None if backup_dir is None else Path(backup_dir)
-    done = settle(model, backup_dir)
-    workers_agree(model, done, backup_dir)
-    if done and (state := ended(backup_dir, done, epochs)):
-        # Killed between its last checkpoint and the backup's removal: the run was over.
-        return finish(model, backup_dir, state, train_count, live_dir)
-    if done >= epochs:  # over, but no memory of how it ended: train afresh
-        shutil.rmtree(backup_dir, ignore_errors=True)
-        done = 0
-    return _fit(model, train, val, done, epochs=epochs, patience=patience, monitor=monitor,
-                live_dir=live_dir, train_count=train_count, callbacks=callbacks,
-                backup_dir=backup_dir)
-
-
-def _fit(model: keras.Model, train: Epochs, val: tf.data.Dataset, done: int, *, epochs: int,
-         patience: int, monitor: str, live_dir: str | Path | None, train_count: int,
-         callbacks: list[keras.callbacks.Callback] | None, backup_dir: Path | None
-         ) -> FitResult:
-    """``fit`` from ``done`` epochs on (0: afresh; else the backup's epoch)."""
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
-    mode = "min" if monitor.endswith("loss") else "max"
-    stop = keras.callbacks.EarlyStopping(
-        monitor=monitor, mode=mode, patience=patience, restore_best_weights=True, verbose=1
-    )
-    extra = []
-    memory = None
-    if backup_dir is not None:
-        # Weights, optimizer and epoch after every epoch, removed when fit ends;
-        # double_checkpoint: a kill while the weights file is written leaves the previous one.
-        # The memory goes first: on disk before the checkpoint that names its epoch.
-        memory = Memory(backup_dir, stop, input_epoch=done)
-        extra += [memory, keras.callbacks.BackupAndRestore(str(backup_dir),
-                                                          double_checkpoint=True)]
-        if done:
-            print(f"resuming from {backup_dir} after epoch {done}", flush=True)
+    if stop is None:
+        stop = early_stopping(monitor, patience)
+    logged = []
     if live_dir is not None:
-        live_dir = Path(live_dir)
-        if backup_dir is not None:
-            kept = kept_curves(backup_dir)
-            if done:  # `dvc repro` removed the stage's outputs: the curves come back
-                restore_curves(kept, live_dir, done)
-            else:
-                shutil.rmtree(kept, ignore_errors=True)
-            extra.insert(0, KeepCurves(live_dir, kept))
         # dvcyaml=None: the plots are declared in dvc.yaml, not written by DVCLive;
         # save_dvc_exp=False: `dvc exp run` owns the experiment, not the stage.
-        live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, resume=done > 0)
-        if done:
-            live.step = done  # DVCLive's own resume restarts at 0 after a one-epoch run
-        extra.insert(0, DVCLiveCallback(live=live))  # logs an epoch before it is kept
-    # BackupAndRestore leaves its epoch on the model: a later fit (the fine-tune's second
-    # phase) would start there.
+        live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, resume=start > 0)
+        if start:
+            live.step = start  # DVCLive's own resume restarts at 0 after a one-epoch run
+        logged.append(DVCLiveCallback(live=live))  # logs an epoch before ``after`` sees it
+    # A model fitted before under BackupAndRestore keeps that callback's epoch: this fit
+    # (the fine-tune's second phase) would start there.
     model._initial_epoch = None
-    start = time.perf_counter()
+    began = time.perf_counter()
     history = model.fit(
-        train.dataset(done, epochs),  # one iterator across epochs, from where it resumes
+        train.dataset(start, epochs),  # one iterator across epochs, from where it resumes
         steps_per_epoch=train.steps,
         shuffle=False,  # the input shuffles itself
         validation_data=val,
         epochs=epochs,
-        callbacks=[*(callbacks or []), stop, *extra],
+        callbacks=[*(callbacks or []), stop, *logged, *after],
         verbose=2,
     )
-    seconds = time.perf_counter() - start
-    if backup_dir is not None and live_dir is not None:
-        shutil.rmtree(kept_curves(backup_dir), ignore_errors=True)
+    seconds = time.perf_counter() - began
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    run = len(hist.get("loss", []))
-    history_from = done
-    if memory is not None:  # the epochs before a resume too, as far as it remembers them
-        hist, history_from = memory.history, memory.history_from
-        seconds += memory.seconds_before
-    scores = hist.get(monitor, [])
-    if scores:  # the first best, as EarlyStopping picks it
-        pick = min if mode == "min" else max
-        best = history_from + scores.index(pick(scores)) + 1
-    else:
-        best = done + run
-    return result(hist, best, done + run, seconds, train_count, first_epoch=done,
-                  history_from=history_from)
-
-
-class KeepCurves(keras.callbacks.Callback):
-    """After DVCLive logs an epoch, a copy of the curves beside the backup (see
-    ``curves.save_curves``)."""
-
-    def __init__(self, live_dir: Path, kept: Path):
-        super().__init__()
-        self.live_dir, self.kept = live_dir, kept
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        save_curves(self.live_dir, self.kept)
+    return scored(hist, monitor, epochs_run=start + len(hist.get("loss", [])), seconds=seconds,
+                  train_count=train_count, first_epoch=start, history_from=start)

@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pipeline.core.params import Recipe
+from pipeline.core import paths
+from pipeline.core.params import DataParams, Recipe
 from pipeline.core.pictures import Tile, save_png, sheet
 from pipeline.data.epochs import Epochs
-from pipeline.data.input import image_dataset, load_image
+from pipeline.data.input import image_dataset, load_image, split_arrays
+from pipeline.data.manifest import classes, read
+from pipeline.data.sources import data_root
 from pipeline.training.augment import make_augment
 
 
@@ -24,6 +27,15 @@ class Splits:
     val: tuple[np.ndarray, np.ndarray]
     classes: list[str]
     exif_orientation: bool = True  # params.yaml's data.images.exif_orientation: the decode
+
+
+def training_splits(data: DataParams) -> Splits:
+    """The train and validation images of the manifest, with the class names in index order."""
+    manifest = read(paths.MANIFEST)
+    names = classes(manifest)
+    root = data_root(data)
+    return Splits(*(split_arrays(manifest, root, s, names) for s in ("train", "val")),
+                  classes=names, exif_orientation=data.images.exif_orientation)
 
 
 def datasets(splits: Splits, recipe: Recipe, image_size: int, seed: int, batch_size: int

@@ -17,7 +17,9 @@ from keras import ops
 
 from pipeline.core.params import Recipe
 from pipeline.data.epochs import Epochs
-from pipeline.training.fit import FitResult, fit, trainable_params
+from pipeline.models.classifier import IMAGE_INPUT, inference_copy
+from pipeline.runs.save import Outcome
+from pipeline.training.fit import Fit, FitResult, trainable_params
 from pipeline.training.optimizers import make_optimizer
 
 
@@ -41,13 +43,13 @@ def compile_model(model: keras.Model, recipe: Recipe,
     )
 
 
-def fit_recipe(model: keras.Model, recipe: Recipe, train: Epochs, val: tf.data.Dataset,
-               epochs: int, live_dir: Path | None, count: int,
-               backup_dir: Path | None = None) -> FitResult:
+def fit_recipe(fit: Fit, model: keras.Model, recipe: Recipe, train: Epochs,
+               val: tf.data.Dataset, epochs: int, live_dir: Path | None, count: int,
+               phase: str = "") -> FitResult:
     """``fit`` with the recipe's early stopping, and the learning rate in the curves."""
     return fit(model, train, val, epochs=epochs, patience=recipe.patience,
                monitor=recipe.monitor, live_dir=live_dir, train_count=count,
-               callbacks=[LearningRateLogger()], backup_dir=backup_dir)
+               callbacks=[LearningRateLogger()], phase=phase)
 
 
 @dataclass(frozen=True)
@@ -71,3 +73,10 @@ class Trained:
             ) if k in head}
         return out | {"trainable_params": trainable_params(self.model),
                       "image_size": self.image_size, "family": self.family}
+
+    def outcome(self, monitor: str, classes: list[str], exif_orientation: bool) -> Outcome:
+        """The network to save, without its optimizer (``inference_copy``), and its card;
+        ``exif_orientation``: the decode it was trained on, which the card carries."""
+        card = {"input": "image", "preprocessing": IMAGE_INPUT, "classes": list(classes),
+                "exif_orientation": exif_orientation} | self.summary(monitor)
+        return Outcome(inference_copy(self.model), card)

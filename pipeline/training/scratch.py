@@ -3,25 +3,23 @@ weights file, in one phase with the recipe's schedule, augmentation and early st
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from pipeline.core.params import BiTRecipe, WRNRecipe
 from pipeline.models.classifier import build_scratch_model
-from pipeline.training.distribute import Placement
+from pipeline.runs.placement import Placement
+from pipeline.training.fit import Fit, fit
 from pipeline.training.inputs import Splits, datasets, draw_batch
 from pipeline.training.recipe import Trained, compile_model, fit_recipe
 from pipeline.training.schedules import make_schedule
 
 
 def train_scratch(name: str, recipe: WRNRecipe | BiTRecipe, splits: Splits, *, seed: int,
-                  live_dir: str | Path | None, placement: Placement,
-                  backup: str | Path | None = None,
+                  live_dir: str | Path | None, placement: Placement, fit: Fit = fit,
                   batch_picture: str | Path | None = None) -> Trained:
     """Train the ``scratch.<name>`` network by ``recipe``; the caller has seeded everything.
 
-    ``backup``: BackupAndRestore's folder: a killed run started again resumes after its
-    last epoch, as an uninterrupted run would go on (see ``fit``); removed on success.
+    ``fit``: the plain fit, or one that resumes a killed run (``pipeline.runs.resume``).
     ``batch_picture``: where to draw the first augmented training batch (the input is
     stateless: drawing it changes nothing in the training)."""
     count = len(splits.train[0])
@@ -34,9 +32,6 @@ def train_scratch(name: str, recipe: WRNRecipe | BiTRecipe, splits: Splits, *, s
         draw_batch(train_ds, splits.classes,
                    f"One training batch after augmentation ({recipe.image_size} px)",
                    batch_picture)
-    result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs,
-                        None if live_dir is None else Path(live_dir), count,
-                        backup_dir=None if backup is None else placement.backup_dir(Path(backup)))
-    if backup is not None:
-        shutil.rmtree(placement.backup_dir(Path(backup)), ignore_errors=True)
+    result = fit_recipe(fit, model, recipe, train_ds, val_ds, recipe.epochs,
+                        None if live_dir is None else Path(live_dir), count)
     return Trained(model, result, None, recipe.image_size, recipe.family)

@@ -1,5 +1,5 @@
 """DVCLive's per-epoch curves: joined across the two phases of a fine-tune, and kept beside a
-backup for a resumed run."""
+backup for a resumed run (``pipeline.runs.resume``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import csv
 import os
 import shutil
 from pathlib import Path
+
+import keras
 
 
 def _rows(tsv: Path) -> list[dict[str, str]]:
@@ -26,10 +28,10 @@ def _write_rows(tsv: Path, fields: list[str], rows: list[dict], mode: str, heade
 def append_curves(src: Path, dst: Path, offset: int) -> None:
     """Append the DVCLive curves of ``src`` to those of ``dst``, their steps shifted by ``offset``.
 
-    ``training.fit`` opens a fresh DVCLive ``Live``, which wipes its dir, and DVCLive's own
-    resume cannot follow a one-epoch run (it reads the last step, 0, as "nothing logged"
-    and restarts at 0). So the second phase logs apart and its rows are appended here,
-    making each plots file one curve over both phases.
+    ``pipeline.training.fit`` opens a fresh DVCLive ``Live``, which wipes its dir, and
+    DVCLive's own resume cannot follow a one-epoch run (it reads the last step, 0, as
+    "nothing logged" and restarts at 0). So the second phase logs apart and its rows are
+    appended here, making each plots file one curve over both phases.
     """
     for tsv in sorted((src / "plots" / "metrics").rglob("*.tsv")):
         rows = _rows(tsv)
@@ -42,6 +44,12 @@ def append_curves(src: Path, dst: Path, offset: int) -> None:
         _write_rows(target, list(rows[0]), shifted, "a", header=not target.exists())
     if (src / "metrics.json").exists():  # DVCLive's last-epoch summary (not tracked)
         shutil.copyfile(src / "metrics.json", dst / "metrics.json")
+
+
+def kept_curves(backup_dir: Path) -> Path:
+    """Where a backup keeps its run's curves: beside it, as BackupAndRestore removes its
+    own folder at the end of every fit."""
+    return backup_dir.with_name(f"{backup_dir.name}-curves")
 
 
 def save_curves(live_dir: Path, kept: Path) -> None:
@@ -70,3 +78,15 @@ def restore_curves(kept: Path, live_dir: Path, epochs: int) -> None:
         if rows:
             kept_rows = [row for row in rows if int(row["step"]) < epochs]
             _write_rows(tsv, list(rows[0]), kept_rows, "w", header=True)
+
+
+class KeepCurves(keras.callbacks.Callback):
+    """After DVCLive logs an epoch, a copy of the curves beside the backup (see
+    :func:`save_curves`)."""
+
+    def __init__(self, live_dir: Path, kept: Path):
+        super().__init__()
+        self.live_dir, self.kept = live_dir, kept
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        save_curves(self.live_dir, self.kept)

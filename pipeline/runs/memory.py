@@ -8,21 +8,14 @@ model's random generators (Dropout's ``SeedGenerator``s: Keras saves weights, no
 :class:`Memory` writes those beside the checkpoint after every epoch, before the checkpoint
 itself, and puts them back when the run resumes. With the input addressed by epoch
 (``pipeline.data.epochs.Epochs``) a resumed run then computes what an uninterrupted one
-would have, batch for batch.
-
-Keras writes its checkpoint as two files, the weights and then the epoch: a kill between
-the two leaves the weights of epoch n with the epoch n - 1 (or with none, in the first
-epoch), and a kill while it writes the weights leaves a file it cannot read. The memory
-holds a digest of each epoch's weights: before a run resumes, :func:`settle` reads the
-checkpoint's weights, tells their epoch and mends the record of it (or falls back to the
-previous checkpoint, as Keras would, or starts afresh when nothing can be read).
+would have, batch for batch. Each memory also holds a digest of its epoch's weights, by
+which ``pipeline.runs.backup.settle`` tells which epoch a checkpoint holds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -33,76 +26,6 @@ from pipeline.core.io import atomic_path, write_json
 
 KEEP = 3  # memories kept: BackupAndRestore may fall back to its previous checkpoint
 VERSION = 2  # of the memory's layout: another one is not read
-METADATA = "training_metadata.json"  # BackupAndRestore's record of the epoch
-WEIGHTS = "latest.weights.h5"  # BackupAndRestore's weights and optimizer
-PREVIOUS = ".bkp"  # its previous checkpoint (double_checkpoint), these files + this suffix
-
-
-def backup_epoch(folder: str | Path | None) -> int:
-    """Epochs a backup in ``folder`` has done (0: none, start afresh)."""
-    if folder is None:
-        return 0
-    try:
-        return int(json.loads((Path(folder) / METADATA).read_text())["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-
-
-def settle(model: keras.Model, folder: Path | None) -> int:
-    """The epoch a backup in ``folder`` resumes after, its checkpoint made consistent first:
-    its weights read (through ``model``, left unchanged) and told by the memory's
-    digests; 0 (the backup removed) when nothing in it can be read."""
-    if folder is None or not folder.is_dir():
-        return 0
-    digest = _digest_of(model, folder / WEIGHTS)
-    if digest is None and (folder / (WEIGHTS + PREVIOUS)).is_file():
-        # Cut short while written: the checkpoint before, as Keras itself falls back to.
-        print(f"{folder / WEIGHTS} cannot be read: resuming from the checkpoint before it",
-              flush=True)
-        for name in (WEIGHTS, METADATA):
-            if (folder / (name + PREVIOUS)).is_file():
-                shutil.copyfile(folder / (name + PREVIOUS), folder / name)
-        digest = _digest_of(model, folder / WEIGHTS)
-    if digest is None:
-        if any(folder.iterdir()):
-            print(f"{folder}: no checkpoint can be read; starting afresh", flush=True)
-        shutil.rmtree(folder, ignore_errors=True)
-        return 0
-    recorded = backup_epoch(folder)
-    epochs = sorted((int(p.stem.split("-")[1]) for p in folder.glob("memory-*.json")),
-                    reverse=True)
-    told = next((n for n in epochs if (recall(folder, n) or {}).get("weights") == digest),
-                None)
-    if told is not None and told != recorded:  # killed between the weights and the epoch
-        print(f"{folder}: the checkpoint holds the weights of epoch {told} recorded as "
-              f"epoch {recorded}; resuming after epoch {told}", flush=True)
-        write_json(folder / METADATA, {"epoch": told, "batch": 0})
-        return told
-    if recorded == 0:  # weights of no known epoch: nothing to resume
-        print(f"{folder}: the checkpoint records no epoch; starting afresh", flush=True)
-        shutil.rmtree(folder, ignore_errors=True)
-    return recorded
-
-
-def _digest_of(model: keras.Model, weights: Path) -> str | None:
-    """The digest of a checkpoint's weights (None: unreadable), read through ``model``,
-    which is left as it was: BackupAndRestore loads the checkpoint itself, or a fresh run
-    starts from the model's own initial weights and optimizer."""
-    if not weights.is_file():
-        return None
-    optimizer = model.optimizer
-    if optimizer is not None and not optimizer.built:
-        optimizer.build(model.trainable_variables)  # as BackupAndRestore does
-    state = [*model.variables, *(optimizer.variables if optimizer is not None else [])]
-    saved = [keras.ops.convert_to_numpy(v.value) for v in state]
-    try:
-        model.load_weights(weights)
-        return weights_digest(model)
-    except (OSError, ValueError, KeyError):
-        return None
-    finally:
-        for v, value in zip(state, saved, strict=True):
-            v.assign(value)
 
 
 def recall(folder: str | Path, epoch: int) -> dict | None:

@@ -1,0 +1,49 @@
+"""What a training run writes: the model (``models/<name>.keras``), its card
+(``models/<name>.json``) and its few metrics (``metrics/train/<name>.json``), each file
+written atomically, on the chief only (``pipeline.runs.shell``).
+
+The card travels with the model: what it takes (images of ``image_size`` px, raw RGB
+in [0, 255], or backbone features), its class names in output order, and how its
+training went. The metrics file holds only what people compare runs on, so
+``dvc exp show`` stays readable whatever the number of classes, and the machine that
+trained it (pipeline.core.machine), so a change has a visible cause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from pipeline.core import machine, paths
+from pipeline.core.io import atomic_path, write_json
+from pipeline.runs.placement import Placement
+
+METRIC_KEYS = ("val_accuracy", "train_seconds", "distribute")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run saves, as its recipe gives it: the model as it goes to disk and its card
+    (this module adds where the run ran and the machine)."""
+
+    model: keras.Model
+    card: dict[str, Any]
+
+
+def save_trained(name: str, outcome: Outcome, placement: Placement) -> dict[str, Any]:
+    """Write the model, its card and its metrics; print one line. The card it wrote."""
+    model_file = paths.MODELS / f"{name}.keras"
+    with atomic_path(model_file, suffix=".keras") as tmp:
+        outcome.model.save(tmp)
+    card = {"name": name} | outcome.card | {"distribute": placement.label(),
+                                            "replicas": placement.replicas}
+    found = machine.describe()
+    write_json(paths.MODELS / f"{name}.json", card | {"machine": found})
+    write_json(paths.METRICS / "train" / f"{name}.json",
+               {k: card[k] for k in METRIC_KEYS if k in card} | {"machine": machine.record(found)})
+    print(f"{name}: best epoch {card['best_epoch']}/{card['epochs_run']}, "
+          f"val accuracy {card.get('val_accuracy')}, {card['train_seconds']} s, "
+          f"{card['train_images_per_second']} img/s -> {model_file}")
+    return card

@@ -1,0 +1,59 @@
+"""The one shell every training stage runs its recipe in (train_head, finetune@, scratch@).
+
+It places the run (``placement.place``: strategy and precision, before TensorFlow runs
+anything), seeds, names the run's backup and hands the recipe a fit that resumes from it
+(``resume.resuming``), then lets only the chief write: a worker says so in one line and
+returns, the chief saves the model, its card and its metrics (``save.save_trained``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.core.params import Params
+from pipeline.core.runtime import seed_everything
+from pipeline.runs.backup import Key, backup_folder
+from pipeline.runs.placement import Placement, place
+
+if TYPE_CHECKING:
+    from pipeline.runs.save import Outcome
+    from pipeline.training.fit import Fit
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a recipe gets from the shell: where it runs, its seed and how it fits."""
+
+    placement: Placement
+    seed: int
+    fit: Fit  # resumes from the run's backup when it has one
+
+    def chief_only(self, path: Path) -> Path | None:
+        """``path`` on the chief, None on the other workers: only the chief writes (curves,
+        pictures)."""
+        return path if self.placement.chief else None
+
+
+def run(label: str, name: str, params: Params, outcome: Callable[[Run], Outcome],
+        backup: Key | None = None) -> None:
+    """Run the stage ``label``: ``outcome`` trains by its recipe and gives what to save (the
+    heavy imports inside it, after the placement), saved as the model ``name`` by the
+    chief. ``backup``: what the run reads, naming the folder a killed run resumes from
+    (None: no backup, the run starts afresh)."""
+    placement = place(params.distribute)
+    seed_everything(params.seed)
+    # The training code after place(): MultiWorkerMirroredStrategy comes before anything.
+    from pipeline.runs.resume import resuming
+    from pipeline.runs.save import save_trained
+
+    folder = None if backup is None else placement.backup_dir(
+        backup_folder(label.replace("@", "-"), backup))
+    with resuming(folder) as fit:
+        done = outcome(Run(placement, params.seed, fit))
+    if not placement.chief:
+        print(f"{label}: worker {placement.worker} done; the chief writes the outputs")
+        return
+    save_trained(name, done, placement)
