@@ -95,7 +95,7 @@ def test_a_checkpoint_whose_epoch_was_not_written_is_mended(tmp_path, kill_after
     backup = killed_at(tmp_path / "killed", kill_after, 4)
     (backup / "training_metadata.json").write_text(json.dumps({"epoch": 3, "batch": 0}))
     resumed = train(backup, epochs=8, patience=8)
-    assert "holds the weights of epoch 4 recorded as epoch 3" in capsys.readouterr().out
+    assert "holds the weights of epoch 4 recorded as epoch 3" in capsys.readouterr().err
     assert_same_run(whole, resumed)
 
 
@@ -108,7 +108,7 @@ def test_weights_cut_short_resume_from_the_checkpoint_before(tmp_path, kill_afte
         shutil.copyfile(backup / name, backup / f"{name}.bkp")
     (backup / "latest.weights.h5").write_bytes(b"cut short")
     resumed = train(backup, epochs=8, patience=8)
-    assert "cannot be read: resuming from the checkpoint before it" in capsys.readouterr().out
+    assert "cannot be read: resuming from the checkpoint before it" in capsys.readouterr().err
     assert resumed[1].first_epoch == 4
     assert_same_run(whole, resumed)
 
@@ -120,7 +120,7 @@ def test_a_first_checkpoint_cut_short_starts_afresh(tmp_path, kill_after, whole,
     (backup / "latest.weights.h5").write_bytes(b"cut short")
     (backup / "training_metadata.json").unlink()
     resumed = train(backup, epochs=8, patience=8)
-    assert "no checkpoint can be read; starting afresh" in capsys.readouterr().out
+    assert "no checkpoint can be read; starting afresh" in capsys.readouterr().err
     assert resumed[1].first_epoch == 0
     assert_same_run(whole, resumed)
 
@@ -194,7 +194,7 @@ def test_a_backup_without_its_memory_resumes_and_says_so(tmp_path, kill_after, c
         else:  # as an older version of the pipeline wrote it
             saved.write_text(json.dumps({"epoch": 2, "history": {}}))
     _, resumed = train(backup)
-    assert "resuming without the memory of epoch 2" in capsys.readouterr().out
+    assert "resuming without the memory of epoch 2" in capsys.readouterr().err
     assert resumed.first_epoch == 2 and resumed.epochs_run >= 3
     assert resumed.history_from == 2  # the scores of this run's epochs only
     assert len(resumed.history["loss"]) == resumed.epochs_run - 2

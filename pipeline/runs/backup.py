@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from pipeline.core import paths
 from pipeline.core.hashing import file_digest
 from pipeline.core.io import write_json
 from pipeline.runs.memory import recall, weights_digest
+
+log = logging.getLogger(__name__)
 
 METADATA = "training_metadata.json"  # BackupAndRestore's record of the epoch
 WEIGHTS = "latest.weights.h5"  # BackupAndRestore's weights and optimizer
@@ -75,15 +78,14 @@ def settle(model: keras.Model, folder: Path | None) -> int:
     digest = _digest_of(model, folder / WEIGHTS)
     if digest is None and (folder / (WEIGHTS + PREVIOUS)).is_file():
         # Cut short while written: the checkpoint before, as Keras itself falls back to.
-        print(f"{folder / WEIGHTS} cannot be read: resuming from the checkpoint before it",
-              flush=True)
+        log.warning(f"{folder / WEIGHTS} cannot be read: resuming from the checkpoint before it")
         for name in (WEIGHTS, METADATA):
             if (folder / (name + PREVIOUS)).is_file():
                 shutil.copyfile(folder / (name + PREVIOUS), folder / name)
         digest = _digest_of(model, folder / WEIGHTS)
     if digest is None:
         if any(folder.iterdir()):
-            print(f"{folder}: no checkpoint can be read; starting afresh", flush=True)
+            log.warning(f"{folder}: no checkpoint can be read; starting afresh")
         shutil.rmtree(folder, ignore_errors=True)
         return 0
     recorded = backup_epoch(folder)
@@ -92,12 +94,12 @@ def settle(model: keras.Model, folder: Path | None) -> int:
     told = next((n for n in epochs if (recall(folder, n) or {}).get("weights") == digest),
                 None)
     if told is not None and told != recorded:  # killed between the weights and the epoch
-        print(f"{folder}: the checkpoint holds the weights of epoch {told} recorded as "
-              f"epoch {recorded}; resuming after epoch {told}", flush=True)
+        log.warning(f"{folder}: the checkpoint holds the weights of epoch {told} recorded as "
+              f"epoch {recorded}; resuming after epoch {told}")
         write_json(folder / METADATA, {"epoch": told, "batch": 0})
         return told
     if recorded == 0:  # weights of no known epoch: nothing to resume
-        print(f"{folder}: the checkpoint records no epoch; starting afresh", flush=True)
+        log.warning(f"{folder}: the checkpoint records no epoch; starting afresh")
         shutil.rmtree(folder, ignore_errors=True)
     return recorded
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -23,6 +24,8 @@ import keras
 import numpy as np
 
 from pipeline.core.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
 
 KEEP = 3  # memories kept: BackupAndRestore may fall back to its previous checkpoint
 VERSION = 2  # of the memory's layout: another one is not read
@@ -104,14 +107,14 @@ class Memory(keras.callbacks.Callback):
             return
         state = recall(self.folder, epoch)
         if state is None:
-            print(f"resuming without the memory of epoch {epoch} (no memory-{epoch:05d}.json "
+            log.warning(f"resuming without the memory of epoch {epoch} (no memory-{epoch:05d}.json "
                   f"of this version in {self.folder}): early stopping and the random "
-                  "generators start afresh", flush=True)
+                  "generators start afresh")
             self.history_from = epoch
             return
         if weights_digest(self.model) != state["weights"]:
-            print(f"{self.folder}: the checkpoint's weights are not those the memory of "
-                  f"epoch {epoch} recorded; resuming with them anyway", flush=True)
+            log.warning(f"{self.folder}: the checkpoint's weights are not those the memory of "
+                  f"epoch {epoch} recorded; resuming with them anyway")
         self.history, self.history_from = state["history"], state["history_from"]
         self.seconds_before = float(state["seconds"])
         stop = self.stop

@@ -11,6 +11,7 @@ input addressed by epoch, the run then ends as an uninterrupted one would.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,8 @@ from pipeline.runs.curves import KeepCurves, kept_curves, restore_curves
 from pipeline.runs.memory import Memory, best_weights, ended
 from pipeline.runs.placement import DistributeError
 from pipeline.training.fit import Fit, FitResult, early_stopping, fit, result, scored
+
+log = logging.getLogger(__name__)
 
 
 def resumable_fit(model: keras.Model, train: Epochs, val: tf.data.Dataset, *,
@@ -57,7 +60,7 @@ def resumable_fit(model: keras.Model, train: Epochs, val: tf.data.Dataset, *,
     after: list[keras.callbacks.Callback] = [
         memory, keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True)]
     if done:
-        print(f"resuming from {backup_dir} after epoch {done}", flush=True)
+        log.info(f"resuming from {backup_dir} after epoch {done}")
     kept = kept_curves(backup_dir)
     if live_dir is not None:
         live_dir = Path(live_dir)
@@ -89,9 +92,9 @@ def finish(model: keras.Model, backup_dir: Path, state: dict, train_count: int,
         model.load_weights(backup_dir / WEIGHTS)
     if live_dir is not None:
         restore_curves(kept_curves(backup_dir), Path(live_dir), state["epoch"])
-    print(f"{backup_dir}: the run was over after epoch {state['epoch']}; "
+    log.info(f"{backup_dir}: the run was over after epoch {state['epoch']}; "
           + (f"restored its best epoch {state['best_epoch'] + 1}" if weights is not None
-             else "kept its last epoch's weights"), flush=True)
+             else "kept its last epoch's weights"))
     shutil.rmtree(backup_dir, ignore_errors=True)
     shutil.rmtree(kept_curves(backup_dir), ignore_errors=True)
     return result(state["history"], state["best_epoch"] + 1, state["epoch"], state["seconds"],

@@ -11,6 +11,7 @@ trained it (pipeline.core.machine), so a change has a visible cause.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ import keras
 from pipeline.core import machine, paths
 from pipeline.core.io import atomic_path, write_json
 from pipeline.runs.placement import Placement
+
+log = logging.getLogger(__name__)
 
 METRIC_KEYS = ("val_accuracy", "train_seconds", "distribute")
 
@@ -43,7 +46,7 @@ def save_trained(name: str, outcome: Outcome, placement: Placement) -> dict[str,
     write_json(paths.MODELS / f"{name}.json", card | {"machine": found})
     write_json(paths.METRICS / "train" / f"{name}.json",
                {k: card[k] for k in METRIC_KEYS if k in card} | {"machine": machine.record(found)})
-    print(f"{name}: best epoch {card['best_epoch']}/{card['epochs_run']}, "
+    log.info(f"{name}: best epoch {card['best_epoch']}/{card['epochs_run']}, "
           f"val accuracy {card.get('val_accuracy')}, {card['train_seconds']} s, "
           f"{card['train_images_per_second']} img/s -> {model_file}")
     return card

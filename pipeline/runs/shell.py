@@ -8,6 +8,7 @@ returns, the chief saves the model, its card and its metrics (``save.save_traine
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from pipeline.core.params import Params
 from pipeline.core.runtime import seed_everything
 from pipeline.runs.backup import Key, backup_folder
 from pipeline.runs.placement import Placement, place
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pipeline.runs.save import Outcome
@@ -54,6 +57,6 @@ def run(label: str, name: str, params: Params, outcome: Callable[[Run], Outcome]
     with resuming(folder) as fit:
         done = outcome(Run(placement, params.seed, fit))
     if not placement.chief:
-        print(f"{label}: worker {placement.worker} done; the chief writes the outputs")
+        log.info(f"{label}: worker {placement.worker} done; the chief writes the outputs")
         return
     save_trained(name, done, placement)
