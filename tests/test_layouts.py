@@ -453,3 +453,36 @@ def test_duplicates_drop_across_split_folders_leaves_the_later_split_s_copy_out(
     assert dropped == {"test/cat/leak.jpg": "exact copy of train/cat/img_0.jpg, "
                                             "leakage train -> test"}
     assert run_stage(proj, "validate").returncode == 0
+
+
+@pytest.mark.parametrize("switch", [True, False])
+def test_contact_sheets_draw_a_photo_as_the_network_sees_it(tmp_path, switch):
+    """The data sheet and a model's mistakes sheet turn a phone photo (stored 60 wide and
+    30 high, tagged "rotate 90") upright when data.images.exif_orientation is on, and draw
+    it as stored when it is off: the picture a person checks is the one the network got."""
+    import pandas as pd
+
+    from pipeline.core.pictures import THUMB, _thumbnail
+    from pipeline.data.pictures import draw_samples
+    from pipeline.evaluation.mistakes import draw_mistakes
+
+    photo = tmp_path / "phone.jpg"
+    img = Image.new("RGB", (60, 30), (200, 30, 30))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    img.save(photo, "JPEG", quality=95, exif=exif.tobytes())
+    thumb = np.asarray(_thumbnail(photo, THUMB, switch))
+    red = thumb[..., 0].astype(int) - thumb[..., 1] > 100
+    tall, wide = red.any(axis=1).sum(), red.any(axis=0).sum()
+    assert (tall > wide) == switch, (tall, wide)  # upright: 30 wide, 60 high
+
+    table = pd.DataFrame({"path": ["phone.jpg"], "label": ["a"], "split": ["train"],
+                          "predicted": ["b"], "confidence": [0.9], "correct": [False]})
+    sheets = {}
+    for turn in (True, False):
+        draw_samples(table, tmp_path, tmp_path / f"samples-{turn}.png", turn)
+        draw_mistakes(table, tmp_path, "m", tmp_path / f"mistakes-{turn}.png", 4,
+                      exif_orientation=turn)
+        sheets[turn] = [(tmp_path / f"{kind}-{turn}.png").read_bytes()
+                        for kind in ("samples", "mistakes")]
+    assert all(a != b for a, b in zip(sheets[True], sheets[False], strict=True))

@@ -22,9 +22,11 @@ def confused_pairs(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def draw_confused_pairs(table: pd.DataFrame, root: Path, model: str, path: str | Path,
-                        top: int = TOP, examples: int = EXAMPLES) -> pd.DataFrame:
+                        top: int = TOP, examples: int = EXAMPLES,
+                        exif_orientation: bool = True) -> pd.DataFrame:
     """Save a sheet with one row per most-confused pair (its test images, most confident
-    first); return the pairs drawn."""
+    first, drawn as the model's decode turned them: ``exif_orientation``); return the pairs
+    drawn."""
     pairs = confused_pairs(table).head(top)
     rows = []
     for pair in pairs.itertuples():
@@ -32,7 +34,8 @@ def draw_confused_pairs(table: pd.DataFrame, root: Path, model: str, path: str |
         wrong = wrong.sort_values(["confidence", "path"], ascending=[False, True],
                                   kind="stable").head(examples)
         rows.append((f"{pair.label} -> {pair.predicted} ({pair.count})",
-                     [Tile(root / r.path, f"{r.confidence:.0%}") for r in wrong.itertuples()]))
+                     [Tile(root / r.path, f"{r.confidence:.0%}", exif_orientation)
+                      for r in wrong.itertuples()]))
     title = (f"{model}: the {len(pairs)} most-confused pairs (true -> predicted, count)"
              if len(pairs) else f"{model}: no test image confused")
     save_png(sheet(rows, examples, title), path)

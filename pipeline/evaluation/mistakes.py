@@ -26,17 +26,19 @@ def shown_mistakes(table: pd.DataFrame, most: int) -> pd.DataFrame:
 
 def draw_mistakes(table: pd.DataFrame, root: Path, model: str, path: str | Path,
                   most: int, overlays: Mapping[str, np.ndarray] | None = None,
-                  note: str = "") -> int:
+                  note: str = "", exif_orientation: bool = True) -> int:
     """Save a sheet of up to ``most`` misclassified images, most confident first, one row
     per true class; return how many the model got wrong in all. ``overlays`` (by path)
-    replace thumbnails; ``note`` ends the title (what the overlays show, or why none)."""
+    replace thumbnails; ``note`` ends the title (what the overlays show, or why none);
+    ``exif_orientation``: the decode the model was trained on (its card), the files drawn so."""
     overlays = overlays or {}
     wrong = table[~table["correct"]]
     shown = shown_mistakes(table, most)
     rows = []
     for label, group in shown.groupby("label", sort=True):
         tiles = [Tile(overlays.get(r.path, root / r.path),
-                      f"-> {r.predicted} ({r.confidence:.0%})") for r in group.itertuples()]
+                      f"-> {r.predicted} ({r.confidence:.0%})", exif_orientation)
+                 for r in group.itertuples()]
         rows.append((f"true: {label}", tiles))
     extra = f", {len(shown)} most confident shown" if len(wrong) > len(shown) else ""
     title = (f"{model}: {len(wrong)} of {len(table)} test images wrong{extra}"
