@@ -12,7 +12,7 @@ import json
 
 import pytest
 import yaml
-from helpers import MODELS, NOISE, e2e_project, exp_run, quality, sh, stages_run
+from helpers import EVALUATE, MODELS, NOISE, e2e_project, exp_run, quality, sh, stages_run
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,7 @@ def test_repro_runs_every_stage_quietly_and_writes_outputs(project):
     log = (project / "first_repro.log").read_text()
     expected = {"sample", "source", "prepare", "validate", "weights", "features", "train_head",
                 "finetune@resnet50", "scratch@wrn", "export", "report",
-                *(f"evaluate@{m}" for m in MODELS)}
+                *EVALUATE}
     assert stages_run(log) == expected
     assert not NOISE.search(log), NOISE.search(log).group(0)
     assert len(list((project / "data/sample").rglob("*.jpg"))) == 30
@@ -38,7 +38,7 @@ def test_repro_runs_every_stage_quietly_and_writes_outputs(project):
     assert json.loads((project / "metrics/features.json").read_text())["weights"] == "random"
     report = json.loads((project / "metrics/report.json").read_text())
     assert report["recommended"] in MODELS
-    assert (project / "models/best/model.keras").is_file()
+    assert (project / "artifacts/classifier/model.keras").is_file()
     export = json.loads((project / "metrics/export.json").read_text())
     assert export["model"] == report["recommended"]
     formats = export["formats"]
@@ -106,7 +106,7 @@ def test_same_params_give_the_same_metrics(project):
     files = ["metrics/train/head.json", "metrics/evaluate/head.json"]
     before = {name: quality(project / name) for name in files}
     sh(project, "dvc", "repro", "--force", "--single-item", "train_head")
-    sh(project, "dvc", "repro", "--force", "--single-item", "evaluate@head")
+    sh(project, "dvc", "repro", "--force", "--single-item", "evaluate_head")
     after = {name: quality(project / name) for name in files}
     assert after == before
 
@@ -114,20 +114,20 @@ def test_same_params_give_the_same_metrics(project):
 @pytest.mark.parametrize(("settings", "target", "expected"), [
     # A head param: the head, the fine-tune that starts from it, their evaluations.
     (["head.dropout=0.5"], None,
-     {"train_head", "finetune@resnet50", "evaluate@head", "evaluate@resnet50", "export",
+     {"train_head", "finetune@resnet50", "evaluate_head", "evaluate_finetune@resnet50", "export",
       "report"}),
     # The head alone: a head sweep waits for no network.
-    (["head.dropout=0.1"], "evaluate@head", {"train_head", "evaluate@head"}),
+    (["head.dropout=0.1"], "evaluate_head", {"train_head", "evaluate_head"}),
     # The backbone: features and all that starts from them; never the scratch network.
     # (The image size, not the batch size: a batch size can give byte-identical features
     # on some CPUs, and DVC then rightly skips the head.)
     (["backbone.image_size=40"], None, {"features", "train_head", "finetune@resnet50",
-                                       "evaluate@head", "evaluate@resnet50", "export",
+                                       "evaluate_head", "evaluate_finetune@resnet50", "export",
                                        "report"}),
     # A fine-tune entry and a scratch entry: those models, their evaluations, the report.
     (["finetune.resnet50.learning_rate=0.0001", "scratch.wrn.dropout=0.1"], None,
-     {"finetune@resnet50", "evaluate@resnet50", "scratch@wrn", "evaluate@wrn", "export",
-      "report"}),
+     {"finetune@resnet50", "evaluate_finetune@resnet50", "scratch@wrn", "evaluate_scratch@wrn",
+      "export", "report"}),
 ])
 def test_a_change_runs_exactly_the_stages_that_read_it(project, settings, target, expected):
     ran = exp_run(project, *settings, target=target)

@@ -235,7 +235,7 @@ def test_stage_exports_the_recommended_model_with_its_temperature(project):
 
     stage_main()(load())
     export = json.loads(Path("metrics/export.json").read_text())
-    card = json.loads(Path("models/best/card.json").read_text())
+    card = json.loads(Path("artifacts/classifier/card.json").read_text())
     assert export["model"] == card["model"] == "tiny"
     assert export["temperature"] == card["temperature"] == 2.0
     assert export["test_images"] == 6
@@ -248,9 +248,9 @@ def test_stage_exports_the_recommended_model_with_its_temperature(project):
     from pipeline.models.saving import load_model
     from pipeline.models.temperature import temperature_of
 
-    assert temperature_of(load_model("models/best/model.keras")) == 2.0
+    assert temperature_of(load_model("artifacts/classifier/model.keras")) == 2.0
     # The model card travels with the model, and says first that the backbone was random.
-    assert Path("models/best/README.md").read_text().startswith("> **⚠ RANDOM WEIGHTS")
+    assert Path("artifacts/classifier/README.md").read_text().startswith("> **⚠ RANDOM WEIGHTS")
 
 
 def test_an_interrupted_export_leaves_the_previous_outputs(project, monkeypatch):
@@ -259,8 +259,8 @@ def test_an_interrupted_export_leaves_the_previous_outputs(project, monkeypatch)
 
     main, settings_ = stage_main(), load()
     Path("metrics/export.json").write_text('{"old": true}\n')
-    (project / "models/best").mkdir()
-    Path("models/best/card.json").write_text('{"model": "old"}\n')
+    (project / "artifacts/classifier").mkdir()
+    Path("artifacts/classifier/card.json").write_text('{"model": "old"}\n')
     calls = []
     real = parity.measure
 
@@ -274,7 +274,7 @@ def test_an_interrupted_export_leaves_the_previous_outputs(project, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         main(settings_)
     assert Path("metrics/export.json").read_text() == '{"old": true}\n'
-    assert Path("models/best/card.json").read_text() == '{"model": "old"}\n'
+    assert Path("artifacts/classifier/card.json").read_text() == '{"model": "old"}\n'
     assert sorted(p.name for p in Path("models").iterdir() if p.name.startswith(".")) == []
     assert sorted(p.name for p in Path("metrics").iterdir()) == ["evaluate", "export.json"]
 
@@ -313,11 +313,11 @@ def test_report_shows_the_formats_of_the_model_it_recommends(project):
             "tflite": ok,
             "onnx": {"file": "model.onnx", "status": "failed",
                      "reason": "ValueError: no kernel for FancyOp"}}}))
-    Path("models/best").mkdir()
-    Path("models/best/card.json").write_text('{"model": "head"}')
-    with pytest.raises(PipelineError, match=r"models/best/card.json is 'head'.*'tiny'"):
+    Path("artifacts/classifier").mkdir()
+    Path("artifacts/classifier/card.json").write_text('{"model": "head"}')
+    with pytest.raises(PipelineError, match=r"artifacts/classifier/card.json is 'head'.*'tiny'"):
         run_report()
-    Path("models/best/card.json").write_text('{"model": "tiny"}')
+    Path("artifacts/classifier/card.json").write_text('{"model": "tiny"}')
     run_report()
     page = Path("reports/report.md").read_text()
     assert "## Formats" in page

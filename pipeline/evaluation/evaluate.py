@@ -46,7 +46,7 @@ def mistake_overlays(net, card: dict, shown, root) -> tuple[dict, str]:
 
     if card["input"] == "features" or net is None:
         # A linear model on cached features: its map would be the backbone's, which would
-        # tie evaluate@head to the backbone and its weights (and cost a backbone build in
+        # tie evaluate_head to the backbone and its weights (and cost a backbone build in
         # the head's fast loop). The fine-tune's sheet shows where that ResNet looks.
         return {}, "no saliency map: the head sees cached features, not pixels"
     files = {p: str(Path(root) / p) for p in shown["path"]}

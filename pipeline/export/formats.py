@@ -29,7 +29,7 @@ INT8_MAX_DROP = 0.01
 @dataclass(frozen=True)
 class Format:
     name: str
-    file: str  # under models/best/
+    file: str  # under artifacts/classifier/
     write: Callable[[keras.Model, int, Path, Images | None], None]
     runner: Callable[[Path], parity.Runner]
     bytes_input: bool = False  # takes the encoded files, not the pixels
