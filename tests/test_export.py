@@ -259,7 +259,7 @@ def test_an_interrupted_export_leaves_the_previous_outputs(project, monkeypatch)
 
     main, settings_ = stage_main(), load()
     Path("metrics/export.json").write_text('{"old": true}\n')
-    (project / "artifacts/classifier").mkdir()
+    (project / "artifacts/classifier").mkdir(parents=True)
     Path("artifacts/classifier/card.json").write_text('{"model": "old"}\n')
     calls = []
     real = parity.measure
@@ -275,7 +275,7 @@ def test_an_interrupted_export_leaves_the_previous_outputs(project, monkeypatch)
         main(settings_)
     assert Path("metrics/export.json").read_text() == '{"old": true}\n'
     assert Path("artifacts/classifier/card.json").read_text() == '{"model": "old"}\n'
-    assert sorted(p.name for p in Path("models").iterdir() if p.name.startswith(".")) == []
+    assert sorted(p.name for p in Path("artifacts").iterdir() if p.name.startswith(".")) == []
     assert sorted(p.name for p in Path("metrics").iterdir()) == ["evaluate", "export.json"]
 
 
@@ -313,7 +313,13 @@ def test_report_shows_the_formats_of_the_model_it_recommends(project):
             "tflite": ok,
             "onnx": {"file": "model.onnx", "status": "failed",
                      "reason": "ValueError: no kernel for FancyOp"}}}))
-    Path("artifacts/classifier").mkdir()
+    for name in ("head", "tiny"):  # the training curves the report tabulates
+        for split in ("train", "eval"):
+            folder = Path(f"dvclive/{name}/plots/metrics/{split}")
+            folder.mkdir(parents=True)
+            for measure in ("loss", "accuracy"):
+                (folder / f"{measure}.tsv").write_text(f"step\t{measure}\n0\t0.5\n")
+    Path("artifacts/classifier").mkdir(parents=True)
     Path("artifacts/classifier/card.json").write_text('{"model": "head"}')
     with pytest.raises(PipelineError, match=r"artifacts/classifier/card.json is 'head'.*'tiny'"):
         run_report()
@@ -325,3 +331,19 @@ def test_report_shows_the_formats_of_the_model_it_recommends(project):
     assert "| onnx | model.onnx | – | – | – | – | – | failed: ValueError: no kernel for " \
            "FancyOp |" in page
     assert "no kernel for FancyOp" in Path("reports/report.html").read_text()
+    curves = Path("reports/figures/curves.csv").read_text().splitlines()
+    assert curves[0] == "model,split,step,loss,accuracy" and len(curves) == 5
+
+
+@pytest.mark.parametrize("stage", ["export", "report"])
+def test_a_model_without_its_evaluation_is_named(project, stage):
+    """A params.yaml entry whose evaluate stage has not run: export and report stop, naming
+    the model and the stage to run (they read the model list from params.yaml)."""
+    from pipeline.core.errors import PipelineError
+    from pipeline.core.params import load
+
+    Path("metrics/evaluate/tiny.json").unlink()
+    main = stage_main() if stage == "export" else run_report
+    with pytest.raises(PipelineError, match=r"model 'tiny' has no evaluation \(metrics/evaluate/"
+                       r"tiny.json missing\): run `dvc repro evaluate_scratch@tiny`"):
+        main(load()) if stage == "export" else main()
