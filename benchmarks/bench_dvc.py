@@ -180,12 +180,12 @@ def reset(repo: Path) -> None:
 
 def head_setup(dest: Path, data: Path, size: int) -> Path:
     """Untimed: a copy reading ``data`` at ``size`` px (duplicates dropped, random weights as
-    the notebook has), after `dvc repro evaluate@head` (features extracted once), committed."""
+    the notebook has), after `dvc repro evaluate_head` (features extracted once), committed."""
     repo = project_copy(dest, {
         "data.source": str(data.resolve()), "data.images.duplicates": "drop",
         "validate.min_per_class": 2, "backbone.weights": "none", "backbone.image_size": size,
     })
-    sh(repo, "dvc", "repro", "-q", "evaluate@head")
+    sh(repo, "dvc", "repro", "-q", "evaluate_head")
     commit(repo, f"features at {size} px")
     return repo
 
@@ -197,13 +197,13 @@ def images_kept(repo: Path) -> str:
 
 
 def head_times(repo: Path, data: Path, size: int, runs: int) -> tuple[list[float], list[float]]:
-    """(seconds of each head-only `dvc exp run evaluate@head`, seconds of each notebook run).
+    """(seconds of each head-only `dvc exp run evaluate_head`, seconds of each notebook run).
 
     Each run sets a new head.dropout (never the committed one, so DVC's run cache cannot
     answer) in both ways; the workspace is reset (untimed) after each experiment."""
     pipeline, notebook = [], []
     for dropout in DROPOUTS[:runs]:
-        pipeline.append(timed(repo, "dvc", "exp", "run", "-q", "evaluate@head",
+        pipeline.append(timed(repo, "dvc", "exp", "run", "-q", "evaluate_head",
                               "-S", f"head.dropout={dropout}"))
         reset(repo)
         notebook.append(timed(repo, sys.executable, str(NOTEBOOK), str(data),

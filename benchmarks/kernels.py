@@ -32,7 +32,8 @@ SETTINGS = {
 
 
 def predict(model: str, out: Path) -> None:
-    """Child process: the test split's probabilities and labels, as evaluate@MODEL makes them."""
+    """Child process: the test split's probabilities and labels, as the evaluate stages
+    make them."""
     sys.path.insert(0, str(ROOT))
     from pipeline.core import paths
     from pipeline.core.io import read_json

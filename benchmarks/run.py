@@ -33,12 +33,12 @@ What each row means:
    function dropped before each pass, so it traces once too); ratio = project / plain
    (above 1: the project's path is faster).
 4. **head loop**: wall-clock seconds of a head-only experiment,
-   ``dvc exp run evaluate@head -S head.dropout=X`` (weights check, train_head,
-   evaluate@head on cached features), in a temporary copy of the project reading the
+   ``dvc exp run evaluate_head -S head.dropout=X`` (weights check, train_head,
+   evaluate_head on cached features), in a temporary copy of the project reading the
    flowers folder (duplicates dropped, random weights), against the notebook way,
    ``benchmarks/notebook_head.py`` (features and head again, every time); one new
    dropout per run. Ratio = notebook / pipeline (above 1: the pipeline is faster). The
-   copy's first ``dvc repro evaluate@head`` (features once) is not timed.
+   copy's first ``dvc repro evaluate_head`` (features once) is not timed.
 5. **no-op repro**: seconds of ``dvc repro`` with nothing changed on the sample data
    (only the always-changed weights check runs), after one untimed ``dvc repro``; in
    the full run also ``dvc repro validate`` on a 10,000-image sample.
@@ -392,7 +392,7 @@ def head_rows(bench: Bench) -> list[Row]:
     runs = bench.plan.repeats
     rows = []
     for size in bench.plan.head_sizes:
-        setting = (f"{size} px, {described}: `dvc exp run evaluate@head -S head.dropout=X` "
+        setting = (f"{size} px, {described}: `dvc exp run evaluate_head -S head.dropout=X` "
                    f"vs `notebook_head.py --image-size {size} --dropout X`")
 
         def measure(size: int = size) -> tuple[str, int, str]:

@@ -18,7 +18,7 @@ under a temporary folder). Rows:
    remote; a second, fresh clone `dvc pull`s, then `dvc repro` (nothing to run but the
    always-changed weights check) and `dvc metrics diff` (empty). Seconds of each, and
    the remote's size.
-3. Two head experiments queued (`dvc exp run --queue evaluate@head -S head.dropout=...`)
+3. Two head experiments queued (`dvc exp run --queue evaluate_head -S head.dropout=...`)
    and run with `dvc queue start --jobs 2`, then two others with `--jobs 1`: wall seconds
    from `queue start` until both are done, and the ratio.
 """
@@ -124,7 +124,7 @@ def round_trip(team: Path, where: Path) -> dict:
 def queued(repo: Path, dropouts: list[float], jobs: int) -> float:
     """Wall seconds from `dvc queue start --jobs N` until the queued experiments are done."""
     for dropout in dropouts:
-        sh(repo, "dvc", "exp", "run", "--queue", "-q", "evaluate@head",
+        sh(repo, "dvc", "exp", "run", "--queue", "-q", "evaluate_head",
            "-S", f"head.dropout={dropout}")
     start = time.perf_counter()
     sh(repo, "dvc", "queue", "start", "--jobs", str(jobs))

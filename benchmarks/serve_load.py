@@ -1,7 +1,7 @@
 """A bounded load test of ``python -m pipeline.serve``: N requests from C concurrent clients.
 
-    python benchmarks/serve_load.py [--model models/best] [--requests 500] [--clients 8]
-        [--image photo.jpg] [--deadline 900] [--runtime auto] [--precision auto]
+    python benchmarks/serve_load.py [--model artifacts/classifier] [--requests 500]
+        [--clients 8] [--image photo.jpg] [--deadline 900] [--runtime auto] [--precision auto]
 
 Starts the server on 127.0.0.1 (a free port) with the model folder, sends a few untimed
 warm-up requests, then ``--requests`` multipart POSTs of one image to /predict from

@@ -10,7 +10,7 @@ and resize of training and evaluation, so a prediction sees what the model was
 trained on (a JPEG's EXIF Orientation applied or not as the model's card records,
 whatever params.yaml says now); a head (``models/head.keras``) is chained behind the backbone built
 exactly as the features stage built it. Probabilities are calibrated: a pipeline model
-(``models/<name>.keras``) gets the temperature evaluate@<name> fitted on the validation
+(``models/<name>.keras``) gets the temperature its evaluate stage fitted on the validation
 split (``metrics/evaluate/<name>.json``), an exported model carries its own;
 ``--uncalibrated`` gives a pipeline model's raw probabilities.
 

@@ -1,6 +1,6 @@
 """Serve the recommended model over HTTP.
 
-    python -m pipeline.serve [--model models/best] [--host 127.0.0.1] [--port 8000]
+    python -m pipeline.serve [--model artifacts/classifier] [--host 127.0.0.1] [--port 8000]
         [--max-bytes 10000000] [--max-pixels 89478485] [--max-images 32] [--top-k 3]
         [--runtime auto|tensorflow|openvino] [--precision auto|float32|bfloat16]
         [--verbose | -q]

@@ -1,4 +1,5 @@
-"""Stage evaluate@MODEL: one model on the held-out test split.
+"""Stages evaluate_head, evaluate_finetune@NAME, evaluate_scratch@NAME: one model on the
+held-out test split (pipeline/evaluation/evaluate.py).
 
 The head on the cached test features; every other model on the test images through
 the decoder of training. Accuracy, macro-F1 and top-k are metrics; what grows with
@@ -19,173 +20,14 @@ Writes: metrics/evaluate/MODEL.json (with temperature, ece, ece_calibrated, nll,
         plots/MODEL/{mistakes,confused_pairs,reliability}.png
 """
 
-import os
-import time
-from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
-
-from pipeline.core import machine, paths, stage
-from pipeline.core.io import atomic_path, read_json, write_json
-from pipeline.core.params import Params, ParamsError
-from pipeline.data.sources import data_root
-from pipeline.runtimes.numpy_head import UnsupportedHead
-
-
-@dataclass
-class Outputs:
-    """One model's forward passes: the test split (scored) and the validation split (the
-    temperature is fitted on it), how fast, on what, and the Keras network for Grad-CAM."""
-
-    files: np.ndarray
-    labels: np.ndarray
-    proba: np.ndarray
-    val_labels: np.ndarray
-    val_proba: np.ndarray
-    speed: float
-    runtime: str
-    net: object = None  # keras.Model of an image model; None for the NumPy head
-
-
-def mistake_overlays(net, card: dict, shown, root) -> tuple[dict, str]:
-    """Grad-CAM overlays of the mistakes a sheet shows (the forward and backward passes
-    of those few images only), for the models that see images."""
-    from pipeline.evaluation.saliency import saliency_overlays
-
-    if card["input"] == "features" or net is None:
-        # A linear model on cached features: its map would be the backbone's, which would
-        # tie evaluate@head to the backbone and its weights (and cost a backbone build in
-        # the head's fast loop). The fine-tune's sheet shows where that ResNet looks.
-        return {}, "no saliency map: the head sees cached features, not pixels"
-    from pipeline.data.input import orientation_of
-
-    files = {p: str(Path(root) / p) for p in shown["path"]}
-    return saliency_overlays(net, files, card.get("image_size"),
-                             exif_orientation=orientation_of(card))
+from pipeline.core import stage
+from pipeline.core.params import Params
 
 
 def main(params: Params, model: str) -> None:
-    if model not in params.models():
-        raise ParamsError(f"no model {model!r} in params.yaml; the models are: "
-                          f"{', '.join(params.models())}")
-    card = read_json(paths.MODELS / f"{model}.json")
-    # The head on one machine runs in NumPy: TensorFlow's start-up alone is most of the
-    # time the head's whole evaluation would take. A cluster keeps the chief's rule.
-    if card["input"] == "features" and not os.environ.get("TF_CONFIG"):
-        try:
-            out = _head_outputs(model, card)
-        except UnsupportedHead as err:  # a layer NumPy does not reproduce: Keras runs it
-            print(f"evaluate {model}: {err}; running it in TensorFlow")
-            out = _network_outputs(params, model, card)
-    else:
-        out = _network_outputs(params, model, card)
-    if out is None:
-        print(f"evaluate {model}: not the chief worker; the chief evaluates")
-        return
-    from pipeline.evaluation import calibration, predictions
-    from pipeline.evaluation.confused import draw_confused_pairs
-    from pipeline.evaluation.confusion import write_confusion
-    from pipeline.evaluation.mistakes import draw_mistakes, shown_mistakes
-    from pipeline.evaluation.scores import per_class, score
+    from pipeline.evaluation.evaluate import evaluate
 
-    ev = params.evaluate
-    names = card["classes"]
-    labels, proba = out.labels, out.proba
-    root = data_root(params.data)  # the images: the mistakes' thumbnails
-    calibrated, proba_calibrated = calibration.summary(out.val_labels, out.val_proba, labels,
-                                                       proba)
-    scores = (score(labels, proba, names, ev.top_k)
-              | {"inference_images_per_second": out.speed, "runtime": out.runtime,
-                 "machine": machine.record()}
-              | calibrated)
-    write_json(paths.METRICS / "evaluate" / f"{model}.json", scores)
-    table = predictions.frame(out.files, labels, proba, names, proba_calibrated)
-    predictions.write(table, paths.PREDICTIONS / f"{model}.csv")
-    plots = paths.PLOTS / model
-    bins = calibration.reliability_table(labels, proba, proba_calibrated)
-    with atomic_path(plots / "reliability.csv", suffix=".csv") as tmp:
-        bins.to_csv(tmp, index=False)
-    calibration.reliability_chart(bins, calibrated, model, plots / "reliability.png")
-    draw_confused_pairs(table, root, model, plots / "confused_pairs.png")
-    write_confusion(plots / "confusion.csv", labels, np.argmax(proba, 1), names)
-    per = per_class(labels, np.argmax(proba, 1), names)
-    # Long form, one bar per class and measure: DVC's bar charts take one value column.
-    bars = per.melt(id_vars="class", value_vars=["precision", "recall"], var_name="measure")
-    bars["bar"] = bars["class"] + " · " + bars["measure"]
-    bars = bars.sort_values(["class", "measure"], kind="stable")
-    with atomic_path(plots / "per_class.csv", suffix=".csv") as tmp:
-        bars[["bar", "value", "class", "measure"]].to_csv(tmp, index=False)
-    overlays, note = mistake_overlays(out.net, card,
-                                      shown_mistakes(table, ev.mistakes_shown), root)
-    wrong = draw_mistakes(table, root, model, plots / "mistakes.png",
-                          ev.mistakes_shown, overlays, note)
-    print(f"evaluate {model}: accuracy {scores['accuracy']:.4f}, macro-F1 "
-          f"{scores['macro_f1']:.4f} on {len(labels)} test images ({wrong} wrong), "
-          f"{out.speed} img/s ({out.runtime}); T = {calibrated['temperature']}: ECE "
-          f"{calibrated['ece']} -> {calibrated['ece_calibrated']}, NLL {calibrated['nll']} -> "
-          f"{calibrated['nll_calibrated']}")
-
-
-def _head_outputs(model: str, card: dict) -> Outputs:
-    """The head on the test and validation features, in NumPy."""
-    from pipeline.models.features import Features
-    from pipeline.runtimes.numpy_head import head_probabilities
-
-    test = Features.load(paths.FEATURES / "test.npz")
-    val = Features.load(paths.FEATURES / "val.npz")
-    head = paths.MODELS / f"{model}.keras"
-    # The head's cost is nothing beside the backbone pass that makes its input.
-    return Outputs(test.paths, test.labels, head_probabilities(head, test.features),
-                   val.labels, head_probabilities(head, val.features),
-                   card["backbone"]["images_per_second"], "numpy float32")
-
-
-def _network_outputs(params: Params, model: str, card: dict) -> Outputs | None:
-    """The same for a network, on params.yaml's inference runtime (TensorFlow's strategy
-    when there are several replicas); None off the chief."""
-    from pipeline.runs.placement import place
-
-    placement = place(params.distribute, inference=True)
-    if not placement.chief:
-        return None
-    from pipeline.data.input import image_dataset, orientation_of, split_arrays
-    from pipeline.data.manifest import read
-    from pipeline.models.features import Features
-    from pipeline.models.saving import load_model
-    from pipeline.runtimes.select import compile_forward
-
-    batch = placement.global_batch(params.evaluate.batch_size)
-    with placement.scope():  # predict splits each batch over the replicas
-        net = load_model(paths.MODELS / f"{model}.keras")
-    if card["input"] == "features":
-        test = Features.load(paths.FEATURES / "test.npz")
-        val = Features.load(paths.FEATURES / "val.npz")
-        return Outputs(test.paths, test.labels,
-                       net.predict(test.features, batch_size=batch, verbose=0), val.labels,
-                       net.predict(val.features, batch_size=batch, verbose=0),
-                       card["backbone"]["images_per_second"], "tensorflow")
-    names, root = card["classes"], data_root(params.data)
-    manifest = read(paths.MANIFEST)
-    files = manifest.loc[manifest["split"] == "test", "path"].to_numpy(dtype=str)
-    forward = None if placement.replicas > 1 else compile_forward(
-        net, params.inference.runtime, params.inference.precision)
-
-    def run(split: str) -> tuple[np.ndarray, np.ndarray, float]:
-        absolute, labels = split_arrays(manifest, root, split, names)
-        ds = image_dataset(absolute, labels, card["image_size"], batch,
-                           exif_orientation=orientation_of(card))  # as it was trained
-        start = time.perf_counter()
-        if forward is None:
-            proba = net.predict(ds, verbose=0)
-        else:
-            proba = np.concatenate([forward(images.numpy()) for images, _ in ds])
-        return labels, proba, round(len(labels) / (time.perf_counter() - start), 1)
-
-    labels, proba, speed = run("test")
-    val_labels, val_proba, _ = run("val")
-    runtime = "tensorflow (distributed)" if forward is None else forward.label()
-    return Outputs(files, labels, proba, val_labels, val_proba, speed, runtime, net)
+    evaluate(params, model)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ Reads:  params export.*, report.*, backbone, seed; for every model: models/MODEL
         model's models/MODEL.keras; data/manifest.csv, data/source.json (test and train
         images); data/weights.json (the head's backbone; the card's provenance),
         reports/data/prepare.json (the card's data)
-Writes: models/best/ (model.keras, card.json, README.md: the model card, saved_model/,
+Writes: artifacts/classifier/ (model.keras, card.json, README.md: the model card, saved_model/,
         model.tflite, model_int8.tflite, model.onnx), metrics/export.json
 """
 

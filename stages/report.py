@@ -5,15 +5,17 @@ interval, macro-F1, recall per class, trainable parameters, training seconds,
 inference images/s; each model against the best by McNemar's exact test on those
 images; a chart of accuracy against training time; and a recommendation by the rule
 of params.yaml's ``report`` section; and the export stage's table of the recommended
-model's formats (models/best/), after checking that it exported that model.
+model's formats (artifacts/classifier/), after checking that it exported that model; and
+every model's training curves in two tables (a model column) for the plots page.
 
 Reads:  params report.*; for every model (the head, each finetune and scratch entry):
         models/MODEL.json, metrics/evaluate/MODEL.json, reports/predictions/MODEL.csv,
-        plots/MODEL/{reliability,confused_pairs,mistakes}.png; metrics/export.json,
-        models/best/card.json; reports/data/prepare.json, metrics/validation.json,
-        plots/data/*.png; data/weights.json (the banner: which weights the backbone had)
-Writes: reports/report.md, reports/report.html (self-contained), plots/report/
-        accuracy_vs_compute.png, metrics/report.json
+        plots/MODEL/{reliability,confused_pairs,mistakes}.png, dvclive/MODEL/plots/metrics/;
+        metrics/export.json, artifacts/classifier/card.json; reports/data/prepare.json,
+        metrics/validation.json, plots/data/*.png; data/weights.json (the banner: which
+        weights the backbone had)
+Writes: reports/report.md, reports/report.html (self-contained), reports/figures/
+        (accuracy_vs_compute.png, curves.csv, learning_rate.csv), metrics/report.json
 """
 
 import logging
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 def main(params: Params) -> None:
     from pipeline.evaluation.choice import recommendation
+    from pipeline.evaluation.curves import write_curve_tables
     from pipeline.evaluation.report import compute_chart, markdown, to_html
 
     report = recommendation(params)
@@ -40,8 +43,9 @@ def main(params: Params) -> None:
 
     data = read_json(paths.DATA_REPORTS / "prepare.json")
     data["validation_warnings"] = read_json(paths.METRICS / "validation.json").get("warnings", 0)
-    chart = paths.PLOTS / "report" / "accuracy_vs_compute.png"
+    chart = paths.FIGURES / "accuracy_vs_compute.png"
     compute_chart(report, chart)
+    write_curve_tables(params.models(), paths.FIGURES)
     pictures = {
         "Accuracy against training compute": chart,
         f"What {report.choice.model} gets wrong":

@@ -248,6 +248,7 @@ TIMING_KEYS = re.compile(r"seconds|per_second")
 NOISE = re.compile(r"oneDNN custom operations|Could not find cuda drivers|absl::InitializeLog"
                    r"|triggered tf\.function retracing|I0000 |E0000 ")
 MODELS = ("head", "resnet50", "wrn")
+EVALUATE = ("evaluate_head", "evaluate_finetune@resnet50", "evaluate_scratch@wrn")  # MODELS'
 
 
 def tiny_profile(params: dict) -> dict:

@@ -12,7 +12,7 @@ import json
 
 import pytest
 import yaml
-from helpers import MODELS, NOISE, e2e_project, exp_run, quality, sh, stages_run
+from helpers import EVALUATE, MODELS, NOISE, e2e_project, exp_run, quality, sh, stages_run
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,7 @@ def test_repro_runs_every_stage_quietly_and_writes_outputs(project):
     log = (project / "first_repro.log").read_text()
     expected = {"sample", "source", "prepare", "validate", "weights", "features", "train_head",
                 "finetune@resnet50", "scratch@wrn", "export", "report",
-                *(f"evaluate@{m}" for m in MODELS)}
+                *EVALUATE}
     assert stages_run(log) == expected
     assert not NOISE.search(log), NOISE.search(log).group(0)
     assert len(list((project / "data/sample").rglob("*.jpg"))) == 30
@@ -38,7 +38,7 @@ def test_repro_runs_every_stage_quietly_and_writes_outputs(project):
     assert json.loads((project / "metrics/features.json").read_text())["weights"] == "random"
     report = json.loads((project / "metrics/report.json").read_text())
     assert report["recommended"] in MODELS
-    assert (project / "models/best/model.keras").is_file()
+    assert (project / "artifacts/classifier/model.keras").is_file()
     export = json.loads((project / "metrics/export.json").read_text())
     assert export["model"] == report["recommended"]
     formats = export["formats"]
@@ -52,26 +52,32 @@ def test_repro_runs_every_stage_quietly_and_writes_outputs(project):
     assert "Which model to ship" in (project / "reports/report.html").read_text()
 
 
-def test_every_declared_plot_exists_and_is_not_empty(project):
-    """What `dvc plots show` draws: each file of the top-level plots and the stage plots."""
+def _shown(project) -> dict:
+    """`dvc plots show --json`: each chart and picture of the plots page, without errors."""
     shown = json.loads(sh(project, "dvc", "plots", "show", "--json").stdout)
     assert not shown.get("errors"), shown.get("errors")
-    declared = yaml.safe_load((project / "dvc.yaml").read_text())["plots"]
-    files = set()
-    for entry in declared:
-        if isinstance(entry, str):
-            files.add(entry)
-            continue
-        (spec,) = entry.values()
-        for axis in ("x", "y"):
-            if isinstance(spec.get(axis), dict):
-                files.update(spec[axis])
-    assert len(files) >= 20
-    for name in sorted(files):
-        path = project / name
-        assert path.is_file() and path.stat().st_size > 0, name
-        if path.suffix in (".tsv", ".csv"):
-            assert len(path.read_text().splitlines()) >= 2, f"{name} has no rows"
+    return shown["data"]
+
+
+def test_every_declared_plot_exists_and_is_not_empty(project):
+    """What `dvc plots show` draws: the top-level charts and each stage's plots."""
+    shown = _shown(project)
+    pictures = [name for name, p in shown.items() if p[0]["type"] == "image"]
+    charts = {name: p[0]["content"] for name, p in shown.items() if p[0]["type"] == "vega"}
+    for model in MODELS:
+        for name in ("confusion.csv", "per_class.csv", "reliability.csv"):
+            assert f"plots/{model}/{name}" in charts, (model, name)
+        assert {f"plots/{model}/mistakes.png", f"plots/{model}/confused_pairs.png"} <= set(
+            pictures)
+    # 4 curves, 3 per model; the data's 2 and the report's, 2 per model, augmented batches.
+    assert len(charts) == 4 + 3 * len(MODELS)
+    assert len(pictures) == 3 + 2 * len(MODELS) + len(MODELS) - 1
+    for name in pictures:
+        assert (project / name).stat().st_size > 0, name
+    for name, spec in charts.items():
+        assert spec["data"]["values"], f"{name} has no rows"
+    curves = charts["Validation accuracy of every model (per epoch)"]["data"]["values"]
+    assert {row["model"] for row in curves} == set(MODELS)
     sh(project, "dvc", "plots", "show", "-o", "page")
     html = (project / "page" / "index.html").read_text()
     assert "cdn.jsdelivr" not in html and "vega-embed" in html  # inlined: renders offline
@@ -106,7 +112,7 @@ def test_same_params_give_the_same_metrics(project):
     files = ["metrics/train/head.json", "metrics/evaluate/head.json"]
     before = {name: quality(project / name) for name in files}
     sh(project, "dvc", "repro", "--force", "--single-item", "train_head")
-    sh(project, "dvc", "repro", "--force", "--single-item", "evaluate@head")
+    sh(project, "dvc", "repro", "--force", "--single-item", "evaluate_head")
     after = {name: quality(project / name) for name in files}
     assert after == before
 
@@ -114,20 +120,20 @@ def test_same_params_give_the_same_metrics(project):
 @pytest.mark.parametrize(("settings", "target", "expected"), [
     # A head param: the head, the fine-tune that starts from it, their evaluations.
     (["head.dropout=0.5"], None,
-     {"train_head", "finetune@resnet50", "evaluate@head", "evaluate@resnet50", "export",
+     {"train_head", "finetune@resnet50", "evaluate_head", "evaluate_finetune@resnet50", "export",
       "report"}),
     # The head alone: a head sweep waits for no network.
-    (["head.dropout=0.1"], "evaluate@head", {"train_head", "evaluate@head"}),
+    (["head.dropout=0.1"], "evaluate_head", {"train_head", "evaluate_head"}),
     # The backbone: features and all that starts from them; never the scratch network.
     # (The image size, not the batch size: a batch size can give byte-identical features
     # on some CPUs, and DVC then rightly skips the head.)
     (["backbone.image_size=40"], None, {"features", "train_head", "finetune@resnet50",
-                                       "evaluate@head", "evaluate@resnet50", "export",
+                                       "evaluate_head", "evaluate_finetune@resnet50", "export",
                                        "report"}),
     # A fine-tune entry and a scratch entry: those models, their evaluations, the report.
     (["finetune.resnet50.learning_rate=0.0001", "scratch.wrn.dropout=0.1"], None,
-     {"finetune@resnet50", "evaluate@resnet50", "scratch@wrn", "evaluate@wrn", "export",
-      "report"}),
+     {"finetune@resnet50", "evaluate_finetune@resnet50", "scratch@wrn", "evaluate_scratch@wrn",
+      "export", "report"}),
 ])
 def test_a_change_runs_exactly_the_stages_that_read_it(project, settings, target, expected):
     ran = exp_run(project, *settings, target=target)
@@ -158,3 +164,41 @@ def test_typo_in_params_fails_fast_naming_the_key(project):
         sh(project, "dvc", "checkout", "--force")  # DVC removed data/sample before the run
     assert run.returncode != 0
     assert "head.lerning_rate: unknown key" in run.stdout + run.stderr
+
+
+def test_a_model_is_one_entry_in_params_yaml(project):
+    """A third scratch entry in params.yaml, nothing else: `dvc repro` trains and evaluates
+    it, and the report and the plots show it, dvc.yaml untouched. Removing it again: the
+    next run neither fails on what it left nor shows it."""
+    dvc_yaml = (project / "dvc.yaml").read_bytes()
+    params = (project / "params.yaml").read_text()
+    raw = yaml.safe_load(params)
+    raw["scratch"]["wrn_b"] = raw["scratch"]["wrn"] | {"dropout": 0.1}
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    try:
+        added = stages_run(sh(project, "dvc", "repro").stdout)
+        assert {"scratch@wrn_b", "evaluate_scratch@wrn_b", "report"} <= added
+        assert not added & {"train_head", "finetune@resnet50", "scratch@wrn", *EVALUATE}
+        scores = json.loads((project / "metrics/evaluate/wrn_b.json").read_text())
+        assert 0 <= scores["accuracy"] <= 1
+        assert "\n| wrn_b" in (project / "reports/report.md").read_text()  # its table row
+        shown = _shown(project)
+        assert "plots/wrn_b/confusion.csv" in shown and "plots/wrn_b/mistakes.png" in shown
+        for title in ("Validation accuracy of every model (per epoch)",
+                      "Learning rate of the scheduled models (per epoch)"):
+            rows = shown[title][0]["content"]["data"]["values"]
+            assert "wrn_b" in {row["model"] for row in rows}, title
+        assert (project / "dvc.yaml").read_bytes() == dvc_yaml
+
+        (project / "params.yaml").write_text(params)
+        removed = stages_run(sh(project, "dvc", "repro").stdout)
+        assert "report" in removed and not any("wrn_b" in s for s in removed)
+        assert "wrn_b" not in (project / "reports/report.md").read_text()
+        assert "wrn_b" not in json.dumps(_shown(project))
+        status = json.loads(sh(project, "dvc", "status", "--json").stdout)
+        assert status == {"source": ["always changed"], "weights": ["always changed"]}, status
+    finally:
+        (project / "params.yaml").write_text(params)
+        sh(project, "git", "checkout", "--", ".")
+        sh(project, "dvc", "checkout", "--force")
+

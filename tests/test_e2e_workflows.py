@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import MODELS, commit, e2e_project, sh, stages_run
+from helpers import EVALUATE, commit, e2e_project, sh, stages_run
 from PIL import Image
 
 pytestmark = pytest.mark.e2e
@@ -39,8 +39,8 @@ def test_own_image_folder_as_data_source(project, tmp_path):
     # A data change runs everything after the demo data.
     assert stages_run(run.stdout) - {"weights", "source"} == {
         "prepare", "validate", "features", "train_head", "finetune@resnet50", "scratch@wrn",
-        "export", "report", *(f"evaluate@{m}" for m in MODELS)}
-    card = json.loads((project / "models/best/card.json").read_text())
+        "export", "report", *EVALUATE}
+    card = json.loads((project / "artifacts/classifier/card.json").read_text())
     assert card["classes"] == ["cats", "dogs", "ñandú birds"]
     summary = json.loads((project / "reports/data/prepare.json").read_text())
     assert summary["skipped"] == {"hidden": 1}
@@ -170,7 +170,7 @@ def test_queued_experiments_run_two_at_a_time(project, tmp_path, monkeypatch):
 
     monkeypatch.setenv(proclog.ENV, str(tmp_path / "processes.jsonl"))
     for dropout in ("0.3", "0.4"):
-        sh(project, "dvc", "exp", "run", "--queue", "evaluate@head", "-S",
+        sh(project, "dvc", "exp", "run", "--queue", "evaluate_head", "-S",
            f"head.dropout={dropout}")
     sh(project, "dvc", "queue", "start", "--jobs", "2")
     deadline = time.monotonic() + 600

@@ -279,7 +279,7 @@ def test_stage_exports_the_recommended_model_with_its_temperature(project):
 
     stage_main()(load())
     export = json.loads(Path("metrics/export.json").read_text())
-    card = json.loads(Path("models/best/card.json").read_text())
+    card = json.loads(Path("artifacts/classifier/card.json").read_text())
     assert export["model"] == card["model"] == "tiny"
     assert export["temperature"] == card["temperature"] == 2.0
     assert card["exif_orientation"] is True  # a card from before the key: trained turned
@@ -293,9 +293,9 @@ def test_stage_exports_the_recommended_model_with_its_temperature(project):
     from pipeline.models.saving import load_model
     from pipeline.models.temperature import temperature_of
 
-    assert temperature_of(load_model("models/best/model.keras")) == 2.0
+    assert temperature_of(load_model("artifacts/classifier/model.keras")) == 2.0
     # The model card travels with the model, and says first that the backbone was random.
-    assert Path("models/best/README.md").read_text().startswith("> **⚠ RANDOM WEIGHTS")
+    assert Path("artifacts/classifier/README.md").read_text().startswith("> **⚠ RANDOM WEIGHTS")
 
 
 def test_an_interrupted_export_leaves_the_previous_outputs(project, monkeypatch):
@@ -304,8 +304,8 @@ def test_an_interrupted_export_leaves_the_previous_outputs(project, monkeypatch)
 
     main, settings_ = stage_main(), load()
     Path("metrics/export.json").write_text('{"old": true}\n')
-    (project / "models/best").mkdir()
-    Path("models/best/card.json").write_text('{"model": "old"}\n')
+    (project / "artifacts/classifier").mkdir(parents=True)
+    Path("artifacts/classifier/card.json").write_text('{"model": "old"}\n')
     calls = []
     real = parity.measure
 
@@ -319,8 +319,8 @@ def test_an_interrupted_export_leaves_the_previous_outputs(project, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         main(settings_)
     assert Path("metrics/export.json").read_text() == '{"old": true}\n'
-    assert Path("models/best/card.json").read_text() == '{"model": "old"}\n'
-    assert sorted(p.name for p in Path("models").iterdir() if p.name.startswith(".")) == []
+    assert Path("artifacts/classifier/card.json").read_text() == '{"model": "old"}\n'
+    assert sorted(p.name for p in Path("artifacts").iterdir() if p.name.startswith(".")) == []
     assert sorted(p.name for p in Path("metrics").iterdir()) == ["evaluate", "export.json"]
 
 
@@ -358,11 +358,17 @@ def test_report_shows_the_formats_of_the_model_it_recommends(project):
             "tflite": ok,
             "onnx": {"file": "model.onnx", "status": "failed",
                      "reason": "ValueError: no kernel for FancyOp"}}}))
-    Path("models/best").mkdir()
-    Path("models/best/card.json").write_text('{"model": "head"}')
-    with pytest.raises(PipelineError, match=r"models/best/card.json is 'head'.*'tiny'"):
+    for name in ("head", "tiny"):  # the training curves the report tabulates
+        for split in ("train", "eval"):
+            folder = Path(f"dvclive/{name}/plots/metrics/{split}")
+            folder.mkdir(parents=True)
+            for measure in ("loss", "accuracy"):
+                (folder / f"{measure}.tsv").write_text(f"step\t{measure}\n0\t0.5\n")
+    Path("artifacts/classifier").mkdir(parents=True)
+    Path("artifacts/classifier/card.json").write_text('{"model": "head"}')
+    with pytest.raises(PipelineError, match=r"artifacts/classifier/card.json is 'head'.*'tiny'"):
         run_report()
-    Path("models/best/card.json").write_text('{"model": "tiny"}')
+    Path("artifacts/classifier/card.json").write_text('{"model": "tiny"}')
     run_report()
     page = Path("reports/report.md").read_text()
     assert "## Formats" in page
@@ -370,3 +376,19 @@ def test_report_shows_the_formats_of_the_model_it_recommends(project):
     assert "| onnx | model.onnx | – | – | – | – | – | failed: ValueError: no kernel for " \
            "FancyOp |" in page
     assert "no kernel for FancyOp" in Path("reports/report.html").read_text()
+    curves = Path("reports/figures/curves.csv").read_text().splitlines()
+    assert curves[0] == "model,split,step,loss,accuracy" and len(curves) == 5
+
+
+@pytest.mark.parametrize("stage", ["export", "report"])
+def test_a_model_without_its_evaluation_is_named(project, stage):
+    """A params.yaml entry whose evaluate stage has not run: export and report stop, naming
+    the model and the stage to run (they read the model list from params.yaml)."""
+    from pipeline.core.errors import PipelineError
+    from pipeline.core.params import load
+
+    Path("metrics/evaluate/tiny.json").unlink()
+    main = stage_main() if stage == "export" else run_report
+    with pytest.raises(PipelineError, match=r"model 'tiny' has no evaluation \(metrics/evaluate/"
+                       r"tiny.json missing\): run `dvc repro evaluate_scratch@tiny`"):
+        main(load()) if stage == "export" else main()

@@ -1,61 +1,139 @@
 """dvc.yaml's plots with the project's templates (.dvc/plots): DVC fills them without
-error, and what they colour by is what the data holds (the model in each curve's path,
-the measure of each bar)."""
+error, every model of params.yaml has its charts without a line of dvc.yaml naming it,
+and what the charts colour by is what the data holds (the model, the split, the measure)."""
 
 from __future__ import annotations
 
 import json
 import shutil
 
+import pytest
 import yaml
-from helpers import MODELS, ROOT, sh
+from helpers import ROOT, sh
 from PIL import Image
 
+from pipeline.evaluation.curves import curve_tables, write_curve_tables
 
-def test_templates_colour_curves_by_model_and_bars_by_measure(tmp_path):
-    sh(tmp_path, "git", "init", "-q")
-    sh(tmp_path, "dvc", "init", "-q")
-    for name in ("dvc.yaml", "params.yaml", ".dvc/config", ".dvc/plots", "reports/templates"):
+EXTRA = "wrn_b"  # a scratch entry that params.yaml gains in the copy, and dvc.yaml never names
+
+
+def _png(path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 4)).save(path)
+
+
+def _curves(live, model: str, scheduled: bool) -> None:
+    folder = live / model / "plots" / "metrics"
+    for split in ("train", "eval"):
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        for measure in ("loss", "accuracy"):
+            (folder / split / f"{measure}.tsv").write_text(f"step\t{measure}\n0\t0.5\n1\t0.25\n")
+    if scheduled:
+        (folder / "train" / "learning_rate.tsv").write_text(
+            "step\tlearning_rate\n0\t0.001\n1\t0.0005\n")
+
+
+@pytest.fixture(scope="module")
+def shown(tmp_path_factory):
+    """`dvc plots show --json` of a copy of the project whose params.yaml has one more
+    scratch entry, with a few made-up rows in every file its plots read."""
+    tmp = tmp_path_factory.mktemp("plots")
+    sh(tmp, "git", "init", "-q")
+    sh(tmp, "dvc", "init", "-q")
+    for name in ("dvc.yaml", ".dvc/config", ".dvc/plots", "reports/templates"):
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        copy(ROOT / name, tmp_path / name)
-    # Every declared plot file, with a few rows of made-up values.
-    for entry in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]:
-        if isinstance(entry, str):
-            (tmp_path / entry).parent.mkdir(parents=True, exist_ok=True)
-            Image.new("RGB", (4, 4)).save(tmp_path / entry)
-            continue
-        (spec,) = entry.values()
-        for path, field in spec["y"].items():
-            (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-            if path.endswith("per_class.csv"):
-                text = "bar,value,class,measure\na · precision,0.5,a,precision\n" \
-                       "a · recall,0.25,a,recall\nb · precision,1.0,b,precision\n"
-            elif path.endswith("confusion.csv"):
-                text = "actual,predicted\na,a\nb,a\n"
-            elif path.endswith("reliability.csv"):
-                text = ("confidence,accuracy_before,accuracy_after,perfect\n"
-                        "0.3,0.2,0.25,0.3\n0.7,0.6,0.7,0.7\n")
-            else:
-                text = f"step\t{field}\n0\t0.5\n1\t0.25\n"
-            (tmp_path / path).write_text(text)
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        copy(ROOT / name, tmp / name)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["scratch"][EXTRA] = params["scratch"]["wrn"]
+    (tmp / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    trained = [*params["finetune"], *params["scratch"]]
+    models = ["head", *trained]
+    for model in models:
+        plots = tmp / "plots" / model
+        plots.mkdir(parents=True)
+        (plots / "per_class.csv").write_text(
+            "bar,value,class,measure\na · precision,0.5,a,precision\n"
+            "a · recall,0.25,a,recall\nb · precision,1.0,b,precision\n")
+        (plots / "confusion.csv").write_text("actual,predicted\na,a\nb,a\n")
+        (plots / "reliability.csv").write_text(
+            "confidence,accuracy_before,accuracy_after,perfect\n0.3,0.2,0.25,0.3\n0.7,0.6,0.7,0.7\n")
+        for picture in ("mistakes", "confused_pairs", "reliability"):
+            _png(plots / f"{picture}.png")
+        if model != "head":
+            _png(plots / "augmented.png")
+        _curves(tmp / "dvclive", model, scheduled=model != "head")
+    write_curve_tables(models, tmp / "reports/figures", live=tmp / "dvclive")
+    for picture in ("plots/data/samples.png", "plots/data/left_out.png",
+                    "reports/figures/accuracy_vs_compute.png"):
+        _png(tmp / picture)
+    out = json.loads(sh(tmp, "dvc", "plots", "show", "--json").stdout)
+    assert not out.get("errors"), out.get("errors")
+    sh(tmp, "dvc", "plots", "show", "-o", "page")
+    return tmp, models, out
 
-    shown = json.loads(sh(tmp_path, "dvc", "plots", "show", "--json").stdout)
-    assert not shown.get("errors"), shown.get("errors")
-    specs = {title: plots[0]["content"] for title, plots in shown["data"].items()
-             if plots[0].get("type") == "vega"}
 
+def _vega(shown) -> dict[str, dict]:
+    """Each chart by the title it shows (a stage's plot is keyed by its file in the JSON)."""
+    specs = [p[0]["content"] for p in shown["data"].values() if p[0].get("type") == "vega"]
+    # DVC's own templates give the title as {"text": ...}, the project's as a string.
+    return {s["title"]["text"] if isinstance(s["title"], dict) else s["title"]: s
+            for s in specs}
+
+
+def test_a_new_params_entry_has_every_chart_and_picture(shown):
+    tmp, models, out = shown
+    titles = set(_vega(out))
+    for model in models:
+        assert f"{model} confusion (normalised per true class)" in titles
+        assert f"{model} precision and recall per class" in titles
+        assert (f"{model} reliability (accuracy per confidence bin, before and after "
+                "temperature scaling)") in titles
+        for picture in ("mistakes", "confused_pairs"):
+            assert f"plots/{model}/{picture}.png" in out["data"], (model, picture)
+    assert f"plots/{EXTRA}/augmented.png" in out["data"]
+    assert EXTRA not in (ROOT / "dvc.yaml").read_text()
+    html = (tmp / "page" / "index.html").read_text()
+    assert "cdn.jsdelivr" not in html and "vega-embed" in html  # inlined: renders offline
+    assert f"{EXTRA} confusion" in html
+
+
+def test_curves_colour_by_model_and_panel_by_model(shown):
+    _, models, out = shown
+    specs = _vega(out)
     every = specs["Validation accuracy of every model (per epoch)"]
-    assert every["encoding"]["color"]["field"] == "series"
-    (derive,) = every["transform"]
-    assert derive["as"] == "series" and "/plots/" in derive["calculate"]
-    # The template takes the model from the path before /plots/: DVC must pass it so.
-    paths = {d["filename"] for d in every["data"]["values"]}
-    assert {p.split("/plots/")[0] for p in paths} == set(MODELS), paths
+    assert every["encoding"]["color"]["field"] == "model"
+    rows = every["data"]["values"]
+    assert {d["model"] for d in rows} == set(models)
+    assert "datum.split === 'validation'" in json.dumps(every["transform"])
 
-    one = specs["head loss (train vs validation)"]
-    assert {d["filename"] for d in one["data"]["values"]} == {"train/loss.tsv", "eval/loss.tsv"}
+    rate = specs["Learning rate of the scheduled models (per epoch)"]
+    assert {d["model"] for d in rate["data"]["values"]} == set(models) - {"head"}
 
+    for title in ("Loss, train vs validation (one panel per model)",
+                  "Accuracy, train vs validation (one panel per model)"):
+        panels = specs[title]
+        assert panels["facet"]["field"] == "model"
+        assert panels["spec"]["encoding"]["color"]["field"] == "split"
+        assert {(d["model"], d["split"]) for d in panels["data"]["values"]} == {
+            (m, s) for m in models for s in ("train", "validation")}
+
+
+def test_bars_and_reliability_colour_by_measure(shown):
+    specs = _vega(shown[2])
     bars = specs["head precision and recall per class"]
     assert bars["encoding"]["color"]["field"] == "series"
     assert {d["measure"] for d in bars["data"]["values"]} == {"precision", "recall"}
+    reliability = next(s for t, s in specs.items() if t.startswith("wrn reliability"))
+    (fold, _) = reliability["transform"]
+    assert fold["fold"] == ["accuracy_before", "accuracy_after", "perfect"]
+    assert reliability["encoding"]["color"]["field"] == "curve"
+
+
+def test_curve_tables_name_a_model_without_curves(tmp_path):
+    from pipeline.core.errors import PipelineError
+
+    _curves(tmp_path, "head", scheduled=False)
+    with pytest.raises(PipelineError,
+                       match=r"model 'wrn' has no training curves \(\S*wrn/plots/metrics"):
+        curve_tables(["head", "wrn"], live=tmp_path)

@@ -140,8 +140,8 @@ def test_the_card_is_written_beside_card_json_from_the_runs_files(tmp_path, monk
                           ("metrics/evaluate/head.json", {"macro_f1": 0.5})):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(content))
-    written = modelcard.write_model_card(tmp_path / "models/best", CARD, params(), CHOSEN)
-    assert written == tmp_path / "models/best/README.md"
+    written = modelcard.write_model_card(tmp_path / "artifacts/classifier", CARD, params(), CHOSEN)
+    assert written == tmp_path / "artifacts/classifier/README.md"
     assert written.read_text().startswith("> **⚠ RANDOM WEIGHTS.**")
 
 

@@ -481,6 +481,18 @@ def test_a_missing_folder_says_how_to_make_one(tmp_path, capsys):
 # --------------------------------------------------------------------------- dvc get
 
 
+def test_the_default_model_is_the_artifact_the_export_stage_writes():
+    """`python -m pipeline.serve` with no --model serves dvc.yaml's classifier artifact, the
+    export stage's output (outside models/, which that stage depends on)."""
+    from pipeline.serve import parse_args
+
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    path = dvc["artifacts"]["classifier"]["path"]
+    assert parse_args([]).model == Path(path) == Path("artifacts/classifier")
+    assert path in dvc["stages"]["export"]["outs"]
+    assert not any(Path(path).is_relative_to(dep) for dep in dvc["stages"]["export"]["deps"])
+
+
 def test_the_folder_dvc_get_fetches_serves(model_dir, tmp_path):
     """dvc.yaml's `classifier` artifact path, added to a git + DVC repo, fetched with
     `dvc get` (and `dvc artifacts get` of a registered version), served by the command

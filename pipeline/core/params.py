@@ -265,7 +265,7 @@ class DistributeParams(_Section):
 
 class InferenceParams(_Section):
     """Which runtime and precision run every forward pass that does not train: the
-    features stage, evaluate@MODEL, pipeline.predict (pipeline/runtimes/)."""
+    features stage, the evaluate stages, pipeline.predict (pipeline/runtimes/)."""
 
     runtime: Literal["auto", "tensorflow", "openvino"]  # auto: the fastest that agrees with TF
     precision: Literal["auto", "float32", "bfloat16"]  # auto: bfloat16 on native-bf16 CPUs

@@ -10,12 +10,15 @@ DROPPED = Path("data/dropped.csv")  # images prepare left out of the manifest, w
 FEATURES = Path("data/features")  # <split>.npz
 MODELS = Path("models")  # <model>.keras and its card <model>.json (head, finetune, scratch)
 HEAD_MODEL = MODELS / "head.keras"
-BEST = MODELS / "best"  # the recommended model, exported: model.keras + card.json
+# The recommended model, exported (model.keras + card.json ...): outside models/, which the
+# export and report stages depend on as a whole (DVC refuses an output inside a dependency).
+BEST = Path("artifacts/classifier")
 METRICS = Path("metrics")  # what `dvc exp show` compares runs on: a few numbers per stage
 WEIGHTS_RECORD = Path("data/weights.json")  # the weights actually used (weights stage)
 LIVE = Path("dvclive")  # DVCLive's per-epoch curves, one folder per model
 PLOTS = Path("plots")  # pictures and plot data: data/, <model>/ (confusion, per class, ...)
 REPORTS = Path("reports")  # what people read: report.html, data summaries, predictions
+FIGURES = REPORTS / "figures"  # the report's own: not in plots/, which the report depends on
 DATA_REPORTS = REPORTS / "data"  # prepare's full summary and per-class table
 PREDICTIONS = REPORTS / "predictions"  # <model>.csv: each test image, true and predicted
 DATA_DOCS = REPORTS / "data_docs"  # Great Expectations' HTML report (validate)

@@ -14,6 +14,16 @@ from pipeline.evaluation import predictions
 from pipeline.evaluation.report import ModelResult, Report, compare
 
 
+def evaluate_stage(params: Params, name: str) -> str:
+    """The dvc.yaml stage that evaluates model ``name``: one stage group per params.yaml
+    family (DVC's foreach takes one dict, and params.yaml keeps finetune and scratch apart)."""
+    if name in params.finetune:
+        return f"evaluate_finetune@{name}"
+    if name in params.scratch:
+        return f"evaluate_scratch@{name}"
+    return "evaluate_head"
+
+
 def load_results(params: Params) -> list[ModelResult]:
     """Every model's test metrics, card and predictions (a PipelineError naming a missing one)."""
     models = []
@@ -23,8 +33,8 @@ def load_results(params: Params) -> list[ModelResult]:
         missing = [str(p) for p in needed if not p.is_file()]
         if missing:
             raise PipelineError(
-                f"model {name!r} has no evaluation ({', '.join(missing)} missing): add "
-                f"`{name}: {{test: ...}}` to stages.evaluate.foreach in dvc.yaml")
+                f"model {name!r} has no evaluation ({', '.join(missing)} missing): run "
+                f"`dvc repro {evaluate_stage(params, name)}`")
         card = read_json(paths.MODELS / f"{name}.json")
         models.append(ModelResult(name, card.get("family", name), read_json(needed[0]), card,
                                   predictions.read(needed[1])))

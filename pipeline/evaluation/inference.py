@@ -51,12 +51,12 @@ class Predictor:
 
 
 def card_files(model_path: Path) -> tuple[Path, Path]:
-    """Where a model's card may be: models/best/card.json, models/<name>.json."""
+    """Where a model's card may be: artifacts/classifier/card.json, models/<name>.json."""
     return model_path.parent / "card.json", model_path.with_suffix(".json")
 
 
 def calibration_of(model_path: Path) -> Path | None:
-    """Where evaluate@<name> recorded the temperature of <project>/models/<name>.keras
+    """Where its evaluate stage recorded the temperature of <project>/models/<name>.keras
     (None for a model elsewhere: no evaluation of the pipeline is about it)."""
     if model_path.parent.name != paths.MODELS.name:
         return None
@@ -67,7 +67,7 @@ def calibrate(model, model_path: Path, calibrated: bool) -> tuple[object, str]:
     """(the model with its validation temperature, what the ``model:`` line says of it).
 
     An exported model carries its Temperature layer already; a pipeline model
-    (models/<name>.keras) gets the one evaluate@<name> fitted, when recorded."""
+    (models/<name>.keras) gets the one its evaluate stage fitted, when recorded."""
     from pipeline.core.io import read_json
     from pipeline.models.temperature import temperature_of, with_temperature
 

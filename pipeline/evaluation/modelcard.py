@@ -1,4 +1,4 @@
-"""The model card a person reads before using the shipped model: ``models/best/README.md``.
+"""The model card a person reads before using the shipped model: ``artifacts/classifier/README.md``.
 
 It says what the numbers cannot: whether the backbone had ImageNet weights at all (random
 initialisation is the first line, not a footnote: without transfer, "the scratch network
@@ -136,10 +136,10 @@ def _performance(chosen: dict, evaluation: dict, test_images: int) -> list[str]:
 
 def render(card: dict, weights: dict, data: dict, chosen: dict, evaluation: dict,
            params: dict, commit: str) -> str:
-    """The card as Markdown. ``card``: models/best/card.json; ``weights``: data/weights.json;
-    ``data``: reports/data/prepare.json; ``chosen``: metrics/report.json; ``evaluation``:
-    metrics/evaluate/<model>.json (calibration and machine when present); ``params``:
-    ``model_params``."""
+    """The card as Markdown. ``card``: artifacts/classifier/card.json; ``weights``:
+    data/weights.json; ``data``: reports/data/prepare.json; ``chosen``: metrics/report.json;
+    ``evaluation``: metrics/evaluate/<model>.json (calibration and machine when present);
+    ``params``: ``model_params``."""
     name = card.get("model", card.get("name", "model"))
     loud, origin = _origin(name, card, weights, params)
     test_images = int((data.get("splits") or {}).get("test", 0))

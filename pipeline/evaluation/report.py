@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.core import machine
+from pipeline.core import machine, paths
 from pipeline.evaluation.modelcard import weights_in_words
 from pipeline.evaluation.stats import Comparison, Recommendation, compare_to_best, recommend
 
@@ -74,9 +74,9 @@ class Report:
 
 def compare(models: list[ModelResult], cost: str, alpha: float) -> Report:
     """Pair every model with the best on the same test images, and apply the rule."""
-    paths = models[0].predictions["path"].tolist()
+    images = models[0].predictions["path"].tolist()
     for m in models[1:]:
-        if m.predictions["path"].tolist() != paths:
+        if m.predictions["path"].tolist() != images:
             raise ValueError(f"{m.name} was not scored on the same test images as "
                              f"{models[0].name}; re-run its evaluate stage")
     correct = {m.name: m.predictions["correct"].to_numpy(dtype=bool) for m in models}
@@ -214,7 +214,7 @@ def _md_errors(report: Report, pictures: dict[str, str]) -> list[str]:
 
 
 def _formats_table(export: dict) -> list[list[str]]:
-    """metrics/export.json as rows: each format of models/best/ against the Keras model."""
+    """metrics/export.json as rows: each format of artifacts/classifier/ against the Keras model."""
     out = [["format", "file", "size MB", "agreement %", "max abs Δp", "latency p50/p95 ms",
             "batch img/s", "status"]]
     for name, f in export["formats"].items():
@@ -235,7 +235,7 @@ def _formats_table(export: dict) -> list[list[str]]:
 
 
 def _formats_note(export: dict) -> str:
-    return (f"{export['model']} in models/best/ (temperature {export['temperature']:g}), each "
+    return (f"{export['model']} in {paths.BEST}/ (temperature {export['temperature']:g}), each "
             f"format against model.keras on the same {export['test_images']} test images; "
             "latency of one image, throughput on batches, on the machine that ran the "
             "export stage (docs/deploy.md).")

@@ -29,7 +29,7 @@ INT8_MAX_DROP = 0.01
 @dataclass(frozen=True)
 class Format:
     name: str
-    file: str  # under models/best/
+    file: str  # under artifacts/classifier/
     # (model, image size, path, int8 calibration images, exif_orientation of the decode)
     write: Callable[[keras.Model, int, Path, Images | None, bool], None]
     runner: Callable[[Path], parity.Runner]

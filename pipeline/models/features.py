@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from pipeline.core.io import atomic_path
 
-if TYPE_CHECKING:  # Features alone (evaluate@head, in NumPy) must not start TensorFlow
+if TYPE_CHECKING:  # Features alone (evaluate_head, in NumPy) must not start TensorFlow
     import keras
     import tensorflow as tf
 

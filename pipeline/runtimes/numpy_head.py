@@ -2,7 +2,7 @@
 
 The head is a standardisation, a dropout (nothing at inference), one softmax Dense layer
 and possibly a Temperature layer: a few hundred microseconds of NumPy, where importing
-TensorFlow and Keras to run it takes seconds (most of evaluate@head's time). A .keras file
+TensorFlow and Keras to run it takes seconds (most of evaluate_head's time). A .keras file
 is a zip of ``config.json`` (the layers, in order) and ``model.weights.h5`` (their
 variables, under Keras' own key for each layer: its class in snake case, ``_1``, ``_2``
 ... for repeats). Any layer this module does not know makes :func:`head_probabilities`
@@ -129,5 +129,5 @@ def load_head(model_file: str | Path) -> Callable[[np.ndarray], np.ndarray]:
 
 def head_probabilities(model_file: str | Path, features: np.ndarray) -> np.ndarray:
     """Class probabilities of the head in ``model_file`` for ``features``, in float32, as
-    Keras computes them (evaluate@head's test split, calibration's validation split)."""
+    Keras computes them (evaluate_head's test split, calibration's validation split)."""
     return load_head(model_file)(np.asarray(features, np.float32)).astype(np.float32)

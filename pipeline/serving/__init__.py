@@ -1,6 +1,6 @@
 """Serving the exported model over HTTP (``python -m pipeline.serve``).
 
-model: the model folder (``models/best``) loaded behind one ``predict`` seam, and its
+model: the model folder (``artifacts/classifier``) loaded behind one ``predict`` seam, and its
 version; uploads: what a request must be before TensorFlow sees it; app: the FastAPI
 routes; page.html: the drop-an-image page.
 """

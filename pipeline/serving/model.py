@@ -168,8 +168,9 @@ def load_served(folder: str | Path, runtime: str = "auto", precision: str = "aut
     ``precision`` as params.yaml's ``inference`` section takes them)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ModelFolderError(f"model folder {folder} not found; run `dvc repro` (the report "
-                               "stage exports models/best) or `dvc get <repo> models/best`")
+        raise ModelFolderError(f"model folder {folder} not found; run `dvc repro` (the export "
+                               "stage writes artifacts/classifier) or "
+                               "`dvc get <repo> artifacts/classifier`")
     if not (folder / MODEL_FILE).is_file():
         raise ModelFolderError(f"{folder / MODEL_FILE} not found")
     card = read_card(folder)
