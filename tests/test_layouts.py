@@ -362,7 +362,7 @@ def test_exif_orientation_switch_holds_in_every_path(tmp_path, monkeypatch, swit
     stage_module("train_head").main(load())  # the head's card carries its features' decode
     assert json.loads(Path("models/head.json").read_text())["exif_orientation"] is switch
 
-    # evaluate@wrn decodes as the model's card says, whatever params.yaml says now.
+    # evaluate_scratch@wrn decodes as the model's card says, whatever params.yaml says now.
     tiny_conv(size, len(names)).save("models/wrn.keras")
     Path("models/wrn.json").write_text(json.dumps({
         "name": "wrn", "input": "image", "image_size": size, "classes": names,
