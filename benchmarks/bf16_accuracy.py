@@ -12,8 +12,10 @@ recipes with fewer epochs; ``place()`` sets the precision, ``seed_everything`` t
 The ResNet50 starts from random weights (no ImageNet file offline) with an untrained head
 and trains phase 2 only. Per model and precision: the best epoch's val accuracy and loss
 (early stopping restores it), the test accuracy and loss of that model, and the training
-speed, interleaved with float32 in one run (the stage's figure, validation and the first
-epoch's tracing included; and the steady figure: training batches of epochs >= 2 only).
+speed in the same run (the stage's figure, validation and the first epoch's tracing
+included; and the steady figure: the training batches of epochs >= 2 alone). The two
+precisions alternate, float32 first for the 1st, 3rd ... seed and bfloat16 first for the
+others, so that a load rising or falling through the run favours neither.
 Prints a Markdown table with the CPU line and the load average.
 """
 
@@ -217,8 +219,10 @@ def main() -> None:
         counts = args.per_class if model == "wrn" else args.resnet_per_class
         splits, test = subset(images, tuple(counts), args.data_seed)
         runs: dict[str, list[dict]] = {p: [] for p in PRECISIONS}
-        for seed in args.seeds:
-            for precision in PRECISIONS:  # interleaved: the load moves alike for both
+        for i, seed in enumerate(args.seeds):
+            # Interleaved, and float32 first on every other seed: a load that rises or
+            # falls through the run favours neither precision.
+            for precision in PRECISIONS[::-1] if i % 2 else PRECISIONS:
                 runs[precision].append(train_one(model, precision, seed, splits, test,
                                                  args, params))
         rows.append((model, counts, runs))
