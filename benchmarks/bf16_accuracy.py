@@ -229,7 +229,7 @@ def main() -> None:
     print(f"\nload average at end: {loadavg()}; {time.perf_counter() - start:.0f} s in all; "
           f"seeds {args.seeds}, subset seed {args.data_seed}\n")
     print("| model | precision | val acc | val loss | test acc | test loss | "
-          "best epoch | train img/s (stage / steady) |\n|---|---|---|---|---|---|---|---|")
+          "best epoch | train img/s: stage; steady |\n|---|---|---|---|---|---|---|---|")
     for model, counts, runs in rows:
         for precision, outs in runs.items():
             def cell(key: str, fmt: str = ".3f", outs=outs) -> str:
@@ -239,8 +239,9 @@ def main() -> None:
             print(f"| {model} ({'/'.join(map(str, counts))} per class) | {label} | "
                   f"{cell('val_accuracy')} | {cell('val_loss')} | {cell('test_accuracy')} | "
                   f"{cell('test_loss')} | {cell('best_epoch', 'd')} | "
-                  f"{cell('stage_ips', '.1f')} / {cell('steady_ips', '.1f')} |")
-    print("\nper seed: the change bf16 - f32 in points; spread: float32's max - min over seeds\n")
+                  f"{cell('stage_ips', '.1f')}; steady {cell('steady_ips', '.1f')} |")
+    print("\nper seed (x / y: seed by seed): the change bf16 - f32 in points; spread: float32's "
+          "max - min over the seeds\n")
     print("| model | val acc change (points) | test acc change (points) | f32 seed spread "
           "val / test (points) | speed bf16 / f32, stage | steady |\n|---|---|---|---|---|---|")
     for model, _, runs in rows:
