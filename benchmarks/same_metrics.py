@@ -63,12 +63,17 @@ def metrics(files: list[str], rev: str | None) -> dict[str, object]:
 
 def differs(a: object, b: object) -> bool:
     if isinstance(a, int | float) and isinstance(b, int | float):
-        return abs(float(a) - float(b)) > TOLERANCE
+        return not abs(float(a) - float(b)) <= TOLERANCE  # NaN: a difference
     return a != b
 
 
 def predictions(rev: str) -> list[str]:
     found = []
+    listed = subprocess.run(["git", "ls-tree", "--name-only", rev, "reports/predictions/"],
+                            capture_output=True, text=True, check=False).stdout.split()
+    there = {Path(p) for p in listed if p.endswith(".csv")}
+    found += [f"{p}: at {rev}, not in the workspace" for p in sorted(there)
+              if not p.exists()]
     for path in sorted(Path("reports/predictions").glob("*.csv")):
         shown = subprocess.run(["git", "show", f"{rev}:{path.as_posix()}"],
                                capture_output=True, text=True, check=False)
@@ -82,7 +87,7 @@ def predictions(rev: str) -> list[str]:
         numeric = old.select_dtypes("number").columns
         worst = (old[numeric] - new[numeric]).abs().max().max() if len(numeric) else 0.0
         text = [c for c in old.columns if c not in numeric]
-        if worst > TOLERANCE or not old[text].equals(new[text]):
+        if not worst <= TOLERANCE or not old[text].equals(new[text]):  # NaN: a difference
             found.append(f"{path}: largest probability difference {worst:.2e}")
     return found
 

@@ -241,12 +241,20 @@ def lock_status() -> list[str]:
 
     Missing data and outputs (a fresh clone without DVC's cache) and the always-changed
     weights check are not drift: only changed params and changed files that are in git.
+    A folder dependency that mixes both (``models``: cards in git, ``.keras`` files in
+    DVC's cache) reads "modified" when its cached files are missing; it is drift then
+    only if one of its files in git differs from the commit.
     """
     done = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
     if done.returncode != 0:
         raise PipelineError(f"dvc status failed: {done.stderr.strip()}")
+    status = json.loads(done.stdout or "{}")
+    missing = [out for changes in status.values() for change in changes
+               if isinstance(change, dict)
+               for out, how in change.get("changed outs", {}).items()
+               if how in ("deleted", "not in cache")]
     drift = []
-    for stage, changes in json.loads(done.stdout or "{}").items():
+    for stage, changes in status.items():
         for change in changes:
             if not isinstance(change, dict):
                 continue  # "always changed"
@@ -256,8 +264,17 @@ def lock_status() -> list[str]:
                 if isinstance(how, dict):  # a params file: {"head": "modified"}
                     drift.append(f"{stage}: params {', '.join(sorted(how))} in {dep}")
                 elif how == "modified" and _tracked(dep):
-                    drift.append(f"{stage}: {dep} modified")
+                    inside = [out for out in missing if out.startswith(dep.rstrip("/") + "/")]
+                    if not inside or _changed_in_git(dep):
+                        drift.append(f"{stage}: {dep} modified")
     return drift
+
+
+def _changed_in_git(path: str) -> bool:
+    """Whether a file in git under ``path`` differs from the commit (or is new to it)."""
+    done = subprocess.run(["git", "status", "--porcelain", "--", path], capture_output=True,
+                          text=True)
+    return bool(done.stdout.strip())
 
 
 def _tracked(path: str) -> bool:

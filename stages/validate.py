@@ -40,7 +40,8 @@ def main(params: Params, manifest: Path, metrics: Path, summary: Path, docs: Pat
                                    images_params=params.data.images, docs_dir=tmp)
     write_json(metrics, report.to_metrics())
     write_json(summary, report.to_summary())
-    log.info(report.format_table())
+    # Failed, the table is what the error line points at: a warning, which -q keeps.
+    (log.info if report.success else log.warning)(report.format_table())
     if not report.success:
         log.error(f"validation failed: {len(report.critical)} critical expectation(s); "
                   f"see the table above, {metrics} and {docs / 'index.html'}")

@@ -100,3 +100,18 @@ def test_quiet_hides_progress_bars():
                             text=True, env=env, check=True, timeout=60).stdout.strip()
              for level in ("QUIET", "NORMAL")]
     assert shown == ["True", "False"]
+
+
+def test_a_users_own_tqdm_disable_is_kept_and_quiet_is_taken_back(monkeypatch):
+    """-q hides progress bars and a later normal configure shows them again; a
+    TQDM_DISABLE the user set stays whatever the verbosity."""
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.setattr(logs, "_bars_hidden_by_quiet", False)
+    logs.configure(logs.QUIET)
+    assert os.environ.get("TQDM_DISABLE") == "1"
+    logs.configure(logs.NORMAL)
+    assert "TQDM_DISABLE" not in os.environ
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # the user's
+    for level in (logs.QUIET, logs.NORMAL, logs.VERBOSE):
+        logs.configure(level)
+        assert os.environ.get("TQDM_DISABLE") == "1", level

@@ -175,3 +175,18 @@ def test_numpy_head_does_not_start_tensorflow(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "(20, 4) False False"
+
+
+def test_the_head_evaluation_imports_no_tensorflow():
+    """evaluate_head's whole path (the stage module and what it imports for the head: the
+    card, calibration, the tables and sheets) leaves TensorFlow unloaded: its start-up
+    would be most of the head loop's evaluation time."""
+    code = ("import sys\n"
+            "import pipeline.evaluation.evaluate\n"
+            "from pipeline.evaluation import calibration, confused, confusion, mistakes, "
+            "predictions, scores\n"
+            "from pipeline.models import card, features\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "False False"

@@ -533,8 +533,10 @@ def test_stage_main_takes_params_and_paths(
     bad = clean.copy()
     bad.loc[row(bad, "cat/test_000.jpg"), "width"] = 4  # too small
     bad.to_csv(tmp_path / "bad.csv", index=False)
+    caplog.set_level(logging.WARNING)  # -q: the failed table is still there to read
     assert stage.main(loaded, Path("bad.csv"), *out) == 1
     assert "cat/test_000.jpg 4x48" in caplog.text
+    assert "validation failed" in caplog.text
 
 
 def test_stage_bad_params_exit_2(tmp_path: Path, clean: pd.DataFrame) -> None:

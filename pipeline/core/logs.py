@@ -28,6 +28,7 @@ QUIET, NORMAL, VERBOSE = -1, 0, 1
 # The first-party loggers: the package's modules and the script being run.
 LOGGERS = ("pipeline", "__main__")
 _NO_BARS = "TQDM_DISABLE"  # tqdm reads its defaults from TQDM_* variables
+_bars_hidden_by_quiet = False  # whether TQDM_DISABLE is -q's doing, not the user's
 _LEVELS = {QUIET: logging.WARNING, NORMAL: logging.INFO, VERBOSE: logging.DEBUG}
 
 
@@ -70,10 +71,15 @@ def configure(verbosity: int = NORMAL, *, info: str = "stdout") -> None:
         verbosity = VERBOSE
     # Progress bars (tqdm, on stderr) are information too: -q hides them. tqdm reads
     # TQDM_* when first imported, which the entry points do after this (and children).
+    # A user's own TQDM_DISABLE is theirs: only the value -q set is taken back.
+    global _bars_hidden_by_quiet
     if verbosity <= QUIET:
-        os.environ[_NO_BARS] = "1"
-    elif os.environ.get(_NO_BARS) == "1":
-        del os.environ[_NO_BARS]
+        if _NO_BARS not in os.environ or _bars_hidden_by_quiet:
+            os.environ[_NO_BARS] = "1"
+            _bars_hidden_by_quiet = True
+    elif _bars_hidden_by_quiet:
+        os.environ.pop(_NO_BARS, None)
+        _bars_hidden_by_quiet = False
     level = _LEVELS[max(QUIET, min(VERBOSE, verbosity))]
     plain = logging.Formatter("%(message)s")
     low = _StdStream(info)

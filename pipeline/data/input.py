@@ -8,9 +8,8 @@ keeps element order. Training input goes through ``pipeline.data.epochs.Epochs``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,9 +18,6 @@ import tensorflow as tf
 from pipeline.data.sharding import shard_by_data
 
 AUTOTUNE = tf.data.AUTOTUNE
-CARD_KEY = "exif_orientation"  # in a model's card: the decode it was trained on
-
-
 # JPEG's DCT scaling: libjpeg decodes straight to 1/2 or 1/4 of the size. Not 1/8: that
 # keeps only each block's mean (a box filter), 3.5-4.5 grey levels from a full decode on
 # striped test images where 1/2 and 1/4 stay within 1.
@@ -39,7 +35,7 @@ def load_image(path: tf.Tensor, image_size: int, exif_orientation: bool = True) 
     as ``tf.io.decode_image`` would. A JPEG's EXIF Orientation is applied (TF's decoders
     ignore it), as prepare and Pillow's ``ImageOps.exif_transpose`` do, unless
     ``exif_orientation`` is False (params.yaml's ``data.images.exif_orientation``, or the
-    setting a model's card records: :func:`orientation_of`)."""
+    setting a model's card records: pipeline.models.card.orientation_of)."""
     return decode_image(tf.io.read_file(path), image_size, exif_orientation)
 
 
@@ -145,16 +141,6 @@ def decode_jpeg_scaled(contents: tf.Tensor, image_size: int) -> tf.Tensor:
                 for ratio in DCT_RATIOS]
     return tf.case(branches, default=lambda: tf.io.decode_jpeg(contents, channels=3),
                    exclusive=False)  # the first (largest) ratio that fits
-
-
-def orientation_of(card: Mapping[str, Any]) -> bool:
-    """Whether the model of ``card`` was trained on photos turned by their EXIF tag: the
-    card's ``exif_orientation``; True for a card from before the key (every model then
-    was trained with the turn). Predict, serve and the export decode by it."""
-    value = card.get(CARD_KEY, True)
-    if not isinstance(value, bool):
-        raise ValueError(f"model card: {CARD_KEY} must be true or false (got {value!r})")
-    return value
 
 
 def split_arrays(

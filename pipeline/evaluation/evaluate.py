@@ -21,8 +21,8 @@ import numpy as np
 from pipeline.core import machine, paths
 from pipeline.core.io import atomic_path, read_json, write_json
 from pipeline.core.params import Params, ParamsError
-from pipeline.data.input import orientation_of
 from pipeline.data.sources import data_root
+from pipeline.models.card import orientation_of
 from pipeline.runtimes.numpy_head import UnsupportedHead
 
 log = logging.getLogger(__name__)

@@ -91,7 +91,7 @@ def trained_orientation(model_path: Path | None, params: Path) -> bool:
     a card, params.yaml's ``data.images.exif_orientation``; with neither, yes."""
     from pipeline.core.io import read_json
     from pipeline.core.params import ParamsError, load
-    from pipeline.data.input import orientation_of
+    from pipeline.models.card import orientation_of
 
     card = None if model_path is None else next(
         (c for c in card_files(model_path) if c.is_file()), None)

@@ -14,7 +14,7 @@ import keras
 from pipeline.core import paths
 from pipeline.core.io import read_json
 from pipeline.core.params import BackboneParams
-from pipeline.data.input import CARD_KEY, orientation_of
+from pipeline.models.card import CARD_KEY, orientation_of
 from pipeline.models.classifier import IMAGE_INPUT
 from pipeline.models.rebuild import head_on_backbone
 from pipeline.models.saving import load_model
