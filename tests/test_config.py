@@ -163,7 +163,7 @@ def test_model_names_are_unique_and_not_reserved():
     with pytest.raises(ParamsError, match="resnet50.*in both finetune and scratch"):
         params.parse(raw)
     raw = repo_params()
-    raw["scratch"]["best"] = raw["scratch"].pop("wrn")
+    raw["scratch"]["head"] = raw["scratch"].pop("wrn")
     with pytest.raises(ParamsError, match="reserved"):
         params.parse(raw)
     raw = repo_params()

@@ -250,7 +250,7 @@ Recipe = ResNetRecipe | WRNRecipe | BiTRecipe
 # A model name is a stage name (finetune@NAME), a file name (models/NAME.keras) and a
 # dotted params key, so it is kept to letters, digits, "_" and "-".
 ModelName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
-RESERVED_NAMES = ("head", "best")
+RESERVED_NAMES = ("head",)  # the head has its own section, files and stages
 
 
 class DistributeParams(_Section):
