@@ -350,3 +350,16 @@ def kill_after_checkpoint(monkeypatch, epoch: int, folder_suffix: str = "") -> N
             raise Killed
 
     monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", on_epoch_end)
+
+
+def sideways_jpeg(seed: int = 5, orientation: int = 6) -> bytes:
+    """A phone photo stored sideways (48x24, a bright band on its left) tagged with an EXIF
+    ``orientation`` (6, 8: a quarter turn): any path that turns it moves the band."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (24, 48, 3), dtype=np.uint8)
+    pixels[:, :12] = (250, 240, 20)
+    img = Image.fromarray(pixels)
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    img.save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    return buffer.getvalue()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import params, repo_params, write_params
+from helpers import params, repo_params, sideways_jpeg, write_params
 from PIL import Image
 
 SIZE = 32
@@ -135,20 +135,6 @@ def test_bytes_signature_decodes_as_training_does(pictures, tmp_path):
     np.testing.assert_allclose(from_bytes, from_pixels, atol=1e-6)
 
 
-def sideways_jpeg() -> bytes:
-    """A photo stored sideways (48x24, a bright band on its left) tagged Orientation 6."""
-    import io
-
-    pixels = np.random.default_rng(5).integers(0, 256, (24, 48, 3), dtype=np.uint8)
-    pixels[:, :12] = (250, 240, 20)
-    img = Image.fromarray(pixels)
-    exif = img.getexif()
-    exif[0x0112] = 6
-    buffer = io.BytesIO()
-    img.save(buffer, "JPEG", quality=95, exif=exif.tobytes())
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize("upright", [True, False], ids=["on", "off"])
 def test_savedmodel_bytes_signature_orients_as_the_card_says(upright, tmp_path):
     """serving_default turns a phone photo by its EXIF tag exactly when the model was
@@ -164,7 +150,7 @@ def test_savedmodel_bytes_signature_orients_as_the_card_says(upright, tmp_path):
     inputs = keras.Input((SIZE, SIZE, 3), name="image")
     flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
     model = keras.Model(inputs, keras.layers.Dense(len(CLASSES), activation="softmax")(flat))
-    data = sideways_jpeg()
+    data = sideways_jpeg(seed=5)
     pixels = {turn: decode_image(tf.constant(data), SIZE, turn).numpy()[None]
               for turn in (True, False)}
     test = Images(pixels[upright], np.array([0]), np.array([data], dtype=object), upright)

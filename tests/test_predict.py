@@ -8,7 +8,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from helpers import write_params
+from helpers import sideways_jpeg, write_params
 from PIL import Image
 
 from pipeline import predict
@@ -297,7 +297,6 @@ def test_photos_are_turned_as_the_model_card_says_not_as_params_yaml_says(tmp_pa
     """A JPEG stored sideways and tagged Orientation 6: predict decodes it as the model was
     trained (its card's exif_orientation), whatever params.yaml says now; a model without
     a card follows params.yaml."""
-    import io
 
     import tensorflow as tf
 
@@ -308,16 +307,10 @@ def test_photos_are_turned_as_the_model_card_says_not_as_params_yaml_says(tmp_pa
     flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(flat))
     model.save(tmp_path / "m.keras")
-    pixels = np.random.default_rng(4).integers(0, 256, (24, 48, 3), dtype=np.uint8)
-    pixels[:, :12] = (250, 240, 20)
-    img = Image.fromarray(pixels)
-    exif = img.getexif()
-    exif[0x0112] = 6
-    buffer = io.BytesIO()
-    img.save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    data = sideways_jpeg(seed=4)
     photo = tmp_path / "phone.jpg"
-    photo.write_bytes(buffer.getvalue())
-    expected = {turn: model.predict(decode_image(tf.constant(buffer.getvalue()), 32,
+    photo.write_bytes(data)
+    expected = {turn: model.predict(decode_image(tf.constant(data), 32,
                                                  turn)[None], verbose=0)[0]
                 for turn in (True, False)}
     assert np.abs(expected[True] - expected[False]).max() > 1e-3  # the check can fail

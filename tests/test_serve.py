@@ -29,7 +29,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from helpers import ROOT, noise, png_bomb, sh
+from helpers import ROOT, noise, png_bomb, sh, sideways_jpeg
 from PIL import Image
 
 CLASSES = ["cat", "dog", "fox"]
@@ -195,16 +195,6 @@ def test_page_is_one_offline_file(client):
 
 
 # --------------------------------------------------------------------------- orientation
-
-
-def sideways_jpeg() -> bytes:
-    """A photo stored sideways (48x24, a bright band on its left) tagged Orientation 6."""
-    pixels = noise(48, 24, seed=6)
-    pixels[:, :12] = (250, 240, 20)
-    img = Image.fromarray(pixels)
-    exif = img.getexif()
-    exif[0x0112] = 6
-    return encoded(pixels, "JPEG", quality=95, exif=exif.tobytes())
 
 
 @pytest.mark.parametrize("upright", [True, False], ids=["on", "off"])
