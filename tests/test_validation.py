@@ -511,7 +511,7 @@ def test_stage_options_and_success(tmp_path: Path, clean: pd.DataFrame) -> None:
 
 
 def test_stage_main_takes_params_and_paths(
-    tmp_path: Path, clean: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, caplog
+    tmp_path: Path, clean: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, caplog, capsys
 ) -> None:
     """The stage's main(params, manifest, metrics, summary, docs), as stage.run calls it."""
     clean.to_csv(tmp_path / "in.csv", index=False)
@@ -534,8 +534,9 @@ def test_stage_main_takes_params_and_paths(
     bad.loc[row(bad, "cat/test_000.jpg"), "width"] = 4  # too small
     bad.to_csv(tmp_path / "bad.csv", index=False)
     caplog.set_level(logging.WARNING)  # -q: the failed table is still there to read
+    capsys.readouterr()
     assert stage.main(loaded, Path("bad.csv"), *out) == 1
-    assert "cat/test_000.jpg 4x48" in caplog.text
+    assert "cat/test_000.jpg 4x48" in capsys.readouterr().out
     assert "validation failed" in caplog.text
 
 
