@@ -61,7 +61,7 @@ def start(model: Path, timeout: float, *flags: str) -> tuple[subprocess.Popen, s
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "best")
+    parser.add_argument("--model", type=Path, default=ROOT / "artifacts" / "classifier")
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--image", type=Path, help="default: a seeded 256 x 256 noise JPEG")

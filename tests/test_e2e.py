@@ -244,6 +244,48 @@ def test_a_model_is_one_entry_in_params_yaml(project):
 
 
 
+def test_a_scratch_weights_file_replaced_in_place_re_runs_its_entry(project):
+    """scratch.NAME.weights names a file; DVC tracks its contents, not just its name: a
+    file replaced under the same name re-runs that entry (and what reads it) alone."""
+    params = (project / "params.yaml").read_text()
+    # Two weights files for the entry's network: the trained one, and one nudged.
+    sh(project, "python", "-c",
+       "import keras, numpy as np, pipeline.models\n"
+       "m = keras.saving.load_model('models/wrn.keras', compile=False)\n"
+       "m.save_weights('a.weights.h5')\n"
+       "w = m.layers[-1].kernel; w.assign(w.numpy() + 0.01)\n"
+       "m.save_weights('b.weights.h5')\n")
+    (project / "start.weights.h5").write_bytes((project / "a.weights.h5").read_bytes())
+    raw = yaml.safe_load(params)
+    raw["scratch"]["wrn"]["weights"] = "start.weights.h5"
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    try:
+        first = stages_run(sh(project, "dvc", "repro", "scratch@wrn").stdout)
+        assert first - {"weights", "source"} == {"scratch@wrn"}
+        record = json.loads((project / "data/scratch_weights/wrn.json").read_text())
+        assert record["source"] == "file" and len(record["sha256"]) == 64
+        assert "scratch@wrn" not in _changed(project)
+
+        (project / "start.weights.h5").write_bytes((project / "b.weights.h5").read_bytes())
+        assert "scratch@wrn" not in _changed(project)  # not until the weights stage looks
+        sh(project, "dvc", "repro", "weights")
+        changed = _changed(project)
+        assert "scratch@wrn" in changed, changed
+        assert not {"train_head", "finetune@resnet50", "features"} & set(changed), changed
+    finally:
+        (project / "params.yaml").write_text(params)
+        for name in ("a", "b", "start"):
+            (project / f"{name}.weights.h5").unlink(missing_ok=True)
+        sh(project, "git", "checkout", "--", ".")
+        sh(project, "dvc", "checkout", "--force")
+
+
+def _changed(project) -> dict:
+    """`dvc status` as {stage: what changed}, without the always-changed checks."""
+    status = json.loads(sh(project, "dvc", "status", "--json").stdout)
+    return {k: v for k, v in status.items() if v != ["always changed"]}
+
+
 def test_the_gate_passes_a_fresh_clone_without_dvc_cache_and_sees_a_changed_card(
         project, tmp_path):
     """CI runs the gate on a clone with no DVC cache: export and report depend on the

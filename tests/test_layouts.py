@@ -486,3 +486,25 @@ def test_contact_sheets_draw_a_photo_as_the_network_sees_it(tmp_path, switch):
         sheets[turn] = [(tmp_path / f"{kind}-{turn}.png").read_bytes()
                         for kind in ("samples", "mistakes")]
     assert all(a != b for a, b in zip(sheets[True], sheets[False], strict=True))
+
+
+def test_contact_sheets_leave_a_png_s_exif_chunk_alone_as_the_decoder_does(tmp_path):
+    """A PNG may carry an eXIf chunk with an Orientation; the pipeline's decoder reads the
+    tag from JPEGs only, so the network sees the stored pixels, and the contact sheet
+    must draw them too, even with data.images.exif_orientation on."""
+    from PIL import ImageOps
+
+    from pipeline.core.pictures import THUMB, _thumbnail
+    from pipeline.data.input import exif_orientation_of
+
+    photo = tmp_path / "tagged.png"
+    img = Image.new("RGB", (60, 30), (200, 30, 30))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    img.save(photo, "PNG", exif=exif.tobytes())
+    with Image.open(photo) as opened:  # the tag is there: Pillow alone would turn it
+        assert ImageOps.exif_transpose(opened).size == (30, 60)
+    assert int(exif_orientation_of(photo.read_bytes())) == 1  # the decoder does not
+    thumb = np.asarray(_thumbnail(photo, THUMB, True))
+    red = thumb[..., 0].astype(int) - thumb[..., 1] > 100
+    assert red.any(axis=0).sum() > red.any(axis=1).sum()  # drawn as stored: wide

@@ -110,6 +110,18 @@ def test_weights_file_is_hashed_and_loaded(tmp_path, source_backbone, images, su
         weights.weights_path(record)
 
 
+def test_a_scratch_entry_s_weights_file_is_recorded_by_its_contents(tmp_path):
+    """The record scratch@NAME depends on changes when the file's bytes do, the name kept."""
+    path = tmp_path / "start.weights.h5"
+    assert weights.scratch_record("none")["source"] == "random"
+    assert weights.scratch_record(str(path)) == {"requested": str(path), "source": "missing"}
+    path.write_bytes(b"first weights")
+    first = weights.scratch_record(str(path))
+    assert first == {"requested": str(path), "source": "file", "sha256": file_digest(path)}
+    path.write_bytes(b"other weights")
+    assert weights.scratch_record(str(path))["sha256"] != first["sha256"]
+
+
 def test_bad_specs_name_the_value(tmp_path):
     with pytest.raises(weights.WeightsError, match="does not exist"):
         weights.resolve("resnet50", str(tmp_path / "nope.weights.h5"), 0)

@@ -15,6 +15,7 @@ HEAD_MODEL = MODELS / "head.keras"
 BEST = Path("artifacts/classifier")
 METRICS = Path("metrics")  # what `dvc exp show` compares runs on: a few numbers per stage
 WEIGHTS_RECORD = Path("data/weights.json")  # the weights actually used (weights stage)
+SCRATCH_WEIGHTS = Path("data/scratch_weights")  # <entry>.json: its weights file, hashed
 LIVE = Path("dvclive")  # DVCLive's per-epoch curves, one folder per model
 PLOTS = Path("plots")  # pictures and plot data: data/, <model>/ (confusion, per class, ...)
 REPORTS = Path("reports")  # what people read: report.html, data summaries, predictions

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from pipeline.core.formats import jpeg_orientation
 from pipeline.core.io import atomic_path
 
 THUMB = 72  # px, the side of a thumbnail
@@ -50,7 +51,9 @@ def _thumbnail(image: Path | np.ndarray | None, side: int, upright: bool = True)
         else:
             with Image.open(image) as opened:
                 opened.draft("RGB", (side * 2, side * 2))  # JPEG: decode at a smaller scale
-                img = (ImageOps.exif_transpose(opened) if upright else opened).convert("RGB")
+                # As the network saw it: a JPEG's tag only (jpeg_orientation), when on.
+                turn = upright and jpeg_orientation(opened) != 1
+                img = (ImageOps.exif_transpose(opened) if turn else opened).convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError):
         return canvas  # unreadable: the caption says why it is shown
     img.thumbnail((side, side), Image.Resampling.LANCZOS)

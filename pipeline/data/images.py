@@ -31,7 +31,7 @@ from typing import Literal
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipeline.core.formats import EXTENSION_FORMATS, FORMAT_ALIASES
+from pipeline.core.formats import EXTENSION_FORMATS, FORMAT_ALIASES, jpeg_orientation
 from pipeline.core.params import ImagesParams, ValidateParams
 from pipeline.data.phash import phash
 
@@ -151,7 +151,7 @@ def _inspect(path: Path, rel: str, policy: ImagePolicy, root: Path | None) -> di
     with img:
         fmt = img.format or ""
         ext_format = EXTENSION_FORMATS.get(path.suffix.lower())
-        orientation = _orientation(img) if policy.exif_orientation else 1
+        orientation = jpeg_orientation(img) if policy.exif_orientation else 1
         width, height = (img.height, img.width) if orientation in _TRANSPOSED else img.size
         facts = dict(
             **file,
@@ -182,20 +182,6 @@ def _inspect(path: Path, rel: str, policy: ImagePolicy, root: Path | None) -> di
 
     issues, action = _judge(facts, policy, [unreadable_bmp] if unreadable_bmp else [])
     return _row(rel, **facts, issue="; ".join(issues), action=action)
-
-
-def _orientation(img: Image.Image) -> int:
-    """The EXIF Orientation (1-8) of a JPEG, 1 for none or a value out of range.
-
-    JPEG only: the pipeline's tf.data decoder reads the tag from JPEG's APP1 segment
-    (pipeline.data.input.exif_orientation); a PNG eXIf chunk is rare and not applied."""
-    if FORMAT_ALIASES.get(img.format or "", img.format) != "JPEG":
-        return 1
-    try:
-        value = img.getexif().get(0x0112, 1)
-    except (OSError, SyntaxError, ValueError, TypeError):  # a broken EXIF block: ignored
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _named(err: BaseException, rel: str) -> str:

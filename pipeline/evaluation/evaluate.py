@@ -1,12 +1,6 @@
-"""One model on the held-out test split: what the evaluate stages run (stages/evaluate.py).
+"""One model on the held-out test split: the body of the evaluate stages.
 
-The head on the cached test features; every other model on the test images through
-the decoder of training. Accuracy, macro-F1 and top-k are metrics; what grows with
-the classes (precision and recall per class, the confusion matrix) and what a person
-looks at (the mistakes, with a Grad-CAM map on each for a convolutional model, and the
-most-confused pairs) are plots. A temperature fitted on the validation split calibrates
-the probabilities: ECE and NLL on the test split before and after it are metrics, and
-the reliability diagram a plot.
+What it measures, reads and writes is the stage's ``--help``: stages/evaluate.py.
 """
 
 import logging

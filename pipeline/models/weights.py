@@ -147,6 +147,20 @@ def resolve(arch: Arch, spec: str, seed: int) -> dict:
     return record | {"source": "file", "file": spec, "sha256": file_digest(path)}
 
 
+def scratch_record(spec: str) -> dict:
+    """What a scratch entry's ``weights`` names, as DVC should track it: the file's hash.
+
+    The entry's stage depends on this record, so a weights file replaced in place (the
+    same name, other contents) re-runs it. A missing file is recorded, not raised: the
+    entry's own stage names the key and the file (pipeline/models/classifier.py)."""
+    if spec == "none":
+        return {"requested": spec, "source": "random"}
+    path = Path(spec)
+    if not path.is_file():
+        return {"requested": spec, "source": "missing"}
+    return {"requested": spec, "source": "file", "sha256": file_digest(path)}
+
+
 def weights_path(record: dict) -> Path | None:
     """The file to load for a weights record, checked against its hash; None for random."""
     source = record["source"]
