@@ -271,8 +271,9 @@ def test_a_scratch_weights_file_replaced_in_place_re_runs_its_entry(project):
 
         (project / "start.weights.h5").write_bytes((project / "b.weights.h5").read_bytes())
         assert "scratch@wrn" not in _changed(project)  # not until scratch_weights looks
-        # The entry alone (-s skips the hashing) refuses a file its record does not hold.
-        alone = sh(project, "dvc", "repro", "-s", "scratch@wrn", check=False)
+        # Forced alone (-s skips the hashing), it refuses a file its record does not hold.
+        alone = sh(project, "dvc", "repro", "--force", "--single-item", "scratch@wrn",
+                   check=False)
         assert alone.returncode != 0
         assert "changed since the scratch_weights stage" in alone.stdout + alone.stderr
         sh(project, "dvc", "repro", "scratch_weights")
