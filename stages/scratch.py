@@ -5,13 +5,15 @@ or from a weights file of its own: no backbone, no head, no ImageNet weights rec
 so a change to those never re-runs it.
 
 Reads:  params seed, scratch.NAME, distribute, data.images.exif_orientation (the decode,
-        recorded in the card); data/manifest.csv, data/source.json
+        recorded in the card); data/manifest.csv, data/source.json;
+        data/scratch_weights/NAME.json (the weights file, checked against its hash)
 Writes: models/NAME.keras, models/NAME.json (its card), metrics/train/NAME.json,
         dvclive/NAME/, plots/NAME/augmented.png
 """
 
 from pipeline.core import paths, stage
 from pipeline.core.params import Params, ParamsError
+from pipeline.models.weights import check_scratch_weights
 
 
 def main(params: Params, name: str) -> None:
@@ -19,6 +21,7 @@ def main(params: Params, name: str) -> None:
         known = ", ".join(params.scratch) or "none"
         raise ParamsError(f"no params entry scratch.{name}; the entries are: {known}")
     recipe = params.scratch[name]
+    check_scratch_weights(name, recipe.weights)
     from pipeline.runs.backup import Key
     from pipeline.runs.shell import Run, run
 

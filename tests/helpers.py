@@ -249,6 +249,9 @@ NOISE = re.compile(r"oneDNN custom operations|Could not find cuda drivers|absl::
                    r"|triggered tf\.function retracing|I0000 |E0000 ")
 MODELS = ("head", "resnet50", "wrn")
 EVALUATE = ("evaluate_head", "evaluate_finetune@resnet50", "evaluate_scratch@wrn")  # MODELS'
+# The always-changed checks: every `dvc repro` runs them (cheap: they fingerprint and hash).
+ALWAYS = frozenset({"source", "weights", "scratch_weights"})
+ALWAYS_STATUS = {name: ["always changed"] for name in ALWAYS}  # `dvc status --json` at rest
 
 
 def tiny_profile(params: dict) -> dict:

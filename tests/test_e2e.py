@@ -14,6 +14,8 @@ import typing
 import pytest
 import yaml
 from helpers import (
+    ALWAYS,
+    ALWAYS_STATUS,
     EVALUATE,
     MODELS,
     NOISE,
@@ -40,7 +42,8 @@ def project(tmp_path_factory):
 
 def test_repro_runs_every_stage_quietly_and_writes_outputs(project):
     log = (project / "first_repro.log").read_text()
-    expected = {"sample", "source", "prepare", "validate", "weights", "features", "train_head",
+    expected = {"sample", "source", "prepare", "validate", "weights", "scratch_weights",
+                "features", "train_head",
                 "finetune@resnet50", "scratch@wrn", "export", "report",
                 *EVALUATE}
     assert stages_run(log) == expected
@@ -111,11 +114,11 @@ def test_metrics_stay_few(project):
     assert all(count(row) <= 12 for row in formats.values()), formats
 
 
-def test_second_repro_runs_only_the_weights_and_source_checks(project):
+def test_second_repro_runs_only_the_always_changed_checks(project):
     again = sh(project, "dvc", "repro")
-    assert stages_run(again.stdout) == {"weights", "source"}
+    assert stages_run(again.stdout) == ALWAYS
     status = json.loads(sh(project, "dvc", "status", "--json").stdout)
-    assert status == {"source": ["always changed"], "weights": ["always changed"]}, status
+    assert status == ALWAYS_STATUS, status
 
 
 def test_same_params_give_the_same_metrics(project):
@@ -147,7 +150,7 @@ def test_same_params_give_the_same_metrics(project):
 ])
 def test_a_change_runs_exactly_the_stages_that_read_it(project, settings, target, expected):
     ran = exp_run(project, *settings, target=target)
-    assert ran - {"weights", "source"} == expected
+    assert ran - ALWAYS == expected
 
 
 def test_every_export_format_is_converted_and_checked(project):
@@ -159,7 +162,7 @@ def test_every_export_format_is_converted_and_checked(project):
     assert set(every) == set(repo_params()["export"]["formats"])  # the shipped params: all
     run = sh(project, "dvc", "exp", "run", "-S", f"export.formats=[{','.join(every)}]")
     try:
-        assert stages_run(run.stdout) - {"weights", "source"} == {"export", "report"}
+        assert stages_run(run.stdout) - ALWAYS == {"export", "report"}
         export = json.loads((project / "metrics/export.json").read_text())
         formats = export["formats"]
         assert {f: r["status"] for f, r in formats.items() if f != "tflite_int8"} == {
@@ -236,7 +239,7 @@ def test_a_model_is_one_entry_in_params_yaml(project):
         assert "wrn_b" not in (project / "reports/report.md").read_text()
         assert "wrn_b" not in json.dumps(_shown(project))
         status = json.loads(sh(project, "dvc", "status", "--json").stdout)
-        assert status == {"source": ["always changed"], "weights": ["always changed"]}, status
+        assert status == ALWAYS_STATUS, status
     finally:
         (project / "params.yaml").write_text(params)
         sh(project, "git", "checkout", "--", ".")
@@ -261,14 +264,19 @@ def test_a_scratch_weights_file_replaced_in_place_re_runs_its_entry(project):
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     try:
         first = stages_run(sh(project, "dvc", "repro", "scratch@wrn").stdout)
-        assert first - {"weights", "source"} == {"scratch@wrn"}
+        assert first - ALWAYS == {"scratch@wrn"}
         record = json.loads((project / "data/scratch_weights/wrn.json").read_text())
         assert record["source"] == "file" and len(record["sha256"]) == 64
         assert "scratch@wrn" not in _changed(project)
 
         (project / "start.weights.h5").write_bytes((project / "b.weights.h5").read_bytes())
-        assert "scratch@wrn" not in _changed(project)  # not until the weights stage looks
-        sh(project, "dvc", "repro", "weights")
+        assert "scratch@wrn" not in _changed(project)  # not until scratch_weights looks
+        # Forced alone (-s skips the hashing), it refuses a file its record does not hold.
+        alone = sh(project, "dvc", "repro", "--force", "--single-item", "scratch@wrn",
+                   check=False)
+        assert alone.returncode != 0
+        assert "changed since the scratch_weights stage" in alone.stdout + alone.stderr
+        sh(project, "dvc", "repro", "scratch_weights")
         changed = _changed(project)
         assert "scratch@wrn" in changed, changed
         assert not {"train_head", "finetune@resnet50", "features"} & set(changed), changed

@@ -122,6 +122,25 @@ def test_a_scratch_entry_s_weights_file_is_recorded_by_its_contents(tmp_path):
     assert weights.scratch_record(str(path))["sha256"] != first["sha256"]
 
 
+def test_the_scratch_stage_trains_only_on_the_file_its_record_holds(tmp_path, monkeypatch):
+    """scratch@NAME reads its weights file by name: a file that is not the one hashed into
+    its record (what dvc.lock holds) stops the stage, naming the key, before training."""
+    from pipeline.core.io import write_json
+
+    monkeypatch.chdir(tmp_path)
+    weights.check_scratch_weights("wrn", "none")  # nothing to check
+    (tmp_path / "w.weights.h5").write_bytes(b"first weights")
+    with pytest.raises(weights.WeightsError, match=r"scratch\.wrn\.weights: .* does not record"):
+        weights.check_scratch_weights("wrn", "w.weights.h5")  # never hashed
+    record = tmp_path / "data/scratch_weights/wrn.json"
+    record.parent.mkdir(parents=True)
+    write_json(record, weights.scratch_record("w.weights.h5"))
+    weights.check_scratch_weights("wrn", "w.weights.h5")  # the hashed file: trains
+    (tmp_path / "w.weights.h5").write_bytes(b"other weights")
+    with pytest.raises(weights.WeightsError, match="changed since the scratch_weights stage"):
+        weights.check_scratch_weights("wrn", "w.weights.h5")
+
+
 def test_bad_specs_name_the_value(tmp_path):
     with pytest.raises(weights.WeightsError, match="does not exist"):
         weights.resolve("resnet50", str(tmp_path / "nope.weights.h5"), 0)

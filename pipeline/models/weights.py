@@ -5,6 +5,9 @@ backbone, so that weights appearing later (first run offline, next one online)
 re-run everything downstream; metrics/features.json repeats its ``source``, so
 ``dvc exp show`` says whether a run used ImageNet weights or random ones. It holds no
 machine-specific paths and no timestamps: the same weights give the same bytes.
+
+A scratch entry's own weights file gets a record of the same kind
+(``data/scratch_weights/NAME.json``, the scratch_weights stage), which its stage depends on.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import socket
 import urllib.parse
 from pathlib import Path
 
+from pipeline.core import paths
 from pipeline.core.errors import PipelineError
 from pipeline.core.hashing import file_digest
+from pipeline.core.io import read_json
 from pipeline.core.net import socket_timeout
 from pipeline.core.params import Arch
 
@@ -159,6 +164,24 @@ def scratch_record(spec: str) -> dict:
     if not path.is_file():
         return {"requested": spec, "source": "missing"}
     return {"requested": spec, "source": "file", "sha256": file_digest(path)}
+
+
+def check_scratch_weights(name: str, spec: str) -> None:
+    """Refuse to train scratch entry ``name`` on a weights file other than the one its
+    record (what dvc.lock holds) was hashed from: replaced after the scratch_weights stage
+    ran, or a stage run alone (``dvc repro -s``) that skipped it. A missing file is left
+    to the model builder, which names the key and the path."""
+    if spec == "none":
+        return
+    where = paths.SCRATCH_WEIGHTS / f"{name}.json"
+    record = read_json(where) if where.is_file() else {}
+    if record.get("requested") != spec:
+        raise WeightsError(f"scratch.{name}.weights: {where} does not record {spec!r}; run "
+                           "`dvc repro` (its scratch_weights stage hashes the file first)")
+    path = Path(spec)
+    if path.is_file() and record.get("sha256") != file_digest(path):
+        raise WeightsError(f"scratch.{name}.weights: {spec!r} changed since the scratch_weights "
+                           "stage hashed it; run `dvc repro` (not -s/--single-item) to record it")
 
 
 def weights_path(record: dict) -> Path | None:
