@@ -129,8 +129,8 @@ def train_one(model: str, precision: str, seed: int, splits, test, args, params)
     from pipeline.core.runtime import seed_everything
     from pipeline.data.input import image_dataset
     from pipeline.models.head import build_head
+    from pipeline.runs.placement import place
     from pipeline.training import recipe as recipe_module
-    from pipeline.training.distribute import place
 
     keras.backend.clear_session()
     placement = place(params.distribute.model_copy(update={"mixed_precision": precision}))

@@ -40,8 +40,8 @@ What each row means:
    dropout per run. Ratio = notebook / pipeline (above 1: the pipeline is faster). The
    copy's first ``dvc repro evaluate_head`` (features once) is not timed.
 5. **no-op repro**: seconds of ``dvc repro`` with nothing changed on the sample data
-   (only the always-changed weights check runs), after one untimed ``dvc repro``; in
-   the full run also ``dvc repro validate`` on a 10,000-image sample.
+   (only the always-changed source, weights and scratch_weights checks run), after one
+   untimed ``dvc repro``; in the full run also ``dvc repro validate`` on a 10,000-image sample.
 6. **peak memory** (full run only): the peak resident set (ru_maxrss from wait4, in a
    small launcher process: a child forked from this one would inherit its size) of
    ``python stages/{prepare,features,train_head}.py`` at 1,000 and 10,000 sample
@@ -415,7 +415,7 @@ def noop_rows(bench: Bench) -> list[Row]:
 
     def repro() -> tuple[str, int, str]:
         seconds = median(noop_times(bench.setup("noop"), runs))
-        return f"{seconds:.1f} s", runs, "only the always-changed weights check runs"
+        return f"{seconds:.1f} s", runs, "only the always-changed checks run"
 
     def validate() -> tuple[str, int, str]:
         seconds = median(noop_times(bench.setup(f"sample{sizes[1]}"), runs, "validate"))

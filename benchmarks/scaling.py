@@ -16,7 +16,7 @@ under a temporary folder). Rows:
    so with dropout the two runs differ beyond round-off).
 2. The team's shared cache: a clone with every output `dvc push`es to a local-folder
    remote; a second, fresh clone `dvc pull`s, then `dvc repro` (nothing to run but the
-   always-changed weights check) and `dvc metrics diff` (empty). Seconds of each, and
+   always-changed checks) and `dvc metrics diff` (empty). Seconds of each, and
    the remote's size.
 3. Two head experiments queued (`dvc exp run --queue evaluate_head -S head.dropout=...`)
    and run with `dvc queue start --jobs 2`, then two others with `--jobs 1`: wall seconds

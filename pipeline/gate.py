@@ -240,7 +240,8 @@ def lock_status() -> list[str]:
     """Stages whose params or code differ from what dvc.lock recorded (``dvc status``).
 
     Missing data and outputs (a fresh clone without DVC's cache) and the always-changed
-    weights check are not drift: only changed params and changed files that are in git.
+    checks (source, weights, scratch_weights) are not drift: only changed params and
+    changed files that are in git.
     A folder dependency that mixes both (``models``: cards in git, ``.keras`` files in
     DVC's cache) reads "modified" when its cached files are missing; it is drift then
     only if one of its files in git differs from the commit.
