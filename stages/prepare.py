@@ -25,6 +25,7 @@ import pandas as pd
 
 from pipeline.core import paths, stage
 from pipeline.core.io import write_json
+from pipeline.core.net import redacted
 from pipeline.core.params import Params
 from pipeline.data import images, manifest, scan, sources, summary
 from pipeline.data.duplicates import mark_copies
@@ -87,8 +88,9 @@ def report(params: Params, info: SourceInfo, counts: dict, per_class: dict, kept
     skip = ", ".join(f"{n} {why}" for why, n in counts["skipped"].items()) or "none"
     log.info(
         f"prepare: {counts['images']} images of {counts['classes']} classes from {where} "
-        f"{params.data.source}{extra} -> {paths.MANIFEST}; splits {counts['splits']} from "
-        f"{split_from}; {len(dropped)} left out -> {paths.DROPPED}; skipped: {skip}"
+        f"{redacted(params.data.source)}{extra} -> {paths.MANIFEST}; splits "
+        f"{counts['splits']} from {split_from}; {len(dropped)} left out -> {paths.DROPPED}; "
+        f"skipped: {skip}"
     )
     log.info(summary.format_class_table(per_class))
     for name in found.empty_classes:

@@ -6,7 +6,9 @@ prepare depends on the fingerprint instead of the folder, so a FIFO, a socket or
 non-UTF-8 name in the folder cannot hang or break DVC's hashing; special files are
 listed, never opened. A URL is fingerprinted by its data.sha256 pin, else by the hash
 recorded with its cached download (downloaded here once if not cached): `dvc status`
-sends no request.
+sends no request. Refused here, in one line, before prepare's outputs are touched: a
+source that is missing, a FIFO/socket/device, a system tree (/proc, /sys), or a folder
+with a symbolic link leading outside it (docs/data-sources.md).
 
 Reads:  params data.source, data.sha256, data.cache, data.max_bytes, data.download;
         the file names, sizes and mtimes of data.source (the bytes of new or changed files)
@@ -19,18 +21,22 @@ from pipeline.core import paths, stage
 from pipeline.core.io import write_json
 from pipeline.core.params import Params
 from pipeline.data.sources.fingerprint import fingerprint
+from pipeline.data.sources.urls import has_credentials
 
 log = logging.getLogger(__name__)
 
 
 def main(params: Params) -> None:
+    if has_credentials(params.data.source):
+        log.warning("warning: data.source holds credentials (user:password@): the pipeline never "
+                    "shows or stores them, but params.yaml and dvc.lock are in git; put them in "
+                    "~/.netrc instead (docs/data-sources.md)")
     record = fingerprint(params.data)
     write_json(paths.SOURCE_FINGERPRINT, record)
-    shown = {"folder": lambda r: f"{r['files']:,} files, {r['bytes']:,} bytes, ",
-             "unusable": lambda r: "not found (prepare says why), "}.get(record["kind"])
-    log.info(f"source: {params.data.source} ({record['kind']}): "
-             f"{shown(record) if shown else ''}sha256 {str(record.get('sha256'))[:12]} "
-             f"-> {paths.SOURCE_FINGERPRINT}")
+    counts = (f"{record['files']:,} files, {record['bytes']:,} bytes, "
+              if record["kind"] == "folder" else "")
+    log.info(f"source: {record['source']} ({record['kind']}): {counts}sha256 "
+             f"{str(record.get('sha256'))[:12]} -> {paths.SOURCE_FINGERPRINT}")
     special = record.get("special") or []
     if special:
         log.warning(f"warning: data.source: {len(special)} special file(s) skipped, never "

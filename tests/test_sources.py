@@ -20,10 +20,11 @@ import pytest
 from helpers import GOOD, PNG, link, make_tar, make_zip, params
 
 from pipeline.core.hashing import file_digest
-from pipeline.core.params import DownloadParams
+from pipeline.core.params import DownloadParams, ParamsError
 from pipeline.data import sources
 from pipeline.data.errors import DataSourceError, SourceError
 from pipeline.data.sources import archives, layout, resolve_source
+from pipeline.evaluation import modelcard
 
 download_module = importlib.import_module("pipeline.data.sources.download")  # the package
 # re-exports its download() function under the module's name
@@ -419,8 +420,9 @@ def test_data_root_of_a_folder_is_the_folder(tmp_path, monkeypatch):
     assert sources.data_root(_data("photos", Path("c"))) == Path("photos")
     info = resolve_source(str(tmp_path / "photos"), Path("c"), **CAPS)
     assert sources.record(info, "x", False)["root"] == "photos"  # inside the project
-    outside = sources.record(resolve_source("/", Path("c"), **CAPS), "/", False)
-    assert outside["root"] == "/"
+    above = str(tmp_path.parent)  # outside the project: recorded as it is
+    outside = sources.record(resolve_source(above, Path("c"), **CAPS), above, False)
+    assert outside["root"] == above
 
 
 def test_url_not_downloaded_is_an_error_not_a_download(tmp_path, no_network):
@@ -439,7 +441,8 @@ def evil_server(monkeypatch):
     """A loopback server whose behaviour per path is set by the test: yields (base URL,
     routes, request log). A route is (body, mode): mode "ok", "truncate" (the full
     Content-Length, half the body, then close), "longer" (declares 100 bytes more),
-    "shorter" (declares half), "stall" (one byte every 2 s, at most 30) or
+    "shorter" (declares half), "stall" (one byte every 2 s, at most 30), "trickle" (one
+    byte every 0.1 s, at most 50), "paced" (the whole body, 1,000 bytes every 0.1 s),
     "fail_once" (503, then ok) or "404"."""
     monkeypatch.setattr(download_module, "BACKOFF", 0.05)
     for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
@@ -465,11 +468,13 @@ def evil_server(monkeypatch):
             try:
                 if mode == "truncate":
                     self.wfile.write(body[: len(body) // 2])
-                elif mode == "stall":
-                    for byte in body[:30]:  # bounded: 60 s at most
-                        self.wfile.write(bytes([byte]))
+                elif mode in ("stall", "trickle", "paced"):
+                    step, size, most = {"stall": (2, 1, 30), "trickle": (0.1, 1, 50),
+                                        "paced": (0.1, 1000, len(body))}[mode]
+                    for at in range(0, min(most, len(body)), size):  # bounded: 60 s at most
+                        self.wfile.write(body[at:at + size])
                         self.wfile.flush()
-                        time.sleep(2)
+                        time.sleep(step)
                 else:
                     self.wfile.write(body[:declared])
             except (BrokenPipeError, ConnectionResetError):
@@ -486,7 +491,7 @@ def evil_server(monkeypatch):
 
 
 THREE = {f"{c}/{i}.png": PNG + bytes([i]) for c in ("cat", "dog", "owl") for i in range(32)}
-FAST = {"deadline": 20, "timeout": 5, "retries": 1}
+FAST = {"deadline": 20, "timeout": 5, "retries": 1, "min_rate": 1024, "min_rate_seconds": 15}
 
 
 def _tar_bytes(tmp_path: Path, mode: str = "w") -> bytes:
@@ -544,6 +549,51 @@ def test_a_stalling_server_fails_within_the_deadline(tmp_path, evil_server):
         _download(f"{base}/slow.tgz", tmp_path / "cache", deadline=3)
     assert time.monotonic() - start < 3.5
     assert _cache_files(tmp_path / "cache") == []
+
+
+def test_a_trickle_fails_by_the_minimum_rate_within_its_window(tmp_path, evil_server,
+                                                               monkeypatch):
+    """curl's --speed-limit/--speed-time: a byte every 0.1 s is far under 100 bytes/s, so
+    each attempt fails when its first 1 s window closes, not at the 20 s deadline."""
+    base, routes, log = evil_server
+    body = make_tar(tmp_path / "t.tgz", GOOD).read_bytes()
+    routes["/trickle.tgz"] = (body, "trickle")
+    routes["/stall.tgz"] = (body, "stall")  # a byte, then none for 2 s: the read times out
+    routes["/private.tgz"] = (body, "trickle")
+    cache = tmp_path / "cache"
+    for name, wait in (("trickle", 1), ("stall", 0.5), ("private", 1)):
+        if name == "private":  # no hold on the socket's timeout: checked after each read
+            monkeypatch.setattr(download_module, "_read_timeout", lambda response, seconds: None)
+        start = time.monotonic()
+        with pytest.raises(SourceError) as err:
+            _download(f"{base}/{name}.tgz", cache, min_rate=100, min_rate_seconds=wait)
+        took = time.monotonic() - start
+        message = str(err.value)
+        assert f"{base}/{name}.tgz failed after 2 attempts: slower than 100 bytes/s over " \
+               f"{wait:g} s (data.download.min_rate, min_rate_seconds)" in message, message
+        assert "nothing kept in the cache" in message and "\n" not in message
+        assert 2 * wait <= took < 2 * wait + 1.5, took  # two windows and a 0.05 s back-off
+    assert log == [f"/{name}.tgz" for name in ("trickle", "stall", "private") for _ in "12"]
+    assert _cache_files(cache) == []
+
+
+def test_a_slow_download_above_the_minimum_rate_completes(tmp_path, evil_server):
+    base, routes, _ = evil_server
+    body = make_tar(tmp_path / "p.tar", GOOD, "w").read_bytes()  # 10 KiB at 10 kB/s: ~1 s
+    routes["/paced.tar"] = (body, "paced")
+    info = _download(f"{base}/paced.tar", tmp_path / "cache", min_rate=4000,
+                     min_rate_seconds=0.3)
+    assert info.archive.read_bytes() == body
+    with pytest.raises(SourceError, match=r"slower than 40,000 bytes/s over 0\.3 s"):
+        _download(f"{base}/paced.tar", tmp_path / "other", min_rate=40_000,
+                  min_rate_seconds=0.3, retries=0)
+
+
+@pytest.mark.parametrize(("key", "value"), [("min_rate", -1), ("min_rate_seconds", 0),
+                                            ("min_rate_seconds", "fast")])
+def test_minimum_rate_settings_are_checked(key, value):
+    with pytest.raises(ParamsError, match=rf"data\.download\.{key}\b"):
+        params({f"data.download.{key}": value})
 
 
 def test_a_503_is_retried(tmp_path, evil_server, capsys):
@@ -628,3 +678,130 @@ def test_a_latin1_file_name_in_a_folder_is_named(tmp_path):
     os.close(os.open(os.fsencode(tmp_path) + b"/dog/caf\xe9.png", os.O_CREAT | os.O_WRONLY))
     with pytest.raises(DataSourceError, match=re.escape(r"b'dog/caf\xe9.png'") + ".*not UTF-8"):
         scan.scan(tmp_path)
+
+
+# --------------------------------------------------------------------------- credentials
+
+USERS = {"alice": "s3cret", "bob": "hunter2"}
+SECRETS = ("s3cret", "hunter2", "n3w", "wr0ng", "t0ken")
+
+
+@pytest.fixture
+def auth_server(tmp_path, monkeypatch):
+    """Two loopback servers: the first serves tmp_path/www to USERS only (HTTP Basic),
+    redirects /here to /d.tgz and /away to the second; each logs (server, path, user or
+    None). Yields (first host:port, second host:port, www, log)."""
+    import base64
+
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    www = tmp_path / "www"
+    www.mkdir()
+    log: list[tuple[str, str, str | None]] = []
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+            pass
+
+        def do_GET(self):  # noqa: N802 - http.server's name
+            given = self.headers.get("Authorization", "")
+            user, _, password = base64.b64decode(given.removeprefix("Basic ")).decode().partition(
+                ":") if given.startswith("Basic ") else (None, "", "")
+            which = "first" if self.server is servers[0] else "second"
+            log.append((which, self.path, user))
+            if self.path in ("/here", "/away"):
+                place = {"/here": "/d.tgz",
+                         "/away": f"http://127.0.0.1:{servers[1].server_address[1]}/d.tgz"}
+                self.send_response(302)
+                self.send_header("Location", place[self.path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif which == "first" and USERS.get(user or "") != password:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="data"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                super().do_GET()
+
+    for _ in range(2):
+        httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(www)))
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+    yield (*(f"127.0.0.1:{h.server_address[1]}" for h in servers), www, log)
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _no_secret_in(cache: Path, *texts: str) -> None:
+    """No password in any name or byte under ``cache``, nor in ``texts``."""
+    for path in [cache, *cache.rglob("*")]:
+        assert not [s for s in SECRETS if s in str(path)], path
+        if path.is_file():
+            assert not [s for s in SECRETS if s.encode() in path.read_bytes()], path
+    for text in texts:
+        assert not [s for s in SECRETS if s in text], text
+
+
+def test_credentials_in_a_url_are_sent_but_never_shown_nor_stored(tmp_path, auth_server,
+                                                                 capsys, monkeypatch):
+    host, _, www, log = auth_server
+    make_tar(www / "d.tgz", GOOD)
+    cache = tmp_path / "cache"
+    url = f"http://alice:s3cret@{host}/d.tgz"
+    info = resolve_source(url, cache, **CAPS)
+    assert log == [("first", "/d.tgz", "alice")] and (info.root / "cat" / "1.png").is_file()
+    record = sources.record(info, url, presplit=False)
+    assert record["source"] == f"http://alice:***@{host}/d.tgz"
+    assert json.loads((info.archive.parent / download_module.RECORD).read_text())["url"] == \
+        record["source"]
+    # The record is what the later stages match data.source against: used, no request.
+    monkeypatch.chdir(tmp_path)
+    Path("source.json").write_text(json.dumps(record))
+    assert sources.data_root(_data(url, cache), "source.json") == Path(record["root"])
+    # The cache is keyed without the password: a new one reuses the download, another
+    # user has their own, a wrong password is a 401 that does not show it.
+    again = resolve_source(f"http://alice:n3w@{host}/d.tgz", cache, **CAPS)
+    assert again.archive == info.archive and len(log) == 1
+    bob = resolve_source(f"http://bob:hunter2@{host}/d.tgz", cache, **CAPS)
+    assert bob.archive != info.archive and log[-1] == ("first", "/d.tgz", "bob")
+    with pytest.raises(SourceError) as err:
+        resolve_source(f"http://alice:wr0ng@{host}/x.tgz", cache, **CAPS)
+    assert str(err.value).startswith(f"data.source: download of http://alice:***@{host}/x.tgz "
+                                     "failed: HTTP 401")
+    # A user name alone may be a token: hidden too.
+    with pytest.raises(SourceError, match=rf"of http://\*\*\*@{re.escape(host)}/x\.tgz failed"):
+        resolve_source(f"http://t0ken@{host}/x.tgz", cache, **CAPS)
+    card = modelcard.model_params(params({"data.source": url}), "head")
+    assert card["data"]["source"] == record["source"]
+    out = capsys.readouterr()
+    _no_secret_in(cache, str(err.value), out.out, out.err, json.dumps(card))
+
+
+def test_credentials_go_to_their_own_host_only(tmp_path, auth_server):
+    host, other, www, log = auth_server
+    make_tar(www / "d.tgz", GOOD)
+    resolve_source(f"http://alice:s3cret@{host}/here", tmp_path / "a", **CAPS)
+    assert log == [("first", "/here", "alice"), ("first", "/d.tgz", "alice")]
+    resolve_source(f"http://alice:s3cret@{host}/away", tmp_path / "b", **CAPS)
+    assert log[2:] == [("first", "/away", "alice"), ("second", "/d.tgz", None)]
+
+
+def test_credentials_from_netrc(tmp_path, auth_server, monkeypatch):
+    host, _, www, log = auth_server
+    make_tar(www / "d.tgz", GOOD)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login bob password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    info = resolve_source(f"http://{host}/d.tgz", tmp_path / "cache", **CAPS)
+    assert log == [("first", "/d.tgz", "bob")] and (info.root / "dog" / "1.png").is_file()
+    netrc.write_text("machine 127.0.0.1 login bob hunter2\n")  # no "password": the parser
+    # quotes the password in its message, which is not shown
+    with pytest.raises(SourceError) as err:
+        resolve_source(f"http://{host}/other.tgz", tmp_path / "cache", **CAPS)
+    assert str(err.value) == (f"data.source: http://{host}/other.tgz: cannot use the "
+                              f"credentials in {netrc} (line 2 cannot be parsed)")

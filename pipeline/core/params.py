@@ -103,6 +103,10 @@ class DownloadParams(_Section):
     deadline: PositiveFloat  # seconds for the whole download, retries included
     timeout: PositiveFloat  # seconds without a byte before a read gives up
     retries: Annotated[int, Field(ge=0, le=10)]  # extra attempts after a transient failure
+    # The minimum rate (curl's --speed-limit/--speed-time): an attempt bringing fewer than
+    # min_rate bytes/s in a window of min_rate_seconds fails (and is retried); 0: no floor.
+    min_rate: Annotated[int, Field(ge=0)]
+    min_rate_seconds: PositiveFloat
 
 
 class DataParams(_Section):

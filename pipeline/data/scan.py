@@ -17,6 +17,7 @@ from pathlib import Path
 from pipeline.core.formats import IMAGE_EXTENSIONS
 from pipeline.data.errors import DataSourceError
 from pipeline.data.sources.names import SPECIAL, not_utf8, shown
+from pipeline.data.sources.trees import check_folder_link
 
 
 @dataclass
@@ -73,7 +74,7 @@ def _check_name(path: Path, root: Path) -> str:
 
 
 def _count_files(path: Path) -> int:
-    if not path.is_dir():
+    if path.is_symlink() or not path.is_dir():  # a link is not followed: it is not read
         return 1
     return sum(1 for p in path.rglob("*") if p.is_file() or p.is_symlink())
 
@@ -84,16 +85,23 @@ def scan(root: str | Path, presplit: Mapping[str, Path] | None = None) -> Scan:
     ``presplit`` (``{split: folder}``, as :func:`pipeline.data.sources.layout.find_presplit`
     gives it): the class folders are inside those folders, paths keep the split
     folder (``train/cat/1.jpg``) and the folder gives each image its split; other
-    folders beside them are skipped and reported by name.
+    folders beside them are skipped and reported by name. A split or class folder
+    that is a symbolic link to a folder outside ``root`` or holding it (a loop) is an
+    error naming it: nothing outside the data folder is read (an image link leading out
+    is rejected by pipeline.data.images).
     """
     root = Path(root)
     if not root.exists():
         raise DataSourceError(f"data.source: folder {str(root)!r} does not exist")
     if not root.is_dir():
         raise DataSourceError(f"data.source: {str(root)!r} is a file, expected a folder")
+    top = os.path.realpath(root)
     found = Scan()
     if presplit:
         split_dirs = set(presplit.values())
+        for folder in split_dirs:
+            check_folder_link(folder, top, folder.relative_to(root).as_posix(), "split folder ",
+                              within="the data folder")
         for entry in sorted(root.iterdir()):
             if entry in split_dirs:
                 continue
@@ -108,9 +116,9 @@ def scan(root: str | Path, presplit: Mapping[str, Path] | None = None) -> Scan:
             else:
                 found.skipped["outside a class folder"] += 1
         for split, folder in presplit.items():
-            _scan_classes(root, folder, found, split)
+            _scan_classes(root, folder, found, split, top)
     else:
-        _scan_classes(root, root, found, None)
+        _scan_classes(root, root, found, None, top)
     _check_case_twins(found)
     have = set(found.labels)
     for path, label, why in found.unreadable:
@@ -159,8 +167,9 @@ def _check_case_twins(found: Scan) -> None:
             )
 
 
-def _scan_classes(root: Path, base: Path, found: Scan, split: str | None) -> None:
-    """Add the images of ``base``'s class folders to ``found`` (paths relative to ``root``)."""
+def _scan_classes(root: Path, base: Path, found: Scan, split: str | None, top: str) -> None:
+    """Add the images of ``base``'s class folders to ``found`` (paths relative to ``root``);
+    a class folder leading to a folder outside ``top`` (or to one holding it) is an error."""
     names: dict[str, str] = {}  # label -> folder name, for NFC twins
     for entry in sorted(base.iterdir()):
         name = entry.relative_to(root).as_posix()
@@ -183,6 +192,7 @@ def _scan_classes(root: Path, base: Path, found: Scan, split: str | None) -> Non
                     f"{str(base)!r} are the same name {label!r} once Unicode-normalised (NFC): "
                     "rename or merge one"
                 )
+            check_folder_link(entry, top, name, "class folder ", within="the data folder")
             why = _listable(entry)
             if why:
                 raise DataSourceError(

@@ -17,6 +17,7 @@ import yaml
 
 from pipeline.core import machine, paths
 from pipeline.core.io import read_json, write_text
+from pipeline.core.net import redacted
 from pipeline.core.params import Params
 
 ARCH_NAMES = {"resnet50": "ResNet50", "resnet101": "ResNet101", "resnet152": "ResNet152"}
@@ -59,7 +60,8 @@ def git_commit(cwd: Path | None = None) -> str:
 def model_params(params: Params, name: str) -> dict:
     """The params.yaml sections that made model ``name``, as in the file."""
     raw = params.model_dump(mode="json", by_alias=True)
-    out: dict = {"seed": raw["seed"], "data": {"source": raw["data"]["source"],
+    source = redacted(raw["data"]["source"])  # a URL without its password
+    out: dict = {"seed": raw["seed"], "data": {"source": source,
                                                "split": raw["data"]["split"]}}
     if name == "head":
         out |= {"backbone": raw["backbone"], "head": raw["head"]}

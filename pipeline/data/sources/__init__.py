@@ -13,18 +13,20 @@ import dataclasses
 import json
 import os
 import re
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from pipeline.core import paths
 from pipeline.core.hashing import file_digest
+from pipeline.core.net import redacted
 from pipeline.core.params import DataParams, DownloadParams
 from pipeline.data.errors import SourceError
 from pipeline.data.sources.archives import TAR_SUFFIXES, ZIP_SUFFIXES, archive_type, extract_archive
 from pipeline.data.sources.download import download
 from pipeline.data.sources.layout import class_root, find_presplit, select_root
+from pipeline.data.sources.trees import local_source
+from pipeline.data.sources.urls import check_scheme, is_url
 
 Kind = Literal["folder", "archive", "url"]
 
@@ -38,7 +40,10 @@ class SourceInfo:
     sha256: str | None  # of the archive's bytes; None for a folder
     presplit: dict[str, Path] | None  # {"train": ..., "val": ..., "test": ...} if found
     archive: Path | None = None  # the local archive file (downloaded or given)
-    url: str | None = None
+    url: str | None = None  # as given: print or store only net.redacted(url)
+    # The real folder of the whole source (the folder given, its link followed, or the
+    # extraction): data.root must resolve inside it (trees.py).
+    tree: Path | None = None
 
 
 def resolve_source(
@@ -63,8 +68,7 @@ def resolve_source(
     """
     cache_dir = Path(cache_dir)
     pin = _normalise_pin(sha256)
-    scheme = urllib.parse.urlsplit(spec).scheme.lower()
-    if scheme in ("http", "https"):
+    if is_url(spec):
         timing = download_settings.model_dump() if download_settings else {}
         archive, digest = download(spec, cache_dir / "downloads", sha256=pin,
                                    max_bytes=max_bytes, allow_download=allow_download,
@@ -72,20 +76,18 @@ def resolve_source(
         top = extract_archive(archive, cache_dir / "extracted", digest,
                               max_bytes=max_bytes, max_files=max_files)
         root = class_root(top)
-        return SourceInfo(root, "url", digest, find_presplit(root), archive=archive, url=spec)
-    if "://" in spec:
-        raise SourceError(f"data.source: {spec!r}: only http(s) URLs are supported")
+        return SourceInfo(root, "url", digest, find_presplit(root), archive=archive, url=spec,
+                          tree=Path(os.path.realpath(top)))
+    check_scheme(spec)
 
-    path = Path(spec).expanduser()
-    if not path.exists():
-        hint = " (a broken symbolic link)" if path.is_symlink() else ""
-        raise SourceError(f"data.source: {spec!r} does not exist{hint}")
+    path = local_source(spec)  # exists, not a special file, not a system tree
     if path.is_dir():
         if pin is not None:
             raise SourceError(
                 f"data.source: {spec!r} is a folder; a pinned sha256 applies to archives only"
             )
-        return SourceInfo(path, "folder", None, find_presplit(path))
+        return SourceInfo(path, "folder", None, find_presplit(path),
+                          tree=Path(os.path.realpath(path)))
     if archive_type(path) is None:
         raise SourceError(
             f"data.source: {spec!r} is a file but not a zip or tar archive "
@@ -100,7 +102,8 @@ def resolve_source(
     top = extract_archive(path, cache_dir / "extracted", digest,
                           max_bytes=max_bytes, max_files=max_files)
     root = class_root(top)
-    return SourceInfo(root, "archive", digest, find_presplit(root), archive=path)
+    return SourceInfo(root, "archive", digest, find_presplit(root), archive=path,
+                      tree=Path(os.path.realpath(top)))
 
 
 def _normalise_pin(sha256: str | None) -> str | None:
@@ -114,9 +117,10 @@ def _normalise_pin(sha256: str | None) -> str | None:
 
 def record(info: SourceInfo, spec: str, presplit: bool) -> dict:
     """What prepare writes to ``data/source.json``: the folder the manifest's paths are
-    relative to (relative to the project when inside it), and where it came from."""
+    relative to (relative to the project when inside it), and where it came from (a URL
+    without its password)."""
     return {
-        "source": spec,
+        "source": redacted(spec),
         "kind": info.kind,
         "sha256": info.sha256,
         "root": _portable(info.root),
@@ -139,7 +143,7 @@ def resolve(data: DataParams, allow_download: bool = True) -> SourceInfo:
                           allow_download=allow_download, download_settings=data.download)
     if data.root is None:
         return info
-    root = select_root(info.root, data.root)
+    root = select_root(info.root, data.root, info.tree)
     return dataclasses.replace(info, root=root, presplit=find_presplit(root))
 
 
@@ -159,6 +163,6 @@ def data_root(data: DataParams, record_file: str | Path = paths.SOURCE) -> Path:
         except (OSError, ValueError):
             saved = {}
         root = Path(str(saved.get("root", "")))
-        if saved.get("source") == data.source and saved.get("root") and root.is_dir():
+        if saved.get("source") == redacted(data.source) and saved.get("root") and root.is_dir():
             return root
     return resolve(data, allow_download=False).root

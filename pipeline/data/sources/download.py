@@ -9,12 +9,15 @@ renamed into place only when it is whole:
   directory and CRCs, tar end-of-archive block, gzip/bz2/xz checks);
 * the pinned sha256, if any, must match.
 
-A failure keeps nothing. Every read has a timeout and the whole download (retries
-included) a deadline, so a server that trickles a byte at a time cannot hang a run.
+A failure keeps nothing. Every read has a timeout, every attempt a minimum rate (like
+curl's ``--speed-limit``/``--speed-time``: a server that trickles a byte a second fails
+within ``min_rate_seconds``) and the whole download (retries included) a deadline.
 A reset connection, a body cut short, a timeout or a 5xx is retried with back-off
 (a 4xx, an unknown host or a refused connection is not: retrying would not help).
 
-Beside the archive, ``download.json`` records its URL, length and sha256; a cached
+Credentials in the URL are sent in a header and never shown or stored
+(pipeline.data.sources.urls). Beside the archive, ``download.json`` records its URL
+(shown without the password), length and sha256; a cached
 copy is reused only if it still has both (a copy from before the record was kept is
 re-checked as an archive instead), else it is discarded with its extraction.
 """
@@ -34,9 +37,10 @@ from pathlib import Path, PurePosixPath
 
 from pipeline.core.hashing import CHUNK, file_digest
 from pipeline.core.io import atomic_path, write_json
-from pipeline.core.net import DOWNLOAD_TIMEOUT
+from pipeline.core.net import DOWNLOAD_TIMEOUT, redacted
 from pipeline.data.errors import SourceError
 from pipeline.data.sources.archives import discard_extraction, verify_archive
+from pipeline.data.sources.urls import bare, cache_key, opener
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +53,9 @@ class _Transient(Exception):
 
 
 def cache_paths(url: str, folder: Path) -> tuple[Path, Path]:
-    """(where ``url``'s archive is cached, its record) under the downloads ``folder``."""
-    target_dir = Path(folder) / hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+    """(where ``url``'s archive is cached, its record) under the downloads ``folder``: a
+    folder named by a hash of the URL without its password (urls.cache_key)."""
+    target_dir = Path(folder) / hashlib.sha256(cache_key(url).encode("utf-8")).hexdigest()[:16]
     name = PurePosixPath(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name
     return target_dir / (_safe_file_name(name) or "archive"), target_dir / RECORD
 
@@ -60,7 +65,7 @@ def recorded(url: str, folder: Path) -> dict | None:
     length (a stat, no hashing: what the source stage's fingerprint needs)."""
     target, record_file = cache_paths(url, folder)
     record = _read_record(record_file)
-    if record is None or record.get("url") != url or not target.is_file():
+    if record is None or record.get("url") != redacted(url) or not target.is_file():
         return None
     return record if target.stat().st_size == record.get("bytes") else None
 
@@ -68,7 +73,7 @@ def recorded(url: str, folder: Path) -> dict | None:
 def download(
     url: str, folder: Path, *, sha256: str | None, max_bytes: int, allow_download: bool = True,
     deadline: float = 3600, timeout: float = DOWNLOAD_TIMEOUT, retries: int = 3,
-    extracted: Path | None = None,
+    min_rate: int = 1024, min_rate_seconds: float = 15, extracted: Path | None = None,
 ) -> tuple[Path, str]:
     """(cached copy of ``url``, its sha256), downloaded whole (see the module) if needed.
 
@@ -77,6 +82,8 @@ def download(
     copy does not match either it is discarded with an error. A cached copy that no
     longer has its recorded length and hash is discarded, with its extraction under
     ``extracted``. ``allow_download=False``: SourceError instead of a download.
+    An attempt averaging fewer than ``min_rate`` bytes/s over ``min_rate_seconds`` is
+    abandoned (and retried); ``min_rate=0`` sets no floor.
     """
     target, record_file = cache_paths(url, folder)
     if target.is_file():
@@ -85,19 +92,20 @@ def download(
             return target, cached
     if not allow_download:
         raise SourceError(
-            f"data.source: {url} is not in the download cache ({target.parent}); run the "
+            f"data.source: {redacted(url)} is not in the download cache ({target.parent}); run the "
             "prepare stage first (`dvc repro prepare`), which downloads it"
         )
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    (target.parent / "url.txt").write_text(url + "\n", encoding="utf-8")  # for humans
+    (target.parent / "url.txt").write_text(redacted(url) + "\n", encoding="utf-8")  # for humans
     # The suffix keeps the archive type readable from the temporary file's name.
     with atomic_path(target, suffix=".part" + "".join(target.suffixes[-2:])) as tmp:
         size, digest = _fetch(url, tmp, target, max_bytes=max_bytes, deadline=deadline,
-                              timeout=timeout, retries=retries)
+                              timeout=timeout, retries=retries,
+                              min_rate=(min_rate, min_rate_seconds))
         if sha256 is not None and digest != sha256:
             raise SourceError(
-                f"data.source: download of {url} has sha256 {digest}, but {sha256} is "
+                f"data.source: download of {redacted(url)} has sha256 {digest}, but {sha256} is "
                 "pinned; the file is discarded (check the URL, or update data.sha256 if "
                 "the archive was intentionally replaced)"
             )
@@ -105,11 +113,11 @@ def download(
             verify_archive(tmp, max_bytes)
         except SourceError as err:
             raise SourceError(
-                f"data.source: download of {url} ({size:,} bytes, as declared) is not a "
+                f"data.source: download of {redacted(url)} ({size:,} bytes, as declared) is not a "
                 f"whole archive: {str(err).replace(tmp.name, target.name)}; nothing kept "
                 f"in the cache ({target})"
             ) from None
-    write_json(record_file, {"url": url, "bytes": size, "sha256": digest})
+    write_json(record_file, {"url": redacted(url), "bytes": size, "sha256": digest})
     return target, digest
 
 
@@ -127,7 +135,7 @@ def _revalidate(url: str, target: Path, record_file: Path, max_bytes: int,
     record = _read_record(record_file)
     digest = file_digest(target)  # re-hashed: a cache can be corrupted or edited
     size = target.stat().st_size
-    if record is not None and record.get("url") == url:
+    if record is not None and record.get("url") == redacted(url):
         if (size, digest) == (record.get("bytes"), record.get("sha256")):
             return digest
         why = (f"is {size:,} bytes with sha256 {digest[:12]}, but {record.get('bytes'):,} "
@@ -138,9 +146,9 @@ def _revalidate(url: str, target: Path, record_file: Path, max_bytes: int,
         except SourceError as err:
             why = f"fails its check ({err})"
         else:
-            write_json(record_file, {"url": url, "bytes": size, "sha256": digest})
+            write_json(record_file, {"url": redacted(url), "bytes": size, "sha256": digest})
             return digest
-    log.warning(f"warning: cached download {target} of {url} {why}: discarded with its "
+    log.warning(f"warning: cached download {target} of {redacted(url)} {why}: discarded with its "
                 "extraction; downloading again")
     target.unlink()
     record_file.unlink(missing_ok=True)
@@ -155,63 +163,99 @@ def _safe_file_name(name: str) -> str:
 
 
 def _fetch(url: str, dest: Path, target: Path, *, max_bytes: int, deadline: float,
-           timeout: float, retries: int) -> tuple[int, str]:
+           timeout: float, retries: int, min_rate: tuple[int, float]) -> tuple[int, str]:
     """Stream ``url`` into ``dest`` whole, retrying transient failures; (bytes, sha256)."""
     end = time.monotonic() + deadline
     for attempt in range(1, retries + 2):
         try:
-            return _attempt(url, dest, target, max_bytes, end, deadline, timeout)
+            return _attempt(url, dest, target, max_bytes, end, deadline, timeout, min_rate)
         except _Transient as err:
             wait = BACKOFF * 2 ** (attempt - 1)
             if attempt > retries or time.monotonic() + wait >= end:
                 tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
-                raise SourceError(f"data.source: download of {url} failed after {tries}: "
-                                  f"{err}; nothing kept in the cache ({target})") from None
-            log.warning(f"warning: download of {url}: {err}; retry {attempt}/{retries} in "
-                        f"{wait:g} s")
+                raise SourceError(f"data.source: download of {redacted(url)} failed after "
+                                  f"{tries}: {err}; nothing kept in the cache ({target})"
+                                  ) from None
+            log.warning(f"warning: download of {redacted(url)}: {err}; retry {attempt}/{retries} "
+                        f"in {wait:g} s")
             time.sleep(wait)
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
+class _Pace:
+    """The minimum rate (curl's ``--speed-limit``/``--speed-time``): the body's time is cut
+    into windows of ``seconds`` from its start, and each must bring ``rate`` x ``seconds``
+    bytes. A trickle fails at the end of the first window, a stall within two."""
+
+    def __init__(self, rate: int, seconds: float, now: float) -> None:
+        self.rate, self.seconds = rate, seconds
+        self.end, self.at_start = now + seconds, 0  # the current window's end; bytes before it
+
+    def check(self, now: float, received: int) -> None:
+        """_Transient when a window that has closed brought too little."""
+        while self.rate and now >= self.end:
+            if received - self.at_start < self.rate * self.seconds:
+                raise self.slow(received)
+            self.end, self.at_start = self.end + self.seconds, received
+
+    def fails_at(self, received: int) -> float:
+        """When the attempt fails if no other byte arrives (the next read's time bound)."""
+        if not self.rate:
+            return float("inf")
+        enough = received - self.at_start >= self.rate * self.seconds
+        return self.end + self.seconds if enough else self.end
+
+    def slow(self, received: int) -> _Transient:
+        return _Transient(
+            f"slower than {self.rate:,} bytes/s over {self.seconds:g} s (data.download."
+            f"min_rate, min_rate_seconds): {received - self.at_start:,} bytes in the last "
+            f"{self.seconds:g} s, {received:,} in all")
+
+
 def _attempt(url: str, dest: Path, target: Path, max_bytes: int, end: float, deadline: float,
-             timeout: float) -> tuple[int, str]:
+             timeout: float, min_rate: tuple[int, float]) -> tuple[int, str]:
     digest = hashlib.sha256()
-    received, declared = 0, None
+    received, declared, pace = 0, None, None
+    name = redacted(url)
 
     def late() -> SourceError:
         expected = f" of {declared:,}" if declared is not None else ""
         return SourceError(
-            f"data.source: download of {url} did not finish within {deadline:g} s "
+            f"data.source: download of {name} did not finish within {deadline:g} s "
             f"(data.download.deadline): {received:,}{expected} bytes received; nothing kept "
             f"in the cache ({target})"
         )
 
-    request = urllib.request.Request(url, headers={"User-Agent": "transfer-pipeline"})
+    # The credentials go in a header (urls.opener), never in the requested URL.
+    request = urllib.request.Request(bare(url), headers={"User-Agent": "transfer-pipeline"})
     try:
         left = end - time.monotonic()
         if left <= 0:
             raise late()
-        with urllib.request.urlopen(request, timeout=min(timeout, left)) as response, \
+        with opener(url).open(request, timeout=min(timeout, left)) as response, \
                 open(dest, "wb") as out:
             length = response.headers.get("Content-Length")
             declared = int(length) if length and length.isdigit() else None
             if declared is not None and declared > max_bytes:
                 raise SourceError(
-                    f"data.source: {url} is {declared:,} bytes, more than the "
+                    f"data.source: {name} is {declared:,} bytes, more than the "
                     f"{max_bytes:,} allowed (max_bytes)"
                 )
+            pace = _Pace(*min_rate, time.monotonic())
             while True:
-                left = end - time.monotonic()
+                now = time.monotonic()
+                left = end - now
                 if left <= 0:
                     raise late()
-                _read_timeout(response, min(timeout, left))
+                pace.check(now, received)
+                _read_timeout(response, min(timeout, left, pace.fails_at(received) - now))
                 chunk = response.read1(CHUNK)  # what has arrived: read() would wait for 1 MiB
                 if not chunk:
                     break
                 received += len(chunk)
                 if received > max_bytes:
                     raise SourceError(
-                        f"data.source: {url} sent more than the {max_bytes:,} bytes "
+                        f"data.source: {name} sent more than the {max_bytes:,} bytes "
                         "allowed (max_bytes); download abandoned"
                     )
                 digest.update(chunk)
@@ -219,11 +263,14 @@ def _attempt(url: str, dest: Path, target: Path, max_bytes: int, end: float, dea
     except urllib.error.HTTPError as err:
         if 500 <= err.code < 600:
             raise _Transient(f"HTTP {err.code} {err.reason}") from None
-        raise SourceError(f"data.source: download of {url} failed: HTTP {err.code} "
+        raise SourceError(f"data.source: download of {name} failed: HTTP {err.code} "
                           f"{err.reason}") from None
     except TimeoutError:
-        if time.monotonic() >= end:
+        now = time.monotonic()
+        if now >= end:
             raise late() from None
+        if pace is not None and now >= pace.fails_at(received) - 0.01:
+            raise pace.slow(received) from None
         raise _Transient(f"no byte for {timeout:g} s (data.download.timeout) after "
                          f"{received:,} bytes") from None
     except (ConnectionError, http.client.HTTPException) as err:  # reset, cut short
@@ -231,9 +278,9 @@ def _attempt(url: str, dest: Path, target: Path, max_bytes: int, end: float, dea
     except urllib.error.URLError as err:  # unknown host, refused: another try would not help
         if isinstance(err.reason, TimeoutError):
             raise _Transient(f"no answer within {timeout:g} s (data.download.timeout)") from None
-        raise _offline(url, err.reason) from None
+        raise _offline(name, err.reason) from None
     except OSError as err:
-        raise _offline(url, err) from None
+        raise _offline(name, err) from None
     if declared is not None and received != declared:
         raise _Transient(f"received {received:,} bytes of the {declared:,} declared "
                          "(Content-Length): the connection closed early")
@@ -251,8 +298,8 @@ def _read_timeout(response: http.client.HTTPResponse, seconds: float) -> None:
         sock.settimeout(max(seconds, 0.001))
 
 
-def _offline(url: str, reason: object) -> SourceError:
+def _offline(name: str, reason: object) -> SourceError:
     return SourceError(
-        f"data.source: cannot download {url} ({reason}). On an offline machine, "
+        f"data.source: cannot download {name} ({reason}). On an offline machine, "
         "download the archive elsewhere and set data.source to its local path."
     )

@@ -8,9 +8,11 @@ requested on every ``dvc status``. The ``source`` stage writes this fingerprint
 instead, and ``prepare`` depends on it:
 
 * a folder: every entry by relative path (its bytes, so any name works), regular
-  files by size and sha256. The sha256 is cached by (path, size, mtime_ns) in
-  ``data.cache/fingerprints/``, so a run with nothing changed costs a stat of each
-  entry. Special files (FIFO, socket, device) are listed, never opened;
+  files by size and sha256, links by where they lead (a link to a folder outside is
+  refused, one to a file outside is not followed: trees.py). The sha256 is cached by
+  (path, size, mtime_ns) in ``data.cache/fingerprints/``, so a run with nothing
+  changed costs a stat of each entry. Special files (FIFO, socket, device) are
+  listed, never opened;
 * a local archive: its sha256 (cached the same way);
 * a URL: its pinned sha256, else the sha256 recorded with its cached download
   (downloaded here first if it is not cached), so ``dvc status`` sends no request.
@@ -25,33 +27,35 @@ import hashlib
 import json
 import os
 import stat
-import urllib.parse
 from pathlib import Path
 
 from pipeline.core.hashing import file_digest
 from pipeline.core.io import write_json
+from pipeline.core.net import redacted
 from pipeline.core.params import DataParams
 from pipeline.data.sources.download import download, recorded
 from pipeline.data.sources.names import SPECIAL, shown
+from pipeline.data.sources.trees import check_folder_link, local_source, outside_link
+from pipeline.data.sources.urls import check_scheme, is_url
 
 CACHE = "fingerprints"  # under data.cache: one JSON of {path: [size, mtime_ns, sha256]} per root
 
 
 def fingerprint(data: DataParams) -> dict:
-    """What ``data/source_fingerprint.json`` holds for the ``data`` section's source."""
+    """What ``data/source_fingerprint.json`` holds for the ``data`` section's source (a
+    URL without its password); SourceError, in one line, for a source prepare could not
+    use as a path (missing, a special file, a system tree, a link to a folder outside)."""
     spec, cache = data.source, Path(data.cache)
-    if urllib.parse.urlsplit(spec).scheme.lower() in ("http", "https"):
-        return {"source": spec, "kind": "url", "sha256": _url_digest(data)}
-    path = Path(spec).expanduser()
+    if is_url(spec):
+        return {"source": redacted(spec), "kind": "url", "sha256": _url_digest(data)}
+    check_scheme(spec)
+    path = local_source(spec)
     if path.is_dir():
         return {"source": spec, "kind": "folder", **folder_fingerprint(path, cache / CACHE)}
-    if path.is_file():
-        hashes = _HashCache(cache / CACHE, path)
-        digest = hashes.digest(path, "", path.stat())
-        hashes.save()
-        return {"source": spec, "kind": "archive", "sha256": digest}
-    # Missing, broken link, special file: prepare says what is wrong with it.
-    return {"source": spec, "kind": "unusable"}
+    hashes = _HashCache(cache / CACHE, path)
+    digest = hashes.digest(path, "", path.stat())
+    hashes.save()
+    return {"source": spec, "kind": "archive", "sha256": digest}
 
 
 def _url_digest(data: DataParams) -> str:
@@ -67,23 +71,39 @@ def _url_digest(data: DataParams) -> str:
 
 
 def folder_fingerprint(root: Path, cache: Path) -> dict:
-    """{"files", "bytes", "special": [shown names], "sha256"} of the tree under ``root``."""
+    """{"files", "bytes", "special": [shown names], "sha256"} of the tree under ``root``.
+
+    A symbolic link is followed only inside the tree (to a file: its bytes; to a folder:
+    where it leads, whose files are the tree's own). One to a file outside is recorded by
+    where it points, never opened (prepare rejects it as an image); one to a folder
+    outside, or to a folder holding it (a loop), is a SourceError naming it (trees.py).
+    So what prepare reads is what this covers.
+    """
     hashes = _HashCache(cache, root)
+    top = os.path.realpath(root)
     lines: list[bytes] = []
     special: list[str] = []
     files = total = 0
-    for rel, path in _walk(root):
+    for rel, path, link in _walk(root, lines):
+        if link:
+            check_folder_link(path, top, rel)  # to a folder outside, or a loop: refused
+            leads = outside_link(path, top)
+            if leads is not None:  # to a file outside: never opened, by prepare either
+                lines.append(b"outside link\t" + rel + b"\t" + os.fsencode(leads) + b"\n")
+                continue
         try:
             info = os.stat(path)  # follows a link to what it names; never opens it
-        except OSError:
-            lines.append(b"broken link\t" + rel + b"\n")
+        except OSError:  # a broken link, a loop: where it points, in case that appears
+            leads = os.readlink(path) if link else b"?"  # else: removed while walked
+            lines.append(b"broken link\t" + rel + b"\t" + leads + b"\n")
             continue
         kind = SPECIAL.get(stat.S_IFMT(info.st_mode))
         if kind is not None:
             special.append(f"{shown(rel)} ({kind})")
             lines.append(f"{kind}\t".encode() + rel + b"\n")
-        elif stat.S_ISDIR(info.st_mode):  # a link to a folder: the scan does not follow it
-            lines.append(b"folder link\t" + rel + b"\n")
+        elif stat.S_ISDIR(info.st_mode):  # a link to a folder of the tree: not walked twice
+            leads = os.fsencode(os.path.relpath(os.fsdecode(os.path.realpath(path)), top))
+            lines.append(b"folder link\t" + rel + b"\t" + leads + b"\n")
         elif stat.S_ISREG(info.st_mode):
             digest = hashes.digest(path, os.fsdecode(rel), info)
             files, total = files + 1, total + info.st_size
@@ -93,18 +113,25 @@ def folder_fingerprint(root: Path, cache: Path) -> dict:
     return {"files": files, "bytes": total, "special": special, "sha256": overall}
 
 
-def _walk(root: Path):
-    """(relative path as bytes, path) of every entry under ``root`` but its folders,
-    without following links to folders (as the scan does not)."""
+def _walk(root: Path, lines: list[bytes]):
+    """(relative path as bytes, path, is a link) of every entry under ``root`` but its
+    folders, without following links to folders (as the scan does not); a folder that
+    cannot be listed is added to ``lines`` (prepare says whether that matters)."""
     pending = [os.fsencode(root)]
     base = len(pending[0]) + 1
     while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(entry.path)
-                else:
-                    yield entry.path[base:], entry.path
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as err:
+            lines.append(f"unreadable folder ({err.strerror})\t".encode() + folder[base:] + b"\n")
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+            else:
+                yield entry.path[base:], entry.path, entry.is_symlink()
 
 
 class _HashCache:

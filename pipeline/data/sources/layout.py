@@ -8,10 +8,12 @@ folders of class folders.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pipeline.core.formats import IMAGE_EXTENSIONS
 from pipeline.data.errors import SourceError
+from pipeline.data.sources.trees import check_folder_link
 from pipeline.data.splits import SPLIT_FOLDERS
 
 # Top-level droppings of archivers that are not part of the data.
@@ -133,11 +135,13 @@ def carved_from_train(folders: dict[str, Path] | None) -> bool:
     return bool(folders) and "val" not in folders
 
 
-def select_root(root: Path, sub: str | None) -> Path:
+def select_root(root: Path, sub: str | None, tree: Path | None = None) -> Path:
     """``data.root``: the sub-folder of the source holding the class folders.
 
     None keeps ``root``; "." too (and says the top level is what it is). A missing
-    sub-folder is an error naming the folders there are.
+    sub-folder is an error naming the folders there are, and so is one that resolves
+    outside ``tree`` (the real folder of the source; default: ``root``'s) through a
+    symbolic link: the source stage's fingerprint would not cover what it holds.
     """
     if sub is None or sub == ".":
         return root
@@ -147,7 +151,18 @@ def select_root(root: Path, sub: str | None) -> Path:
         raise SourceError(
             f"data.root: {sub!r} is not a folder of {str(root)!r} (its folders: {there})"
         )
-    return class_root(chosen)
+    found = class_root(chosen)
+    # Each step down, the lone wrapping folders descended into too: none may lead out.
+    _check_links(root, found, os.path.realpath(tree if tree is not None else root))
+    return found
+
+
+def _check_links(root: Path, path: Path, top: str) -> None:
+    """SourceError if a step from ``root`` down to ``path`` is a link leading outside ``top``."""
+    step = root
+    for part in path.relative_to(root).parts:
+        step = step / part
+        check_folder_link(step, top, step.relative_to(root).as_posix(), key="data.root")
 
 
 def _image_names(folder: Path) -> bool:
