@@ -205,10 +205,16 @@ def evaluate(gate: GateParams, against: str, models: list[str]) -> Verdict:
     lacking = missing_evidence(now, Source())
     if model not in models:
         lacking.append("an entry in params.yaml")
+    said = float(now.report["accuracy"])
     if lacking:
         verdict.cannot_judge.append(
             f"{REPORT_METRICS} recommends {model!r}, which has no {', '.join(lacking)}: the "
             "report does not describe this run's models; run `dvc repro`")
+    elif abs(said - float(now.predictions[model]["correct"].mean())) > 1e-4:
+        verdict.cannot_judge.append(
+            f"{REPORT_METRICS} gives {model} an accuracy of {said:.4f}, its predictions "
+            f"(reports/predictions/{model}.csv) {now.predictions[model]['correct'].mean():.4f}: "
+            "the report does not describe this run's models; run `dvc repro`")
     else:
         value = (float(now.report["accuracy"]) if gate.metric == "accuracy"
                  else now.value(model, gate.metric))

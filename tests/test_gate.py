@@ -221,6 +221,15 @@ def test_a_recommended_model_without_evidence_cannot_be_judged(repo, capsys):
             "entry in params.yaml") in captured.err
 
 
+def test_a_report_whose_accuracy_its_predictions_deny_cannot_be_judged(repo, capsys):
+    # The first false pass, even with dvc.lock re-committed over the edit.
+    report = json.loads((repo / "metrics/report.json").read_text())
+    (repo / "metrics/report.json").write_text(json.dumps(report | {"accuracy": 0.7}))
+    assert gate.main([]) == gate.CANNOT_JUDGE
+    assert ("cannot judge: metrics/report.json gives wrn an accuracy of 0.7000, its "
+            "predictions (reports/predictions/wrn.csv) 0.5000") in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("missing", ["metrics/evaluate/wrn.json", "reports/predictions/wrn.csv",
                                      "models/wrn.json"])
 def test_the_recommended_model_needs_each_of_its_files(repo, capsys, missing):
