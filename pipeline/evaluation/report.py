@@ -219,7 +219,8 @@ def _confused_table(report: Report, top: int = 5) -> list[list[str]]:
 
 
 CALIBRATION_NOTE = (
-    "Temperature fitted on the validation split (NLL); ECE (15 confidence bins) and NLL on "
+    "Temperature fitted on the validation split (NLL; none with params.yaml's "
+    "evaluate.calibration: none); ECE (15 confidence bins) and NLL on "
     "the test split, lower is better. T > 1: the model was over-confident; T < 1: "
     "under-confident. Accuracy is unchanged. `python -m pipeline.predict` applies T "
     "(`--uncalibrated` to skip it)."
