@@ -1,9 +1,11 @@
 """Stage report: which model to ship, with honest error bars, and the formats it ships in.
 
 Every model side by side on the same test images: accuracy with a 95 % Wilson
-interval, macro-F1, recall per class, trainable parameters, training seconds,
-inference images/s; each model against the best by McNemar's exact test on those
-images; a chart of accuracy against training time; and a recommendation by the rule
+interval, macro-F1, recall per class, the parameters and MB of the network that ships
+(a head with its backbone), trainable parameters, training seconds, inference images/s;
+whether each temperature lowered the test ECE and NLL (a warning naming the validation
+split's size when it did not); each model against the best by McNemar's exact test on
+those images; a chart of accuracy against training time; and a recommendation by the rule
 of params.yaml's ``report`` section; and the export stage's table of the recommended
 model's formats (artifacts/classifier/), after checking that it exported that model; and
 every model's training curves in two tables (a model column) for the plots page.

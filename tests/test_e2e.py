@@ -105,10 +105,11 @@ def test_metrics_stay_few(project):
     metrics = shown[0]["data"]["metrics"]
 
     total = sum(count(v["data"]) for k, v in metrics.items() if k != "metrics/export.json")
-    # 15 for the data, features (with its machine and runtime lines) and report; 15 per
+    # 15 for the data, features (with its machine and runtime lines) and report; 17 per
     # model: 3 training and its machine line, 4 evaluation with its machine and runtime
-    # lines, 5 calibration (temperature, ECE and NLL before and after).
-    assert total <= 15 + 15 * len(MODELS), {k: count(v["data"]) for k, v in metrics.items()}
+    # lines, 5 calibration (temperature, ECE and NLL before and after), 2 for the network
+    # that ships (parameters, MB).
+    assert total <= 15 + 17 * len(MODELS), {k: count(v["data"]) for k, v in metrics.items()}
     # The export: a fixed dozen per format (parity, speed, size, status), however many classes.
     formats = metrics["metrics/export.json"]["data"]["formats"]
     assert all(count(row) <= 12 for row in formats.values()), formats
@@ -193,8 +194,20 @@ def test_the_gate_passes_the_committed_run_and_refuses_drift(project):
     finally:
         (project / "params.yaml").write_text(params)
     assert drift.returncode == 1
-    assert "train_head: params head in params.yaml" in drift.stdout
-    assert "gate failed: dvc.lock matches params.yaml and the code" in drift.stderr
+    assert "- train_head: params head in params.yaml" in drift.stdout
+    assert "gate failed: dvc.lock matches params.yaml, the code and the outputs" in drift.stderr
+    assert "gate: run `dvc repro`" in drift.stderr
+    # A committed metric edited by hand (the first false pass): its hash in dvc.lock
+    # no longer matches, and DVC's status says so by file.
+    report = project / "metrics/report.json"
+    committed = report.read_text()
+    report.write_text(committed.replace('"accuracy": ', '"accuracy": 0.99, "was": ', 1))
+    try:
+        edited = sh(project, "python", "-m", "pipeline.gate", check=False)
+    finally:
+        report.write_text(committed)
+    assert edited.returncode == 1, edited.stdout + edited.stderr
+    assert "- report: output metrics/report.json modified" in edited.stdout
 
 
 def test_typo_in_params_fails_fast_naming_the_key(project):

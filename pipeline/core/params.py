@@ -279,6 +279,8 @@ class EvaluateParams(_Section):
     top_k: PositiveInt  # top-k accuracy, reported when k < classes
     batch_size: PositiveInt
     mistakes_shown: Annotated[int, Field(ge=0)]  # misclassified thumbnails per model
+    # temperature: fitted on the validation split; none: the raw probabilities ship
+    calibration: Literal["temperature", "none"]
 
 
 class ReportParams(_Section):
@@ -286,8 +288,9 @@ class ReportParams(_Section):
     worse than it (McNemar, p >= alpha), the cheapest by ``cost``."""
 
     alpha: Annotated[float, Field(gt=0, lt=1)]
-    # trainable_params does not move between runs; the seconds are measured (machine, load).
-    cost: Literal["trainable_params", "train_seconds", "inference_seconds"]
+    # shipped_params: every parameter of the network the export ships (a head with its
+    # backbone); the counts do not move between runs, the seconds are measured (load).
+    cost: Literal["shipped_params", "trainable_params", "train_seconds", "inference_seconds"]
 
 
 ExportFormat = Literal["saved_model", "tflite", "tflite_int8", "onnx"]

@@ -68,9 +68,13 @@ def fit_temperature(y_true: np.ndarray, proba: np.ndarray) -> float:
 
 
 def summary(y_val: np.ndarray, proba_val: np.ndarray, y_test: np.ndarray,
-            proba_test: np.ndarray) -> tuple[dict, np.ndarray]:
+            proba_test: np.ndarray, fit: bool = True) -> tuple[dict, np.ndarray]:
     """(metrics, calibrated test probabilities): T fitted on validation, ECE and NLL on
-    test before and after it."""
+    test before and after it. ``fit`` False (``evaluate.calibration: none``): ECE and NLL
+    of the raw probabilities, which are what ships; no temperature."""
+    if not fit:
+        return {"ece": round(ece(y_test, proba_test), 4),
+                "nll": round(nll(y_test, proba_test), 4)}, proba_test
     temperature = fit_temperature(y_val, proba_val)
     calibrated = apply_temperature(proba_test, temperature)
     metrics = {
@@ -81,6 +85,27 @@ def summary(y_val: np.ndarray, proba_val: np.ndarray, y_test: np.ndarray,
         "nll_calibrated": round(nll(y_test, calibrated), 4),
     }
     return metrics, calibrated
+
+
+def unhelpful(metrics: dict, val_images: int | None) -> str | None:
+    """One sentence when the fitted temperature did not improve the test split's ECE or
+    NLL (a tie counts: it did not improve), naming the figures and the likely reason;
+    None when it improved both, or when no temperature was fitted."""
+    keys = ("temperature", "ece", "ece_calibrated", "nll", "nll_calibrated")
+    if not all(k in metrics for k in keys):
+        return None
+    worse = [(name, metrics[raw], metrics[f"{raw}_calibrated"])
+             for name, raw in (("ECE", "ece"), ("NLL", "nll"))
+             if metrics[f"{raw}_calibrated"] >= metrics[raw]]
+    if not worse:
+        return None
+    figures = ", ".join(f"{name} {before:.3f} → {after:.3f}" for name, before, after in worse)
+    fitted_on = (f"the {val_images} validation images it was fitted on"
+                 if val_images else "the validation split it was fitted on")
+    return (f"temperature scaling (T = {metrics['temperature']:.3g}) did not improve the test "
+            f"{' or '.join(n for n, _, _ in worse)} ({figures}): likely {fitted_on} are too "
+            "few to estimate it; the calibrated probabilities are no better than the raw "
+            "ones (a bigger validation split, or evaluate.calibration: none)")
 
 
 def reliability_table(y_true: np.ndarray, before: np.ndarray, after: np.ndarray,
@@ -111,9 +136,11 @@ def reliability_chart(table: pd.DataFrame, metrics: dict, model: str, path: Path
 
     fig, ax = plt.subplots(figsize=(4.2, 4.0), dpi=100)
     ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1, label="calibrated")
-    for name, colour, label in (("before", "#c0504d", f"raw, ECE {metrics['ece']:.3f}"),
-                                ("after", "#3a7d44", f"T = {metrics['temperature']:.2f}, "
-                                 f"ECE {metrics['ece_calibrated']:.3f}")):
+    lines = [("before", "#c0504d", f"raw, ECE {metrics['ece']:.3f}")]
+    if "temperature" in metrics:  # else evaluate.calibration: none, the raw ones ship
+        lines.append(("after", "#3a7d44", f"T = {metrics['temperature']:.2f}, "
+                      f"ECE {metrics['ece_calibrated']:.3f}"))
+    for name, colour, label in lines:
         rows = table[table[f"count_{name}"] > 0]
         ax.plot(rows[f"mean_confidence_{name}"], rows[f"accuracy_{name}"], marker="o",
                 color=colour, label=label)
