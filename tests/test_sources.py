@@ -146,29 +146,57 @@ def test_incomplete_extraction_is_redone(tmp_path):
     assert (info.root.parent / archives.MARKER).is_file()
 
 
-def _extract_at(archive: str, cache: str, start: float) -> tuple[str, int]:
-    """One process of the race below: wait for the common start, extract, report."""
-    import time
+def _extract_at(archive: str, cache: str, barrier, contended) -> tuple[str, int, bool, bool]:
+    """One process of the race below: (root, entries, waited for the other's lock,
+    extracted). The lock is watched: a process finding it taken says so (``contended``)
+    before waiting, and the one holding it extracts only once the other is waiting, so
+    the two really meet at the lock, however late one process starts."""
+    from filelock import FileLock, Timeout
 
-    time.sleep(max(0.0, start - time.time()))
+    seen = {"waited": False, "extracted": False}
+
+    class WatchedLock(FileLock):
+        def acquire(self, *args, **kwargs):
+            try:
+                return super().acquire(timeout=0)
+            except Timeout:
+                seen["waited"] = True
+                contended.set()
+                return super().acquire(*args, **kwargs)
+
+    extract = archives._extract
+
+    def extract_when_met(*args, **kwargs):
+        contended.wait(timeout=30)  # the other process is at the lock (or never came)
+        seen["extracted"] = True
+        return extract(*args, **kwargs)
+
+    archives.FileLock, archives._extract = WatchedLock, extract_when_met
+    barrier.wait(timeout=120)  # both imported
     info = resolve_source(archive, Path(cache), **CAPS)
-    return str(info.root), len(list(info.root.rglob("*")))
+    return str(info.root), len(list(info.root.rglob("*"))), seen["waited"], seen["extracted"]
 
 
 def test_two_concurrent_extractions_of_one_archive_agree(tmp_path):
     """Two queued experiments resolving one archive at once (`dvc queue start --jobs 2`):
-    both get the same complete tree, extracted once, and no temporary folder is left."""
+    one extracts while the other waits at the lock, then both get the same complete tree,
+    extracted once, and no temporary folder is left."""
     import multiprocessing
-    import time
     from concurrent.futures import ProcessPoolExecutor
 
     big = {f"{c}/{i}.png": PNG for c in ("cat", "dog") for i in range(200)}
     archive = make_zip(tmp_path / "d.zip", big)
     cache = tmp_path / "cache"
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        start = time.time() + 3  # both processes imported and waiting
-        runs = [pool.submit(_extract_at, str(archive), str(cache), start) for _ in range(2)]
-        (root_a, n_a), (root_b, n_b) = (r.result(timeout=120) for r in runs)
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Manager() as manager, ProcessPoolExecutor(2, mp_context=spawn) as pool:
+        barrier, contended = manager.Barrier(2), manager.Event()
+        runs = [pool.submit(_extract_at, str(archive), str(cache), barrier, contended)
+                for _ in range(2)]
+        (root_a, n_a, waited_a, did_a), (root_b, n_b, waited_b, did_b) = (
+            r.result(timeout=180) for r in runs)
+    assert sorted([waited_a, waited_b]) == [False, True], "the race did not happen"
+    assert sorted([did_a, did_b]) == [False, True]  # extracted once...
+    assert did_a != waited_a  # ...by the one that did not wait
     assert root_a == root_b and n_a == n_b == 2 + 400
     extracted = cache / "extracted"
     assert [p.name for p in extracted.iterdir()] == [Path(root_a).parent.name]
