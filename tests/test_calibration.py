@@ -161,3 +161,42 @@ def test_calibration_off_ships_the_raw_probabilities(tmp_path):
     table = reliability_table(y[100:], proba[100:], served)
     reliability_chart(table, metrics, "m", tmp_path / "reliability.png")
     assert (tmp_path / "reliability.png").stat().st_size > 0
+
+
+def test_reliability_table_by_hand_bin_by_bin():
+    """The plot's rows: each bin that holds an image before or after, at its centre (the
+    x axis and the diagonal), with both calibrations' accuracy, mean confidence and count."""
+    # Three images at 0.7 (two right), one at 0.95 (wrong); after: all four at 0.55.
+    before = np.array([[0.7, 0.3], [0.7, 0.3], [0.7, 0.3], [0.95, 0.05]])
+    after = np.array([[0.55, 0.45]] * 4)
+    labels = np.array([0, 0, 1, 1])
+    table = reliability_table(labels, before, after, bins=10)
+    assert table.columns.tolist() == [
+        "bin", "confidence", "perfect", "accuracy_before", "mean_confidence_before",
+        "count_before", "accuracy_after", "mean_confidence_after", "count_after"]
+    assert table["bin"].tolist() == [5, 6, 9]  # (0.5, 0.6], (0.6, 0.7], (0.9, 1.0]
+    assert table["confidence"].tolist() == [0.55, 0.65, 0.95]
+    assert table["perfect"].tolist() == [0.55, 0.65, 0.95]
+    assert table["count_before"].tolist() == [0, 3, 1]
+    assert table["count_after"].tolist() == [4, 0, 0]
+    assert table["count_before"].dtype.kind == "i"
+    assert table["accuracy_before"].tolist()[1:] == [0.6667, 0.0]  # 4 digits
+    assert table["mean_confidence_before"].tolist()[1:] == [0.7, 0.95]
+    assert table["accuracy_after"].tolist()[0] == 0.5
+    assert table["mean_confidence_after"].tolist()[0] == 0.55
+    assert table.index.tolist() == [0, 1, 2]
+    # Fifteen bins by default, centres rounded to 4 digits: (k + 0.5) / 15.
+    default = reliability_table(labels, before, after)
+    assert default["confidence"].tolist() == [0.5667, 0.7, 0.9667]
+    assert default["count_before"].tolist() == [0, 3, 1]
+
+
+def test_the_unhelpful_sentence_names_both_figures_and_where_it_was_fitted():
+    metrics = {"temperature": 1.31, "ece": 0.089, "ece_calibrated": 0.106, "nll": 0.30,
+               "nll_calibrated": 0.31}
+    said = unhelpful(metrics, None)
+    assert said == ("temperature scaling (T = 1.31) did not improve the test ECE or NLL "
+                    "(ECE 0.089 → 0.106, NLL 0.300 → 0.310): likely the validation split it "
+                    "was fitted on is too small to estimate it; the calibrated probabilities "
+                    "are no better than the raw ones (a bigger validation split, or "
+                    "evaluate.calibration: none)")

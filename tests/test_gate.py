@@ -129,6 +129,21 @@ def test_changed_test_images_fall_back_to_the_unpaired_rule_and_say_so(repo, cap
     assert "McNemar p" not in out  # no per-model table: nothing was paired
 
 
+def test_one_models_changed_test_images_are_enough_to_fall_back(repo, capsys):
+    """head and wrn scored the same images as at HEAD, resnet50 two others: no image of any
+    model is paired (a model-by-model table would compare resnet50 on other images)."""
+    table = repo / "reports" / "predictions" / "resnet50.csv"
+    rows = pd.read_csv(table)
+    rows.loc[:1, "path"] = ["circle/other0.jpg", "square/other1.jpg"]
+    rows.to_csv(table, index=False)
+    assert gate.main([]) == 0
+    out = capsys.readouterr().out
+    assert "Not paired: the test images differ between `HEAD` and the workspace (resnet50: 60 " \
+           "then, 60 now, 58 in common): the data changed, so no image can be paired." in out
+    assert "| unpaired drop of accuracy against HEAD (wrn 0.5000) | -0.1226 | <= 0.0500 |" in out
+    assert "McNemar p" not in out
+
+
 def test_the_unpaired_fallback_still_refuses_a_drop_beyond_the_interval(repo, capsys):
     images = [f"{CLASSES[i % 5]}/new{i:03d}.jpg" for i in range(N)]
     _write_run(repo, BASELINE | {"wrn": set(range(12))}, "wrn", images)  # 0.20: top 0.32
