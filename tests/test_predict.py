@@ -248,15 +248,30 @@ def test_names_that_are_not_utf8_are_reported_and_skipped(project, tmp_path, cap
 
 
 def test_a_fifo_is_not_a_regular_file(project, tmp_path, capsys):
+    """Named as a FIFO, not "no such file", and never opened: a reader would block. (A
+    writer thread stands by, so that a regression fails instead of hanging.)"""
     import os
+    import threading
 
-    os.mkfifo(tmp_path / "pipe.jpg")
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    opened = threading.Event()
+
+    def writer() -> None:  # unblocks a reader with EOF; held open only by one
+        with open(fifo, "wb"):
+            opened.set()
+
+    threading.Thread(target=writer, daemon=True).start()
     good = project / "photos" / "a.png"
-    assert predict.main([str(tmp_path / "pipe.jpg"), str(good), "--model",
-                         str(project / "model.keras"), "--classes",
-                         str(project / "classes.json")]) == 1
+    try:
+        code = predict.main([str(fifo), str(good), "--model", str(project / "model.keras"),
+                             "--classes", str(project / "classes.json")])
+    finally:
+        if not opened.is_set():  # nobody read it: release the writer
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
     out, err = capsys.readouterr()
-    assert f"error: {tmp_path / 'pipe.jpg'}: not a regular file but a FIFO (named pipe)" in err
+    assert code == 1
+    assert f"error: {fifo}: not a regular file but a FIFO (named pipe)" in err
     assert "no such file" not in err and str(good) in out
 
 
