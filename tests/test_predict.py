@@ -255,20 +255,25 @@ def test_a_fifo_is_not_a_regular_file(project, tmp_path, capsys):
 
     fifo = tmp_path / "pipe.jpg"
     os.mkfifo(fifo)
-    opened = threading.Event()
+    done, opened = threading.Event(), threading.Event()
 
-    def writer() -> None:  # unblocks a reader with EOF; held open only by one
-        with open(fifo, "wb"):
-            opened.set()
+    def writer() -> None:  # gives every reader an EOF at once, until the test is done
+        while not done.is_set():
+            with open(fifo, "wb"):  # blocks until a reader opens it
+                if not done.is_set():  # a reader other than the release below
+                    opened.set()
 
-    threading.Thread(target=writer, daemon=True).start()
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
     good = project / "photos" / "a.png"
     try:
         code = predict.main([str(fifo), str(good), "--model", str(project / "model.keras"),
                              "--classes", str(project / "classes.json")])
     finally:
-        if not opened.is_set():  # nobody read it: release the writer
-            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        done.set()
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # release the waiting writer
+        thread.join(timeout=5)
+    assert not opened.is_set(), "predict opened the FIFO"
     out, err = capsys.readouterr()
     assert code == 1
     assert f"error: {fifo}: not a regular file but a FIFO (named pipe)" in err
