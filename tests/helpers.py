@@ -183,6 +183,29 @@ def png_bomb(path: Path, side: int = 20_000) -> None:
                      + chunk(b"IEND", b""))
 
 
+def write_bad_models(folder: Path, good: Path) -> dict[str, Path]:
+    """Model files Keras cannot load (issue 27), by kind: random bytes, ``good`` cut in
+    half, empty, a zip without a model, a Lambda layer (Python code); in ``folder``."""
+    import keras
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {kind: folder / kind / "model.keras" for kind in
+             ("random", "truncated", "empty", "zip-without-model", "lambda")}
+    for path in files.values():
+        path.parent.mkdir(exist_ok=True)
+    files["random"].write_bytes(os.urandom(4096))
+    files["truncated"].write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    files["empty"].write_bytes(b"")
+    with zipfile.ZipFile(files["zip-without-model"], "w") as archive:
+        archive.writestr("notes.txt", "not a model")
+    inputs = keras.Input((32, 32, 3), name="image")
+    doubled = keras.layers.Lambda(lambda x: x * 2)(inputs)
+    outputs = keras.layers.Dense(3, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(doubled))
+    keras.Model(inputs, outputs).save(files["lambda"])
+    return files
+
+
 def write_bad_files(folder: Path, jpeg: bytes, seed: int) -> None:
     """The issue's list of awkward files, into ``folder``; ``jpeg`` is cut for the truncated one.
 
