@@ -6,7 +6,9 @@ prepare depends on the fingerprint instead of the folder, so a FIFO, a socket or
 non-UTF-8 name in the folder cannot hang or break DVC's hashing; special files are
 listed, never opened. A URL is fingerprinted by its data.sha256 pin, else by the hash
 recorded with its cached download (downloaded here once if not cached): `dvc status`
-sends no request.
+sends no request. A local data.source that does not exist (or is a FIFO, a device) fails
+here, naming it; the output persists (dvc.yaml), so a failed run leaves the previous
+fingerprint, and prepare's outputs, as they were.
 
 Reads:  params data.source, data.sha256, data.cache, data.max_bytes, data.download;
         the file names, sizes and mtimes of data.source (the bytes of new or changed files)
@@ -26,10 +28,10 @@ log = logging.getLogger(__name__)
 def main(params: Params) -> None:
     record = fingerprint(params.data)
     write_json(paths.SOURCE_FINGERPRINT, record)
-    shown = {"folder": lambda r: f"{r['files']:,} files, {r['bytes']:,} bytes, ",
-             "unusable": lambda r: "not found (prepare says why), "}.get(record["kind"])
+    files = (f"{record['files']:,} files, {record['bytes']:,} bytes, "
+             if record["kind"] == "folder" else "")
     log.info(f"source: {params.data.source} ({record['kind']}): "
-             f"{shown(record) if shown else ''}sha256 {str(record.get('sha256'))[:12]} "
+             f"{files}sha256 {str(record.get('sha256'))[:12]} "
              f"-> {paths.SOURCE_FINGERPRINT}")
     special = record.get("special") or []
     if special:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from helpers import ROOT, repo_params
+from helpers import ROOT, repo_params, run_stage, write_params
 
 from pipeline.core import params
 from pipeline.core.params import ParamsError
@@ -427,3 +427,46 @@ def test_exponents_are_numbers_as_dvc_reads_them(tmp_path):
     text = SHIPPED.replace("  learning_rate: 0.001\n", "  learning_rate: 2E+0\n", 1)
     assert _load(tmp_path, text).head.learning_rate == 2.0
 
+
+# --------------------------------------------------------------------------- the params stage
+
+
+def _params_stage(folder, changes=None):
+    write_params(folder, changes)
+    return run_stage(folder, "params")
+
+
+def test_the_params_stage_refuses_a_bad_value_naming_the_key(tmp_path):
+    run = _params_stage(tmp_path, {"seed": 4.5, "head.learning_rate": float("inf")})
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [
+        "error: params.yaml: invalid params", "  seed: Input should be a valid integer (got 4.5)",
+        "  head.learning_rate: Input should be a finite number (got inf)"], run.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_the_params_stage_writes_the_same_bytes_whatever_the_params(tmp_path):
+    """Stages depend on its output: were it to change with the params, every change would
+    re-run every stage. data.source is the sample stage's folder, not made yet: allowed."""
+    assert _params_stage(tmp_path).returncode == 0
+    first = (tmp_path / "data/params_checked.json").read_bytes()
+    assert _params_stage(tmp_path, {"head.dropout": 0.5, "seed": 7}).returncode == 0
+    assert (tmp_path / "data/params_checked.json").read_bytes() == first
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"data.source": "no such photos"}, "error: data.source: 'no such photos' does not exist"),
+    ({"scratch.wrn.weights": "start.weights.h5"}, "error: scratch.wrn.weights: weights file "
+                                                  "'start.weights.h5' does not exist"),
+    ({"backbone.weights": "bb.weights.h5"}, "error: backbone.weights: 'bb.weights.h5' is not a "
+                                            "readable HDF5 weights file"),
+], ids=["data.source", "scratch.wrn.weights", "backbone.weights"])
+def test_the_params_stage_refuses_a_missing_or_unreadable_file_it_names(tmp_path, changes,
+                                                                         expected):
+    """Found before any stage runs, so no stage's outputs are removed for it (the source,
+    weights and scratch_weights stages check the same files on every run)."""
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "bb.weights.h5").write_bytes(b"random bytes")
+    run = _params_stage(tmp_path, changes)
+    assert run.returncode == 2 and run.stderr.startswith(expected), run.stderr
+    assert len(run.stderr.splitlines()) == 1

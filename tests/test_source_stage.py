@@ -4,6 +4,7 @@ hashes the folder; and stage.run's one line for a failure nobody foresaw."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -67,6 +68,36 @@ def test_url_fingerprint_is_the_pin_without_a_request(tmp_path, no_network):
     assert fp.fingerprint(data) == {"source": "https://example.org/flowers.tgz",
                                     "kind": "url", "sha256": "a" * 64}
     assert no_network == []
+
+
+def test_a_missing_or_special_source_is_refused_by_the_source_stage(tmp_path):
+    """Not recorded as "unusable" for prepare to refuse: DVC would update dvc.lock, then
+    remove prepare's outputs before prepare ran. Refused by `source`, whose output DVC
+    does not remove first (persist), so a refused source changes nothing."""
+    from helpers import params, run_stage
+
+    from pipeline.data.errors import SourceError
+    from pipeline.data.local import check_local
+
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    for name, says in [("no such photos", "does not exist"),
+                       ("gone", "does not exist (a broken symbolic link)")]:
+        data = params({"data.source": str(tmp_path / name),
+                       "data.cache": str(tmp_path / "cache")}).data
+        with pytest.raises(SourceError, match=rf"^data\.source: '.*{name}' {re.escape(says)}"):
+            fp.fingerprint(data)
+    os.mkfifo(tmp_path / "pipe")  # what fingerprint asks before it opens anything
+    with pytest.raises(SourceError, match=r"pipe' is a special file \(a FIFO, a socket, a "
+                                          r"device\), not a folder"):
+        check_local(str(tmp_path / "pipe"))
+    project = tmp_path / "project"
+    write_params(project, {"data.source": "no such photos"})
+    (project / "data").mkdir()
+    (project / "data/source_fingerprint.json").write_text("the last fingerprint\n")
+    run = run_stage(project, "source")
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == ["error: data.source: 'no such photos' does not exist"]
+    assert (project / "data/source_fingerprint.json").read_text() == "the last fingerprint\n"
 
 
 def test_an_unforeseen_exception_is_one_line_with_the_traceback_kept(tmp_path):

@@ -31,6 +31,7 @@ from pathlib import Path
 from pipeline.core.hashing import file_digest
 from pipeline.core.io import write_json
 from pipeline.core.params import DataParams
+from pipeline.data.local import check_local
 from pipeline.data.sources.download import download, recorded
 from pipeline.data.sources.names import SPECIAL, shown
 
@@ -42,16 +43,16 @@ def fingerprint(data: DataParams) -> dict:
     spec, cache = data.source, Path(data.cache)
     if urllib.parse.urlsplit(spec).scheme.lower() in ("http", "https"):
         return {"source": spec, "kind": "url", "sha256": _url_digest(data)}
+    # Missing or special: refused here, not recorded for prepare to refuse (DVC would
+    # update dvc.lock, then remove prepare's outputs before prepare ran).
+    check_local(spec)
     path = Path(spec).expanduser()
     if path.is_dir():
         return {"source": spec, "kind": "folder", **folder_fingerprint(path, cache / CACHE)}
-    if path.is_file():
-        hashes = _HashCache(cache / CACHE, path)
-        digest = hashes.digest(path, "", path.stat())
-        hashes.save()
-        return {"source": spec, "kind": "archive", "sha256": digest}
-    # Missing, broken link, special file: prepare says what is wrong with it.
-    return {"source": spec, "kind": "unusable"}
+    hashes = _HashCache(cache / CACHE, path)
+    digest = hashes.digest(path, "", path.stat())
+    hashes.save()
+    return {"source": spec, "kind": "archive", "sha256": digest}
 
 
 def _url_digest(data: DataParams) -> str:
