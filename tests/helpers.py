@@ -275,6 +275,9 @@ EVALUATE = ("evaluate_head", "evaluate_finetune@resnet50", "evaluate_scratch@wrn
 # The always-changed checks: every `dvc repro` runs them (cheap: they fingerprint and hash).
 ALWAYS = frozenset({"source", "weights", "scratch_weights"})
 ALWAYS_STATUS = {name: ["always changed"] for name in ALWAYS}  # `dvc status --json` at rest
+# What any change to params.yaml runs besides the stages that read the change: the params
+# check (stages/params.py), then the always-changed checks.
+CHECKS = ALWAYS | {"params"}
 
 
 def tiny_profile(params: dict) -> dict:
@@ -310,6 +313,25 @@ def sh(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[
 
 def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def workspace(project: Path) -> dict[str, str]:
+    """The sha256 of every file in a project's workspace, by path (folders as ``dir``), all
+    but git's and DVC's own (.git, .dvc/tmp, .dvc/cache): what a refused run must leave."""
+    import hashlib
+
+    out = {}
+    for folder, dirs, files in os.walk(project):
+        rel = Path(folder).relative_to(project)
+        if rel.parts[:1] == (".git",) or rel.parts[:2] in ((".dvc", "tmp"), (".dvc", "cache")):
+            dirs[:] = []
+            continue
+        out |= {(rel / d).as_posix() + "/": "dir" for d in dirs}
+        for name in files:
+            path = Path(folder) / name
+            out[(rel / name).as_posix()] = ("link " + os.readlink(path) if path.is_symlink()
+                                            else hashlib.sha256(path.read_bytes()).hexdigest())
+    return out
 
 
 def quality(metrics_file: Path) -> dict:
