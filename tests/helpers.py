@@ -184,6 +184,29 @@ def png_bomb(path: Path, side: int = 20_000) -> None:
                      + chunk(b"IEND", b""))
 
 
+def write_bad_models(folder: Path, good: Path) -> dict[str, Path]:
+    """Model files Keras cannot load (issue 27), by kind: random bytes, ``good`` cut in
+    half, empty, a zip without a model, a Lambda layer (Python code); in ``folder``."""
+    import keras
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {kind: folder / kind / "model.keras" for kind in
+             ("random", "truncated", "empty", "zip-without-model", "lambda")}
+    for path in files.values():
+        path.parent.mkdir(exist_ok=True)
+    files["random"].write_bytes(os.urandom(4096))
+    files["truncated"].write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    files["empty"].write_bytes(b"")
+    with zipfile.ZipFile(files["zip-without-model"], "w") as archive:
+        archive.writestr("notes.txt", "not a model")
+    inputs = keras.Input((32, 32, 3), name="image")
+    doubled = keras.layers.Lambda(lambda x: x * 2)(inputs)
+    outputs = keras.layers.Dense(3, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(doubled))
+    keras.Model(inputs, outputs).save(files["lambda"])
+    return files
+
+
 def write_bad_files(folder: Path, jpeg: bytes, seed: int) -> None:
     """The issue's list of awkward files, into ``folder``; ``jpeg`` is cut for the truncated one.
 
@@ -253,6 +276,9 @@ EVALUATE = ("evaluate_head", "evaluate_finetune@resnet50", "evaluate_scratch@wrn
 # The always-changed checks: every `dvc repro` runs them (cheap: they fingerprint and hash).
 ALWAYS = frozenset({"source", "weights", "scratch_weights"})
 ALWAYS_STATUS = {name: ["always changed"] for name in ALWAYS}  # `dvc status --json` at rest
+# What any change to params.yaml runs besides the stages that read the change: the params
+# check (stages/params.py), then the always-changed checks.
+CHECKS = ALWAYS | {"params"}
 
 
 def tiny_profile(params: dict) -> dict:
@@ -288,6 +314,25 @@ def sh(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[
 
 def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def workspace(project: Path) -> dict[str, str]:
+    """The sha256 of every file in a project's workspace, by path (folders as ``dir``), all
+    but git's and DVC's own (.git, .dvc/tmp, .dvc/cache): what a refused run must leave."""
+    import hashlib
+
+    out = {}
+    for folder, dirs, files in os.walk(project):
+        rel = Path(folder).relative_to(project)
+        if rel.parts[:1] == (".git",) or rel.parts[:2] in ((".dvc", "tmp"), (".dvc", "cache")):
+            dirs[:] = []
+            continue
+        out |= {(rel / d).as_posix() + "/": "dir" for d in dirs}
+        for name in files:
+            path = Path(folder) / name
+            out[(rel / name).as_posix()] = ("link " + os.readlink(path) if path.is_symlink()
+                                            else hashlib.sha256(path.read_bytes()).hexdigest())
+    return out
 
 
 def quality(metrics_file: Path) -> dict:

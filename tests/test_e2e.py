@@ -16,6 +16,7 @@ import yaml
 from helpers import (
     ALWAYS,
     ALWAYS_STATUS,
+    CHECKS,
     EVALUATE,
     MODELS,
     NOISE,
@@ -27,6 +28,7 @@ from helpers import (
     restore_project,
     sh,
     stages_run,
+    workspace,
 )
 
 pytestmark = pytest.mark.e2e
@@ -55,7 +57,7 @@ def project(first_run):
 
 def test_repro_runs_every_stage_quietly_and_writes_outputs(project):
     log = (project / "first_repro.log").read_text()
-    expected = {"sample", "source", "prepare", "validate", "weights", "scratch_weights",
+    expected = {"params", "sample", "source", "prepare", "validate", "weights", "scratch_weights",
                 "features", "train_head",
                 "finetune@resnet50", "scratch@wrn", "export", "report",
                 *EVALUATE}
@@ -164,7 +166,7 @@ def test_same_params_give_the_same_metrics(project):
 ])
 def test_a_change_runs_exactly_the_stages_that_read_it(project, settings, target, expected):
     ran = exp_run(project, *settings, target=target)
-    assert ran - ALWAYS == expected
+    assert ran - CHECKS == expected
 
 
 def test_every_export_format_is_converted_and_checked(project):
@@ -176,7 +178,7 @@ def test_every_export_format_is_converted_and_checked(project):
     assert set(every) == set(repo_params()["export"]["formats"])  # the shipped params: all
     run = sh(project, "dvc", "exp", "run", "-S", f"export.formats=[{','.join(every)}]")
     try:
-        assert stages_run(run.stdout) - ALWAYS == {"export", "report"}
+        assert stages_run(run.stdout) - CHECKS == {"export", "report"}
         export = json.loads((project / "metrics/export.json").read_text())
         formats = export["formats"]
         assert {f: r["status"] for f, r in formats.items() if f != "tflite_int8"} == {
@@ -223,16 +225,55 @@ def test_the_gate_passes_the_committed_run_and_refuses_drift(project):
     assert "- report: output metrics/report.json modified" in edited.stdout
 
 
-def test_typo_in_params_fails_fast_naming_the_key(project):
+def _bomb(width: int = 30) -> str:
+    """Three lines of nested YAML aliases: 30**3 values once expanded."""
+    items = ", ".join(["x"] * width)
+    return (f"lol1: &a1 [{items}]\n" + f"lol2: &a2 [{', '.join(['*a1'] * width)}]\n"
+            + f"lol3: [{', '.join(['*a2'] * width)}]\n")
+
+
+def test_a_refused_run_changes_nothing(project):
+    """An invalid params.yaml, through `dvc repro` (whole, and of one target) and `dvc exp
+    run -S`: the run exits non-zero naming the key, and every file of the workspace (the
+    outputs DVC would remove first, dvc.lock, the committed metrics) keeps its bytes. The
+    params stage runs first and alone: every stage depends on it (tests/test_deps.py).
+    `dvc exp run -S` itself writes its value into params.yaml before any stage runs (and
+    leaves it there, as after a run that passes): that file alone is DVC's doing."""
     params = (project / "params.yaml").read_text()
-    (project / "params.yaml").write_text(params.replace("learning_rate:", "lerning_rate:", 1))
+    dropout = "  dropout: 0.2\n"
+    refused = [  # (params.yaml, command, what the output says)
+        (params.replace("seed: 42", "seed: 4.5").replace("  learning_rate: 0.001\n",
+                                                         "  learning_rate: .inf\n", 1),
+         ["dvc", "repro"], ["seed: Input should be a valid integer (got 4.5)",
+                            "head.learning_rate: Input should be a finite number (got inf)"]),
+        (params.replace("source: data/sample", "source: no such photos"),
+         ["dvc", "repro", "train_head"], ["data.source: 'no such photos' does not exist"]),
+        (params, ["dvc", "exp", "run", "-S", "head.batch_size=1e30", "-S", "+head.dropuot=0.1"],
+         ["head.batch_size: Input should be a valid integer (got 1e+30)",
+          "head.dropuot: unknown key, did you mean head.dropout?"]),
+        (params.replace(dropout, dropout + dropout.replace("0.2", "0.5"), 1), ["dvc", "repro"],
+         ['found duplicate key "dropout"']),  # DVC's own ruamel refuses it, before any stage
+        (_bomb() + params, ["dvc", "repro"], ["its YAML aliases expand to",
+                                              "more than the 10,000 a params file may hold"]),
+    ]
     try:
-        run = sh(project, "dvc", "repro", "--force", "--single-item", "sample", check=False)
+        for text, command, says in refused:
+            (project / "params.yaml").write_text(text)
+            before = workspace(project)
+            run = sh(project, *command, check=False)
+            output = run.stdout + run.stderr
+            assert run.returncode != 0, output
+            assert all(line in output for line in says), (command, says, output[-3000:])
+            assert stages_run(run.stdout) <= {"params"}, run.stdout
+            after = workspace(project)
+            if "exp" in command:  # -S wrote params.yaml: the value it was asked to write
+                assert "batch_size: 1e+30" in (project / "params.yaml").read_text()
+                del before["params.yaml"], after["params.yaml"]
+            assert after == before, (command, {k for k in before.keys() | after.keys()
+                                               if before.get(k) != after.get(k)})
     finally:
         (project / "params.yaml").write_text(params)
-        sh(project, "dvc", "checkout", "--force")  # DVC removed data/sample before the run
-    assert run.returncode != 0
-    assert "head.lerning_rate: unknown key" in run.stdout + run.stderr
+    assert json.loads(sh(project, "dvc", "status", "--json").stdout) == ALWAYS_STATUS
 
 
 def test_a_model_is_one_entry_in_params_yaml(project):
@@ -290,7 +331,7 @@ def test_a_scratch_weights_file_replaced_in_place_re_runs_its_entry(project):
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     try:
         first = stages_run(sh(project, "dvc", "repro", "scratch@wrn").stdout)
-        assert first - ALWAYS == {"scratch@wrn"}
+        assert first - CHECKS == {"scratch@wrn"}
         record = json.loads((project / "data/scratch_weights/wrn.json").read_text())
         assert record["source"] == "file" and len(record["sha256"]) == 64
         assert "scratch@wrn" not in _changed(project)
@@ -306,6 +347,17 @@ def test_a_scratch_weights_file_replaced_in_place_re_runs_its_entry(project):
         changed = _changed(project)
         assert "scratch@wrn" in changed, changed
         assert not {"train_head", "finetune@resnet50", "features"} & set(changed), changed
+
+        # A file no network loads, params unchanged: the scratch_weights check refuses it
+        # (on every repro), before scratch@wrn could remove the model it has.
+        (project / "start.weights.h5").write_bytes(b"\0" * 100)
+        before = workspace(project)
+        junk = sh(project, "dvc", "repro", check=False)
+        assert junk.returncode != 0
+        assert ("error: scratch.wrn.weights: 'start.weights.h5' is not a readable HDF5 weights "
+                "file" in junk.stdout + junk.stderr), junk.stdout + junk.stderr
+        assert "scratch@wrn" not in stages_run(junk.stdout)
+        assert workspace(project) == before
     finally:
         (project / "params.yaml").write_text(params)
         for name in ("a", "b", "start"):

@@ -57,7 +57,8 @@ REJECTED = {
     "my cat/truncated.jpg": ("truncated", "my cat/truncated.jpg (truncated=true): truncated"),
     "my cat/text.jpg": ("not an image", "my cat/text.jpg (decodable=false): not an image"),
     "my cat/tiny.png": ("too small 1x1 < 16", "my cat/tiny.png 1x1"),
-    "my cat/bomb.png": ("decompression bomb (400,000,000 pixels > 89,478,485)",
+    "my cat/bomb.png": ("decompression bomb: 400,000,000 pixels, over the 89,478,485-"
+                        "pixel cap (data.images.max_pixels)",
                         "my cat/bomb.png (decodable=false): decompression bomb"),
     "my cat/link_out.png": ("symbolic link outside the data folder",
                             "my cat/link_out.png (decodable=false): symbolic link outside"),

@@ -195,6 +195,10 @@ def render(card: dict, weights: dict, data: dict, chosen: dict, evaluation: dict
            if card.get("exif_orientation", True) else
            "a JPEG's EXIF Orientation ignored (the stored pixels, as in training)")
         + " (card.json `exif_orientation`).",
+        *([f"- Images over {card['max_pixels']:,} pixels (width x height) are refused as "
+           "decompression bombs, by `pipeline.predict` and `pipeline.serve` as by prepare "
+           "(card.json `max_pixels`: the `data.images.max_pixels` its data passed)."]
+          if "max_pixels" in card else []),
         "- Load `model.keras` with Keras, or run `python -m pipeline.predict`; `card.json` "
         "lists the classes in output order.",
         "",
