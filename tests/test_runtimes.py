@@ -8,6 +8,7 @@ draws; outputs are compared row by row with TensorFlow float32's.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -110,6 +111,84 @@ def test_auto_falls_back_to_tensorflow_when_the_other_runtime_disagrees(monkeypa
                                rtol=1e-5, atol=1e-6)
     with pytest.raises(RuntimeChoiceError, match="inference.runtime: openvino: .*disagrees"):
         compile_forward(model, "openvino", "float32")
+
+
+def _fake_openvino(monkeypatch, outputs) -> None:
+    """OpenVINO installed, and a conversion whose forward pass gives ``outputs(batch)``."""
+    monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: True)
+    monkeypatch.setattr("pipeline.runtimes.openvino.openvino_forward",
+                        lambda m, precision, note="": Forward(outputs, "openvino", precision))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_candidate_whose_outputs_are_not_finite_is_never_chosen(monkeypatch, capsys, bad):
+    """A conversion that gives NaN (or inf) on one value of one row: auto falls back to
+    TensorFlow naming it, an explicit openvino is refused."""
+    model = backbone()
+    reference = compile_forward(model, "tensorflow", "float32")
+
+    def broken(batch):
+        out = reference(batch).copy()
+        out[-1, 0] = bad
+        return out
+
+    _fake_openvino(monkeypatch, broken)
+    forward = compile_forward(model, "auto", "float32")
+    assert forward.runtime == "tensorflow"
+    assert "OpenVINO float32 disagrees with TensorFlow float32 (least cosine nan < 0.99999)" \
+        in forward.note
+    with pytest.raises(RuntimeChoiceError, match="least cosine nan"):
+        compile_forward(model, "openvino", "float32")
+    # The same conversion without the bad value passes the check and runs.
+    _fake_openvino(monkeypatch, lambda batch: reference(batch))
+    chosen = compile_forward(model, "auto", "float32")
+    assert chosen.label() == "openvino float32"
+    assert chosen.note == "least cosine to TensorFlow float32 1.000000 on 4 inputs"
+
+
+def test_the_agreement_bar_is_each_precisions_own(monkeypatch):
+    """bfloat16 may differ by a cosine of 1e-3 (3 digits), float32 by 1e-5, not more."""
+    model = backbone()
+    reference = compile_forward(model, "tensorflow", "float32")
+    rng = np.random.default_rng(0)
+
+    def off_by(cos: float):
+        def run(batch):  # each row turned so that its cosine to the reference is ``cos``
+            ref = reference(batch).astype(np.float64)
+            noise = rng.standard_normal(ref.shape)
+            noise -= (noise * ref).sum(1, keepdims=True) / (ref * ref).sum(1, keepdims=True) * ref
+            noise *= np.linalg.norm(ref, axis=1, keepdims=True) / np.linalg.norm(
+                noise, axis=1, keepdims=True)
+            return (cos * ref + np.sqrt(1 - cos**2) * noise).astype(np.float32)
+        return run
+
+    _fake_openvino(monkeypatch, off_by(0.9995))
+    assert compile_forward(model, "openvino", "bfloat16").label() == "openvino bfloat16"
+    with pytest.raises(RuntimeChoiceError, match="< 0.99999"):
+        compile_forward(model, "openvino", "float32")
+    _fake_openvino(monkeypatch, off_by(0.998))
+    with pytest.raises(RuntimeChoiceError, match="< 0.999"):
+        compile_forward(model, "openvino", "bfloat16")
+
+
+def test_the_check_inputs_are_pixels_for_images_and_normal_for_features():
+    images_in = select.check_inputs((None, 8, 8, 3))
+    assert images_in.shape == (select.CHECK_ROWS, 8, 8, 3) and images_in.dtype == np.float32
+    assert images_in.min() >= 0 and images_in.max() <= 255 and images_in.max() > 200
+    features_in = select.check_inputs((None, 64))
+    assert features_in.shape == (select.CHECK_ROWS, 64) and features_in.min() < 0
+    assert np.array_equal(select.check_inputs((None, 64)), features_in)  # seeded
+    with pytest.raises(RuntimeChoiceError, match=r"input shape \(None, None, None, 3\): the "
+                                                 "check needs a fixed input size"):
+        select.check_inputs((None, None, None, 3))
+
+
+def test_min_cosine_is_the_least_row_and_one_for_zero_rows():
+    a = np.array([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    b = np.array([[1.0, 0.0], [0.0, 0.0], [1.0, -1.0]])
+    assert min_cosine(a, b) == 0.0  # the third row is orthogonal
+    assert min_cosine(a[:2], b[:2]) == 1.0
+    assert math.isnan(min_cosine(a, np.array([[1.0, 0.0], [0.0, 0.0], [np.inf, 1.0]])))
 
 
 def test_explicit_choices_that_cannot_run_name_the_setting(monkeypatch):
