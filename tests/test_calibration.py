@@ -200,3 +200,21 @@ def test_the_unhelpful_sentence_names_both_figures_and_where_it_was_fitted():
                     "was fitted on is too small to estimate it; the calibrated probabilities "
                     "are no better than the raw ones (a bigger validation split, or "
                     "evaluate.calibration: none)")
+
+
+def test_temperature_is_applied_in_double_precision_to_a_float32_model_output():
+    """Keras gives float32 probabilities; the calibrated ones (and the ECE and NLL on them)
+    are computed in float64, as the same numbers in float64 give."""
+    proba = softmax(np.random.default_rng(5).normal(0, 3, (50, 5))).astype(np.float32)
+    calibrated = apply_temperature(proba, 1.7)
+    assert calibrated.dtype == np.float64
+    exact = apply_temperature(proba.astype(np.float64), 1.7)
+    assert np.abs(calibrated - exact).max() < 1e-15
+    assert np.abs(calibrated.sum(axis=1) - 1).max() < 1e-12
+
+
+def test_reliability_table_rounds_the_means_to_four_digits():
+    before = np.array([[0.71234, 0.28766], [0.7, 0.3]])
+    table = reliability_table(np.array([0, 1]), before, before, bins=10)
+    assert table["mean_confidence_before"].tolist() == [0.7, 0.7123]  # 0.71234
+    assert table["accuracy_after"].tolist() == [0.0, 1.0]
