@@ -249,3 +249,24 @@ def test_a_presplit_set_keeps_its_folders_and_carves_val_from_train_only_when_as
     drawn = assign_splits(frame, fractions, seed=0, presplit=False, carve=False)
     assert _counts(drawn["label"].tolist(), drawn["split"].tolist()) == {
         c: {"train": 7, "val": 2, "test": 1} for c in ("cat", "dog")}
+
+
+def test_the_same_seed_gives_the_same_split_through_every_entry_point():
+    """prepare draws through assign_splits: the split is stratified_split's for the seed of
+    params.yaml (and the carved validation split carve_val's), never an unseeded draw."""
+    from pipeline.data.splits import assign_splits, carve_val
+
+    labels = ["cat"] * 12 + ["dog"] * 12
+    fractions = {"train": 0.5, "val": 0.25, "test": 0.25}
+    frame = pd.DataFrame({"label": labels, "split": ["train"] * 24})
+    drawn = assign_splits(frame, fractions, 7, presplit=False, carve=False)
+    assert drawn["split"].tolist() == stratified_split(labels, fractions, 7)
+    carved = assign_splits(frame, fractions, 7, presplit=True, carve=True)
+    assert carved["split"].tolist() == carve_val(labels, 0.25, 7)
+    assert carve_val(labels, 0.25, 7) == stratified_split(
+        labels, {"train": 0.75, "val": 0.25, "test": 0.0}, 7)
+
+
+def test_a_test_share_that_leaves_no_room_still_keeps_one_validation_image():
+    splits = stratified_split(["x"] * 3, {"train": 0.05, "val": 0.05, "test": 0.9}, seed=0)
+    assert sorted(splits) == ["test", "test", "val"]
