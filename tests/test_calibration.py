@@ -218,3 +218,35 @@ def test_reliability_table_rounds_the_means_to_four_digits():
     table = reliability_table(np.array([0, 1]), before, before, bins=10)
     assert table["mean_confidence_before"].tolist() == [0.7, 0.7123]  # 0.71234
     assert table["accuracy_after"].tolist() == [0.0, 1.0]
+
+
+def test_summary_reports_each_figure_on_the_test_split_to_four_digits():
+    z, y = calibrated_sample(400, 6)
+    proba = softmax(1.8 * z)
+    val, test = slice(0, 150), slice(150, None)
+    metrics, _ = summary(y[val], proba[val], y[test], proba[test])
+    t = fit_temperature(y[val], proba[val])
+    calibrated = apply_temperature(proba[test], t)
+    assert metrics == {
+        "temperature": round(t, 4), "ece": round(ece(y[test], proba[test]), 4),
+        "ece_calibrated": round(ece(y[test], calibrated), 4),
+        "nll": round(nll(y[test], proba[test]), 4),
+        "nll_calibrated": round(nll(y[test], calibrated), 4)}
+    assert all(v != round(v, 3) for v in metrics.values())  # four digits kept, not three
+    raw, _ = summary(y[val], proba[val], y[test], proba[test], fit=False)
+    assert raw == {"ece": metrics["ece"], "nll": metrics["nll"]}
+
+
+def test_every_confidence_has_its_bin_at_the_edges_too():
+    """Twenty classes: a near-uniform top probability (0.05) is in the first bin; a float32
+    top probability one rounding above 1 is in the last; bins are integers."""
+    uniform = np.full((1, 20), 0.05)
+    assert reliability(np.array([0]), uniform)["bin"].tolist() == [0]
+    over = np.array([[np.float32(1.0000001), 0.0]], dtype=np.float32)
+    bins = reliability(np.array([0]), over)
+    assert bins["bin"].tolist() == [14] and bins["bin"].dtype.kind == "i"
+    # ECE takes the bins it is given: 10 bins put 0.61 and 0.69 together, 15 apart.
+    proba = np.array([[0.61, 0.39], [0.69, 0.31]])
+    assert ece(np.array([0, 1]), proba, bins=10) == pytest.approx(abs(0.5 - 0.65))
+    assert ece(np.array([0, 1]), proba, bins=15) == pytest.approx((0.39 + 0.69) / 2)
+    assert ece(np.array([0, 1]), proba) == ece(np.array([0, 1]), proba, bins=15)
