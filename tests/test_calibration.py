@@ -250,3 +250,9 @@ def test_every_confidence_has_its_bin_at_the_edges_too():
     assert ece(np.array([0, 1]), proba, bins=10) == pytest.approx(abs(0.5 - 0.65))
     assert ece(np.array([0, 1]), proba, bins=15) == pytest.approx((0.39 + 0.69) / 2)
     assert ece(np.array([0, 1]), proba) == ece(np.array([0, 1]), proba, bins=15)
+
+
+def test_nll_on_a_test_split_that_lacks_a_class():
+    """Three classes, the test images of two: every probability column still counts."""
+    proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3]])
+    assert nll(np.array([0, 1]), proba) == pytest.approx(-(math.log(0.7) + math.log(0.6)) / 2)
