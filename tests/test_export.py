@@ -449,3 +449,20 @@ def test_parity_on_every_input_in_batches_then_latency_and_throughput_on_a_clock
                    "batch_images_per_second": 2500.0}
     assert runner.batches[-1].shape == (5, 1)  # throughput on the whole inputs
     assert runner.batches[1].shape == (1, 1)  # latency on the first
+
+
+def test_parity_timings_keep_their_digits_and_cover_every_input_once(monkeypatch):
+    from pipeline.export import parity
+
+    clock = [0.0]
+    monkeypatch.setattr(parity.time, "perf_counter", lambda: clock[0])
+    probabilities = np.eye(9)
+    inputs = np.arange(9, dtype=np.float32)[:, None]
+    runner = _Runner(probabilities, clock, [0.5] * parity.WARMUP + [0.0012345, 0.0054321])
+    assert parity.latency_ms(runner, inputs[:1], repeats=2) == {
+        "latency_ms_p50": 3.333, "latency_ms_p95": 5.222}  # ms, three decimals
+    # 9 inputs in batches of 4: three batches (the last one cycled), 12 images in 0.9 s.
+    runner = _Runner(probabilities, clock, [100.0, 0.3])
+    assert parity.throughput(runner, inputs, batch_size=4) == 13.3
+    assert [b[:, 0].tolist() for b in runner.batches[1:]] == [
+        [0, 1, 2, 3], [4, 5, 6, 7], [8, 0, 1, 2]]
