@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         for module in modules:
             fresh(module)
             log = ROOT / "mutants" / f"{module}.log"
-            start = time.monotonic()
+            start, load = time.monotonic(), os.getloadavg()[0]
             with open(log, "w", encoding="utf-8") as out:
                 done = subprocess.run([sys.executable, __file__, "--worker", module,
                                        "--children", str(args.children)],
@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             text = log.read_text(encoding="utf-8", errors="replace")
             closing = [line for line in re.split(r"[\r\n⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]", text) if "🎉" in line]
             print(f"{module}: {closing[-1].strip() if closing else 'no result'} "
-                  f"({time.monotonic() - start:.0f} s; log {log.relative_to(ROOT)})")
+                  f"({time.monotonic() - start:.0f} s, load {load:.1f} -> "
+                  f"{os.getloadavg()[0]:.1f}; log {log.relative_to(ROOT)})", flush=True)
             if done.returncode:
                 print(f"{module}: mutmut failed (exit {done.returncode}); see the log",
                       file=sys.stderr)
