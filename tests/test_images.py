@@ -349,3 +349,32 @@ def test_bmps_tensorflow_misreads_are_rejected(tmp_path):
     assert verdict["bits.bmp"]["issue"].startswith("BMP with 1-bit pixels")
     assert {v["action"] for n, v in verdict.items() if n in ("palette.bmp", "bits.bmp")} == {
         "reject"}
+
+
+def test_mark_copies_marks_copies_only_and_leaves_the_rest_clear():
+    """Every row gets the three columns: a copy names its original, its distance and
+    whether the two are in different splits; any other row, and a row left out of the
+    comparison (not usable), is clear: no original, no distance, no leakage."""
+    from pipeline.data.duplicates import mark_copies
+
+    base, near, other = "0" * 16, "0" * 15 + "3", "f" * 16  # near: 2 bits from base
+    frame = pd.DataFrame({
+        "path": ["c/orig.jpg", "c/test_copy.jpg", "c/x_near.jpg", "c/other.jpg", "c/bad.jpg"],
+        "split": ["train", "test", "train", "train", "val"],
+        "sha256": ["s1", "s1", "s2", "s3", "s1"],
+        "phash": [base, base, near, other, base]})
+    usable = pd.Series([True, True, True, True, False])
+    marked = mark_copies(frame, near_threshold=2, usable=usable).set_index("path")
+    assert marked["duplicate_of"].to_dict() == {
+        "c/orig.jpg": "", "c/test_copy.jpg": "c/orig.jpg", "c/x_near.jpg": "c/orig.jpg",
+        "c/other.jpg": "", "c/bad.jpg": ""}
+    assert marked["duplicate_distance"].dtype == "Int64"
+    assert marked["duplicate_distance"].tolist() == [pd.NA, 0, 2, pd.NA, pd.NA]
+    assert marked["leakage"].tolist() == [False, True, False, False, False]
+    assert frame.columns.tolist() == ["path", "split", "sha256", "phash"]  # not changed
+    # Without splits (a folder not yet split): copies by path order, never leakage.
+    flat = mark_copies(frame.drop(columns="split"), near_threshold=None).set_index("path")
+    assert flat["duplicate_of"].to_dict() == {
+        "c/orig.jpg": "c/bad.jpg", "c/test_copy.jpg": "c/bad.jpg", "c/x_near.jpg": "",
+        "c/other.jpg": "", "c/bad.jpg": ""}
+    assert not flat["leakage"].any()
