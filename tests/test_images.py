@@ -378,3 +378,23 @@ def test_mark_copies_marks_copies_only_and_leaves_the_rest_clear():
         "c/orig.jpg": "c/bad.jpg", "c/test_copy.jpg": "c/bad.jpg", "c/x_near.jpg": "",
         "c/other.jpg": "", "c/bad.jpg": ""}
     assert not flat["leakage"].any()
+
+
+def test_rows_without_a_hash_are_never_copies_of_each_other():
+    from pipeline.data.duplicates import mark_copies
+
+    frame = pd.DataFrame({"path": ["a.jpg", "b.jpg", "c.jpg"], "split": "train",
+                          "sha256": ["", "", None], "phash": ["", None, ""]})
+    marked = mark_copies(frame, near_threshold=64)
+    assert marked["duplicate_of"].tolist() == ["", "", ""]
+
+
+def test_the_popcount_without_numpy_2_counts_the_same_bits(monkeypatch):
+    from pipeline.data import duplicates
+
+    values = np.array([0, 1, 3, 0xFFFF, 2**64 - 1, 0x8000000000000001], dtype=np.uint64)
+    expected = [0, 1, 2, 16, 64, 2]
+    assert duplicates._popcount(values).tolist() == expected
+    monkeypatch.delattr(np, "bitwise_count")  # NumPy 1.x has none
+    assert duplicates._popcount(values).tolist() == expected
+    assert duplicates._popcount(values.reshape(2, 3)).tolist() == [expected[:3], expected[3:]]
