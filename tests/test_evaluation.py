@@ -284,6 +284,7 @@ def test_the_choice_reads_every_models_evaluation_and_names_the_stage_of_a_missi
     assert [(m.name, m.family) for m in results] == [
         (name, "resnet" if i else name) for i, name in enumerate(run.models())]
     assert results[1].metrics["shipped_params"] == 99
+    assert results[1].card == {"trainable_params": 1, "family": "resnet"}
     assert results[0].predictions["correct"].tolist() == [True] * 10
     report = recommendation(run)
     assert (report.cost, report.alpha) == (run.report.cost, run.report.alpha)
@@ -295,3 +296,25 @@ def test_the_choice_reads_every_models_evaluation_and_names_the_stage_of_a_missi
             rf"^model '{last}' has no evaluation \(reports/predictions/{last}.csv, "
             rf"models/{last}.json missing\): run `dvc repro {evaluate_stage(run, last)}`$")):
         load_results(run)
+
+
+def test_the_report_applies_its_own_alpha_and_names_the_metric():
+    """report.alpha decides both the verdicts and the candidates: at 0.5 a model with
+    McNemar p = 0.45 is worse, not a cheaper tie."""
+    from pipeline.evaluation.report import compare
+
+    best = [True] * 54 + [False] * 6
+    other = [False] * 5 + [True] * 49 + [True, True] + [False] * 4  # 5 / 2 discordant
+    models = [_scored("wrn", best, {"shipped_params": 10}),
+              _scored("resnet", other, {"shipped_params": 1})]
+    loose = compare(models, "shipped_params", 0.05)
+    assert loose.choice.model == "resnet"
+    strict = compare(models, "shipped_params", 0.5)
+    assert strict.row("resnet").verdict == "worse than wrn (p = 0.45)"
+    assert strict.choice.model == "wrn" and strict.choice.candidates == ("wrn",)
+    assert strict.choice.reason.startswith("wrn is best on accuracy (0.9) and every other "
+                                           "model is significantly worse (McNemar p below "
+                                           "alpha = 0.5 for each")
+    thirds = compare([_scored("a", [True, True, False]), _scored("b", [True, False, False])],
+                     "shipped_params", 0.05)
+    assert thirds.to_metrics()["accuracy"] == 0.6667

@@ -398,3 +398,11 @@ def test_the_popcount_without_numpy_2_counts_the_same_bits(monkeypatch):
     monkeypatch.delattr(np, "bitwise_count")  # NumPy 1.x has none
     assert duplicates._popcount(values).tolist() == expected
     assert duplicates._popcount(values.reshape(2, 3)).tolist() == [expected[:3], expected[3:]]
+
+
+def test_near_duplicates_in_small_chunks_find_the_pairs_at_the_end_too():
+    hashes = ["0000000000000000", "ffffffffffffffff", "00000000ffffffff",
+              "ffffffff00000000", "0f0f0f0f0f0f0f0f", "0f0f0f0f0f0f0f0e"]
+    frame = pd.DataFrame({"path": [f"{i}.png" for i in range(6)], "phash": hashes})
+    assert near_duplicates(frame, 5, chunk=1) == [("4.png", "5.png", 1)]
+    assert near_duplicates(frame, 5, chunk=4) == [("4.png", "5.png", 1)]
