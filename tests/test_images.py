@@ -406,3 +406,12 @@ def test_near_duplicates_in_small_chunks_find_the_pairs_at_the_end_too():
     frame = pd.DataFrame({"path": [f"{i}.png" for i in range(6)], "phash": hashes})
     assert near_duplicates(frame, 5, chunk=1) == [("4.png", "5.png", 1)]
     assert near_duplicates(frame, 5, chunk=4) == [("4.png", "5.png", 1)]
+
+
+def test_two_images_alone_are_compared():
+    frame = pd.DataFrame({"path": ["a.png", "b.png"],
+                          "phash": ["0f0f0f0f0f0f0f0f", "0f0f0f0f0f0f0f0e"]})
+    assert near_duplicates(frame, 2) == [("a.png", "b.png", 1)]
+    assert near_duplicates(frame, 2, chunk=1) == [("a.png", "b.png", 1)]
+    assert near_duplicates(frame.iloc[:1], 64) == []
+    assert near_duplicates(frame, -1) == []
