@@ -152,6 +152,36 @@ def test_the_unpaired_fallback_still_refuses_a_drop_beyond_the_interval(repo, ca
         capsys.readouterr().err
 
 
+def test_the_unpaired_rule_line_by_line_for_accuracy_and_macro_f1(repo, capsys):
+    """Not paired: accuracy's drop counts only beyond the top of its 95 % interval; macro-F1
+    has no interval, so its whole drop counts; a run without the metric is not recorded."""
+    images = [f"{CLASSES[i % 5]}/new{i:03d}.jpg" for i in range(N)]
+    _write_run(repo, BASELINE | {"wrn": set(range(27))}, "wrn", images)  # 0.45 now
+    assert gate.main([]) == 0
+    assert ("| unpaired drop of accuracy against HEAD (wrn 0.5000) | -0.0751 | <= 0.0500 | "
+            "pass — baseline 0.5000 minus the top of its 95 % interval (0.5751); change "
+            "-0.0500 (within the 95 % interval: not a significant change) |"
+            ) in capsys.readouterr().out
+    _gate_params(repo, metric="macro_f1", min=0.3)
+    assert gate.main([]) == 0  # 0.49 -> 0.44: a drop of 0.05 counts whole, at max_drop
+    assert ("| unpaired drop of macro_f1 against HEAD (wrn 0.4900) | +0.0500 | <= 0.0500 | "
+            "pass — baseline 0.4900 minus it (0.4400); change -0.0500 |"
+            ) in capsys.readouterr().out
+    _gate_params(repo, metric="macro_f1", min=0.3, max_drop=0.04)
+    assert gate.main([]) == 1
+    out = capsys.readouterr().out
+    assert ("| unpaired drop of macro_f1 against HEAD (wrn 0.4900) | +0.0500 | <= 0.0400 | "
+            "**FAIL** — baseline 0.4900 minus it (0.4400); change -0.0500 |") in out
+    metrics = repo / "metrics" / "evaluate" / "wrn.json"
+    now = metrics.read_text()
+    metrics.write_text(json.dumps({"accuracy": 0.5}))  # the baseline's wrn without macro_f1
+    _git(repo, "commit", "-qm", "a baseline without macro_f1", "--", "metrics/evaluate/wrn.json")
+    metrics.write_text(now)
+    assert gate.main([]) == 0
+    assert ("| drop of macro_f1 against HEAD | not recorded | <= 0.0400 | pass — no macro_f1 "
+            "in one of the runs |") in capsys.readouterr().out
+
+
 def test_a_significant_regression_of_the_recommended_model_fails_within_max_drop(repo, capsys):
     _gate_params(repo, max_drop=0.5)
     _write_run(repo, BASELINE | {"wrn": set(range(9, 30))}, "wrn")  # 9 broken: p = 0.0039
@@ -495,3 +525,29 @@ def test_every_exit_status_is_documented():
     for status, meaning in ((0, "passed"), (1, "a check failed"), (2, "error"),
                             (3, "cannot judge")):
         assert f"| {status} | {meaning}" in doc.lower()
+
+
+def test_a_folder_of_cards_and_cached_models_drifts_only_when_a_card_changed(
+        repo, tmp_path, monkeypatch, capsys):
+    """`models` holds the cards (in git) and the .keras files (DVC's cache): on a clone
+    without the cache it reads "modified". That is drift only if a card in git differs
+    from the commit, or a new one is there."""
+    status = {"train_head": [{"changed outs": {"models/head.keras": "not in cache"}}],
+              "export": [{"changed deps": {"models": "modified"}}]}
+    _fake_dvc(tmp_path, monkeypatch, status)
+    assert gate.main([]) == gate.PASSED
+    assert "| dvc.lock matches params.yaml, the code and the outputs | in sync |" in \
+        capsys.readouterr().out
+    for change in ("edited", "added"):
+        card = repo / "models" / ("wrn.json" if change == "edited" else "new.json")
+        card.write_text(json.dumps({"name": "wrn", "classes": CLASSES, "family": "changed"}))
+        assert gate.main([]) == gate.FAILED, change
+        assert "- export: models modified" in capsys.readouterr().out, change
+        _git(repo, "checkout", "--", "models")
+        if change == "added":
+            card.unlink()
+        assert gate.main([]) == gate.PASSED, change  # as committed again
+    # A file that git does not track (data) is never drift, deleted or modified.
+    _fake_dvc(tmp_path, monkeypatch, {"features": [{"changed deps": {
+        "data/manifest.csv": "modified", "data/other.csv": "deleted"}}]})
+    assert gate.main([]) == gate.PASSED
