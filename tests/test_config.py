@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 from helpers import ROOT, repo_params, run_stage, write_params
@@ -367,6 +368,9 @@ def test_a_bit_entry_takes_an_npz():
     ((), "gaet", "gaet: unknown key, did you mean gate?"),
     (("head",), "zzz", "head.zzz: unknown key; head takes dropout, l2, optimizer, "
                        "learning_rate, batch_size, epochs, patience, monitor"),
+    ((), "zzz", "zzz: unknown key; the top level takes seed, sample, data, validate, "
+                "backbone, head, finetune, scratch, distribute, inference, evaluate, report, "
+                "export, gate"),
 ])
 def test_an_unknown_key_suggests_the_closest_known_one(where, typo, expected):
     """What `dvc exp run -S +head.dropuot=0.1` (DVC's way to add a key) leads to."""
@@ -400,6 +404,27 @@ def test_a_duplicate_key_is_refused_with_both_lines(tmp_path):
         _load(tmp_path, twice)
     with pytest.raises(ParamsError, match=r"params.yaml: seed is given twice"):
         _load(tmp_path, SHIPPED + "seed: 43\n")
+
+
+def test_a_duplicate_key_deep_in_the_file_or_in_a_list_is_named_by_its_path(tmp_path):
+    nested = SHIPPED.replace("    workers: ", "    bad: fail\n    workers: ", 1)
+    with pytest.raises(ParamsError, match=r"params.yaml: data\.images\.bad is given twice"):
+        _load(tmp_path, nested)
+    with pytest.raises(ParamsError, match=r"params.yaml: extra\.x is given twice"):
+        _load(tmp_path, SHIPPED + "extra: [{x: 1, x: 2}]\n")
+
+
+def test_a_file_at_the_node_cap_loads_and_one_over_it_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(params, "MAX_NODES", 1)
+    with pytest.raises(ParamsError) as err:
+        _load(tmp_path, SHIPPED)
+    nodes = int(re.search(r"expand to ([\d,]+) keys", str(err.value))[1].replace(",", ""))
+    monkeypatch.setattr(params, "MAX_NODES", nodes)
+    assert _load(tmp_path, SHIPPED).seed == repo_params()["seed"]
+    monkeypatch.setattr(params, "MAX_NODES", nodes - 1)
+    with pytest.raises(ParamsError, match=f"expand to {nodes:,} keys and values, more than "
+                                          f"the {nodes - 1:,}"):
+        _load(tmp_path, SHIPPED)
 
 
 def test_aliases_and_merge_keys_within_bounds_load(tmp_path):
