@@ -512,3 +512,43 @@ def test_the_params_stage_refuses_a_missing_or_unreadable_file_it_names(tmp_path
     run = _params_stage(tmp_path, changes)
     assert run.returncode == 2 and run.stderr.startswith(expected), run.stderr
     assert len(run.stderr.splitlines()) == 1
+
+
+def test_a_yaml_slip_is_named_with_its_line_and_column(tmp_path):
+    with pytest.raises(ParamsError, match=r"params.yaml: not valid YAML: mapping values are not "
+                                          r"allowed here \(line 2, column 6\)$"):
+        _load(tmp_path, "seed: 42\n  bad: indent: here\n")
+    with pytest.raises(ParamsError, match=r"not valid YAML: expected ',' or '\]', but got "
+                                          r"'<stream end>' \(line 3, column 1\)$"):
+        _load(tmp_path, "seed: 42\nhead: [unclosed\n")
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"validate.min_side": 9, "validate.max_side": 8},
+     "validate: Value error, min_side (9) exceeds max_side (8)"),
+    ({"scratch.wrn.depth": 4}, "scratch.wrn: Value error, depth must be 6N+4 with N >= 1 (10, "
+                               "16, 22, 28, 40, ...), got 4"),
+    ({"scratch.wrn.depth": 11}, "got 11"),
+    ({"finetune.wrn": repo_params()["finetune"]["resnet50"]},
+     "Value error, model name(s) ['wrn'] in both finetune and scratch: each model needs its "
+     "own name (it names its stages and files)"),
+])
+def test_each_rule_between_keys_names_the_values_at_fault(changes, message):
+    raw = copy.deepcopy(repo_params())
+    for key, value in changes.items():
+        node = raw
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    with pytest.raises(ParamsError) as err:
+        params.parse(raw)
+    assert message in str(err.value)
+
+
+def test_the_edges_of_each_rule_between_keys_are_allowed():
+    raw = copy.deepcopy(repo_params())
+    raw["validate"]["min_side"] = raw["validate"]["max_side"] = 64
+    raw["scratch"]["wrn"]["depth"] = 10
+    loaded = params.parse(raw)
+    assert (loaded.validate_.min_side, loaded.scratch["wrn"].depth) == (64, 10)
