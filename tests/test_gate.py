@@ -551,3 +551,20 @@ def test_a_folder_of_cards_and_cached_models_drifts_only_when_a_card_changed(
     _fake_dvc(tmp_path, monkeypatch, {"features": [{"changed deps": {
         "data/manifest.csv": "modified", "data/other.csv": "deleted"}}]})
     assert gate.main([]) == gate.PASSED
+
+
+def test_a_model_gone_or_without_predictions_is_listed_and_not_paired(repo, capsys):
+    """resnet50 left params.yaml (gone), head's predictions are missing now: both rows say
+    why, with the figures there are; the shipped row appears only when the shipped model
+    changed."""
+    write_params(repo, {"gate.metric": "accuracy", "gate.min": 0.3, "gate.max_drop": 0.05,
+                        "gate.alpha": 0.05, "finetune": {}})
+    for path in ("metrics/evaluate/resnet50.json", "reports/predictions/resnet50.csv",
+                 "models/resnet50.json", "reports/predictions/head.csv"):
+        (repo / path).unlink()
+    assert gate.main([]) == 0
+    out = capsys.readouterr().out
+    assert "| head | 0.3333 | 0.3333 | +0.0000 | – | 0 / 0 | pass: not paired: predictions " \
+           "missing in one run |" in out
+    assert "| resnet50 | 0.3667 | – | – | – | 0 / 0 | pass: gone: not in this run |" in out
+    assert "shipped:" not in out  # wrn, as at HEAD
