@@ -22,8 +22,6 @@ import sys
 import tempfile
 from types import ModuleType
 
-import numpy as np
-
 VERBOSE_ENV = "PIPELINE_VERBOSE"
 # Start-up lines of TensorFlow on a CPU-only machine: information, not problems.
 _NOISE = re.compile(
@@ -43,11 +41,12 @@ def seed_everything(seed: int) -> None:
     With op determinism on, TensorFlow raises on the few CPU ops that have no
     deterministic kernel instead of silently varying between runs.
     """
-    random.seed(seed)
-    np.random.seed(seed)
     import keras
+    import numpy as np  # here: the always-changed stages (weights, ...) never need it
     import tensorflow as tf
 
+    random.seed(seed)
+    np.random.seed(seed)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
