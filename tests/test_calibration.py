@@ -64,6 +64,25 @@ def test_fit_temperature_recovers_a_known_over_confidence():
     assert fit_temperature(y, softmax(z)) == pytest.approx(1.0, rel=0.1)
 
 
+@pytest.mark.parametrize("scale", [0.02, 0.3, 1.0, 2.5, 8.0, 60.0])
+def test_nll_and_temperature_are_scikit_learns_and_scipys(scale):
+    """NumPy only in evaluate_head: the NLL is log_loss's (clipped in the input's float
+    type), and T the minimum scipy's bounded search finds (to its tolerance), also where
+    it lies on a bound (T = e^3 for a model 60x too sure)."""
+    from scipy.optimize import minimize_scalar
+    from sklearn.metrics import log_loss
+
+    z, y = calibrated_sample(800, 3)
+    proba = softmax(scale * z)
+    proba[0] = np.eye(5)[(y[0] + 1) % 5]  # a sure mistake: the clipping matters
+    for p in (proba, proba.astype("float32")):
+        assert nll(y, p) == pytest.approx(log_loss(y, p, labels=np.arange(5)), rel=1e-6)
+    theirs = minimize_scalar(
+        lambda t: log_loss(y, apply_temperature(proba, np.exp(t)), labels=np.arange(5)),
+        bounds=(-3, 3), method="bounded", options={"xatol": 1e-7})
+    assert fit_temperature(y, proba) == pytest.approx(np.exp(theirs.x), rel=1e-5)
+
+
 def test_calibrating_an_over_confident_model_lowers_ece_and_nll():
     # A linear softmax model whose weights are blown up 4x: right as often, far too sure.
     rng = np.random.default_rng(1)

@@ -366,7 +366,7 @@ def test_a_bit_entry_takes_an_npz():
                                                    "key, did you mean "
                                                    "finetune.resnet50.augment.flip?"),
     ((), "gaet", "gaet: unknown key, did you mean gate?"),
-    (("head",), "zzz", "head.zzz: unknown key; head takes dropout, l2, optimizer, "
+    (("head",), "zzz", "head.zzz: unknown key; head takes solver, dropout, l2, optimizer, "
                        "learning_rate, batch_size, epochs, patience, monitor"),
     ((), "zzz", "zzz: unknown key; the top level takes seed, sample, data, validate, "
                 "backbone, head, finetune, scratch, distribute, inference, evaluate, report, "
@@ -397,8 +397,9 @@ def _load(tmp_path, text: str | bytes):
 
 def test_a_duplicate_key_is_refused_with_both_lines(tmp_path):
     """PyYAML keeps the last of two; DVC's ruamel refuses them: so does the pipeline."""
-    twice = SHIPPED.replace("  dropout: 0.2\n", "  dropout: 0.2\n  dropout: 0.5\n", 1)
-    line = SHIPPED[:SHIPPED.index("  dropout: 0.2\n")].count("\n") + 1
+    at = SHIPPED.index("\n  dropout: 0.2") + 1  # head's, the first
+    twice = SHIPPED[:at] + "  dropout: 0.5\n" + SHIPPED[at:]
+    line = SHIPPED[:at].count("\n") + 1
     with pytest.raises(ParamsError, match=rf"head\.dropout is given twice \(lines {line} and "
                                           rf"{line + 1}\)"):
         _load(tmp_path, twice)
@@ -464,9 +465,9 @@ def test_deep_nesting_and_bad_bytes_are_one_line(tmp_path):
 def test_exponents_are_numbers_as_dvc_reads_them(tmp_path):
     """YAML 1.1 (PyYAML) reads 1e-3 as a string; YAML 1.2 (DVC's ruamel, and what `dvc exp
     run -S head.learning_rate=1e-3` writes) as a number. The pipeline reads what DVC does."""
-    text = SHIPPED.replace("  learning_rate: 0.001\n", "  learning_rate: 1e-3\n", 1)
+    text = SHIPPED.replace("  learning_rate: 0.001 ", "  learning_rate: 1e-3  ", 1)
     assert _load(tmp_path, text).head.learning_rate == 0.001
-    text = SHIPPED.replace("  learning_rate: 0.001\n", "  learning_rate: 2E+0\n", 1)
+    text = SHIPPED.replace("  learning_rate: 0.001 ", "  learning_rate: 2E+0  ", 1)
     assert _load(tmp_path, text).head.learning_rate == 2.0
 
 

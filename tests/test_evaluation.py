@@ -44,6 +44,39 @@ def test_class_absent_from_predictions_scores_zero_not_nan():
                                         "support": 0}
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_scores_are_scikit_learns(seed):
+    """The NumPy scores (no scikit-learn import in evaluate_head) equal scikit-learn's, with a
+    class never predicted, one never true, and ties in the top k."""
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        precision_recall_fscore_support,
+        top_k_accuracy_score,
+    )
+
+    rng = np.random.default_rng(seed)
+    k = 6
+    y = rng.integers(0, k - 1, 300)  # class 5 never true
+    proba = rng.dirichlet(np.ones(k), 300)
+    proba[:, 4] = 0  # class 4 never predicted
+    proba[::7, 1] = proba[::7, 2] = proba[::7].max(axis=1)  # ties for the top ranks
+    proba = np.round(proba, 2)  # and ties further down
+    names = [f"c{i}" for i in range(k)]
+    out = score(y, proba, names, top_k=3)
+    pred = proba.argmax(1)
+    assert out["accuracy"] == round(accuracy_score(y, pred), 4)
+    assert out["macro_f1"] == round(f1_score(y, pred, labels=np.arange(k), average="macro",
+                                             zero_division=0), 4)
+    assert out["top_3_accuracy"] == round(top_k_accuracy_score(y, proba, k=3,
+                                                               labels=np.arange(k)), 4)
+    table = per_class(y, pred, names)
+    theirs = precision_recall_fscore_support(y, pred, labels=np.arange(k), zero_division=0)
+    for column, expected in zip(("precision", "recall", "f1", "support"), theirs,
+                                strict=True):
+        np.testing.assert_array_equal(table[column], np.round(expected, 4))
+
+
 def test_confusion_rows_name_the_classes(tmp_path):
     write_confusion(tmp_path / "c.csv", np.array([0, 2]), np.array([1, 2]), CLASSES)
     frame = pd.read_csv(tmp_path / "c.csv")

@@ -91,7 +91,7 @@ def test_random_weights_are_the_cards_loud_first_line():
     assert "Trained on: AMD EPYC 9B14 (avx2 fma avx512f avx512_bf16), no accelerator" in text
     assert "Scored on: not recorded." in text
     assert "head is a softmax head on the frozen ResNet50 backbone's features" in text
-    assert "head:\n  dropout: 0.2\n" in text  # the params that made it, as YAML
+    assert "head:\n  solver: lbfgs\n  dropout: 0.2\n" in text  # the params that made it
 
 
 def test_imagenet_weights_are_said_quietly_with_their_hash_and_calibration_shown():

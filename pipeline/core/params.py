@@ -230,6 +230,9 @@ Monitor = Literal["val_loss", "val_accuracy"]
 
 
 class HeadParams(_Section):
+    # lbfgs: full-batch L-BFGS in NumPy/SciPy, dropout marginalised, no TensorFlow (the
+    # optimizer, learning_rate and batch_size are keras' only; epochs caps iterations)
+    solver: Literal["lbfgs", "keras"]
     dropout: Fraction
     l2: Decay
     optimizer: Optimizer

@@ -42,13 +42,13 @@ class Outputs:
 def mistake_overlays(net, card: dict, shown, root) -> tuple[dict, str]:
     """Grad-CAM overlays of the mistakes a sheet shows (the forward and backward passes
     of those few images only), for the models that see images."""
-    from pipeline.evaluation.saliency import saliency_overlays
-
     if card["input"] == "features" or net is None:
         # A linear model on cached features: its map would be the backbone's, which would
         # tie evaluate_head to the backbone and its weights (and cost a backbone build in
         # the head's fast loop). The fine-tune's sheet shows where that ResNet looks.
         return {}, "no saliency map: the head sees cached features, not pixels"
+    from pipeline.evaluation.saliency import saliency_overlays  # Keras: TensorFlow starts
+
     files = {p: str(Path(root) / p) for p in shown["path"]}
     return saliency_overlays(net, files, card.get("image_size"),
                              exif_orientation=orientation_of(card))
