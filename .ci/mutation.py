@@ -3,7 +3,7 @@
     nice -n 10 python .ci/mutation.py                 # every module, one after another
     nice -n 10 python .ci/mutation.py stats splits    # some of them
     python .ci/mutation.py --summary                  # the scores of the last runs
-    python .ci/mutation.py stats --min-score 90       # CI: fail below 90 % (see MODULES)
+    python .ci/mutation.py splits --min-score 90      # CI: fail below 90 % (see MODULES)
 
 mutmut (the dev extra) makes each small bug (a flipped comparison, a dropped argument, an
 off-by-one) one at a time and runs the tests that call the function it changed: a bug no
