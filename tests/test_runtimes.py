@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -177,18 +178,35 @@ def test_the_check_inputs_are_pixels_for_images_and_normal_for_features():
     assert images_in.min() >= 0 and images_in.max() <= 255 and images_in.max() > 200
     features_in = select.check_inputs((None, 64))
     assert features_in.shape == (select.CHECK_ROWS, 64) and features_in.min() < 0
+    assert features_in.dtype == np.float32  # what the models take, on every runtime
     assert np.array_equal(select.check_inputs((None, 64)), features_in)  # seeded
     with pytest.raises(RuntimeChoiceError, match=r"input shape \(None, None, None, 3\): the "
                                                  "check needs a fixed input size"):
         select.check_inputs((None, None, None, 3))
+    # Features of variable length (a sequence model): the same message, not a TypeError.
+    with pytest.raises(RuntimeChoiceError, match=r"input shape \(None, None\): the check"):
+        select.check_inputs((None, None))
 
 
 def test_min_cosine_is_the_least_row_and_one_for_zero_rows():
     a = np.array([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
     b = np.array([[1.0, 0.0], [0.0, 0.0], [1.0, -1.0]])
     assert min_cosine(a, b) == 0.0  # the third row is orthogonal
-    assert min_cosine(a[:2], b[:2]) == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # zero rows: no stray RuntimeWarning in a stage's log
+        assert min_cosine(a[:2], b[:2]) == 1.0
+        assert min_cosine(a[1:2], b[1:2]) == 1.0  # all-zero outputs agree, no more than that
     assert math.isnan(min_cosine(a, np.array([[1.0, 0.0], [0.0, 0.0], [np.inf, 1.0]])))
+
+
+def test_min_cosine_compares_probabilities_by_direction_whatever_their_size():
+    """Softmax outputs have norms under 1: a runtime that moves a classifier's
+    probabilities to another class must fail the check, not pass as an agreement."""
+    keras_probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype=np.float32)
+    other = np.array([[0.1, 0.2, 0.7], [0.1, 0.1, 0.8]], dtype=np.float32)
+    assert min_cosine(other, keras_probs) == pytest.approx(1 / 3)
+    assert min_cosine(other, keras_probs) < select.MIN_COSINE["bfloat16"]
+    assert min_cosine(keras_probs, keras_probs) == pytest.approx(1.0)
 
 
 def test_explicit_choices_that_cannot_run_name_the_setting(monkeypatch):
