@@ -114,6 +114,20 @@ def test_auto_falls_back_to_tensorflow_when_the_other_runtime_disagrees(monkeypa
         compile_forward(model, "openvino", "float32")
 
 
+def test_by_default_openvino_runs_bfloat16_on_a_native_bf16_cpu_and_float32_elsewhere(
+        monkeypatch):
+    """compile_forward(model) is auto and auto: on a CPU with bf16 units OpenVINO is asked
+    for bfloat16 (and checked at its bar), on one without, for float32."""
+    model = backbone()
+    reference = compile_forward(model, "tensorflow", "float32")
+    _fake_openvino(monkeypatch, lambda batch: reference(batch))
+    for flags, precision in (({"avx2", "avx512_bf16"}, "bfloat16"), ({"avx2"}, "float32")):
+        monkeypatch.setattr(select, "cpu_flags", lambda flags=flags: flags)
+        chosen = compile_forward(model)
+        assert chosen.label() == f"openvino {precision}"
+        assert chosen.note == "least cosine to TensorFlow float32 1.000000 on 4 inputs"
+
+
 def _fake_openvino(monkeypatch, outputs) -> None:
     """OpenVINO installed, and a conversion whose forward pass gives ``outputs(batch)``."""
     monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: True)
@@ -211,8 +225,19 @@ def test_min_cosine_compares_probabilities_by_direction_whatever_their_size():
 
 def test_explicit_choices_that_cannot_run_name_the_setting(monkeypatch):
     model = backbone()
-    with pytest.raises(RuntimeChoiceError, match="inference.precision: bfloat16 runs on "):
+    with pytest.raises(RuntimeChoiceError) as err:
         compile_forward(model, "tensorflow", "bfloat16")
+    assert str(err.value) == (
+        "inference.precision: bfloat16 runs on OpenVINO (inference.runtime: openvino or "
+        "auto); on TensorFlow use distribute.mixed_precision: mixed_bfloat16")
+    with pytest.raises(RuntimeChoiceError) as err:
+        compile_forward(model, "onnxruntime", "float32")
+    assert str(err.value) == ("inference.runtime: 'onnxruntime' is not one of "
+                              "('auto', 'tensorflow', 'openvino')")
+    with pytest.raises(RuntimeChoiceError) as err:
+        compile_forward(model, "tensorflow", "float16")
+    assert str(err.value) == ("inference.precision: 'float16' is not one of "
+                              "('auto', 'float32', 'bfloat16')")
     monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: False)
     with pytest.raises(RuntimeChoiceError, match="inference.runtime: openvino: .*not installed"):
         compile_forward(model, "openvino", "auto")
