@@ -128,6 +128,34 @@ def test_by_default_openvino_runs_bfloat16_on_a_native_bf16_cpu_and_float32_else
         assert chosen.note == "least cosine to TensorFlow float32 1.000000 on 4 inputs"
 
 
+def test_a_candidate_exactly_at_its_precisions_bar_is_chosen(monkeypatch):
+    model = backbone()
+    _fake_openvino(monkeypatch, lambda batch: np.zeros((len(batch), 16), np.float32))
+    for precision, bar in select.MIN_COSINE.items():
+        monkeypatch.setattr(select, "min_cosine", lambda a, b, bar=bar: bar)
+        assert compile_forward(model, "openvino", precision).label() == f"openvino {precision}"
+
+
+@pytest.mark.parametrize(("message", "why"), [
+    ("x" * 500, "x" * 300), ("", "ValueError"), ("two\n  lines", "two lines")])
+def test_a_failed_conversion_is_named_in_one_line_of_at_most_300_characters(
+        monkeypatch, capsys, message, why):
+    """A converter's error (often pages of it) falls back in one line: its text, or its
+    type when it has none."""
+    model = backbone()
+    monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: True)
+
+    def failing(m, precision, note=""):
+        raise ValueError(message)
+
+    monkeypatch.setattr("pipeline.runtimes.openvino.openvino_forward", failing)
+    assert compile_forward(model, "auto", "float32").note == f"fell back: {why}"
+    assert capsys.readouterr().err == f"inference: falling back to TensorFlow: {why}\n"
+    with pytest.raises(RuntimeChoiceError) as err:
+        compile_forward(model, "openvino", "float32")
+    assert str(err.value) == f"inference.runtime: openvino: {why}"
+
+
 def _fake_openvino(monkeypatch, outputs) -> None:
     """OpenVINO installed, and a conversion whose forward pass gives ``outputs(batch)``."""
     monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: True)
@@ -239,8 +267,10 @@ def test_explicit_choices_that_cannot_run_name_the_setting(monkeypatch):
     assert str(err.value) == ("inference.precision: 'float16' is not one of "
                               "('auto', 'float32', 'bfloat16')")
     monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: False)
-    with pytest.raises(RuntimeChoiceError, match="inference.runtime: openvino: .*not installed"):
+    with pytest.raises(RuntimeChoiceError) as err:
         compile_forward(model, "openvino", "auto")
+    assert str(err.value) == ("inference.runtime: openvino: OpenVINO is not installed "
+                              "(pip install openvino)")
     assert compile_forward(model, "auto", "auto").runtime == "tensorflow"
 
 
