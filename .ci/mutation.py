@@ -80,17 +80,29 @@ MODULES: dict[str, dict] = {
                 "tests": ["tests/test_sources.py", "tests/test_source_stage.py",
                           "-k", "not fifo and not refused_at_once and not source_stage and "
                           "not unforeseen_exception"]},
-    "orientation": {"files": ["pipeline/core/formats.py", "pipeline/models/card.py",
-                              "pipeline/data/input.py"],
-                    "names": ["pipeline.core.formats.*", "pipeline.models.card.*",
-                              "pipeline.data.input.x_exif_orientation_of*",
-                              "pipeline.data.input.x__exif_tiff_offset*",
-                              "pipeline.data.input.x__read*", "pipeline.data.input.x__uint*",
-                              "pipeline.data.input.x_apply_orientation*"],
-                    "tests": ["tests/test_images.py", "tests/test_input.py"]},
+    # EXIF orientation, in two parts: what Pillow's side reads (prepare, the contact
+    # sheets) and what a model's card says; then the tf.data decoder's own reader, whose
+    # graph code makes many mutants (each test traces it: slow). The tests that run a
+    # stage in a subprocess are left out (see above).
+    "orientation": {"files": ["pipeline/core/formats.py", "pipeline/models/card.py"],
+                    "tests": ["tests/test_layouts.py", "tests/test_predict.py",
+                              "tests/test_serve.py", "-k",
+                              "contact_sheets or turned_as or orientation and not "
+                              "every_path"]},
+    "exif": {"files": ["pipeline/data/input.py"],
+             "names": ["pipeline.data.input.x_exif_orientation_of*",
+                       "pipeline.data.input.x__exif_tiff_offset*",
+                       "pipeline.data.input.x__read*", "pipeline.data.input.x__uint*",
+                       "pipeline.data.input.x_apply_orientation*"],
+             "tests": ["tests/test_layouts.py", "tests/test_input.py", "-k",
+                       "orientation and not every_path or exif and not every_path"]},
     # Not the port test: it reads README.md and mkdocs.yml, which mutmut does not copy.
+    # mutmut stops a mutant's tests after 30 x (their measured time + timeout_constant) CPU
+    # seconds, and counts that as killed; the measured time leaves out the module fixtures
+    # (a Keras model, a server), whose TensorFlow threads alone passed the default's 35 s.
     "uploads": {"files": ["pipeline/serving/uploads.py"],
-                "tests": ["tests/test_serve.py", "-k", "not dvc_get and not default_port"]},
+                "tests": ["tests/test_serve.py", "-k", "not dvc_get and not default_port"],
+                "settings": {"timeout_constant": 10.0}},
 }
 KILLED = {"killed", "timeout"}
 NAME = re.compile(r"`(pipeline\.[\w.ǁ]+__mutmut_\d+)`")
@@ -138,6 +150,8 @@ def run_one(module: str, children: int) -> None:
     config = configuration.config()  # pyproject.toml's [tool.mutmut]
     config.only_mutate = spec["files"]
     config.pytest_add_cli_args_test_selection = spec["tests"]
+    for key, value in spec.get("settings", {}).items():
+        setattr(config, key, value)
     from mutmut.__main__ import cli
 
     try:
