@@ -462,7 +462,7 @@ def test_prepare_reads_a_jpeg_s_orientation_and_nothing_else():
     assert jpeg_orientation(broken) == 1
 
 
-def test_a_model_card_says_whether_its_model_was_trained_on_turned_photos():
+def test_a_model_card_s_orientation_says_whether_its_model_was_trained_on_turned_photos():
     """A card from before the key: every model then was trained turned. Anything but
     true or false is refused naming the key and the value."""
     from pipeline.models.card import orientation_of
