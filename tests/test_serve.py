@@ -452,6 +452,23 @@ def test_damaged_image_data_is_a_422_naming_the_upload_and_the_damage(damage, me
     assert (caught.value.status, str(caught.value)) == (422, message)
 
 
+def test_a_json_body_is_a_list_of_images_or_an_object_holding_it():
+    """`[...]` or `{"images": [...]}`; anything else is a 400 saying what is expected, and a
+    part of another content type a 415 naming the formats read."""
+    from pipeline.serving.uploads import Limits, Upload, UploadError, check_part, from_json
+
+    want = [Upload("images[0]", JPEG)]
+    assert from_json([B64], Limits()) == from_json({"images": [B64]}, Limits()) == want
+    with pytest.raises(UploadError) as caught:
+        from_json({"image": B64}, Limits())
+    assert (caught.value.status, str(caught.value)) == (
+        400, 'the JSON body must be a list of base64-encoded images (or {"images": [...]})')
+    with pytest.raises(UploadError) as caught:
+        check_part("notes.txt", "text/plain; charset=utf-8", Limits())
+    assert (caught.value.status, str(caught.value)) == (
+        415, "notes.txt: content type text/plain is not an image (JPEG, PNG, GIF, BMP)")
+
+
 def test_a_request_over_its_pixel_budget_is_refused_before_any_decode(served):
     """Each image under the per-image cap, together over the request's budget: 413, and
     before any image is decoded (a truncated third image would be a 422 otherwise)."""
