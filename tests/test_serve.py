@@ -464,6 +464,12 @@ def test_a_json_body_is_a_list_of_images_or_an_object_holding_it():
     assert (caught.value.status, str(caught.value)) == (
         400, 'the JSON body must be a list of base64-encoded images (or {"images": [...]})')
     with pytest.raises(UploadError) as caught:
+        from_json([B64, 7], Limits())
+    assert str(caught.value) == "images[1]: expected a base64 string, got int"
+    with pytest.raises(UploadError) as caught:  # not decoded from the valid characters left
+        from_json([B64[:8] + "!!!!" + B64[8:]], Limits())
+    assert (caught.value.status, str(caught.value)) == (400, "images[0]: not valid base64")
+    with pytest.raises(UploadError) as caught:
         check_part("notes.txt", "text/plain; charset=utf-8", Limits())
     assert (caught.value.status, str(caught.value)) == (
         415, "notes.txt: content type text/plain is not an image (JPEG, PNG, GIF, BMP)")
