@@ -462,10 +462,11 @@ def _unknown(loc: tuple[Any, ...]) -> str:
 
 def _typed(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
     """``loc`` without the union members pydantic adds (``unfreeze.constrained-int``): the
-    parts that are keys of the mapping the user wrote."""
+    parts that are keys of the mapping the user wrote, or indices of its lists."""
     kept, node = [], raw
     for part in loc:
-        if isinstance(node, dict) and part in node:
+        if (isinstance(node, dict) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
             kept.append(part)
             node = node[part]
         elif not isinstance(node, dict) or (kept[:1] == ["scratch"] and len(kept) == 2):
