@@ -1,6 +1,6 @@
 """Serve the recommended model over HTTP.
 
-    python -m pipeline.serve [--model artifacts/classifier] [--host 127.0.0.1] [--port 8000]
+    python -m pipeline.serve [--model artifacts/classifier] [--host 127.0.0.1] [--port 8080]
         [--max-bytes 10000000] [--max-pixels N] [--max-request-pixels N] [--max-images 32]
         [--max-connections 32] [--header-timeout 10] [--body-timeout 30]
         [--shutdown-timeout 5] [--top-k 3]
@@ -54,6 +54,7 @@ from pipeline.serving.uploads import (
 )
 
 log = logging.getLogger(__name__)
+DEFAULT_PORT = 8080
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -64,7 +65,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only; "
                         "0.0.0.0 for every interface)")
-    parser.add_argument("--port", type=int, default=8000, help="0: any free port")
+    # Not mkdocs serve's 8000: the docs site and the model can be open side by side.
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"0: any free port (default: {DEFAULT_PORT})")
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
                         help="largest request body, in bytes")
     parser.add_argument("--max-pixels", type=int,

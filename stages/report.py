@@ -77,9 +77,10 @@ def main(params: Params) -> None:
                to_html(report, data, pictures, data_pictures, error_pictures, weights=weights,
                        export=export))
     write_json(paths.METRICS / "report.json", report.to_metrics())
-    summary = markdown(report, data, {}, weights=weights, export=export).split("## Data")[0]
-    log.info(summary.rstrip())
-    log.info(f"report: {paths.REPORTS / 'report.html'}; {report.choice.model} is in {paths.BEST}/")
+    # Two lines: the page is the place to read it (a terminal is not).
+    log.info(f"report: recommended {report.choice.model}. {report.choice.reason}")
+    log.info(f"report: {paths.REPORTS / 'report.html'} ({paths.REPORTS / 'report.md'} without "
+             f"pictures); {report.choice.model} is in {paths.BEST}/")
 
 
 if __name__ == "__main__":

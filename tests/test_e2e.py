@@ -20,11 +20,16 @@ from helpers import (
     EVALUATE,
     MODELS,
     NOISE,
+    ROOT,
+    STDERR,
     e2e_project,
     exp_run,
     quality,
+    repeated,
     repo_params,
     sh,
+    shell,
+    stage_outputs,
     stages_run,
     workspace,
 )
@@ -49,7 +54,13 @@ def test_repro_runs_every_stage_quietly_and_writes_outputs(project):
                 "finetune@resnet50", "scratch@wrn", "export", "report",
                 *EVALUATE}
     assert stages_run(log) == expected
+    # Quiet: each stage says its few lines once, no library notice, on stdout or stderr.
     assert not NOISE.search(log), NOISE.search(log).group(0)
+    said = stage_outputs(log.partition(STDERR)[0])
+    assert set(said) == expected
+    assert {name: repeated(lines) for name, lines in said.items() if repeated(lines)} == {}
+    report = said["report"]  # the recommendation and where the report is, not the report
+    assert len(report) == 2 and "reports/report.html" in report[1], report
     assert len(list((project / "data/sample").rglob("*.jpg"))) == 30
     for name in MODELS:
         card = json.loads((project / f"models/{name}.json").read_text())
@@ -133,13 +144,8 @@ def test_same_params_give_the_same_metrics(project):
     assert after == before
 
 
+# A head param (the head alone, then what it feeds): the README's tour, at the end.
 @pytest.mark.parametrize(("settings", "target", "expected"), [
-    # A head param: the head, the fine-tune that starts from it, their evaluations.
-    (["head.dropout=0.5"], None,
-     {"train_head", "finetune@resnet50", "evaluate_head", "evaluate_finetune@resnet50", "export",
-      "report"}),
-    # The head alone: a head sweep waits for no network.
-    (["head.dropout=0.1"], "evaluate_head", {"train_head", "evaluate_head"}),
     # The backbone: features and all that starts from them; never the scratch network.
     # (The image size, not the batch size: a batch size can give byte-identical features
     # on some CPUs, and DVC then rightly skips the head.)
@@ -166,6 +172,15 @@ def test_every_export_format_is_converted_and_checked(project):
     run = sh(project, "dvc", "exp", "run", "-S", f"export.formats=[{','.join(every)}]")
     try:
         assert stages_run(run.stdout) - CHECKS == {"export", "report"}
+        # The converters' notices (TensorFlow's deprecations through tf2onnx, the TFLite
+        # converter's and interpreter's C++ lines) are in the stage's log, not its output,
+        # and no line of it comes twice (a second root handler once printed each again).
+        assert not NOISE.search(run.stdout + run.stderr), NOISE.search(
+            run.stdout + run.stderr).group(0)
+        export = stage_outputs(run.stdout)["export"]
+        assert not repeated(export + run.stderr.splitlines()), run.stdout + run.stderr
+        kept = (project / ".cache/logs/export.log").read_text()
+        assert "is deprecated" in kept and "fully_quantize" in kept, kept
         export = json.loads((project / "metrics/export.json").read_text())
         formats = export["formats"]
         assert {f: r["status"] for f, r in formats.items() if f != "tflite_int8"} == {
@@ -379,3 +394,61 @@ def test_the_gate_passes_a_fresh_clone_without_dvc_cache_and_sees_a_changed_card
     drift = sh(clone, "python", "-m", "pipeline.gate", check=False)
     assert drift.returncode == 1
     assert "export: models modified" in drift.stdout, drift.stdout
+
+
+def tour(readme: str) -> list[str]:
+    """The commands of the README's five-minute tour, in order, as a shell reads them:
+    each indented code line of the section, a line ending in ``\\`` joined to the next."""
+    section = readme.split("\n## A five-minute tour\n", 1)[1].split("\n## ", 1)[0]
+    commands, current = [], ""
+    for line in section.splitlines():
+        if not line.startswith("    "):
+            continue
+        current += line.strip() + "\n"
+        if not line.endswith("\\"):
+            commands.append(current.strip())
+            current = ""
+    return commands
+
+
+def test_the_readme_tour_runs_as_written_and_ends_in_a_state_the_gate_passes(project):
+    """Every command of the README's tour, literally and in its order, in a project that
+    ran once: an experiment on the head alone, the comparisons, then `dvc exp apply`,
+    `dvc repro` of what the experiment left stale, the gate, and a commit. Each command
+    exits 0; `-S` changes the one line of params.yaml; the repro after the apply runs
+    exactly what the head feeds; the gate passes; the commit leaves a clean workspace.
+    The README losing a step of that loop fails it too."""
+    commands = tour((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert tour((ROOT / "docs/getting-started.md").read_text(encoding="utf-8")) == commands
+    kinds = [next((k for k in ("dvc exp run", "dvc exp apply", "dvc repro",
+                               "python -m pipeline.gate", "git commit") if c.startswith(k)),
+                  None) for c in commands]
+    assert [k for k in kinds if k] == ["dvc repro", "dvc exp run", "dvc exp apply",
+                                       "dvc repro", "python -m pipeline.gate", "git commit"], (
+        commands)
+    start = sh(project, "git", "rev-parse", "HEAD").stdout.strip()
+    applied = False
+    try:
+        for command, kind in zip(commands, kinds, strict=True):
+            done = shell(project, command)
+            if kind == "dvc repro":  # the first: nothing to do; after the apply: what is stale
+                stale = ({"finetune@resnet50", "evaluate_finetune@resnet50", "export", "report"}
+                         if applied else set())
+                assert stages_run(done.stdout) == ALWAYS | stale, (command, done.stdout)
+            elif kind == "dvc exp run":  # the head alone, and one line of params.yaml
+                assert stages_run(done.stdout) - CHECKS == {"train_head", "evaluate_head"}
+                diff = sh(project, "git", "diff", "-U0", "params.yaml").stdout
+                changed = [line for line in diff.splitlines()
+                           if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+                assert changed == ["-  dropout: 0.2", "+  dropout: 0.1"], diff
+            elif kind == "dvc exp apply":
+                applied = True
+            elif kind == "python -m pipeline.gate":
+                assert "## Quality gate: PASSED" in done.stdout, done.stdout
+        assert (project / "diff/index.html").is_file()  # dvc plots diff's page: ignored
+        assert sh(project, "git", "status", "--porcelain").stdout == ""
+        assert json.loads(sh(project, "dvc", "status", "--json").stdout) == ALWAYS_STATUS
+        assert yaml.safe_load((project / "params.yaml").read_text())["head"]["dropout"] == 0.1
+    finally:
+        sh(project, "git", "reset", "-q", "--hard", start)
+        sh(project, "dvc", "checkout", "--force")

@@ -306,7 +306,8 @@ def test_presplit_archive_keeps_its_split_and_is_found_again(tmp_path):
     folder = project(tmp_path / "p", data__source="../user/ds.tar.gz")
     prep = run_stage(folder, "prepare")
     assert prep.returncode == 0, prep.stderr
-    assert "from the split folders" in prep.stdout
+    assert ("\nsplits: train 6 from train/, val 2 from validation/, test 2 from test/\n"
+            in prep.stdout), prep.stdout
     assert run_stage(folder, "validate").returncode == 0
     rows = manifest.read(folder / "data/manifest.csv")
     assert rows.groupby("split").size().to_dict() == {"test": 2, "train": 6, "val": 2}

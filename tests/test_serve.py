@@ -188,6 +188,23 @@ def test_version_changes_with_the_model_not_with_files_beside_it(model_dir, tmp_
     assert model_version(copy) != model_version(model_dir)
 
 
+def test_the_server_and_the_docs_site_each_have_their_own_default_port():
+    """`mkdocs serve` and `python -m pipeline.serve`, both with no flag, side by side: the
+    server does not take the docs site's port, and the docs name the port it takes."""
+    import re
+
+    from mkdocs.config import load_config
+
+    from pipeline.serve import parse_args
+
+    site = load_config(config_file=str(ROOT / "mkdocs.yml")).dev_addr.port
+    port = parse_args([]).port
+    assert port != site, f"pipeline.serve and mkdocs serve both default to {port}"
+    for page in ("README.md", "docs/serving.md", "docs/getting-started.md"):
+        shown = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", (ROOT / page).read_text())}
+        assert shown == {port}, (page, shown)
+
+
 def test_page_is_one_offline_file(client):
     response = client.get("/")
     assert response.status_code == 200

@@ -64,12 +64,14 @@ def direction(monitor: str) -> str:
 
 
 def early_stopping(monitor: str, patience: int) -> keras.callbacks.EarlyStopping:
-    """Early stopping on ``monitor`` with the best epoch's weights restored."""
+    """Early stopping on ``monitor`` with the best epoch's weights restored. Silent: the
+    stage's own line names the best epoch (Keras' "Restoring model weights..." came once
+    per fit, twice in a fine-tune)."""
     import keras
 
     return keras.callbacks.EarlyStopping(monitor=monitor, mode=direction(monitor),
                                          patience=patience, restore_best_weights=True,
-                                         verbose=1)
+                                         verbose=0)
 
 
 def result(history: dict[str, list[float]], best_epoch: int, epochs_run: int, seconds: float,
