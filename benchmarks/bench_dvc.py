@@ -293,10 +293,14 @@ def noop_times(repo: Path, runs: int, *targets: str) -> list[float]:
 
 
 def export_run(repo: Path) -> tuple[float, dict[str, Any]]:
-    """Seconds of `python stages/export.py` in a copy whose `dvc repro export` ran, and the
-    metrics/export.json it wrote (parity and speed of every format)."""
+    """Seconds of `python stages/export.py` in a copy whose `dvc repro export` ran, and what
+    it wrote of every format: its check (reports/export.json: parity) with its run facts
+    (reports/runs/export.json: size and speed) beside it, as the report's table has them."""
+    from pipeline.evaluation.report import export_record
+
     seconds = timed(repo, sys.executable, "stages/export.py")
-    return seconds, json.loads((repo / "metrics" / "export.json").read_text())
+    return seconds, export_record(json.loads((repo / "reports/export.json").read_text()),
+                                  json.loads((repo / "reports/runs/export.json").read_text()))
 
 
 # --- 6: peak memory of stages ------------------------------------------------------------------

@@ -63,10 +63,11 @@ What each row means:
    of the same precision (row 1).
 9. **export**: wall-clock seconds of ``python stages/export.py`` (the recommended model
    in every format of ``export.formats``, each checked on every test image) in a copy
-   of the project on the sample data, and one row per format from the
-   ``metrics/export.json`` it wrote: top-1 agreement with the Keras model and the
-   largest |probability difference| on every test image, single-image latency p50/p95
-   and batch throughput, file size, status. The copy's first ``dvc repro export``
+   of the project on the sample data, and one row per format from what it wrote
+   (``reports/export.json``, and its run facts ``reports/runs/export.json``): top-1
+   agreement with the Keras model and the largest |probability difference| on every
+   test image, single-image latency p50/p95 and batch throughput, file size, status.
+   The copy's first ``dvc repro export``
    (training included; --quick: the tiny profile) is not timed.
 10. **first full repro**: wall-clock seconds of the first ``dvc repro`` (every stage) in a
    fresh copy reading the flowers folder (duplicates dropped, random weights), once with

@@ -7,8 +7,9 @@ so a change to those never re-runs it.
 Reads:  params seed, scratch.NAME, distribute, data.images.exif_orientation (the decode,
         recorded in the card); data/manifest.csv, data/source.json;
         data/scratch_weights/NAME.json (the weights file, checked against its hash)
-Writes: models/NAME.keras, models/NAME.json (its card), metrics/train/NAME.json,
-        dvclive/NAME/, plots/NAME/augmented.png
+Writes: models/NAME.keras, models/NAME.json (its card), metrics/train/NAME.json
+        (the validation accuracy), reports/runs/train/NAME.json (its run facts:
+        seconds, images/s, strategy, machine), dvclive/NAME/, plots/NAME/augmented.png
 """
 
 from pipeline.core import paths, stage

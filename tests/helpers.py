@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
-import json
 import os
 import re
 import shutil
@@ -267,7 +266,6 @@ def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarIn
 
 PROJECT_FILES = ["pipeline", "stages", "params.yaml", "dvc.yaml", "pyproject.toml",
                  ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore", "reports/templates"]
-TIMING_KEYS = re.compile(r"seconds|per_second")
 # What a stage must not print: TensorFlow's start-up lines; other libraries' notices (they
 # go to .cache/logs/<stage>.log: TensorFlow's deprecations, the TFLite converter's and
 # interpreter's C++ lines); a record in Python's default format (a second root handler,
@@ -378,15 +376,6 @@ def workspace(project: Path) -> dict[str, str]:
             out[(rel / name).as_posix()] = ("link " + os.readlink(path) if path.is_symlink()
                                             else hashlib.sha256(path.read_bytes()).hexdigest())
     return out
-
-
-def quality(metrics_file: Path) -> dict:
-    """A metrics file without its timing figures, which vary from run to run."""
-    def strip(node):
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if not TIMING_KEYS.search(k)}
-        return node
-    return strip(json.loads(metrics_file.read_text()))
 
 
 def edit_params(path: Path, edit) -> None:

@@ -141,9 +141,9 @@ def test_multi_worker_two_processes_on_loopback_only_the_chief_writes(tmp_path):
     new = set(snapshot(project)) - set(before[0])
     written = {str(Path(p).relative_to(project)) for p in new}
     assert written >= {"models/head.keras", "models/head.json", "metrics/train/head.json",
-                       "dvclive/head"}
-    metrics = json.loads((project / "metrics/train/head.json").read_text())
-    assert metrics["distribute"] == "multi_worker x2 float32"
+                       "reports/runs/train/head.json", "dvclive/head"}
+    facts = json.loads((project / "reports/runs/train/head.json").read_text())
+    assert facts["distribute"] == "multi_worker x2 float32"
     assert json.loads((project / "models/head.json").read_text())["replicas"] == 2
 
 
