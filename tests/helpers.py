@@ -111,6 +111,13 @@ def wrn_recipe(**changes: Any):
     return WRNRecipe(**(repo_params()["scratch"]["wrn"] | changes))
 
 
+def resnet9_recipe(**changes: Any):
+    """params.yaml's ``scratch.resnet9`` recipe with ``changes``."""
+    from pipeline.core.params import ResNet9Recipe
+
+    return ResNet9Recipe(**(repo_params()["scratch"]["resnet9"] | changes))
+
+
 def image_policy(**changes: Any):
     """The image policy of params.yaml (``data.images`` and validate's sides), ``changes``
     applied to the policy's own fields (``max_pixels``, ``allowed_formats``, ...)."""
@@ -261,6 +268,12 @@ def tiny_profile(params: dict) -> dict:
     params["head"].update(epochs=3, patience=2)
     for entry in params["finetune"].values():
         entry.update(epochs=1, image_size=32, batch_size=8, head_epochs=1)
+    # One model per kind the end-to-end tests follow (MODELS): the ResNet-9 entry's DVC
+    # stages are the same foreach as wrn's, and two more stages on every full repro of
+    # these modules would cost the suite about a minute (tests/test_resnet9.py and
+    # test_finetune.py train it).
+    params["scratch"] = {name: entry for name, entry in params["scratch"].items()
+                         if entry["family"] != "resnet9"}
     for entry in params["scratch"].values():
         entry.update(epochs=1, image_size=32, batch_size=8)
         if entry["family"] == "wrn":

@@ -154,7 +154,9 @@ def test_an_entry_may_be_left_out():
     raw = repo_params()
     del raw["scratch"]["wrn"]
     loaded = params.parse(raw)
-    assert loaded.scratch == {} and loaded.models() == ["head", "resnet50"]
+    assert "wrn" not in loaded.scratch and loaded.models() == ["head", "resnet50", "resnet9"]
+    raw["scratch"] = {}
+    assert params.parse(raw).models() == ["head", "resnet50"]
 
 
 def test_model_names_are_unique_and_not_reserved():

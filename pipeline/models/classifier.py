@@ -3,7 +3,7 @@
 Two kinds: the backbone with the head trained on its cached features (the ResNet
 fine-tune starts there; prediction and export rebuild that backbone behind the head,
 ``pipeline.models.rebuild``), and a network trained on the images by itself (a Wide
-ResNet or BiT, from scratch or a weights file of its own) with a Dense top.
+ResNet, BiT or ResNet-9, from scratch or a weights file of its own) with a Dense top.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import keras
 
-from pipeline.core.params import BiTRecipe, WRNRecipe
+from pipeline.core.params import BiTRecipe, ResNet9Recipe, WRNRecipe
+from pipeline.models.flip import flip_averaged
 from pipeline.models.weights import WeightsError
 
 # What every image model's card says it takes.
@@ -32,24 +33,28 @@ def build_resnet_model(backbone: keras.Model, head: keras.Model, train_bn: bool)
 
 
 def build_scratch_model(
-    recipe: WRNRecipe | BiTRecipe, num_classes: int, *, name: str = "model"
+    recipe: WRNRecipe | BiTRecipe | ResNet9Recipe, num_classes: int, *, name: str = "model"
 ) -> keras.Model:
-    """Raw RGB image -> [-1, 1] -> WideResNet / BiTResNet (pooled) -> Dense softmax.
+    """Raw RGB image -> [-1, 1] -> WideResNet / BiTResNet / ResNet9 (pooled) -> Dense softmax.
 
     ``recipe.weights`` is ``none`` or a file: ``.weights.h5`` of this whole model, or for BiT
     an ``.npz`` of published BiT weights for the backbone part. ``name`` is the params
     entry, so that errors name the key to fix (``scratch.<name>.weights``).
     """
     from pipeline.models.bit import BiTResNet
+    from pipeline.models.resnet9 import ResNet9
     from pipeline.models.wide_resnet import WideResNet
 
     shape = (recipe.image_size, recipe.image_size, 3)
     inputs = keras.Input(shape, name="image")
-    # Both nets train from scratch on [-1, 1], as BiT's own preprocessing does.
+    # Every net trains from scratch on [-1, 1], as BiT's own preprocessing does.
     x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(inputs)
     if isinstance(recipe, WRNRecipe):
         net = WideResNet(recipe.depth, recipe.width, recipe.dropout, include_top=False,
                          input_shape=shape, pooling="avg")
+        init = "glorot_uniform"
+    elif isinstance(recipe, ResNet9Recipe):
+        net = ResNet9(recipe.width, include_top=False, input_shape=shape, pooling="max")
         init = "glorot_uniform"
     else:
         net = BiTResNet(recipe.width, include_top=False, input_shape=shape, pooling="avg")
@@ -63,7 +68,7 @@ def build_scratch_model(
 
 
 def _load_scratch_weights(model: keras.Model, net: keras.Model,
-                          recipe: WRNRecipe | BiTRecipe, name: str) -> None:
+                          recipe: WRNRecipe | BiTRecipe | ResNet9Recipe, name: str) -> None:
     spec = recipe.weights
     if spec == "none":
         return
@@ -82,14 +87,16 @@ def _load_scratch_weights(model: keras.Model, net: keras.Model,
         model.load_weights(path)
 
 
-def inference_copy(model: keras.Model) -> keras.Model:
-    """An uncompiled twin of ``model`` sharing its layers, for saving.
+def inference_copy(model: keras.Model, *, flip_tta: bool = False) -> keras.Model:
+    """An uncompiled twin of ``model`` sharing its layers, for saving; ``flip_tta``: wrapped
+    to average each image's prediction with its mirror image's (``pipeline.models.flip``).
 
     A compiled model saves its optimizer: Adam's two moments would triple a ResNet50 file
     (~280 MB instead of ~95 MB), and loading it would need this module's schedule class
     registered. The evaluate stage only predicts.
     """
-    return keras.Model(model.inputs, model.outputs, name=model.name)
+    twin = keras.Model(model.inputs, model.outputs, name=model.name)
+    return flip_averaged(twin) if flip_tta else twin
 
 
 def backbone_with_head(backbone: keras.Model, head: keras.Model) -> keras.Model:

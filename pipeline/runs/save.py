@@ -19,6 +19,7 @@ import keras
 
 from pipeline.core import machine, paths
 from pipeline.core.io import atomic_path, write_json
+from pipeline.runs.budget import Budget
 from pipeline.runs.placement import Placement
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Outcome:
 
     model: keras.Model
     card: dict[str, Any]
+    budget: Budget | None = None  # the stage's time budget: the card says what it used
 
 
 def save_trained(name: str, outcome: Outcome, placement: Placement) -> dict[str, Any]:
@@ -42,11 +44,16 @@ def save_trained(name: str, outcome: Outcome, placement: Placement) -> dict[str,
         outcome.model.save(tmp)
     card = {"name": name} | outcome.card | {"distribute": placement.label(),
                                             "replicas": placement.replicas}
+    if outcome.budget is not None and "budget" in card:
+        # The whole stage so far (its process's start to the model saved): what the
+        # budget covers, bar the card's own write and the exit.
+        card["budget"] = card["budget"] | {"used_seconds": round(outcome.budget.elapsed(), 1)}
     found = machine.describe()
     write_json(paths.MODELS / f"{name}.json", card | {"machine": found})
     write_json(paths.METRICS / "train" / f"{name}.json",
                {k: card[k] for k in METRIC_KEYS if k in card} | {"machine": machine.record(found)})
-    log.info(f"{name}: best epoch {card['best_epoch']}/{card['epochs_run']}, "
+    log.info(f"{name}: best epoch {card['best_epoch']}/{card['epochs_run']} (stopped by "
+             f"{card.get('stopped_by', 'epochs')}), "
           f"val accuracy {card.get('val_accuracy')}, {card['train_seconds']} s, "
           f"{card['train_images_per_second']} img/s -> {model_file}")
     return card
