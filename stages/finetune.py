@@ -21,7 +21,12 @@ def main(params: Params, name: str) -> None:
         raise ParamsError(f"no params entry finetune.{name}; the entries are: {known}")
     recipe = params.finetune[name]
     from pipeline.runs.backup import Key
+    from pipeline.runs.placement import recipe_distribute
     from pipeline.runs.shell import Run, run
+
+    # The recipe's own precision, if it sets one (the card's "distribute" says which ran).
+    params = params.model_copy(
+        update={"distribute": recipe_distribute(params.distribute, recipe.precision)})
 
     def outcome(r: Run):
         from pipeline.training.finetune import finetune

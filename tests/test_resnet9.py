@@ -73,3 +73,36 @@ def test_the_recipe_builds_trains_a_step_and_round_trips(tmp_path):
     again = load_model(tmp_path / "m.keras")
     expected = (model.predict(x, verbose=0) + model.predict(x[:, :, ::-1], verbose=0)) / 2
     np.testing.assert_allclose(again.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture
+def bfloat16_policy():
+    """Keras' global policy as a stage trains under ``precision: bfloat16``, reset after."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_model_trained_in_bfloat16_ships_in_float32(bfloat16_policy):
+    """The saved model computes in float32 whatever the training's precision (the inference
+    runtime picks its own), so that it converts: TFLite refuses a bfloat16 mirror op and
+    ONNX Runtime a graph of bfloat16 casts."""
+    from pipeline.export.tflite import to_tflite
+
+    keras.utils.set_random_seed(0)
+    model = build_scratch_model(resnet9_recipe(image_size=32, width=4), 3)
+    assert model.get_layer("predictions").input.dtype == "bfloat16"  # trained in bfloat16
+    saved = inference_copy(model, flip_tta=True)
+
+    def policies(net):
+        for layer in net.layers:
+            if isinstance(layer, keras.Model):
+                yield from policies(layer)
+            elif not isinstance(layer, keras.layers.InputLayer):
+                yield layer.dtype_policy.name
+
+    assert set(policies(saved)) == {"float32"}
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    trained = (model.predict(x, verbose=0) + model.predict(x[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose(saved.predict(x, verbose=0), trained, atol=0.02)  # bfloat16's
+    assert len(to_tflite(saved, 32)) > 0

@@ -205,6 +205,9 @@ class _Recipe(_Section):
     monitor: Monitor
     augment: AugmentParams
     flip_tta: bool  # the saved model averages each image's prediction with its mirror's
+    # The training's precision: the distribute section's mixed_precision, float32,
+    # bfloat16 (mixed_bfloat16), or auto: bfloat16 where the CPU computes it natively.
+    precision: Literal["distribute", "auto", "float32", "bfloat16"]
     # Wall seconds of the whole stage (its process's start to the model saved): the epochs
     # are then as many as fit in it, ``epochs`` at most (pipeline/training/budget.py);
     # None: no budget, ``epochs`` run.

@@ -8,6 +8,8 @@ ResNet, BiT or ResNet-9, from scratch or a weights file of its own) with a Dense
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import keras
@@ -88,15 +90,58 @@ def _load_scratch_weights(model: keras.Model, net: keras.Model,
 
 
 def inference_copy(model: keras.Model, *, flip_tta: bool = False) -> keras.Model:
-    """An uncompiled twin of ``model`` sharing its layers, for saving; ``flip_tta``: wrapped
-    to average each image's prediction with its mirror image's (``pipeline.models.flip``).
+    """An uncompiled twin of ``model`` for saving, in float32; ``flip_tta``: wrapped to
+    average each image's prediction with its mirror image's (``pipeline.models.flip``).
 
     A compiled model saves its optimizer: Adam's two moments would triple a ResNet50 file
     (~280 MB instead of ~95 MB), and loading it would need this module's schedule class
-    registered. The evaluate stage only predicts.
+    registered. The evaluate stage only predicts. A model trained under a mixed-precision
+    policy is rebuilt in float32 with its weights (:func:`float32_copy`): the precision a
+    model is trained in is no part of what it ships (the inference runtime chooses its
+    own), and TFLite and ONNX do not convert a graph of bfloat16 casts.
     """
-    twin = keras.Model(model.inputs, model.outputs, name=model.name)
-    return flip_averaged(twin) if flip_tta else twin
+    with float32_policy():  # what is built here (the flip wrapper) computes in float32
+        twin = float32_copy(keras.Model(model.inputs, model.outputs, name=model.name))
+        return flip_averaged(twin) if flip_tta else twin
+
+
+@contextmanager
+def float32_policy() -> Iterator[None]:
+    """Keras' global dtype policy float32 for the block (a stage set a mixed one to train)."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """``model`` itself when every layer computes in float32, else the same network rebuilt
+    from its config with every mixed dtype policy made float32, and its weights (float32
+    variables under any policy) copied."""
+    config = model.get_config()
+    if not _mixed_to_float32(config):
+        return model
+    copy = model.__class__.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _mixed_to_float32(node) -> bool:
+    """Make every mixed ``DTypePolicy`` in a model config float32, in place; whether any was."""
+    found = False
+    if isinstance(node, dict):
+        if node.get("class_name") == "DTypePolicy" and str(
+                node.get("config", {}).get("name", "")).startswith("mixed_"):
+            node["config"]["name"] = "float32"
+            return True
+        for value in node.values():
+            found = _mixed_to_float32(value) or found
+    elif isinstance(node, list):
+        for value in node:
+            found = _mixed_to_float32(value) or found
+    return found
 
 
 def backbone_with_head(backbone: keras.Model, head: keras.Model) -> keras.Model:
