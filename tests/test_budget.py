@@ -144,6 +144,19 @@ def test_a_machine_getting_busier_shortens_the_plan_and_its_schedule():
     assert lr_at(plan.schedule, 3 * STEPS) == pytest.approx(0.0, abs=1e-9)
 
 
+def test_a_lasting_slowdown_is_planned_for_before_the_schedule_is_cut():
+    """Steps twice as slow from the third epoch on (22 s an epoch): the plan shrinks to 4
+    at once (the last epoch, not the mean of the last two, which would keep 5 and be cut
+    at the fourth's end with the rate still high), and the fit ends with its schedule."""
+    clock = Clock(10.0)
+    plan = planner(clock)
+    history = tiny_fit(plan, Costs(clock, first=5, step=lambda e: 2.0 if e >= 2 else 1.0,
+                                   val=2))
+    assert len(history.history["loss"]) == plan.planned == 4
+    assert plan.stopped_by == "budget" and clock.now == 82
+    assert lr_at(plan.schedule, 4 * STEPS) == pytest.approx(0.0, abs=1e-9)
+
+
 def test_a_slowdown_the_plan_cannot_absorb_is_cut_at_the_finish_line():
     """Slower from the third epoch: the plan shrinks, and the epoch that would overrun
     stops at the step that reaches the finish line (stopped by the deadline)."""

@@ -113,13 +113,15 @@ class Planner(keras.callbacks.Callback):
         return self.val_steps * step * FORWARD_SHARE
 
     def epoch_cost(self) -> float:
-        """Seconds of one more epoch: the mean of the last two epochs measured (recent, so
-        that a machine getting busier shows at once), else its steps at the median step's
-        cost and a validation pass; and what runs between two epochs (the callbacks that
-        log and back the run up)."""
+        """Seconds of one more epoch: the last epoch measured, or the mean of the last two
+        if more (recent, and cautious: on a machine getting busier the plan shrinks while
+        its schedule can still end with it, rather than being cut at the finish line),
+        else its steps at the median step's cost and a validation pass; and what runs
+        between two epochs (the callbacks that log and back the run up)."""
         between = self.between_seconds[-1] if self.between_seconds else 0.0
         if self.epoch_seconds:
-            return statistics.fmean(self.epoch_seconds[-2:]) + between
+            last = self.epoch_seconds[-2:]
+            return max(last[-1], statistics.fmean(last)) + between
         step = statistics.median(self.step_seconds) if self.step_seconds else 0.0
         return self.steps * step + self.validation_cost() + between
 
