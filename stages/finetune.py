@@ -2,7 +2,8 @@
 
 The params.yaml entry finetune.NAME is the recipe (keras.io's): the head alone first
 with the backbone frozen, then the backbone unfrozen at a low learning rate with
-BatchNorm kept in inference mode.
+BatchNorm kept in inference mode. With budget_seconds, the whole stage (this process,
+start to model saved) plans its epochs to fit in it (docs/models.md).
 
 Reads:  params seed, backbone, finetune.NAME, distribute, data.images.exif_orientation (the
         decode, recorded in the card); data/manifest.csv, data/source.json,
