@@ -66,7 +66,7 @@ def tiny_fit(planner: Planner, costs: Costs, epochs: int = 50) -> keras.callback
 def planner(clock: Clock, seconds: float = 100, epochs: int = 50, warmup: int = 1) -> Planner:
     schedule = PlannedSchedule("onecycle", 0.01, STEPS, epochs, warmup_epochs=warmup)
     return Planner(Budget(seconds, started=0.0, clock=clock), epochs=epochs, steps=STEPS,
-                   val_steps=VAL_STEPS, schedule=schedule, free_epochs=warmup)
+                   val_steps=VAL_STEPS, schedule=schedule)
 
 
 def lr_at(schedule, step: int) -> float:
@@ -180,16 +180,52 @@ def test_out_of_time_mid_epoch_the_epoch_ends_at_once():
     assert clock.now - 2 <= 20 - plan.budget.reserve()  # its last step ended by the line
 
 
-def test_a_resumed_plan_is_kept_and_only_shortened():
+def test_a_resumed_plan_goes_on_with_its_schedule_and_time_used():
+    """Killed after two epochs of a plan that shrank (a slower machine), started again in
+    a new process: the plan, the schedule's progress and the time used come back, so the
+    rate at the next step is the one the run would have had."""
     clock = Clock(10.0)
     first = planner(clock)
-    tiny_fit(first, Costs(clock, first=5, step=lambda e: 1.0, val=2), epochs=2)
+    tiny_fit(first, Costs(clock, first=5, step=lambda e: 3.0 if e >= 1 else 1.0, val=2),
+             epochs=2)
     state = first.state()
     again = planner(Clock(0.0))  # the process started again
     again.restore(state)
-    assert again.planned == first.planned == 6
-    assert again.budget.elapsed() == state["used_seconds"] == 38
-    assert lr_at(again.schedule, 3 * STEPS) == pytest.approx(lr_at(first.schedule, 3 * STEPS))
-    # Steps ten times cheaper now: a fresh plan would grow, the kept one does not.
-    history = tiny_fit(again, Costs(again.budget.clock, first=0.5, step=lambda e: 0.1, val=0.2))
-    assert len(history.history["loss"]) == 6 and again.planned == 6
+    assert again.planned == first.planned == 3
+    assert again.budget.elapsed() == state["used_seconds"] == 58
+    for step in (20, 25, 30):
+        assert lr_at(again.schedule, step) == pytest.approx(lr_at(first.schedule, step))
+    assert lr_at(again.schedule, 25) > 0 and lr_at(again.schedule, 30) == pytest.approx(0.0)
+
+
+def test_a_plan_made_after_the_warm_up_goes_on_from_the_rate_reached():
+    """Replanned from 6 to 10 epochs at step 30: the one-cycle rate goes on from 60 % of
+    its peak (where it was) down to 0 at the new end, without a jump; a plan made in the
+    warm-up starts the schedule afresh."""
+    schedule = PlannedSchedule("onecycle", 0.01, STEPS, 50, warmup_epochs=1)
+    schedule.plan(6, step=5)  # in the warm-up: 10 warm-up steps, then down to step 60
+    assert lr_at(schedule, 5) == pytest.approx(0.005) and lr_at(schedule, 35) == pytest.approx(
+        0.005)
+    before = lr_at(schedule, 30)
+    schedule.plan(10, step=30)
+    assert lr_at(schedule, 30) == pytest.approx(before) == pytest.approx(0.006)
+    assert lr_at(schedule, 65) == pytest.approx(0.003)  # half-way from step 30 to 100
+    assert lr_at(schedule, 100) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["cosine", "step", "constant"])
+def test_planned_at_its_epochs_it_is_the_schedule_without_a_budget(kind):
+    """A budget that plans the recipe's own epochs changes nothing in the rate."""
+    from helpers import wrn_recipe
+
+    from pipeline.training.schedules import make_schedule
+
+    recipe = wrn_recipe(schedule=kind, learning_rate=0.1, epochs=8, warmup_epochs=1,
+                        step_epochs=[3, 5], step_factor=0.2)
+    plain = make_schedule(recipe, STEPS)
+    planned = make_schedule(recipe, STEPS, planned=True)
+    assert isinstance(planned, PlannedSchedule)
+    planned.plan(8, step=3)
+    for step in (0, 4, 10, 29, 30, 45, 50, 79, 80):
+        expected = plain if isinstance(plain, float) else lr_at(plain, step)
+        assert lr_at(planned, step) == pytest.approx(expected, rel=1e-5, abs=1e-9), step

@@ -8,16 +8,16 @@ exit come after the fit), never more than the recipe's ``epochs``. The learning-
 schedule (``schedules.PlannedSchedule``) is set to end with them, so that a budgeted run
 anneals to its end instead of being cut off at a high rate.
 
-The plan is made once the first steps are timed and made again at the end of every
-epoch from what the epochs measured: freely while the warm-up lasts (the decay, which
-the plan shapes, has not begun), and afterwards only shorter, when the run falls behind
-(a machine that got busier). Past the finish line with the plan unfinished, the epoch
-under way ends at once (``stopped_by: deadline``, the schedule cut short).
-Early stopping may still end the fit sooner.
+The plan is made once the first steps are timed, and again at the end of every epoch
+from what the epochs measured, longer or shorter as the machine turned out faster or
+busier: the schedule keeps the progress it has made and spreads the rest over the new
+plan, so the rate never jumps. Past the finish line with the plan unfinished, the epoch
+under way ends at once (``stopped_by: deadline``, the schedule cut short). Early stopping
+may still end the fit sooner.
 
-The plan, the time used and why the fit stopped go into the run's memory after every
-epoch (``pipeline.runs.memory``): a killed run that resumes keeps its budget (the time
-used before counts, ``Budget.resumed``) and its plan, which it may only shorten.
+The plan, the schedule's state, the time used and why the fit stopped go into the run's
+memory after every epoch (``pipeline.runs.memory``): a killed run that resumes goes on
+with them and keeps its budget (the time used before counts, ``Budget.resumed``).
 """
 
 from __future__ import annotations
@@ -43,27 +43,24 @@ class Planner(keras.callbacks.Callback):
 
     ``epochs``: the recipe's, the most the plan may give; ``steps`` and ``val_steps``: the
     training and validation batches of an epoch; ``schedule``: the learning rate to fit
-    to the plan (None: a constant rate, nothing to fit); ``free_epochs``: the epochs during
-    which the plan may grow (the warm-up); ``finish_by``: the budget's seconds by which
-    this fit must end (None: the budget's end less its reserve; a fit that another
-    follows, the fine-tune's head phase, ends sooner)."""
+    to the plan (None: a constant rate, nothing to fit); ``finish_by``: the budget's
+    seconds by which this fit must end (None: the budget's end less its reserve; a fit
+    that another follows, the fine-tune's head phase, ends sooner)."""
 
     def __init__(self, budget: Budget, *, epochs: int, steps: int, val_steps: int,
-                 schedule: PlannedSchedule | None = None, free_epochs: int = 0,
-                 finish_by: float | None = None, probe: int = PROBE_STEPS) -> None:
+                 schedule: PlannedSchedule | None = None, finish_by: float | None = None,
+                 probe: int = PROBE_STEPS) -> None:
         super().__init__()
         self.budget = budget
         self.cap = epochs
         self.steps = steps
         self.val_steps = val_steps
         self.schedule = schedule
-        self.free_epochs = free_epochs
         self.finish_by = budget.seconds - budget.reserve() if finish_by is None else finish_by
         self.probe = probe
         self.planned = epochs
         self.first_plan: int | None = None
         self.stopped_by: str | None = None  # budget | deadline
-        self.resumed = False
         self.step_seconds: list[float] = []
         self.val_seconds: list[float] = []
         self.epoch_seconds: list[float] = []  # steps and validation, after a fit's first epoch
@@ -79,19 +76,32 @@ class Planner(keras.callbacks.Callback):
     # --- what the run keeps -------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        """The plan and the time used, for the run's memory (and the card)."""
+        """The plan, the schedule's state and the time used, for the run's memory."""
         return {"planned_epochs": self.planned, "first_planned_epochs": self.first_plan,
                 "used_seconds": round(self.budget.elapsed(), 3),
-                "stopped_by": self.stopped_by}
+                "stopped_by": self.stopped_by,
+                "schedule": None if self.schedule is None else self.schedule.state(),
+                # What the plan was made from: a resumed run plans from these until it has
+                # measured its own (its first epoch holds the traces).
+                "costs": {"step": self.step_seconds[-PROBE_STEPS:],
+                          "validation": self.val_seconds[-1:],
+                          "epoch": self.epoch_seconds[-2:],
+                          "between": self.between_seconds[-1:]}}
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Go on with a killed run's plan and budget (its time used counts)."""
+        """Go on with a killed run's plan and schedule, and its budget (its time used
+        counts)."""
         self.planned = int(state["planned_epochs"])
         self.first_plan = state.get("first_planned_epochs")
         self.stopped_by = state.get("stopped_by")
         self.budget = self.budget.resumed(float(state["used_seconds"]))
-        self.resumed = True
-        self._set_schedule()
+        if self.schedule is not None and state.get("schedule"):
+            self.schedule.restore(state["schedule"])
+        costs = state.get("costs") or {}
+        self.step_seconds = [float(s) for s in costs.get("step", [])]
+        self.val_seconds = [float(s) for s in costs.get("validation", [])]
+        self.epoch_seconds = [float(s) for s in costs.get("epoch", [])]
+        self.between_seconds = [float(s) for s in costs.get("between", [])]
 
     def facts(self) -> dict[str, Any]:
         """What a card records of the budget: the seconds, the plan, the costs it used."""
@@ -127,23 +137,17 @@ class Planner(keras.callbacks.Callback):
 
     # --- the plan -----------------------------------------------------------------------
 
-    def _plan(self, done: int, left: float, *, grow: bool) -> None:
-        wanted = plan_epochs(done=done, cap=self.cap, epoch_seconds=self.epoch_cost(),
-                             left=left)
-        planned = wanted if grow else min(self.planned, wanted)
-        planned = agreed(self.model, planned)
+    def _plan(self, done: int, left: float) -> None:
+        planned = agreed(self.model, plan_epochs(
+            done=done, cap=self.cap, epoch_seconds=self.epoch_cost(), left=left))
         if self.first_plan is None:
             self.first_plan = planned
         if planned != self.planned:
             log.info(f"budget {self.budget.seconds:g} s: {planned} epochs planned (of at most "
-                     f"{self.cap}; {self.epoch_cost():.1f} s an epoch, "
-                     f"{self.budget.elapsed():.0f} s used)")
-        self.planned = planned
-        self._set_schedule()
-
-    def _set_schedule(self) -> None:
-        if self.schedule is not None:
-            self.schedule.plan(self.planned)
+                     f"{self.cap}; {self.epoch_cost():.1f} s an epoch, {left:.0f} s left)")
+            self.planned = planned
+            if self.schedule is not None:
+                self.schedule.plan(planned, int(self.model.optimizer.iterations.numpy()))
 
     # --- Keras' hooks -------------------------------------------------------------------
 
@@ -165,11 +169,11 @@ class Planner(keras.callbacks.Callback):
         if self._fit_steps > 1:  # the first step of a fit holds the trace
             self.step_seconds.append(now - self._last)
         self._last = now
-        if (self.first_plan is None and not self.resumed
+        if (self.first_plan is None
                 and (len(self.step_seconds) >= self.probe or batch + 1 >= self.steps)):
             rest = (self.steps - batch - 1) * statistics.median(self.step_seconds or [0.0])
             left = self.finish_by - self.budget.elapsed() - rest - self.validation_cost()
-            self._plan(self._epoch + 1, left, grow=True)
+            self._plan(self._epoch + 1, left)
         if (self.budget.elapsed() + self.validation_cost() >= self.finish_by
                 and not self.model.stop_training and not multi_worker(self.model)):
             log.warning(f"budget {self.budget.seconds:g} s: out of time in epoch "
@@ -191,8 +195,7 @@ class Planner(keras.callbacks.Callback):
         self._epoch_ended = now
         done = epoch + 1
         if self.stopped_by is None and done < self.planned:
-            left = self.finish_by - self.budget.elapsed()
-            self._plan(done, left, grow=done <= self.free_epochs and not self.resumed)
+            self._plan(done, self.finish_by - self.budget.elapsed())
             if self.planned <= done:  # fell behind: nothing more fits
                 self.stopped_by = "deadline"
         if done >= self.planned:

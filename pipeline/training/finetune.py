@@ -79,7 +79,7 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
         if budget is not None:  # a constant rate: nothing to fit to the plan
             end = budget.seconds - budget.reserve()
             head_planner = Planner(budget, epochs=recipe.head_epochs, steps=train_ds.steps,
-                                   val_steps=val_steps, free_epochs=recipe.head_epochs,
+                                   val_steps=val_steps,
                                    finish_by=end - (end - budget.elapsed()) / 2)
         head_result = fit_recipe(fit, model, recipe, train_ds, val_ds, recipe.head_epochs,
                                  live_dir, count, phase="head_phase", planner=head_planner)

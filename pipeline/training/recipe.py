@@ -60,12 +60,11 @@ def main_planner(budget: Budget | None, recipe: Recipe, train: Epochs, val_steps
                  schedule: float | keras.optimizers.schedules.LearningRateSchedule
                  ) -> Planner | None:
     """The planner of a recipe's scheduled phase under ``budget`` (None: no budget): its
-    ``epochs`` at most, the schedule fitted to the plan, which may grow during the warm-up."""
+    ``epochs`` at most, the schedule fitted to the plan."""
     if budget is None:
         return None
     return Planner(budget, epochs=recipe.epochs, steps=train.steps, val_steps=val_steps,
-                   schedule=schedule if isinstance(schedule, PlannedSchedule) else None,
-                   free_epochs=recipe.warmup_epochs)
+                   schedule=schedule if isinstance(schedule, PlannedSchedule) else None)
 
 
 @dataclass(frozen=True)
