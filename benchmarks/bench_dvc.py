@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -196,19 +198,78 @@ def images_kept(repo: Path) -> str:
     return f"{metrics.get('images', '?')} images kept, {metrics.get('left_out', '?')} left out"
 
 
-def head_times(repo: Path, data: Path, size: int, runs: int) -> tuple[list[float], list[float]]:
-    """(seconds of each head-only `dvc exp run evaluate_head`, seconds of each notebook run).
+@dataclass
+class HeadRun:
+    """One head experiment both ways: the pipeline's `dvc exp run` (its seconds, and the
+    seconds of each stage command it ran) and the notebook script (cold: the whole script;
+    warm: the head cell again, TensorFlow up and the features in memory)."""
+
+    pipeline: float
+    stages: dict[str, float]  # stage -> seconds of its command (and DVC saving its outputs)
+    cold: float
+    warm: float
+
+
+def timed_stages(cwd: Path, *cmd: str) -> tuple[float, dict[str, float]]:
+    """Seconds of a `dvc repro`/`dvc exp run` and of each stage command in it: from the
+    "> command" line DVC prints before running it to its "Updating lock file" line (the
+    command, then DVC hashing and caching its outputs). The rest is DVC's own: its start,
+    the experiment's stash and commit, the checks of unchanged stages, the lock writes."""
+    marks: list[tuple[float, str]] = []
+    start = time.perf_counter()
+    proc = subprocess.Popen(list(cmd), cwd=cwd, env=environment(cwd), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    tail: list[str] = []
+    for line in proc.stdout:
+        marks.append((time.perf_counter(), line.strip()))
+        tail = (tail + [line.strip()])[-5:]
+    status = proc.wait(timeout=TIMEOUT)
+    total = time.perf_counter() - start
+    if status != 0:
+        raise CommandError(failure(tuple(cmd), status, "\n".join(tail)))
+    stages, running, began = {}, None, 0.0
+    for at, line in marks:
+        if line.startswith("Running stage '"):
+            running = line.split("'")[1]
+        elif line.startswith("> ") and running:
+            began = at
+        elif running and began and (line.startswith(("Updating lock file", "Running stage '"))
+                                    or "didn't change, skipping" in line):
+            stages[running] = at - began
+            running, began = None, 0.0
+            if line.startswith("Running stage '"):
+                running = line.split("'")[1]
+    return total, stages
+
+
+def notebook_run(cwd: Path, data: Path, size: int, dropout: float) -> tuple[float, float]:
+    """(cold, warm) seconds of benchmarks/notebook_head.py: the script's wall-clock time
+    without its extra warm run, and that warm run of the head cell."""
+    start = time.perf_counter()
+    out = sh(cwd, sys.executable, str(NOTEBOOK), str(data), "--image-size", str(size),
+             "--dropout", str(dropout), "--warm-runs", "1").stdout
+    wall = time.perf_counter() - start
+    found = re.search(r"cell [\d.]+ s \(first\) ([\d.]+) s \(warm\)", out)
+    if found is None:
+        raise CommandError(f"notebook_head.py printed no warm cell time: {out[-300:]!r}")
+    warm = float(found.group(1))
+    return wall - warm, warm
+
+
+def head_times(repo: Path, data: Path, size: int, runs: int) -> list[HeadRun]:
+    """Each head experiment both ways, ``runs`` times.
 
     Each run sets a new head.dropout (never the committed one, so DVC's run cache cannot
     answer) in both ways; the workspace is reset (untimed) after each experiment."""
-    pipeline, notebook = [], []
+    out = []
     for dropout in DROPOUTS[:runs]:
-        pipeline.append(timed(repo, "dvc", "exp", "run", "-q", "evaluate_head",
-                              "-S", f"head.dropout={dropout}"))
+        total, stages = timed_stages(repo, "dvc", "exp", "run", "evaluate_head",
+                                     "-S", f"head.dropout={dropout}")
         reset(repo)
-        notebook.append(timed(repo, sys.executable, str(NOTEBOOK), str(data),
-                              "--image-size", str(size), "--dropout", str(dropout)))
-    return pipeline, notebook
+        cold, warm = notebook_run(repo, data, size, dropout)
+        out.append(HeadRun(total, stages, cold, warm))
+    return out
 
 
 # --- 5: no-op repro --------------------------------------------------------------------------

@@ -6,45 +6,48 @@ In the spirit of TFX's "blessing", on the committed metrics and per-image predic
 (reports/predictions/<model>.csv, one row per test image in the same order for every run
 on the same data):
 
-- the recommended model (metrics/report.json) must reach ``gate.min`` on ``gate.metric``;
+- the recommended model (metrics/report.json) must have its evidence (metrics, predictions,
+  card) and reach ``gate.min`` on ``gate.metric``;
 - every model is compared with its own baseline at REV, and the shipped model with the one
   shipped at REV, *paired on the same test images*: McNemar's exact test on per-image
   correctness (which images it fixed, which it broke) has far more power than comparing
   two intervals. A significant drop (p < ``gate.alpha``) of the recommended model fails;
   of any other model, it fails when larger than ``gate.max_drop`` and is noted otherwise.
   A change with p >= alpha is noise, never called an improvement;
-- when the two runs scored different test images (the data changed) nothing can be
-  paired: the verdict says so and falls back to the unpaired rule (the recommended
-  model's drop beyond the top of its 95 % Wilson interval must be <= ``gate.max_drop``);
-- dvc.lock must match params.yaml and the code: otherwise the committed metrics are not
-  what the committed pipeline produces.
+- runs of different classes are not comparable; when the two runs scored different test
+  images of the same classes (the data changed), nothing can be paired: the verdict says
+  so and falls back to the unpaired rule (the recommended model's drop beyond the top of
+  its 95 % Wilson interval must be <= ``gate.max_drop``);
+- dvc.lock must match params.yaml, the code and the committed outputs: otherwise the
+  committed metrics are not what the committed pipeline produces.
 
 Prints a Markdown verdict (fit for a CI job summary) with every model's baseline, now,
-change and p, then the other checks; exit 1 when one fails, 2 when it cannot run.
+change and p, then the other checks. Exit status: 0 passed; 1 a check failed; 2 the gate
+could not run (a malformed file, a missing tool, a bad revision: one ``error:`` line);
+3 cannot judge (no sound comparison: the runs are not comparable, the baseline's metrics
+are gone, the recommended model has no evidence). Never 0 for what it cannot vouch for.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import logging
-import subprocess
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
-from pipeline.core import logs, paths
+from pipeline.core import logs
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import GateParams, load
-from pipeline.evaluation import predictions
+from pipeline.core.runtime import verbose
 from pipeline.evaluation.stats import format_p_value, mcnemar_exact
+from pipeline.gating import revisions
+from pipeline.gating.lock import FIX, stale_stages
+from pipeline.gating.runs import REPORT_METRICS, Run, Source, missing_evidence, read_run
 
 log = logging.getLogger(__name__)
-REPORT_METRICS = paths.METRICS / "report.json"
-EVALUATIONS = paths.METRICS / "evaluate"
+PASSED, FAILED, ERROR, CANNOT_JUDGE = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -77,73 +80,31 @@ class Verdict:
     note: str
     changes: list[Change] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    cannot_judge: list[str] = field(default_factory=list)  # why no sound verdict exists
+    stale: dict[str, list[str]] = field(default_factory=dict)  # stage: what drifted
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.changes) and all(c.passed for c in self.checks)
 
-
-@dataclass(frozen=True)
-class Run:
-    """One run's results: the report's metrics, each model's metrics and predictions."""
-
-    report: dict
-    metrics: dict[str, dict]
-    predictions: dict[str, pd.DataFrame]
-
-    def value(self, model: str, metric: str) -> float | None:
-        found = self.metrics.get(model, {}).get(metric)
-        if found is None and metric == "accuracy" and model in self.predictions:
-            return float(self.predictions[model]["correct"].mean())
-        return None if found is None else float(found)
+    @property
+    def status(self) -> int:
+        """A failed check is a verdict; else a missing comparison is not a pass."""
+        if not self.passed:
+            return FAILED
+        return CANNOT_JUDGE if self.cannot_judge else PASSED
 
 
-def _git_show(rev: str, path: Path) -> str | None:
-    done = subprocess.run(["git", "show", f"{rev}:{path.as_posix()}"], capture_output=True,
-                          text=True)
-    log.debug("gate: git show %s:%s: %s", rev, path.as_posix(),
-              "found" if done.returncode == 0 else "not there")
-    return done.stdout if done.returncode == 0 else None
+def lock_status() -> dict[str, list[str]]:
+    """The stages dvc.lock no longer describes (pipeline.core.lock)."""
+    return stale_stages()
 
 
-def committed_json(rev: str, path: Path) -> dict | None:
-    """A JSON file as committed at ``rev``; None when it is not there."""
-    text = _git_show(rev, path)
-    return None if text is None else json.loads(text)
-
-
-def _committed_models(rev: str) -> list[str]:
-    done = subprocess.run(["git", "ls-tree", "--name-only", f"{rev}:{EVALUATIONS.as_posix()}"],
-                          capture_output=True, text=True)
-    return [Path(n).stem for n in done.stdout.split() if n.endswith(".json")]
-
-
-def workspace_run(models: list[str]) -> Run:
-    try:
-        report = json.loads(REPORT_METRICS.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise PipelineError(f"{REPORT_METRICS}: {err.strerror}; run `dvc repro` first") from None
-    metrics, preds = {}, {}
-    for m in models:
-        if (EVALUATIONS / f"{m}.json").is_file():
-            metrics[m] = json.loads((EVALUATIONS / f"{m}.json").read_text(encoding="utf-8"))
-        if (paths.PREDICTIONS / f"{m}.csv").is_file():
-            preds[m] = predictions.read(paths.PREDICTIONS / f"{m}.csv")
-    return Run(report, metrics, preds)
-
-
-def committed_run(rev: str) -> Run | None:
-    """The run committed at ``rev``; None when it has no metrics/report.json."""
-    report = committed_json(rev, REPORT_METRICS)
-    if report is None:
-        return None
-    metrics, preds = {}, {}
-    for m in _committed_models(rev):
-        metrics[m] = committed_json(rev, EVALUATIONS / f"{m}.json") or {}
-        text = _git_show(rev, paths.PREDICTIONS / f"{m}.csv")
-        if text is not None:
-            preds[m] = predictions.read(io.StringIO(text))
-    return Run(report, metrics, preds)
+def workspace_run(models: list[str], metric: str) -> Run:
+    run = read_run(Source(), models, metric)
+    if run is None:
+        raise PipelineError(f"{REPORT_METRICS}: not found; run `dvc repro` first")
+    return run
 
 
 def _images(table: pd.DataFrame) -> list[tuple[str, str]]:
@@ -236,84 +197,85 @@ def unpaired_check(now: Run, base: Run, gate: GateParams, against: str) -> Check
                  f"{value - before:+.4f}{noise}")
 
 
-def lock_status() -> list[str]:
-    """Stages whose params or code differ from what dvc.lock recorded (``dvc status``).
-
-    Missing data and outputs (a fresh clone without DVC's cache) and the always-changed
-    checks (source, weights, scratch_weights) are not drift: only changed params and
-    changed files that are in git.
-    A folder dependency that mixes both (``models``: cards in git, ``.keras`` files in
-    DVC's cache) reads "modified" when its cached files are missing; it is drift then
-    only if one of its files in git differs from the commit.
-    """
-    done = subprocess.run(["dvc", "status", "--json"], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise PipelineError(f"dvc status failed: {done.stderr.strip()}")
-    status = json.loads(done.stdout or "{}")
-    missing = [out for changes in status.values() for change in changes
-               if isinstance(change, dict)
-               for out, how in change.get("changed outs", {}).items()
-               if how in ("deleted", "not in cache")]
-    drift = []
-    for stage, changes in status.items():
-        for change in changes:
-            if not isinstance(change, dict):
-                continue  # "always changed"
-            if "changed deps" not in change:
-                continue  # changed outs: missing data is not drift
-            for dep, how in change["changed deps"].items():
-                if isinstance(how, dict):  # a params file: {"head": "modified"}
-                    drift.append(f"{stage}: params {', '.join(sorted(how))} in {dep}")
-                elif how == "modified" and _tracked(dep):
-                    inside = [out for out in missing if out.startswith(dep.rstrip("/") + "/")]
-                    if not inside or _changed_in_git(dep):
-                        drift.append(f"{stage}: {dep} modified")
-    return drift
-
-
-def _changed_in_git(path: str) -> bool:
-    """Whether a file in git under ``path`` differs from the commit (or is new to it)."""
-    done = subprocess.run(["git", "status", "--porcelain", "--", path], capture_output=True,
-                          text=True)
-    return bool(done.stdout.strip())
-
-
-def _tracked(path: str) -> bool:
-    done = subprocess.run(["git", "ls-files", "--error-unmatch", path], capture_output=True)
-    return done.returncode == 0
-
-
 def evaluate(gate: GateParams, against: str, models: list[str]) -> Verdict:
-    now = workspace_run(models)
-    model = now.report["recommended"]
-    value = (float(now.report["accuracy"]) if gate.metric == "accuracy"
-             else now.value(model, gate.metric))
-    if value is None:
-        raise PipelineError(f"{EVALUATIONS / model}.json has no {gate.metric} (gate.metric)")
-    floor = Check(f"{model} {gate.metric} >= min", f"{value:.4f}", f"{gate.min:.4f}",
-                  value >= gate.min)
-    verdict = Verdict(against, gate.metric, "", checks=[floor])
-
-    base = committed_run(against)
-    if base is None:
-        verdict.note = f"No baseline: {REPORT_METRICS} is not committed at `{against}`."
-    elif (why := pairing(now, base, against)) is not None:
-        verdict.note = f"Not paired: {why}. Falling back to the unpaired rule."
-        verdict.checks.append(unpaired_check(now, base, gate, against))
+    sha = revisions.commit(against)  # before reading anything: a bad REV is an error
+    now = workspace_run(models, gate.metric)
+    verdict = Verdict(against, gate.metric, "")
+    model = now.recommended
+    lacking = missing_evidence(now, Source())
+    if model not in models:
+        lacking.append("an entry in params.yaml")
+    said = float(now.report["accuracy"])
+    if lacking:
+        verdict.cannot_judge.append(
+            f"{REPORT_METRICS} recommends {model!r}, which has no {', '.join(lacking)}: the "
+            "report does not describe this run's models; run `dvc repro`")
+    elif abs(said - float(now.predictions[model]["correct"].mean())) > 1e-4:
+        verdict.cannot_judge.append(
+            f"{REPORT_METRICS} gives {model} an accuracy of {said:.4f}, its predictions "
+            f"(reports/predictions/{model}.csv) {now.predictions[model]['correct'].mean():.4f}: "
+            "the report does not describe this run's models; run `dvc repro`")
     else:
-        n = len(next(iter(now.predictions.values())))
-        verdict.note = (
-            f"Each model against its own baseline at `{against}`, paired on the same {n} test "
-            f"images (McNemar's exact test on per-image correctness, alpha = {gate.alpha:g}): "
-            f"a significant drop of the recommended model (★) fails; of another model, when "
-            f"larger than max_drop ({gate.max_drop:g}).")
-        verdict.changes = compare_models(now, base, gate, models, against)
-
-    drift = lock_status()
-    verdict.checks.append(Check("dvc.lock matches params.yaml and the code",
-                                "in sync" if not drift else f"{len(drift)} stage change(s)",
-                                "in sync", not drift, "; ".join(drift[:6])))
+        value = (float(now.report["accuracy"]) if gate.metric == "accuracy"
+                 else now.value(model, gate.metric))
+        if value is None:
+            raise PipelineError(f"metrics/evaluate/{model}.json has no {gate.metric} "
+                                "(gate.metric)")
+        verdict.checks.append(Check(f"{model} {gate.metric} >= min", f"{value:.4f}",
+                                    f"{gate.min:.4f}", value >= gate.min))
+        compare(verdict, now, sha, gate, models)
+    verdict.stale = lock_status()
+    verdict.checks.append(Check(
+        "dvc.lock matches params.yaml, the code and the outputs",
+        "in sync" if not verdict.stale else f"{len(verdict.stale)} stale stage(s)", "in sync",
+        not verdict.stale, ", ".join(verdict.stale)))
     return verdict
+
+
+def compare(verdict: Verdict, now: Run, sha: str, gate: GateParams, models: list[str]) -> None:
+    """The workspace's run against the one committed at ``sha``, into ``verdict``."""
+    against = verdict.against
+    base_source = Source(sha, against)
+    base = read_run(base_source, base_source.models(), gate.metric)
+    if base is None:
+        had = revisions.last_commit_with(sha, REPORT_METRICS)
+        if had is not None:
+            verdict.cannot_judge.append(
+                f"`{against}` holds no {REPORT_METRICS}, though commit {had[:7]} had it: "
+                f"the baseline's metrics are gone; compare with a revision that has them "
+                f"(--against {had[:7]})")
+        elif revisions.shallow():
+            verdict.cannot_judge.append(
+                f"`{against}` holds no {REPORT_METRICS} and this clone is shallow, so a first "
+                "run cannot be told from lost metrics (`git fetch --unshallow`)")
+        else:
+            verdict.note = (f"No baseline: no commit up to `{against}` has {REPORT_METRICS} "
+                            "(a first run), so only the floor and dvc.lock are checked.")
+        return
+    ours, theirs = now.classes(), base.classes()
+    if theirs is None:
+        verdict.cannot_judge.append(
+            f"`{against}` has {REPORT_METRICS} but no model card or predictions, so its "
+            "classes are unknown and the runs cannot be compared")
+        return
+    if ours != theirs:
+        verdict.cannot_judge.append(
+            f"not comparable: the runs classify different classes: `{against}` has "
+            f"{len(theirs)} ({', '.join(theirs)}), the workspace {len(ours)} "
+            f"({', '.join(ours)})")
+        return
+    if (why := pairing(now, base, against)) is not None:
+        verdict.note = (f"Not paired: {why}. The same {len(ours)} classes, so the unpaired "
+                        "rule applies: each run's recommended model on its own test images.")
+        verdict.checks.append(unpaired_check(now, base, gate, against))
+        return
+    n = len(next(iter(now.predictions.values())))
+    verdict.note = (
+        f"Each model against its own baseline at `{against}`, paired on the same {n} test "
+        f"images (McNemar's exact test on per-image correctness, alpha = {gate.alpha:g}): "
+        f"a significant drop of the recommended model (★) fails; of another model, when "
+        f"larger than max_drop ({gate.max_drop:g}).")
+    verdict.changes = compare_models(now, base, gate, models, against)
 
 
 def _num(x: float | None) -> str:
@@ -324,9 +286,15 @@ def _delta(c: Change) -> str:
     return "–" if c.baseline is None or c.now is None else f"{c.now - c.baseline:+.4f}"
 
 
+STATUS = {PASSED: "PASSED", FAILED: "FAILED", CANNOT_JUDGE: "CANNOT JUDGE"}
+
+
 def render(verdict: Verdict) -> str:
-    lines = [f"## Quality gate: {'PASSED' if verdict.passed else 'FAILED'} "
-             f"(against `{verdict.against}`)", "", verdict.note, ""]
+    lines = [f"## Quality gate: {STATUS[verdict.status]} (against `{verdict.against}`)", ""]
+    if verdict.cannot_judge:
+        lines += [*[f"**Cannot judge:** {why}." for why in verdict.cannot_judge], ""]
+    if verdict.note:
+        lines += [verdict.note, ""]
     if verdict.changes:
         lines += [f"| model | baseline {verdict.metric} | now | change | McNemar p | "
                   "fixed / broken | result |", "|---|---:|---:|---:|---:|---:|---|"]
@@ -342,22 +310,30 @@ def render(verdict: Verdict) -> str:
         note = f" — {c.detail}" if c.detail else ""
         lines.append(f"| {c.name} | {c.value} | {c.threshold} | "
                      f"{'pass' if c.passed else '**FAIL**'}{note} |")
+    if verdict.stale:
+        lines += ["", f"Stale stages ({len(verdict.stale)}, from `dvc status`): {FIX}.", ""]
+        lines += [f"- {stage}: {'; '.join(why)}" for stage, why in verdict.stale.items()]
     return "\n".join(lines) + "\n"
 
 
 def failures(verdict: Verdict) -> list[str]:
-    """One line per failed check, for the CI log."""
+    """One line per failed check and per reason it cannot judge, for the CI log."""
     out = [f"gate failed: {c.name} {verdict.metric} against {verdict.against}: "
            f"{_num(c.baseline)} -> {_num(c.now)} ({_delta(c)}, McNemar "
            f"{format_p_value(c.p_value or 0.0)}, {c.fixed} fixed / {c.broken} broken): {c.result}"
            for c in verdict.changes if not c.passed]
-    return out + [f"gate failed: {c.name}: {c.value} (threshold {c.threshold})"
-                  for c in verdict.checks if not c.passed]
+    out += [f"gate failed: {c.name}: {c.value} (threshold {c.threshold})"
+            + (f": {c.detail}" if c.detail else "") for c in verdict.checks if not c.passed]
+    if verdict.stale:
+        out.append(f"gate: {FIX}")
+    return out + [f"cannot judge: {why}" for why in verdict.cannot_judge]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.gate",
-                                     description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.gate", description=__doc__.strip().splitlines()[0],
+        epilog="exit status: 0 passed, 1 a check failed, 2 error (the gate could not run), "
+        "3 cannot judge (docs/report-and-gate.md)")
     parser.add_argument("--against", default="HEAD", metavar="REV",
                         help="git revision whose committed metrics are the baseline "
                         "(default: HEAD; in CI the target branch)")
@@ -370,12 +346,19 @@ def main(argv: list[str] | None = None) -> int:
                   args.against)
         verdict = evaluate(params.gate, args.against, params.models())
     except PipelineError as err:
-        log.error("error: %s", err)
-        return 2
+        log.error("error: %s", " ".join(str(err).split()))
+        return ERROR
+    except Exception as err:  # nobody foresaw it: still one line, never a PASS
+        if verbose():
+            raise
+        from pipeline.core.stage import unexpected
+
+        log.error("%s", unexpected(err, "gate"))
+        return ERROR
     print(render(verdict))  # the result (a CI job summary), not a log line: -q keeps it
     for line in failures(verdict):
         log.error(line)
-    return 0 if verdict.passed else 1
+    return verdict.status
 
 
 if __name__ == "__main__":

@@ -15,7 +15,10 @@ split (``metrics/evaluate/<name>.json``), an exported model carries its own;
 ``--uncalibrated`` gives a pipeline model's raw probabilities.
 
 Exit status: 0 when every image was predicted, 1 when some inputs could not be
-read (each is reported by name and skipped), 2 when nothing could be done.
+read (each is reported by name and skipped: a missing path, a FIFO or other special
+file, a name that is not UTF-8, an image that cannot be decoded or is over the pixel
+rule), 2 when nothing could be predicted (no image at all, none readable, or the model
+cannot be loaded).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import os
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +42,7 @@ from pipeline.evaluation.inference import (
     inference_settings,
     load_predictor,
     predict,
+    trained_max_pixels,
     trained_orientation,
 )
 
@@ -50,27 +56,72 @@ def collect(inputs: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
     """(image files, [(input, error)]): folders are searched recursively for images.
 
     A file named explicitly is tried whatever its extension; in a folder, only the
-    extensions the pipeline reads count and hidden files are left out.
+    extensions the pipeline reads count and hidden files are left out. What cannot be
+    read as a file (a FIFO, a device, a broken link) and a name that is not UTF-8 (which
+    neither TensorFlow nor the output files can carry) are errors, named and skipped.
     """
     files: list[str] = []
     errors: list[tuple[str, str]] = []
     for item in inputs:
+        if not _utf8(item):
+            errors.append((shown(item), NOT_UTF8))
+            continue
         path = Path(item)
-        if path.is_dir():
-            found = sorted(
-                str(p) for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-            if not found:
-                errors.append((item, "no images in this folder "
-                               f"({', '.join(sorted(IMAGE_EXTENSIONS))})"))
-            files.extend(found)
-        elif path.is_file():
-            files.append(str(path))
-        else:
-            errors.append((item, "no such file or folder"))
+        if not path.is_dir():
+            why = _not_a_file(path)
+            if why:
+                errors.append((item, why))
+            else:
+                files.append(str(path))
+            continue
+        found, bad = [], []
+        for p in sorted(path.rglob("*")):
+            if (p.suffix.lower() not in IMAGE_EXTENSIONS or p.is_dir()
+                    or any(part.startswith(".") for part in p.relative_to(path).parts)):
+                continue
+            why = NOT_UTF8 if not _utf8(str(p)) else _not_a_file(p)
+            if why:
+                bad.append((shown(str(p)), why))
+            else:
+                found.append(str(p))
+        if not found and not bad:
+            bad.append((item, "no images in this folder "
+                        f"({', '.join(sorted(IMAGE_EXTENSIONS))})"))
+        files.extend(found)
+        errors.extend(bad)
     return list(dict.fromkeys(files)), errors
+
+
+NOT_UTF8 = "the name is not valid UTF-8 (rename it)"
+
+
+def _utf8(name: str) -> bool:
+    """Whether a path as Python holds it (undecodable bytes as surrogates) is UTF-8."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(name: str) -> str:
+    """A path printable anywhere: bytes that are not UTF-8 as \\xNN escapes."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an image file, or None for a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a broken link" if path.is_symlink() else "no such file or folder"
+    except OSError as err:
+        return f"cannot read it ({err.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special")
+    return f"not a regular file but {kind}"
 
 
 def table(rows: list[dict]) -> str:
@@ -161,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.imagenet:  # not trained here: params.yaml's switch says how to decode
             predictor = imagenet_predictor()
             predictor.exif_orientation = trained_orientation(None, args.params)
+            predictor.max_pixels, predictor.pixels_setting = trained_max_pixels(None,
+                                                                                args.params)
         else:
             model = args.model or next((m for m in DEFAULT_MODELS if m.is_file()),
                                        DEFAULT_MODELS[-1])
@@ -174,9 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error(f"error: {err}")
         return 2
     for file, why in unreadable:
-        log.error(f"error: {file}: cannot read the image ({why}); skipped")
-    if rows:
-        print(table(rows))  # the result, not a log line: -q keeps it
+        log.error(f"error: {file}: {why}; skipped")
+    if not rows:
+        log.error("error: no image could be predicted")
+        return 2
+    print(table(rows))  # the result, not a log line: -q keeps it
     if args.output is not None:
         write_output(args.output, rows, errors + unreadable, predictor.describe, args.top_k)
         log.info(f"wrote {args.output}")

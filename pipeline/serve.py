@@ -1,7 +1,9 @@
 """Serve the recommended model over HTTP.
 
-    python -m pipeline.serve [--model artifacts/classifier] [--host 127.0.0.1] [--port 8000]
-        [--max-bytes 10000000] [--max-pixels 89478485] [--max-images 32] [--top-k 3]
+    python -m pipeline.serve [--model artifacts/classifier] [--host 127.0.0.1] [--port 8080]
+        [--max-bytes 10000000] [--max-pixels N] [--max-request-pixels N] [--max-images 32]
+        [--max-connections 32] [--header-timeout 10] [--body-timeout 30]
+        [--shutdown-timeout 5] [--top-k 3]
         [--runtime auto|tensorflow|openvino] [--precision auto|float32|bfloat16]
         [--verbose | -q]
 
@@ -14,6 +16,11 @@ The model runs on the inference runtime of pipeline.runtimes: ``auto`` is OpenVI
 (bfloat16 on a CPU with native bf16) when it converts the model and agrees with
 TensorFlow float32, else TensorFlow, with the one-line reason. docs/serving.md has examples.
 
+Every connection has deadlines (its headers, its body), their number a cap, and SIGTERM
+stops the server within ``--shutdown-timeout`` seconds whatever the clients do
+(pipeline.serving.connections). The pixel rule is the pipeline's (pipeline.core.pixels):
+by default the limit the model card records, the one its training data passed.
+
 The settings are flags, not params.yaml: serving produces no pipeline output for DVC
 to track, and a folder fetched with ``dvc get`` is served without the project around it.
 Prints ``serving <model> <version> on <runtime> <precision> at http://HOST:PORT/`` once
@@ -25,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,14 +39,22 @@ from pathlib import Path
 from pipeline.core import logs, paths
 from pipeline.core.errors import PipelineError
 from pipeline.runtimes.select import PRECISIONS, RUNTIMES
+from pipeline.serving.connections import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    ConnectionLimits,
+    listen,
+)
 from pipeline.serving.uploads import (
+    DEFAULT_BODY_TIMEOUT,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_IMAGES,
-    DEFAULT_MAX_PIXELS,
     Limits,
 )
 
 log = logging.getLogger(__name__)
+DEFAULT_PORT = 8080
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -51,14 +65,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only; "
                         "0.0.0.0 for every interface)")
-    parser.add_argument("--port", type=int, default=8000, help="0: any free port")
+    # Not mkdocs serve's 8000: the docs site and the model can be open side by side.
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"0: any free port (default: {DEFAULT_PORT})")
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES,
                         help="largest request body, in bytes")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help="largest image, width x height (decompression-bomb guard; "
-                        "Pillow's default, as params.yaml's data.images.max_pixels)")
+    parser.add_argument("--max-pixels", type=int,
+                        help="largest image, width x height (the decompression-bomb rule of "
+                        "the pipeline; default: the model card's max_pixels, the "
+                        "data.images.max_pixels its training data passed, else 89478485)")
+    parser.add_argument("--max-request-pixels", type=int,
+                        help="every image of one request together, width x height "
+                        "(default: --max-pixels: a request costs at most one image at the cap)")
     parser.add_argument("--max-images", type=int, default=DEFAULT_MAX_IMAGES,
                         help="most images in one request")
+    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+                        help="connections open at once; beyond it a 503 and closed "
+                        f"(default: {DEFAULT_MAX_CONNECTIONS})")
+    parser.add_argument("--header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT,
+                        help="seconds a connection may take to send a request's headers "
+                        f"(default: {DEFAULT_HEADER_TIMEOUT:g})")
+    parser.add_argument("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT,
+                        help="seconds a request may take to send its whole body after its "
+                        f"headers; beyond it a 408 (default: {DEFAULT_BODY_TIMEOUT:g})")
+    parser.add_argument("--shutdown-timeout", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT,
+                        help="seconds requests in flight get after SIGTERM before they are "
+                        f"cancelled (default: {DEFAULT_SHUTDOWN_TIMEOUT:g})")
     parser.add_argument("--top-k", type=int, default=3, help="default top-k of /predict")
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
                         help="what runs the model: auto (OpenVINO when installed and it "
@@ -71,21 +103,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "params.yaml's inference.precision (default: auto)")
     logs.add_flags(parser)
     args = parser.parse_args(argv)
-    for flag in ("max_bytes", "max_pixels", "max_images", "top_k"):
-        if getattr(args, flag) < 1:
+    for flag in ("max_bytes", "max_pixels", "max_request_pixels", "max_images",
+                 "max_connections", "top_k"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1")
+    for flag in ("header_timeout", "body_timeout", "shutdown_timeout"):
+        if not 0 < getattr(args, flag) < float("inf"):
+            parser.error(f"--{flag.replace('_', '-')} must be a positive number of seconds")
     if not 0 <= args.port <= 65535:
         parser.error(f"--port {args.port}: expected 0-65535")
     return args
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A bound socket, so the address is known (and printed) before the server starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    return sock
+def limits_of(args: argparse.Namespace, card: dict) -> Limits:
+    """The upload limits: the flags, and the pixel rule the model card records unless
+    --max-pixels says otherwise."""
+    from pipeline.core.pixels import limit_of
+
+    if args.max_pixels is not None:
+        max_pixels, setting = args.max_pixels, "--max-pixels"
+    else:
+        max_pixels, source = limit_of(card, None)  # read_card checked the card's value
+        setting = "--max-pixels" + (f", by default {source}" if "card" in source else "")
+    return Limits(max_bytes=args.max_bytes, max_pixels=max_pixels, max_images=args.max_images,
+                  max_request_pixels=args.max_request_pixels or max_pixels,
+                  body_timeout=args.body_timeout, pixels_setting=setting)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,30 +136,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PIL import Image
 
     from pipeline.core.runtime import quiet_tensorflow
+    from pipeline.serving.memory import return_large_blocks
     from pipeline.serving.model import load_served
 
+    return_large_blocks()  # before anything large is allocated
     quiet_tensorflow()
-    # Pillow's own guard at our cap (it raises beyond twice it); the server's only user.
-    Image.MAX_IMAGE_PIXELS = args.max_pixels
     try:
         served = load_served(args.model, args.runtime, args.precision)
+        limits = limits_of(args, served.card)
     except PipelineError as err:
         log.error(f"error: {err}")
         return 2
+    # Pillow's own guard at our cap (it raises beyond twice it); the server's only user.
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    connections = ConnectionLimits(max_connections=args.max_connections,
+                                   header_timeout=args.header_timeout,
+                                   shutdown_timeout=args.shutdown_timeout)
     try:
         sock = listen(args.host, args.port)
     except OSError as err:
         log.error(f"error: cannot listen on {args.host}:{args.port}: {err.strerror}")
         return 2
 
-    import uvicorn
-
     from pipeline.serving.app import create_app
+    from pipeline.serving.connections import make_server
 
-    limits = Limits(max_bytes=args.max_bytes, max_pixels=args.max_pixels,
-                    max_images=args.max_images)
     app = create_app(served, limits, top_k=args.top_k)
-    log.debug("serve: %s from %s; %s; top-k %d", served.name, args.model, limits, args.top_k)
+    log.debug("serve: %s from %s; %s; %s; top-k %d", served.name, args.model, limits,
+              connections, args.top_k)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     runtime = served.runtime_info()["runtime"]
@@ -125,8 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"serving {served.name} {served.version} on {runtime} at http://{shown}:{port}/",
           flush=True)
     level = {logs.QUIET: "warning", logs.VERBOSE: "debug"}.get(args.verbosity, "info")
-    server = uvicorn.Server(uvicorn.Config(app, log_level=level, access_log=False))
-    server.run(sockets=[sock])
+    make_server(app, connections, log_level=level).run(sockets=[sock])
     return 0
 
 

@@ -11,11 +11,14 @@ the reliability diagram a plot.
 
 Reads:  params evaluate.*, distribute, inference; models/MODEL.keras, models/MODEL.json
         (its card: the images decode by its exif_orientation, as the model was trained);
-        the head (in NumPy, no TensorFlow): data/features/{val,test}.npz,
-        others: data/manifest.csv; data/source.json (the images)
+        the head (in NumPy, no TensorFlow): data/features/{val,test}.npz and info.json
+        (the backbone the export ships before it), others: data/manifest.csv;
+        data/source.json (the images)
 Writes: metrics/evaluate/MODEL.json (with temperature, ece, ece_calibrated, nll,
-        nll_calibrated, the runtime that ran, and the machine: its kernels can move a
-        score), reports/predictions/MODEL.csv (each test image),
+        nll_calibrated, the runtime that ran, the machine: its kernels can move a
+        score, and shipped_params, shipped_mb: the parameters and weights of the network
+        the export ships, the head's backbone included), reports/predictions/MODEL.csv
+        (each test image),
         plots/MODEL/{confusion,per_class,reliability}.csv,
         plots/MODEL/{mistakes,confused_pairs,reliability}.png
 """

@@ -8,7 +8,8 @@ checked on every test image against the Keras model (top-1 agreement, largest |d
 timed here (single-image latency p50/p95, batch throughput); a format that cannot be
 had is reported as failed, with the reason, never skipped.
 
-Reads:  params export.*, report.*, backbone, seed; for every model: models/MODEL.json
+Reads:  params export.*, report.*, backbone, seed, data.images.max_pixels (the card's pixel
+        rule, which the check images must pass too); for every model: models/MODEL.json
         (its exif_orientation: the decode of the checks, serving_default and card.json),
         metrics/evaluate/MODEL.json, reports/predictions/MODEL.csv; the recommended
         model's models/MODEL.keras; data/manifest.csv, data/source.json (test and train
@@ -40,12 +41,15 @@ def main(params: Params) -> None:
     report = recommendation(params)
     name = report.choice.model
     temperature = temperature_of(name)
-    network, card = image_network(name, params.backbone, params.seed, temperature)
+    network, card = image_network(name, params.backbone, params.seed, temperature,
+                                  params.data.images.max_pixels)
     manifest, root, size = read(paths.MANIFEST), data_root(params.data), card["image_size"]
     upright = card["exif_orientation"]  # the decode the model was trained on
-    test = split_images(manifest, root, "test", card["classes"], size, exif_orientation=upright)
+    test = split_images(manifest, root, "test", card["classes"], size, exif_orientation=upright,
+                        max_pixels=card["max_pixels"])
     calibration = (split_images(manifest, root, "train", card["classes"], size,
-                                params.export.int8_images, params.seed, upright)
+                                params.export.int8_images, params.seed, upright,
+                                card["max_pixels"])
                    if "tflite_int8" in params.export.formats else None)
     with atomic_dir(paths.BEST) as folder:
         write_json(folder / "card.json", card)

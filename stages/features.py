@@ -5,7 +5,8 @@ Reads:  params seed, backbone.arch/image_size/batch_size, distribute, inference,
         data/manifest.csv,
         data/source.json (where the images are), data/weights.json
 Writes: data/features/{train,val,test}.npz (features, labels, paths, classes) and
-        info.json (backbone, size, weights, exif_orientation), metrics/features.json
+        info.json (backbone, size, weights, exif_orientation, and the backbone's params
+        and weight_bytes: what a head ships behind it), metrics/features.json
         (weights used, images/s, the machine, the runtime and precision that ran)
 """
 
@@ -35,6 +36,7 @@ def main(params: Params) -> None:
     from pipeline.data.input import image_dataset, split_arrays
     from pipeline.models.backbone import build_backbone
     from pipeline.models.features import Extractor, Features
+    from pipeline.models.size import of_network
     from pipeline.models.weights import weights_path
     from pipeline.runtimes.select import compile_forward
 
@@ -60,12 +62,14 @@ def main(params: Params) -> None:
             rel = manifest.loc[manifest["split"] == split, "path"].to_numpy(dtype=str)
             Features(feats, labels, rel, np.array(names)).save(out / f"{split}.npz")
         total = sum(len(manifest[manifest["split"] == s]) for s in SPLITS)
+        params, weight_bytes = of_network(backbone)
         made = {"weights": record["source"], "images_per_second": round(speed["train"], 1),
                 "distribute": placement.label(),
                 "runtime": forward.label() if forward else "tensorflow (distributed)"}
         write_json(out / "info.json", made | {
             "arch": bb.arch, "image_size": bb.image_size, "exif_orientation": upright,
-            "dim": int(backbone.output_shape[-1]), "images": total})
+            "dim": int(backbone.output_shape[-1]), "images": total,
+            "params": params, "weight_bytes": weight_bytes})
     write_json(paths.METRICS / "features.json", made | {"machine": machine.record()})
     log.info(f"features: {total} images, {speed['train']:.1f} img/s on the train split "
              f"({made['runtime']})")

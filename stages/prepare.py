@@ -65,7 +65,8 @@ def main(params: Params) -> None:
     write_json(paths.SOURCE, sources.record(info, d.source, presplit))
     counts = summary.summary(kept, found, dropped)
     counts["source"] = {"kind": info.kind, "sha256": info.sha256, "presplit": presplit,
-                        "split_from": layout.describe(folders, presplit, d.split.val)}
+                        "split_from": layout.describe(folders, presplit, d.split.as_dict(),
+                                                      counts["splits"])}
     emptied = sorted(set(found.labels) - set(kept["label"]))
     counts["emptied_classes"] = emptied
     write_json(paths.DATA_REPORTS / "prepare.json", counts)
@@ -88,10 +89,10 @@ def report(params: Params, info: SourceInfo, counts: dict, per_class: dict, kept
     skip = ", ".join(f"{n} {why}" for why, n in counts["skipped"].items()) or "none"
     log.info(
         f"prepare: {counts['images']} images of {counts['classes']} classes from {where} "
-        f"{redacted(params.data.source)}{extra} -> {paths.MANIFEST}; splits "
-        f"{counts['splits']} from {split_from}; {len(dropped)} left out -> {paths.DROPPED}; "
-        f"skipped: {skip}"
+        f"{redacted(params.data.source)}{extra} -> {paths.MANIFEST}; {len(dropped)} left "
+        f"out -> {paths.DROPPED}; skipped: {skip}"
     )
+    log.info(f"splits: {split_from}")
     log.info(summary.format_class_table(per_class))
     for name in found.empty_classes:
         log.warning(f"warning: class folder {name!r} holds no image: it is not a class of the "

@@ -1,9 +1,11 @@
 """Stage report: which model to ship, with honest error bars, and the formats it ships in.
 
 Every model side by side on the same test images: accuracy with a 95 % Wilson
-interval, macro-F1, recall per class, trainable parameters, training seconds,
-inference images/s; each model against the best by McNemar's exact test on those
-images; a chart of accuracy against training time; and a recommendation by the rule
+interval, macro-F1, recall per class, the parameters and MB of the network that ships
+(a head with its backbone), trainable parameters, training seconds, inference images/s;
+whether each temperature lowered the test ECE and NLL (a warning naming the validation
+split's size when it did not); each model against the best by McNemar's exact test on
+those images; a chart of accuracy against training time; and a recommendation by the rule
 of params.yaml's ``report`` section; and the export stage's table of the recommended
 model's formats (artifacts/classifier/), after checking that it exported that model; and
 every model's training curves in two tables (a model column) for the plots page.
@@ -73,9 +75,10 @@ def main(params: Params) -> None:
                to_html(report, data, pictures, data_pictures, error_pictures, weights=weights,
                        export=export))
     write_json(paths.METRICS / "report.json", report.to_metrics())
-    summary = markdown(report, data, {}, weights=weights, export=export).split("## Data")[0]
-    log.info(summary.rstrip())
-    log.info(f"report: {paths.REPORTS / 'report.html'}; {report.choice.model} is in {paths.BEST}/")
+    # Two lines: the page is the place to read it (a terminal is not).
+    log.info(f"report: recommended {report.choice.model}. {report.choice.reason}")
+    log.info(f"report: {paths.REPORTS / 'report.html'} ({paths.REPORTS / 'report.md'} without "
+             f"pictures); {report.choice.model} is in {paths.BEST}/")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ name re-runs that entry, and no other; an entry with ``weights: none`` records t
 stage of its own, not part of ``weights``: a scratch network needs no backbone, so it
 must not wait on (or fail with) the ImageNet weights.
 
+A missing file, a folder, or a file that is no weights file (random bytes, cut short, a
+.keras zip) fails here, naming scratch.NAME.weights; the output persists (dvc.yaml), so
+the failed run removes nothing, and scratch@NAME never starts on it.
+
 Reads:  params scratch (each entry's weights); the files they name
 Writes: data/scratch_weights/NAME.json (the file and its sha256)
 """
@@ -22,7 +26,7 @@ log = logging.getLogger(__name__)
 def main(params: Params) -> None:
     with atomic_dir(paths.SCRATCH_WEIGHTS) as folder:
         for name, entry in params.scratch.items():
-            record = scratch_record(entry.weights)
+            record = scratch_record(name, entry.weights)
             write_json(folder / f"{name}.json", record)
             if record["source"] != "random":
                 log.info(f"scratch_weights: {name} <- {entry.weights} ({record['source']})")

@@ -8,7 +8,9 @@ listed, never opened. A URL is fingerprinted by its data.sha256 pin, else by the
 recorded with its cached download (downloaded here once if not cached): `dvc status`
 sends no request. Refused here, in one line, before prepare's outputs are touched: a
 source that is missing, a FIFO/socket/device, a system tree (/proc, /sys), or a folder
-with a symbolic link leading outside it (docs/data-sources.md).
+with a symbolic link leading outside it (docs/data-sources.md). The output persists
+(dvc.yaml), so a refused run leaves the previous fingerprint, and prepare's outputs, as
+they were.
 
 Reads:  params data.source, data.sha256, data.cache, data.max_bytes, data.download;
         the file names, sizes and mtimes of data.source (the bytes of new or changed files)

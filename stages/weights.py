@@ -21,7 +21,11 @@ def main(params: Params) -> None:
     bb = params.backbone
     record = resolve(bb.arch, bb.weights, params.seed)
     write_json(paths.WEIGHTS_RECORD, record)
-    log.info(f"weights: {bb.arch} <- {record['source']} ({record})")
+    detail = {"random": lambda r: f"seed {r['seed']}, backbone.weights: {r['requested']}",
+              "imagenet": lambda r: f"Keras' {r['file']}, md5 {r['md5'][:12]}",
+              "file": lambda r: f"{r['file']}, sha256 {r['sha256'][:12]}"}[record["source"]]
+    log.info(f"weights: {bb.arch} <- {record['source']} ({detail(record)}) -> "
+             f"{paths.WEIGHTS_RECORD}")
 
 
 if __name__ == "__main__":

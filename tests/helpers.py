@@ -190,6 +190,29 @@ def png_bomb(path: Path, side: int = 20_000) -> None:
                      + chunk(b"IEND", b""))
 
 
+def write_bad_models(folder: Path, good: Path) -> dict[str, Path]:
+    """Model files Keras cannot load (issue 27), by kind: random bytes, ``good`` cut in
+    half, empty, a zip without a model, a Lambda layer (Python code); in ``folder``."""
+    import keras
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {kind: folder / kind / "model.keras" for kind in
+             ("random", "truncated", "empty", "zip-without-model", "lambda")}
+    for path in files.values():
+        path.parent.mkdir(exist_ok=True)
+    files["random"].write_bytes(os.urandom(4096))
+    files["truncated"].write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    files["empty"].write_bytes(b"")
+    with zipfile.ZipFile(files["zip-without-model"], "w") as archive:
+        archive.writestr("notes.txt", "not a model")
+    inputs = keras.Input((32, 32, 3), name="image")
+    doubled = keras.layers.Lambda(lambda x: x * 2)(inputs)
+    outputs = keras.layers.Dense(3, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(doubled))
+    keras.Model(inputs, outputs).save(files["lambda"])
+    return files
+
+
 def write_bad_files(folder: Path, jpeg: bytes, seed: int) -> None:
     """The issue's list of awkward files, into ``folder``; ``jpeg`` is cut for the truncated one.
 
@@ -252,13 +275,26 @@ def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarIn
 PROJECT_FILES = ["pipeline", "stages", "params.yaml", "dvc.yaml", "pyproject.toml",
                  ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore", "reports/templates"]
 TIMING_KEYS = re.compile(r"seconds|per_second")
+# What a stage must not print: TensorFlow's start-up lines; other libraries' notices (they
+# go to .cache/logs/<stage>.log: TensorFlow's deprecations, the TFLite converter's and
+# interpreter's C++ lines); a record in Python's default format (a second root handler,
+# which printed every line twice); a raw Python dict.
 NOISE = re.compile(r"oneDNN custom operations|Could not find cuda drivers|absl::InitializeLog"
-                   r"|triggered tf\.function retracing|I0000 |E0000 ")
+                   r"|triggered tf\.function retracing|I0000 |E0000 |W0000 "
+                   r"|is deprecated|Instructions for updating|fully_quantize|XNNPACK"
+                   r"|^(?:DEBUG|INFO|WARNING|ERROR|CRITICAL):[\w.]*:|\{'", re.M)
+_RECORD_PREFIX = re.compile(r"^(?:DEBUG|INFO|WARNING|ERROR|CRITICAL):[\w.]*:")
 MODELS = ("head", "resnet50", "wrn")
 EVALUATE = ("evaluate_head", "evaluate_finetune@resnet50", "evaluate_scratch@wrn")  # MODELS'
 # The always-changed checks: every `dvc repro` runs them (cheap: they fingerprint and hash).
 ALWAYS = frozenset({"source", "weights", "scratch_weights"})
 ALWAYS_STATUS = {name: ["always changed"] for name in ALWAYS}  # `dvc status --json` at rest
+# What any change to params.yaml runs besides the stages that read the change: the params
+# check (stages/params.py), then the always-changed checks.
+CHECKS = ALWAYS | {"params"}
+
+
+STDERR = "\n--- stderr ---\n"  # between the stdout and the stderr of first_repro.log
 
 
 def tiny_profile(params: dict) -> dict:
@@ -298,8 +334,63 @@ def sh(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[
     return proc
 
 
+def shell(cwd: Path, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``command`` as a user types it (pipes, quotes, ``\\`` continuations, comments), in
+    bash with pipefail, in the environment of :func:`sh`."""
+    proc = sh(cwd, "bash", "-c", "set -o pipefail\n" + command, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{command} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
 def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def stage_outputs(output: str) -> dict[str, list[str]]:
+    """What each stage printed in a `dvc repro` or `dvc exp run` stdout, by stage: the
+    non-empty lines after its "Running stage" line (DVC's own lines left out)."""
+    out: dict[str, list[str]] = {}
+    output = re.split(r"^(?:To track the changes with git|Ran experiment\(s\)|Use `dvc push`)",
+                      output, maxsplit=1, flags=re.M)[0]  # DVC's closing lines
+    for block in re.split(r"^Running stage '", output, flags=re.M)[1:]:
+        name, _, text = block.partition("':\n")
+        out[name] = [line for line in text.splitlines() if line.strip()
+                     and not line.startswith(("> ", "Updating lock file", "Generating lock"))
+                     and not re.match(r"Stage '.*' didn't change", line)]
+    return out
+
+
+def repeated(lines: list[str]) -> list[str]:
+    """The lines said twice, also as a log record in Python's default format (``INFO:x:``)."""
+    seen: set[str] = set()
+    twice = []
+    for line in lines:
+        said = _RECORD_PREFIX.sub("", line).strip()
+        if said in seen:
+            twice.append(line)
+        seen.add(said)
+    return twice
+
+
+def workspace(project: Path) -> dict[str, str]:
+    """The sha256 of every file in a project's workspace, by path (folders as ``dir``), all
+    but git's and DVC's own (.git, .dvc/tmp, .dvc/cache): what a refused run must leave."""
+    import hashlib
+
+    out = {}
+    for folder, dirs, files in os.walk(project):
+        rel = Path(folder).relative_to(project)
+        if rel.parts[:1] == (".git",) or rel.parts[:2] in ((".dvc", "tmp"), (".dvc", "cache")):
+            dirs[:] = []
+            continue
+        out |= {(rel / d).as_posix() + "/": "dir" for d in dirs}
+        for name in files:
+            path = Path(folder) / name
+            out[(rel / name).as_posix()] = ("link " + os.readlink(path) if path.is_symlink()
+                                            else hashlib.sha256(path.read_bytes()).hexdigest())
+    return out
 
 
 def quality(metrics_file: Path) -> dict:
@@ -309,6 +400,20 @@ def quality(metrics_file: Path) -> dict:
             return {k: strip(v) for k, v in node.items() if not TIMING_KEYS.search(k)}
         return node
     return strip(json.loads(metrics_file.read_text()))
+
+
+def edit_params(path: Path, edit) -> None:
+    """``edit(params)`` on params.yaml's mapping, written back as `dvc exp run -S` writes
+    it: DVC's own round trip keeps the comments, and a `-S` that changes nothing (DVC's
+    apply_overrides, what `-S` calls) settles what the edit replaced (a list emptied) in
+    the form the next `-S` keeps."""
+    from dvc.utils.hydra import apply_overrides
+    from dvc.utils.serialize import dumps_yaml, parse_yaml_for_update
+
+    params = parse_yaml_for_update(path.read_text(encoding="utf-8"), str(path))
+    edit(params)
+    path.write_text(dumps_yaml(params), encoding="utf-8")
+    apply_overrides(path, [f"seed={params['seed']}"])
 
 
 def e2e_project(repo: Path) -> Path:
@@ -321,15 +426,14 @@ def e2e_project(repo: Path) -> Path:
             shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, dst)
-    params = tiny_profile(yaml.safe_load((repo / "params.yaml").read_text()))
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    edit_params(repo / "params.yaml", tiny_profile)
     sh(repo, "git", "init", "-q", "-b", "main")
     # dvc exp run commits too: give the repository an identity of its own.
     sh(repo, "git", "config", "user.name", "e2e test")
     sh(repo, "git", "config", "user.email", "e2e@example.invalid")
     commit(repo, "tiny profile")
     first = sh(repo, "dvc", "repro")
-    (repo / "first_repro.log").write_text(first.stdout + first.stderr)
+    (repo / "first_repro.log").write_text(first.stdout + STDERR + first.stderr)
     commit(repo, "first run")
     return repo
 

@@ -15,8 +15,10 @@ from pipeline.evaluation.calibration import (
     fit_temperature,
     nll,
     reliability,
+    reliability_chart,
     reliability_table,
     summary,
+    unhelpful,
 )
 from pipeline.models.temperature import Temperature, temperature_of, with_temperature
 
@@ -60,6 +62,25 @@ def test_fit_temperature_recovers_a_known_over_confidence():
     fitted = fit_temperature(y, softmax(2.5 * z))  # logits scaled by 2.5: T should be 2.5
     assert fitted == pytest.approx(2.5, rel=0.1)
     assert fit_temperature(y, softmax(z)) == pytest.approx(1.0, rel=0.1)
+
+
+@pytest.mark.parametrize("scale", [0.02, 0.3, 1.0, 2.5, 8.0, 60.0])
+def test_nll_and_temperature_are_scikit_learns_and_scipys(scale):
+    """NumPy only in evaluate_head: the NLL is log_loss's (clipped in the input's float
+    type), and T the minimum scipy's bounded search finds (to its tolerance), also where
+    it lies on a bound (T = e^3 for a model 60x too sure)."""
+    from scipy.optimize import minimize_scalar
+    from sklearn.metrics import log_loss
+
+    z, y = calibrated_sample(800, 3)
+    proba = softmax(scale * z)
+    proba[0] = np.eye(5)[(y[0] + 1) % 5]  # a sure mistake: the clipping matters
+    for p in (proba, proba.astype("float32")):
+        assert nll(y, p) == pytest.approx(log_loss(y, p, labels=np.arange(5)), rel=1e-6)
+    theirs = minimize_scalar(
+        lambda t: log_loss(y, apply_temperature(proba, np.exp(t)), labels=np.arange(5)),
+        bounds=(-3, 3), method="bounded", options={"xatol": 1e-7})
+    assert fit_temperature(y, proba) == pytest.approx(np.exp(theirs.x), rel=1e-5)
 
 
 def test_calibrating_an_over_confident_model_lowers_ece_and_nll():
@@ -114,3 +135,48 @@ def test_a_model_whose_output_is_a_list_of_one_is_calibrated_per_image():
     assert calibrated.shape == (5, 3)
     expected = np.exp(np.log(raw) / 2.0)
     np.testing.assert_allclose(calibrated, expected / expected.sum(1, keepdims=True), atol=1e-6)
+
+
+def test_a_temperature_fitted_on_a_few_unlucky_validation_images_is_flagged():
+    # A calibrated model (T = 1 is right); 24 validation images, half of them confident
+    # mistakes, make the fit soften it: on 4,000 test images both ECE and NLL get worse.
+    z, y = calibrated_sample(6000, 3)
+    proba = softmax(z)
+    top, right = proba.max(1), proba.argmax(1) == y
+    unlucky = np.concatenate([np.flatnonzero(~right & (top > 0.6))[:12],
+                              np.flatnonzero(right)[:12]])
+    metrics, _ = summary(y[unlucky], proba[unlucky], y[2000:], proba[2000:])
+    assert metrics["temperature"] > 1.5
+    assert metrics["ece_calibrated"] > metrics["ece"] and metrics["nll_calibrated"] > metrics["nll"]
+    said = unhelpful(metrics, 24)
+    assert said.startswith(f"temperature scaling (T = {metrics['temperature']:.3g}) did not "
+                           f"improve the test ECE or NLL (ECE {metrics['ece']:.3f} → ")
+    assert "likely the 24 validation images it was fitted on are too few" in said
+    assert "evaluate.calibration: none" in said
+
+
+@pytest.mark.parametrize(("after", "flagged"), [
+    ({"ece_calibrated": 0.05, "nll_calibrated": 0.9}, None),
+    ({"ece_calibrated": 0.106, "nll_calibrated": 0.9}, "ECE (ECE 0.089 → 0.106)"),
+    ({"ece_calibrated": 0.05, "nll_calibrated": 1.0}, "NLL (NLL 1.000 → 1.000)"),  # a tie
+])
+def test_only_a_temperature_that_lowered_ece_and_nll_goes_unflagged(after, flagged):
+    # The issue's ants/bees resnet50: ECE 0.089 -> 0.106.
+    metrics = {"temperature": 1.31, "ece": 0.089, "nll": 1.0} | after
+    said = unhelpful(metrics, 40)
+    if flagged is None:
+        assert said is None
+    else:
+        assert f"did not improve the test {flagged}" in said
+    assert unhelpful({"ece": 0.1, "nll": 1.0}, 40) is None  # none fitted: nothing to flag
+
+
+def test_calibration_off_ships_the_raw_probabilities(tmp_path):
+    z, y = calibrated_sample(300, 4)
+    proba = softmax(2.0 * z)
+    metrics, served = summary(y[:100], proba[:100], y[100:], proba[100:], fit=False)
+    assert set(metrics) == {"ece", "nll"}  # no temperature: nothing to bake into the export
+    assert served is proba[100:] or np.array_equal(served, proba[100:])
+    table = reliability_table(y[100:], proba[100:], served)
+    reliability_chart(table, metrics, "m", tmp_path / "reliability.png")
+    assert (tmp_path / "reliability.png").stat().st_size > 0

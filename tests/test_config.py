@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
-from helpers import ROOT, repo_params
+from helpers import ROOT, repo_params, run_stage, write_params
 
 from pipeline.core import params
 from pipeline.core.params import ParamsError
@@ -149,6 +151,23 @@ def test_nullable_keys_take_null():
     assert loaded.finetune["resnet50"].image_size is None
 
 
+@pytest.mark.parametrize(("root", "loaded"), [(".", "."), (" . ", "."), ("a/b/", "a/b"),
+                                             (None, None)])
+def test_data_root_takes_the_top_level_a_sub_folder_or_null(root, loaded):
+    """'.' is what the several-data-sets error tells users to write: it must load."""
+    raw = repo_params()
+    raw["data"]["root"] = root
+    assert params.parse(raw).data.root == loaded
+
+
+@pytest.mark.parametrize("root", ["", "/abs", "../up", "a/../.."])
+def test_data_root_outside_the_source_is_refused(root):
+    raw = repo_params()
+    raw["data"]["root"] = root
+    with pytest.raises(ParamsError, match=r"data\.root"):
+        params.parse(raw)
+
+
 def test_an_entry_may_be_left_out():
     """Entries are the models to train: removing one is a choice, not a missing key."""
     raw = repo_params()
@@ -172,3 +191,302 @@ def test_model_names_are_unique_and_not_reserved():
     raw["scratch"]["my model"] = raw["scratch"].pop("wrn")
     with pytest.raises(ParamsError, match="scratch.my model"):
         params.parse(raw)
+
+
+# --------------------------------------------------------------------------- values, as a class
+
+
+def _models(model=params.Params, seen=None):
+    """Every section and recipe class under Params."""
+    import typing
+
+    from pydantic import BaseModel
+
+    seen = set() if seen is None else seen
+    if model in seen:
+        return seen
+    seen.add(model)
+    for field in model.model_fields.values():
+        todo = [field.annotation]
+        while todo:
+            node = todo.pop()
+            if isinstance(node, type) and issubclass(node, BaseModel):
+                _models(node, seen)
+            todo.extend(typing.get_args(node))
+    return seen
+
+
+def _bounds(field) -> tuple[bool, bool]:
+    """Whether a field's metadata (its Annotated Field) gives a lower and an upper bound."""
+    import annotated_types as at
+
+    lower = any(isinstance(m, at.Ge | at.Gt) for m in field.metadata)
+    upper = any(isinstance(m, at.Le | at.Lt) for m in field.metadata)
+    return lower, upper
+
+
+def _numbers():
+    """(class, field name, FieldInfo) of every int or float a section or recipe holds,
+    directly, in a list (step_epochs) or beside null or a word (near_threshold, unfreeze)."""
+    import typing
+
+    from pydantic.fields import FieldInfo
+
+    for model in sorted(_models(), key=lambda m: m.__name__):
+        for name, field in model.model_fields.items():
+            todo = [(field.annotation, field)]
+            while todo:
+                node, info = todo.pop()
+                if typing.get_origin(node) is typing.Annotated:
+                    node, *meta = typing.get_args(node)
+                    info = FieldInfo.merge_field_infos(FieldInfo.from_annotation(node), *[
+                        m for m in meta if isinstance(m, FieldInfo)])
+                    info.metadata += [m for m in meta if not isinstance(m, FieldInfo)]
+                if node in (int, float):
+                    yield model, name, info
+                elif typing.get_origin(node) is not None and node is not bool:
+                    todo.extend((arg, None if typing.get_origin(node) is list else info)
+                                for arg in typing.get_args(node))
+
+
+def test_every_number_declares_its_range():
+    """A new numeric key without both bounds fails here: 1e30 batches, 2**40 seeds and
+    negative counts are refused at load, naming the key, not deep in TensorFlow."""
+    unbounded = [f"{model.__name__}.{name}" for model, name, info in _numbers()
+                 if info is None or _bounds(info) != (True, True)]
+    found = {f"{model.__name__}.{name}" for model, name, _ in _numbers()}
+    assert {"Params.seed", "HeadParams.batch_size", "HeadParams.learning_rate",
+            "WRNRecipe.step_epochs", "ResNetRecipe.unfreeze", "ImagesParams.near_threshold",
+            "DownloadParams.timeout"} <= found, sorted(found)
+    assert not unbounded, f"numeric keys without a lower and an upper bound: {unbounded}"
+
+
+def _typed_keys(kind: type) -> list[tuple[str, ...]]:
+    """Every key whose value, as loaded, is of ``kind`` (bool is not an int; 3600 given to a
+    float key loads as 3600.0)."""
+    loaded = params.load(ROOT / "params.yaml")
+
+    def value(key):
+        node = loaded
+        for part in key:
+            node = node[part] if isinstance(node, dict) else getattr(
+                node, "validate_" if part == "validate" else part)
+        return node
+
+    return [k for k in KEYS if type(value(k)) is kind]
+
+
+def _refused(key: tuple[str, ...], value) -> str:
+    """The one line params.parse gives for ``value`` at ``key``, asserted to name it."""
+    raw = copy.deepcopy(SHIPPED_RAW)
+    node = raw
+    for part in key[:-1]:
+        node = node[part]
+    node[key[-1]] = value
+    with pytest.raises(ParamsError) as err:
+        params.parse(raw)
+    lines = str(err.value).splitlines()[1:]
+    assert len(lines) == 1 and lines[0].startswith(f"  {'.'.join(key)}: "), lines
+    return lines[0]
+
+
+SHIPPED_RAW = repo_params()
+FLOATS, INTS, BOOLS = _typed_keys(float), _typed_keys(int), _typed_keys(bool)
+
+
+@pytest.mark.parametrize("key", FLOATS, ids=[".".join(k) for k in FLOATS])
+def test_a_float_key_takes_a_finite_number_in_its_range(key):
+    for value in (float("inf"), float("-inf"), float("nan")):
+        assert "finite number" in _refused(key, value), value
+    for value in (True, "0.5", 1e300, -1e300):
+        _refused(key, value)
+
+
+@pytest.mark.parametrize("key", INTS, ids=[".".join(k) for k in INTS])
+def test_an_integer_key_takes_an_integer_in_its_range(key):
+    """A bool is no integer, 4.5 and 1e30 (what `-S head.batch_size=1e30` writes) no
+    integer, and an integer beyond what TensorFlow and NumPy hold is out of range."""
+    for value in (True, 4.5, 1e30, 2**63, -(2**63), "12"):
+        _refused(key, value)
+
+
+@pytest.mark.parametrize("key", BOOLS, ids=[".".join(k) for k in BOOLS])
+def test_a_boolean_key_takes_true_or_false(key):
+    for value in (1, 0, "yes", None):
+        assert "valid boolean" in _refused(key, value), value
+
+
+def test_the_shipped_value_types_are_all_covered():
+    assert len(FLOATS) > 25 and len(INTS) > 30 and len(BOOLS) > 5
+    assert ("seed",) in INTS and ("head", "learning_rate") in FLOATS
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    (("seed",), 4.5, "seed: Input should be a valid integer (got 4.5)"),
+    (("seed",), 2**32, "seed: Input should be less than or equal to 4294967295"),
+    (("head", "learning_rate"), float("inf"), "head.learning_rate: Input should be a finite "
+                                              "number (got inf)"),
+    (("head", "learning_rate"), 100.0, "head.learning_rate: Input should be less than or "
+                                       "equal to 10"),
+    (("head", "batch_size"), 1e30, "head.batch_size: Input should be a valid integer"),
+    (("head", "batch_size"), 10**6, "head.batch_size: Input should be less than or equal to "
+                                    "65536"),
+    (("data", "download", "timeout"), 1e12, "data.download.timeout: Input should be less than "
+                                            "or equal to 604800"),
+    (("finetune", "resnet50", "unfreeze"), True, "finetune.resnet50.unfreeze: Input should be "
+                                                 "'all' or a valid integer (got True)"),
+    (("data", "source"), "photos\0/x", "data.source: Value error, a NUL character"),
+    (("validate", "classes"), ["cat", "d\0g"], "validate.classes: Value error, a NUL"),
+    (("scratch", "wrn", "weights"), "", "scratch.wrn.weights: Value error, '' is not none or a "
+                                        ".weights.h5 file"),
+    (("scratch", "wrn", "weights"), "bit.npz", "scratch.wrn.weights: Value error, 'bit.npz' "
+                                               "is not none or a .weights.h5 file"),
+    (("backbone", "weights"), "imagnet", "backbone.weights: Value error, 'imagnet' is not auto, "
+                                         "imagenet, none or a .weights.h5 or .h5 file"),
+])
+def test_a_bad_value_is_one_line_naming_the_key(key, value, expected):
+    assert _refused(key, value).startswith(f"  {expected}")
+
+
+def test_a_bit_entry_takes_an_npz():
+    raw = repo_params()
+    raw["scratch"]["bit"] = raw["scratch"].pop("wrn") | {"family": "bit", "width": 1,
+                                                         "weights": "BiT-M-R50x1.npz"}
+    del raw["scratch"]["bit"]["depth"], raw["scratch"]["bit"]["dropout"]
+    assert params.parse(raw).scratch["bit"].weights == "BiT-M-R50x1.npz"
+
+
+# --------------------------------------------------------------------------- unknown keys
+
+
+@pytest.mark.parametrize(("where", "typo", "expected"), [
+    (("head",), "dropuot", "head.dropuot: unknown key, did you mean head.dropout?"),
+    (("scratch", "wrn"), "depht", "scratch.wrn.depht: unknown key, did you mean "
+                                  "scratch.wrn.depth?"),
+    (("finetune", "resnet50", "augment"), "flipp", "finetune.resnet50.augment.flipp: unknown "
+                                                   "key, did you mean "
+                                                   "finetune.resnet50.augment.flip?"),
+    ((), "gaet", "gaet: unknown key, did you mean gate?"),
+    (("head",), "zzz", "head.zzz: unknown key; head takes solver, dropout, l2, optimizer, "
+                       "learning_rate, batch_size, epochs, patience, monitor"),
+])
+def test_an_unknown_key_suggests_the_closest_known_one(where, typo, expected):
+    """What `dvc exp run -S +head.dropuot=0.1` (DVC's way to add a key) leads to."""
+    raw = repo_params()
+    node = raw
+    for part in where:
+        node = node[part]
+    node[typo] = 0.1
+    with pytest.raises(ParamsError) as err:
+        params.parse(raw)
+    assert str(err.value).splitlines()[1:] == [f"  {expected}"]
+
+
+# --------------------------------------------------------------------------- the file itself
+
+SHIPPED = (ROOT / "params.yaml").read_text(encoding="utf-8")
+
+
+def _load(tmp_path, text: str | bytes):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return params.load(path)
+
+
+def test_a_duplicate_key_is_refused_with_both_lines(tmp_path):
+    """PyYAML keeps the last of two; DVC's ruamel refuses them: so does the pipeline."""
+    at = SHIPPED.index("\n  dropout: 0.2") + 1  # head's, the first
+    twice = SHIPPED[:at] + "  dropout: 0.5\n" + SHIPPED[at:]
+    line = SHIPPED[:at].count("\n") + 1
+    with pytest.raises(ParamsError, match=rf"head\.dropout is given twice \(lines {line} and "
+                                          rf"{line + 1}\)"):
+        _load(tmp_path, twice)
+    with pytest.raises(ParamsError, match=r"params.yaml: seed is given twice"):
+        _load(tmp_path, SHIPPED + "seed: 43\n")
+
+
+def test_aliases_and_merge_keys_within_bounds_load(tmp_path):
+    """A shared augment section (an anchor, an alias, a merge key overriding one key)."""
+    text = SHIPPED.replace("    augment:              # training batches only",
+                           "    augment: &augment     # training batches only", 1)
+    start = text.index("    augment:\n      flip: true", text.index("scratch:"))
+    end = text.index("      mixup_alpha: 0.0\n", start) + len("      mixup_alpha: 0.0\n")
+    text = text[:start] + "    augment:\n      <<: *augment\n      color_jitter: 0.2\n" + text[end:]
+    loaded = _load(tmp_path, text)
+    assert loaded.scratch["wrn"].augment.color_jitter == 0.2
+    assert loaded.scratch["wrn"].augment.crop_min_scale == 0.6
+
+
+def test_an_alias_bomb_is_refused_before_it_is_expanded(tmp_path):
+    """Nine lines of nested aliases expand to over 10**9 values: PyYAML shares them, but
+    pydantic (like any walk) would copy each, and run out of memory."""
+    lines = ["lol0: &a0 [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"lol{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    with pytest.raises(ParamsError, match=r"aliases expand to 1,\d{3},\d{3},\d{3} keys "
+                                          r"and values, more than the 10,000"):
+        _load(tmp_path, "\n".join(lines) + "\n" + SHIPPED)
+    with pytest.raises(ParamsError, match="line 1: a YAML alias that contains itself"):
+        _load(tmp_path, "loop: &r [1, *r]\n" + SHIPPED)
+
+
+def test_deep_nesting_and_bad_bytes_are_one_line(tmp_path):
+    with pytest.raises(ParamsError, match="not valid YAML: nested too deeply"):
+        _load(tmp_path, "deep: " + "[" * 3000 + "]" * 3000 + "\n" + SHIPPED)
+    with pytest.raises(ParamsError, match=r"not UTF-8 text \(invalid start byte at byte 0\)"):
+        _load(tmp_path, b"\xff" + SHIPPED.encode())
+    with pytest.raises(ParamsError) as err:
+        _load(tmp_path, "head: [unclosed\n")
+    assert len(str(err.value).splitlines()) == 1
+
+
+def test_exponents_are_numbers_as_dvc_reads_them(tmp_path):
+    """YAML 1.1 (PyYAML) reads 1e-3 as a string; YAML 1.2 (DVC's ruamel, and what `dvc exp
+    run -S head.learning_rate=1e-3` writes) as a number. The pipeline reads what DVC does."""
+    text = SHIPPED.replace("  learning_rate: 0.001 ", "  learning_rate: 1e-3  ", 1)
+    assert _load(tmp_path, text).head.learning_rate == 0.001
+    text = SHIPPED.replace("  learning_rate: 0.001 ", "  learning_rate: 2E+0  ", 1)
+    assert _load(tmp_path, text).head.learning_rate == 2.0
+
+
+# --------------------------------------------------------------------------- the params stage
+
+
+def _params_stage(folder, changes=None):
+    write_params(folder, changes)
+    return run_stage(folder, "params")
+
+
+def test_the_params_stage_refuses_a_bad_value_naming_the_key(tmp_path):
+    run = _params_stage(tmp_path, {"seed": 4.5, "head.learning_rate": float("inf")})
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [
+        "error: params.yaml: invalid params", "  seed: Input should be a valid integer (got 4.5)",
+        "  head.learning_rate: Input should be a finite number (got inf)"], run.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_the_params_stage_writes_the_same_bytes_whatever_the_params(tmp_path):
+    """Stages depend on its output: were it to change with the params, every change would
+    re-run every stage. data.source is the sample stage's folder, not made yet: allowed."""
+    assert _params_stage(tmp_path).returncode == 0
+    first = (tmp_path / "data/params_checked.json").read_bytes()
+    assert _params_stage(tmp_path, {"head.dropout": 0.5, "seed": 7}).returncode == 0
+    assert (tmp_path / "data/params_checked.json").read_bytes() == first
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"data.source": "no such photos"}, "error: data.source: 'no such photos' does not exist"),
+    ({"scratch.wrn.weights": "start.weights.h5"}, "error: scratch.wrn.weights: weights file "
+                                                  "'start.weights.h5' does not exist"),
+    ({"backbone.weights": "bb.weights.h5"}, "error: backbone.weights: 'bb.weights.h5' is not a "
+                                            "readable HDF5 weights file"),
+], ids=["data.source", "scratch.wrn.weights", "backbone.weights"])
+def test_the_params_stage_refuses_a_missing_or_unreadable_file_it_names(tmp_path, changes,
+                                                                         expected):
+    """Found before any stage runs, so no stage's outputs are removed for it (the source,
+    weights and scratch_weights stages check the same files on every run)."""
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "bb.weights.h5").write_bytes(b"random bytes")
+    run = _params_stage(tmp_path, changes)
+    assert run.returncode == 2 and run.stderr.startswith(expected), run.stderr
+    assert len(run.stderr.splitlines()) == 1

@@ -17,6 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import yaml
 from helpers import ROOT
 
@@ -154,3 +155,25 @@ def test_core_imports_nothing_else_of_the_package():
               for name in _imported(ROOT, file)
               if name != PACKAGE and not name.startswith(f"{PACKAGE}.core")}
     assert not upward, upward
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # DVC's own use of pygtrie
+def test_every_stage_runs_after_the_params_check():
+    """DVC runs a stage's dependencies first and stops at the first failure: with every stage
+    downstream of `params`, an invalid params.yaml stops `dvc repro` (of any target) before
+    any stage has removed an output. A stage added without that dependency fails here."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        graph = repo.index.graph  # an edge runs from a stage to a stage it depends on
+        check = next(s for s in graph.nodes if s.addressing == "params")
+        loose = sorted(s.addressing for s in graph.nodes
+                       if s is not check and check not in nx.descendants(graph, s))
+        assert len(graph.nodes) > 10
+        persist = {o.def_path: o.persist for s in graph.nodes for o in s.outs}
+    assert not loose, f"stages that can start before the params check: {loose}"
+    # The outputs of the check and of the always-changed checks are never removed by DVC
+    # before their stage runs: a check that refuses leaves the previous record.
+    assert all(persist[p] for p in ("data/params_checked.json", "data/source_fingerprint.json",
+                                    "data/weights.json", "data/scratch_weights")), persist

@@ -151,7 +151,8 @@ def feature_project(folder: Path, changes: dict) -> Path:
 
 def test_multi_worker_two_processes_on_loopback_only_the_chief_writes(tmp_path):
     # Each worker in a folder of its own, as on two machines: the other's must not change.
-    settings = {"distribute.strategy": "multi_worker", "head.epochs": 3, "head.patience": 3}
+    settings = {"distribute.strategy": "multi_worker", "head.solver": "keras",
+                "head.epochs": 3, "head.patience": 3}
     projects = [feature_project(tmp_path / f"worker{i}", settings) for i in range(2)]
     before = [snapshot(p) for p in projects]
     runs = two_workers(lambda index: [sys.executable, str(ROOT / "stages/train_head.py")],

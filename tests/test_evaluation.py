@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -39,6 +42,39 @@ def test_class_absent_from_predictions_scores_zero_not_nan():
     out = per_class(np.array([0, 1]), np.array([0, 0]), CLASSES).set_index("class")
     assert out.loc["fox"].to_dict() == {"precision": 0.0, "recall": 0.0, "f1": 0.0,
                                         "support": 0}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_scores_are_scikit_learns(seed):
+    """The NumPy scores (no scikit-learn import in evaluate_head) equal scikit-learn's, with a
+    class never predicted, one never true, and ties in the top k."""
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        precision_recall_fscore_support,
+        top_k_accuracy_score,
+    )
+
+    rng = np.random.default_rng(seed)
+    k = 6
+    y = rng.integers(0, k - 1, 300)  # class 5 never true
+    proba = rng.dirichlet(np.ones(k), 300)
+    proba[:, 4] = 0  # class 4 never predicted
+    proba[::7, 1] = proba[::7, 2] = proba[::7].max(axis=1)  # ties for the top ranks
+    proba = np.round(proba, 2)  # and ties further down
+    names = [f"c{i}" for i in range(k)]
+    out = score(y, proba, names, top_k=3)
+    pred = proba.argmax(1)
+    assert out["accuracy"] == round(accuracy_score(y, pred), 4)
+    assert out["macro_f1"] == round(f1_score(y, pred, labels=np.arange(k), average="macro",
+                                             zero_division=0), 4)
+    assert out["top_3_accuracy"] == round(top_k_accuracy_score(y, proba, k=3,
+                                                               labels=np.arange(k)), 4)
+    table = per_class(y, pred, names)
+    theirs = precision_recall_fscore_support(y, pred, labels=np.arange(k), zero_division=0)
+    for column, expected in zip(("precision", "recall", "f1", "support"), theirs,
+                                strict=True):
+        np.testing.assert_array_equal(table[column], np.round(expected, 4))
 
 
 def test_confusion_rows_name_the_classes(tmp_path):
@@ -103,3 +139,78 @@ def test_the_report_has_calibration_and_confused_pairs(tmp_path):
     assert "| old | – | – | – | – | – |" in text  # evaluated before calibration existed
     assert "cat → dog: 2" in text
     assert "<h2>Calibration</h2>" in to_html(report, {}, {})
+
+
+def test_the_report_says_when_the_temperature_did_not_help_beside_the_figures():
+    from pipeline.evaluation.report import ModelResult, compare, markdown, to_html
+
+    table = pd.DataFrame({"path": ["a", "b"], "label": ["ants", "bees"],
+                          "predicted": ["ants", "bees"], "confidence": 0.9,
+                          "correct": [True, True]})
+    # The issue's ants/bees resnet50: temperature scaling raised its test ECE 0.089 -> 0.106.
+    hurt = {"temperature": 1.31, "ece": 0.089, "ece_calibrated": 0.106, "nll": 0.30,
+            "nll_calibrated": 0.28}
+    helped = {"temperature": 2.5, "ece": 0.31, "ece_calibrated": 0.05, "nll": 1.9,
+              "nll_calibrated": 1.1}
+    off = {"ece": 0.2, "nll": 1.0}
+    models = [ModelResult(name, name, metrics, {"train_seconds": 1.0}, table)
+              for name, metrics in (("resnet50", hurt), ("head", helped), ("wrn", off))]
+    report = compare(models, "train_seconds", 0.05)
+    data = {"splits": {"train": 245, "val": 40, "test": 153}}
+    text = markdown(report, data, {})
+    calibration = text.split("## Calibration")[1].split("## Most-confused")[0]
+    assert "| resnet50 | 1.310 | 0.089 | 0.106 | 0.300 | 0.280 | NO: ECE not lower |" in \
+        calibration
+    assert "| head | 2.500 | 0.310 | 0.050 | 1.900 | 1.100 | yes |" in calibration
+    assert "| wrn | – | 0.200 | – | 1.000 | – | off (evaluate.calibration: none) |" in \
+        calibration
+    assert ("> **⚠ resnet50: temperature scaling (T = 1.31) did not improve the test ECE (ECE "
+            "0.089 → 0.106): likely the 40 validation images it was fitted on are too few to "
+            "estimate it") in calibration
+    assert "head: temperature" not in calibration
+    page = to_html(report, data, {})
+    assert "<p class='warn'>⚠ resnet50: temperature scaling (T = 1.31) did not improve" in page
+
+
+def test_the_shipped_size_counts_every_weight_the_export_ships(tmp_path, monkeypatch):
+    import keras
+
+    from pipeline.core.errors import PipelineError
+    from pipeline.evaluation.evaluate import shipped_size
+    from pipeline.models.classifier import backbone_with_head
+    from pipeline.models.head import build_head
+    from pipeline.models.size import of_file, of_network
+    from pipeline.models.temperature import with_temperature
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inputs))
+    backbone = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="backbone")
+    features = np.random.default_rng(0).normal(size=(20, 4)).astype("float32")
+    head = build_head(features, 3, 0.2, 1e-4)
+    head.compile("adam", "sparse_categorical_crossentropy")
+    head.fit(features, np.arange(20) % 3, epochs=1, verbose=0)  # optimizer state, saved too
+    head.save(tmp_path / "head.keras")
+    full = backbone_with_head(backbone, head)  # a fine-tune: the compiled head nested in it
+    full.save(tmp_path / "full.keras")
+    # Read from the files without TensorFlow: what Keras counts, optimizer state left out.
+    assert of_file(tmp_path / "head.keras") == of_network(head)
+    assert of_file(tmp_path / "full.keras") == of_network(full)
+    trainable = sum(int(np.prod(w.shape)) for w in backbone.trainable_weights)
+    assert of_network(backbone)[0] == trainable + 8  # BatchNorm's moving mean and variance
+    assert of_network(backbone)[1] == 4 * of_network(backbone)[0]  # float32
+
+    # A head ships behind its backbone (the export's chain, temperature included): the
+    # evaluate stage adds the backbone the features stage recorded.
+    monkeypatch.chdir(tmp_path)
+    Path("data/features").mkdir(parents=True)
+    info = Path("data/features/info.json")
+    info.write_text(json.dumps({"arch": "x"}))
+    with pytest.raises(PipelineError, match="run `dvc repro features`"):
+        shipped_size({"input": "features"}, of_file(tmp_path / "head.keras"))
+    size = of_network(backbone)
+    info.write_text(json.dumps({"params": size[0], "weight_bytes": size[1]}))
+    exported = with_temperature(backbone_with_head(backbone, head), 1.5)
+    assert shipped_size({"input": "features"}, of_file(tmp_path / "head.keras")) == \
+        of_network(exported)
+    assert shipped_size({"input": "image"}, of_network(full)) == of_network(exported)

@@ -278,6 +278,7 @@ def test_stage_exports_the_recommended_model_with_its_temperature(project):
     assert export["model"] == card["model"] == "tiny"
     assert export["temperature"] == card["temperature"] == 2.0
     assert card["exif_orientation"] is True  # a card from before the key: trained turned
+    assert card["max_pixels"] == load().data.images.max_pixels  # the rule its data passed
     assert export["test_images"] == 6
     formats = export["formats"]
     assert {f: r["status"] for f, r in formats.items() if f != "tflite_int8"} == {

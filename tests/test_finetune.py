@@ -218,11 +218,33 @@ def test_scratch_model_takes_raw_pixels_and_loads_its_weights_file(tmp_path):
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-@pytest.mark.parametrize("weights", ["missing.weights.h5", "model.h5"])
-def test_bad_scratch_weights_name_the_key_and_the_path(weights):
-    with pytest.raises(WeightsError) as info:
-        build_scratch_model(wrn(weights=weights), CLASSES, name="small")
-    assert "scratch.small.weights" in str(info.value) and weights in str(info.value)
+def test_bad_scratch_weights_are_one_line_naming_the_key_and_the_file(tmp_path):
+    """Each kind of file no network loads, and weights of another network: one line naming
+    scratch.NAME.weights and the file (Keras says "unexpected OSError" or 20 lines)."""
+    import h5py
+
+    good = tmp_path / "good.weights.h5"
+    build_scratch_model(wrn(), CLASSES).save_weights(good)
+    bad = {"random.weights.h5": np.random.default_rng(0).bytes(4000), "empty.weights.h5": b"",
+           "cut.weights.h5": good.read_bytes()[: good.stat().st_size // 2]}
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "folder.weights.h5").mkdir()
+    build_scratch_model(wrn(), CLASSES).save(tmp_path / "model.keras")
+    (tmp_path / "model.keras").rename(tmp_path / "zip.weights.h5")  # a whole model, renamed
+    with h5py.File(tmp_path / "plain.weights.h5", "w") as h5:
+        h5["x"] = np.zeros(3)
+    build_scratch_model(wrn(width=2), CLASSES).save_weights(tmp_path / "wider.weights.h5")
+    build_scratch_model(wrn(), CLASSES + 1).save_weights(tmp_path / "classes.weights.h5")
+    names = [*bad, "missing.weights.h5", "folder.weights.h5", "zip.weights.h5",
+             "plain.weights.h5", "wider.weights.h5", "classes.weights.h5"]
+    for name in names:
+        with pytest.raises(WeightsError) as info:
+            build_scratch_model(wrn(weights=str(tmp_path / name)), CLASSES, name="small")
+        said = str(info.value)
+        assert said.startswith("scratch.small.weights: ") and name in said, said
+        assert "\n" not in said and len(said) < 400, said
+    assert f"layer predictions has shape (64, {CLASSES}), the file (64, {CLASSES + 1})" in said
 
 
 # --- the recipe end to end, on a few tiny images ----------------------------------------
@@ -364,8 +386,9 @@ def test_a_budget_ends_a_scratch_run_on_time_with_a_valid_model(tmp_path, monkey
                          placement=default_placement(), budget=budget)
     assert budget.elapsed() <= 80 - budget.reserve()
     monkeypatch.chdir(tmp_path)
+    placement = default_placement()
     card = save_trained("small", done.outcome("val_loss", splits.classes, True),
-                        default_placement())
+                        placement.label(), placement.replicas)
     assert card["stopped_by"] == "budget" and card["flip_tta"] is True
     assert 1 < card["epochs_run"] == card["budget"]["planned_epochs"] < 40
     assert card["budget"]["budget_seconds"] == 80 and card["budget"]["used_seconds"] <= 80

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from pipeline import gate
 from pipeline.evaluation.stats import wilson_interval
 
 N = 60
+gate_lock_status = gate.lock_status  # the real one: the fixture replaces it
 CLASSES = ["circle", "square", "star", "stripes", "triangle"]
 # The committed run (HEAD): wrn recommended at 0.50, head and resnet50 near a third.
 BASELINE = {"head": set(range(20, 40)), "resnet50": set(range(10, 32)), "wrn": set(range(30))}
@@ -24,15 +27,18 @@ def _git(repo: Path, *args: str) -> None:
 
 
 def _write_run(repo: Path, correct: dict[str, set[int]], recommended: str,
-               images: list[str] | None = None) -> None:
-    """metrics/report.json, metrics/evaluate/*.json and reports/predictions/*.csv of a run
-    whose model M got exactly the test images ``correct[M]`` right."""
-    images = images or [f"{CLASSES[i % 5]}/img{i:03d}.jpg" for i in range(N)]
-    (repo / "metrics" / "evaluate").mkdir(parents=True, exist_ok=True)
-    (repo / "reports" / "predictions").mkdir(parents=True, exist_ok=True)
+               images: list[str] | None = None, classes: list[str] = CLASSES) -> None:
+    """metrics/report.json, metrics/evaluate/*.json, reports/predictions/*.csv and the cards
+    models/*.json of a run whose model M got exactly the test images ``correct[M]`` right."""
+    k = len(classes)
+    images = images or [f"{classes[i % k]}/img{i:03d}.jpg" for i in range(N)]
+    for folder in ("metrics/evaluate", "reports/predictions", "models"):
+        (repo / folder).mkdir(parents=True, exist_ok=True)
     for model, right in correct.items():
-        labels = [CLASSES[i % 5] for i in range(len(images))]
-        predicted = [c if i in right else CLASSES[(i + 1) % 5] for i, c in enumerate(labels)]
+        labels = [classes[i % k] for i in range(len(images))]
+        predicted = [c if i in right else classes[(i + 1) % k] for i, c in enumerate(labels)]
+        (repo / "models" / f"{model}.json").write_text(json.dumps({"name": model,
+                                                                   "classes": classes}))
         pd.DataFrame({"path": images, "label": labels, "predicted": predicted,
                       "confidence": 0.5, "correct": [i in right for i in range(len(images))]}
                      ).to_csv(repo / "reports" / "predictions" / f"{model}.csv", index=False)
@@ -58,7 +64,7 @@ def repo(tmp_path, monkeypatch):
     _write_run(tmp_path, BASELINE, "wrn")
     _git(tmp_path, "add", "-A")
     _git(tmp_path, "commit", "-qm", "baseline")
-    monkeypatch.setattr(gate, "lock_status", lambda: [])  # no DVC project here
+    monkeypatch.setattr(gate, "lock_status", lambda: {})  # no DVC project here
     return tmp_path
 
 
@@ -117,7 +123,8 @@ def test_changed_test_images_fall_back_to_the_unpaired_rule_and_say_so(repo, cap
     out = capsys.readouterr().out
     assert "Not paired: the test images differ between `HEAD` and the workspace (head: 60 " \
            "then, 58 now, 0 in common): the data changed" in out
-    assert "Falling back to the unpaired rule" in out
+    assert "The same 5 classes, so the unpaired rule applies: each run's recommended model " \
+        "on its own test images" in out
     assert "| unpaired drop of accuracy against HEAD (wrn 0.5000) |" in out
     assert "McNemar p" not in out  # no per-model table: nothing was paired
 
@@ -194,23 +201,282 @@ def test_macro_f1_is_the_floor_and_the_change_shown(repo, capsys):
     assert "| model | baseline macro_f1 |" in out
 
 
-def test_drift_between_dvc_lock_and_params_fails(repo, monkeypatch, capsys):
-    monkeypatch.setattr(gate, "lock_status", lambda: ["train_head: params head.dropout"])
-    assert gate.main([]) == 1
-    captured = capsys.readouterr()
-    assert "train_head: params head.dropout" in captured.out
-    assert "dvc.lock matches params.yaml and the code" in captured.err
-
-
-def test_no_baseline_at_the_revision_is_said_not_failed(repo, capsys):
-    _git(repo, "rm", "-q", "--cached", "metrics/report.json")
-    _git(repo, "commit", "-qm", "drop it")
-    assert gate.main([]) == 0
-    assert "No baseline: metrics/report.json is not committed at `HEAD`" in \
-        capsys.readouterr().out
-
-
 def test_no_workspace_metrics_exit_2(repo, capsys):
     (repo / "metrics" / "report.json").unlink()
     assert gate.main([]) == 2
     assert "run `dvc repro` first" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------- what it cannot vouch for
+
+
+def test_a_recommended_model_without_evidence_cannot_be_judged(repo, capsys):
+    report = json.loads((repo / "metrics/report.json").read_text())
+    (repo / "metrics/report.json").write_text(json.dumps(report | {"recommended": "ghost"}))
+    assert gate.main([]) == gate.CANNOT_JUDGE
+    captured = capsys.readouterr()
+    assert "## Quality gate: CANNOT JUDGE" in captured.out
+    assert ("cannot judge: metrics/report.json recommends 'ghost', which has no "
+            "metrics/evaluate/ghost.json, reports/predictions/ghost.csv, models/ghost.json, an "
+            "entry in params.yaml") in captured.err
+
+
+def test_a_report_whose_accuracy_its_predictions_deny_cannot_be_judged(repo, capsys):
+    # The issue's first false pass, even with dvc.lock re-committed over the edit.
+    report = json.loads((repo / "metrics/report.json").read_text())
+    (repo / "metrics/report.json").write_text(json.dumps(report | {"accuracy": 0.7}))
+    assert gate.main([]) == gate.CANNOT_JUDGE
+    assert ("cannot judge: metrics/report.json gives wrn an accuracy of 0.7000, its "
+            "predictions (reports/predictions/wrn.csv) 0.5000") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("missing", ["metrics/evaluate/wrn.json", "reports/predictions/wrn.csv",
+                                     "models/wrn.json"])
+def test_the_recommended_model_needs_each_of_its_files(repo, capsys, missing):
+    (repo / missing).unlink()
+    assert gate.main([]) == gate.CANNOT_JUDGE
+    assert f"recommends 'wrn', which has no {missing}:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rev", ["no-such-branch", "HEAD~5"])
+def test_a_revision_that_does_not_exist_is_an_error_naming_it(repo, capsys, rev):
+    assert gate.main(["--against", rev]) == gate.ERROR
+    err = capsys.readouterr().err
+    assert err.strip() == (f"error: --against {rev!r}: no such revision in this repository "
+                           "(mistyped? in CI, was it fetched?)")
+
+
+@pytest.mark.parametrize("rev", ["--output=F", "-p"])
+def test_against_takes_revisions_never_options(repo, capsys, rev):
+    before = sorted(p.name for p in repo.iterdir())
+    assert gate.main([f"--against={rev}"]) == gate.ERROR
+    assert f"error: --against {rev!r}: a git revision" in capsys.readouterr().err
+    assert sorted(p.name for p in repo.iterdir()) == before  # git wrote no F:metrics/...
+
+
+def test_a_revision_like_an_option_is_refused_before_git_sees_it(repo, capsys, monkeypatch):
+    calls = []
+    monkeypatch.setattr("pipeline.gating.revisions._git", lambda *a: calls.append(a))
+    assert gate.main(["--against=--output=F"]) == gate.ERROR
+    assert calls == []
+
+
+def test_a_baseline_whose_metrics_were_removed_cannot_be_judged(repo, capsys):
+    _git(repo, "rm", "-q", "--cached", "metrics/report.json")
+    _git(repo, "commit", "-qm", "drop it")
+    had = subprocess.run(["git", "rev-parse", "--short=7", "HEAD~1"], cwd=repo, text=True,
+                         capture_output=True).stdout.strip()
+    assert gate.main([]) == gate.CANNOT_JUDGE
+    captured = capsys.readouterr()
+    assert (f"cannot judge: `HEAD` holds no metrics/report.json, though commit {had} had it: "
+            f"the baseline's metrics are gone; compare with a revision that has them "
+            f"(--against {had})") in captured.err
+    assert "PASSED" not in captured.out
+
+
+def test_a_first_run_has_no_baseline_and_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _gate_params(tmp_path)
+    for args in (["init", "-q"], ["config", "user.email", "t@example.invalid"],
+                 ["config", "user.name", "t"], ["add", "params.yaml"],
+                 ["commit", "-qm", "the project, before any run"]):
+        _git(tmp_path, *args)
+    _write_run(tmp_path, BASELINE, "wrn")
+    monkeypatch.setattr(gate, "lock_status", lambda: {})
+    assert gate.main([]) == gate.PASSED
+    assert ("No baseline: no commit up to `HEAD` has metrics/report.json (a first run), so "
+            "only the floor and dvc.lock are checked.") in capsys.readouterr().out
+
+
+def test_a_shallow_clone_cannot_tell_a_first_run_from_lost_metrics(repo, tmp_path, monkeypatch,
+                                                                   capsys):
+    _git(repo, "rm", "-q", "--cached", "metrics/report.json")
+    _git(repo, "commit", "-qm", "drop it")
+    clone = tmp_path / "shallow"
+    _git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
+    _write_run(clone, BASELINE, "wrn")
+    monkeypatch.chdir(clone)
+    assert gate.main([]) == gate.CANNOT_JUDGE
+    assert "this clone is shallow" in capsys.readouterr().err
+
+
+def test_runs_of_other_classes_are_not_comparable_naming_both_lists(repo, capsys):
+    # The issue's ants/bees run against the committed 5-class run.
+    two = ["ants", "bees"]
+    _write_run(repo, {m: set(range(40)) for m in BASELINE}, "wrn",
+               [f"{two[i % 2]}/{i}.jpg" for i in range(N)], classes=two)
+    assert gate.main([]) == gate.CANNOT_JUDGE
+    captured = capsys.readouterr()
+    assert ("cannot judge: not comparable: the runs classify different classes: `HEAD` has 5 "
+            "(circle, square, star, stripes, triangle), the workspace 2 (ants, bees)") \
+        in captured.err
+    assert "unpaired" not in captured.out and "PASSED" not in captured.out
+
+
+def test_a_failed_check_is_a_failure_even_when_the_comparison_cannot_be_judged(repo, capsys):
+    _gate_params(repo, min=0.9)
+    two = ["ants", "bees"]
+    _write_run(repo, BASELINE, "wrn", [f"{two[i % 2]}/{i}.jpg" for i in range(N)], classes=two)
+    assert gate.main([]) == gate.FAILED
+    out = capsys.readouterr().out
+    assert "## Quality gate: FAILED" in out and "**Cannot judge:** not comparable" in out
+
+
+# ------------------------------------------------------------------- malformed inputs
+
+
+def _edit(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+MALFORMED = {
+    "report: invalid JSON": ("metrics/report.json", '{"recommended": "wrn",',
+                             "metrics/report.json: invalid JSON"),
+    "report: a list": ("metrics/report.json", "[1, 2]",
+                       "metrics/report.json: expected a JSON object, got a list"),
+    "report: accuracy high": (
+        "metrics/report.json", json.dumps({"recommended": "wrn", "accuracy": "high",
+                                           "accuracy_low": 0.4, "accuracy_high": 0.6}),
+        "metrics/report.json: accuracy is 'high', not a number between 0 and 1"),
+    "report: no recommendation": ("metrics/report.json", json.dumps({"accuracy": 0.5}),
+                                  "metrics/report.json: recommended is None, not a model name"),
+    "evaluation: invalid JSON": ("metrics/evaluate/head.json", "{accuracy: 0.3}",
+                                 "metrics/evaluate/head.json: invalid JSON"),
+    "evaluation: accuracy 2": ("metrics/evaluate/resnet50.json", '{"accuracy": 2}',
+                               "metrics/evaluate/resnet50.json: accuracy is 2, not a number "
+                               "between 0 and 1"),
+    "predictions: garbage": ("reports/predictions/wrn.csv", "\x00\x01 garbage\n;;;\n",
+                             "reports/predictions/wrn.csv: not a predictions table"),
+    "predictions: bad correct": (
+        "reports/predictions/head.csv",
+        "path,label,predicted,confidence,correct\na.jpg,star,star,0.5,maybe\n",
+        "reports/predictions/head.csv: line 2: correct is 'maybe', not true or false"),
+    "card: invalid JSON": ("models/wrn.json", "{", "models/wrn.json: invalid JSON"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=list(MALFORMED))
+def test_a_malformed_workspace_file_is_one_error_line_naming_it(repo, capsys, case):
+    path, text, said = MALFORMED[case]
+    _edit(repo / path, text)
+    assert gate.main([]) == gate.ERROR
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {said}"), captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize("case", ["report: a list", "evaluation: invalid JSON",
+                                  "predictions: garbage"])
+def test_a_malformed_committed_file_names_the_revision(repo, capsys, case):
+    path, text, said = MALFORMED[case]
+    _edit(repo / path, text)
+    _git(repo, "commit", "-qam", "broken")
+    _write_run(repo, BASELINE, "wrn")  # the workspace is fine
+    assert gate.main([]) == gate.ERROR
+    assert capsys.readouterr().err.startswith(f"error: HEAD:{said}")
+
+
+def test_no_dvc_on_path_is_one_error_line(repo, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(gate, "lock_status", gate_lock_status)  # runs `dvc status`
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git"))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert gate.main([]) == gate.ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("error: dvc is not on PATH") and len(err.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------- drift and stale stages
+
+
+def _fake_dvc(tmp_path: Path, monkeypatch, status: dict) -> None:
+    """A `dvc` on PATH whose `status --json` prints ``status``, as DVC 3 does."""
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "status.json").write_text(json.dumps(status))
+    script = bin_dir / "dvc"
+    script.write_text(f"#!/bin/sh\ncat '{bin_dir / 'status.json'}'\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(gate, "lock_status", gate_lock_status)
+
+
+def test_a_committed_output_edited_by_hand_is_drift_named_by_file(repo, tmp_path, monkeypatch,
+                                                                  capsys):
+    # The issue's first false pass: gate.min 0.6 fails at 0.5; "accuracy": 0.7 by hand passed.
+    _gate_params(repo, min=0.6)
+    report = json.loads((repo / "metrics/report.json").read_text())
+    (repo / "metrics/report.json").write_text(json.dumps(report | {"accuracy": 0.7}))
+    _fake_dvc(tmp_path, monkeypatch, {
+        "source": ["always changed"],
+        "report": [{"changed outs": {"metrics/report.json": "modified",
+                                     "reports/report.html": "not in cache"}}]})
+    assert gate.main([]) == gate.FAILED
+    captured = capsys.readouterr()
+    assert ("- report: output metrics/report.json modified: it differs from dvc.lock (edited "
+            "by hand, or left by a run whose dvc.lock was not kept)") in captured.out
+    assert ("gate failed: dvc.lock matches params.yaml, the code and the outputs: 1 stale "
+            "stage(s) (threshold in sync): report") in captured.err
+    assert "reports/report.html" not in captured.out  # missing data (no DVC cache): not drift
+
+
+def test_missing_cached_data_on_a_fresh_clone_is_not_drift(repo, tmp_path, monkeypatch, capsys):
+    _fake_dvc(tmp_path, monkeypatch, {
+        "weights": ["always changed"],
+        "features": [{"changed deps": {"data/manifest.csv": "deleted"}},
+                     {"changed outs": {"data/features": "deleted"}}],
+        "train_head": [{"changed deps": {"data/features": "deleted"}},
+                       {"changed outs": {"models/head.keras": "not in cache"}}]})
+    assert gate.main([]) == gate.PASSED
+    assert "| dvc.lock matches params.yaml, the code and the outputs | in sync |" in \
+        capsys.readouterr().out
+
+
+def test_stale_stages_are_each_listed_once_with_the_command_that_fixes_them(
+        repo, tmp_path, monkeypatch, capsys):
+    # The README's tour (dvc exp run evaluate_head -S head.dropout=0.1): 8 changes of 3
+    # stages once read "8 stage change(s)" and listed 6 of them.
+    (repo / "models/head.keras").write_text("a model")
+    _git(repo, "add", "models/head.keras")
+    _git(repo, "commit", "-qm", "a tracked model file")
+    (repo / "models/head.keras").write_text("another")
+    _fake_dvc(tmp_path, monkeypatch, {
+        "finetune@resnet50": [{"changed deps": {"models/head.keras": "modified",
+                                                "params.yaml": {"head": "modified"}}}],
+        "export": [{"changed deps": {"metrics/evaluate": "modified",
+                                     "reports/predictions": "modified",
+                                     "models": "modified"}}],
+        "report": [{"changed deps": {"metrics/evaluate": "modified", "models": "modified",
+                                     "reports/predictions": "modified"}}]})
+    assert gate.main([]) == gate.FAILED
+    captured = capsys.readouterr()
+    assert "| 3 stale stage(s) | in sync | **FAIL** — finetune@resnet50, export, report |" \
+        in captured.out
+    listed = [line for line in captured.out.splitlines() if line.startswith("- ")]
+    assert [line.split(":")[0] for line in listed] == ["- finetune@resnet50", "- export",
+                                                       "- report"]
+    assert listed[0] == "- finetune@resnet50: models/head.keras modified; params head in " \
+                        "params.yaml"
+    assert "run `dvc repro` to bring them" in captured.out
+    assert "gate: run `dvc repro`" in captured.err
+    assert "3 stale stage(s) (threshold in sync): finetune@resnet50, export, report" in \
+        captured.err
+
+
+def test_drift_between_dvc_lock_and_params_fails(repo, monkeypatch, capsys):
+    monkeypatch.setattr(gate, "lock_status",
+                        lambda: {"train_head": ["params head in params.yaml"]})
+    assert gate.main([]) == 1
+    captured = capsys.readouterr()
+    assert "- train_head: params head in params.yaml" in captured.out
+    assert "gate failed: dvc.lock matches params.yaml, the code and the outputs" in captured.err
+
+
+def test_every_exit_status_is_documented():
+    doc = (Path(__file__).resolve().parents[1] / "docs/report-and-gate.md").read_text()
+    for status, meaning in ((0, "passed"), (1, "a check failed"), (2, "error"),
+                            (3, "cannot judge")):
+        assert f"| {status} | {meaning}" in doc.lower()

@@ -115,3 +115,59 @@ def test_a_users_own_tqdm_disable_is_kept_and_quiet_is_taken_back(monkeypatch):
     for level in (logs.QUIET, logs.NORMAL, logs.VERBOSE):
         logs.configure(level)
         assert os.environ.get("TQDM_DISABLE") == "1", level
+
+
+def _entry_point(tmp_path: Path, body: str, verbosity: str = "NORMAL"
+                 ) -> subprocess.CompletedProcess:
+    """``body`` after an entry point's set-up (a stage's: its library log in tmp_path), in
+    a process of its own: pytest's handlers on the root logger would hide what a library's
+    ``logging.basicConfig()`` does."""
+    code = ("import logging, os, sys\nfrom pathlib import Path\nfrom pipeline.core import logs\n"
+            f"logs.configure(logs.{verbosity}, library_log=Path('lib.log'))\n" + body)
+    env = {k: v for k, v in os.environ.items() if k != VERBOSE_ENV}
+    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=env, check=False)
+
+
+def test_a_library_configuring_logging_prints_no_line_twice(tmp_path):
+    """absl calls logging.basicConfig() on its first record; tf2onnx's TensorFlow calls
+    log deprecation warnings: the stage's lines stay once each, the libraries' warnings go
+    to the stage's log, their errors to stderr."""
+    done = _entry_point(tmp_path, (
+        "logging.basicConfig()  # absl.logging does this when the root logger has no handler\n"
+        "logging.getLogger('__main__').info('export: result')\n"
+        "logging.getLogger('tensorflow').warning('From x.py: f (from y) is deprecated')\n"
+        "logging.getLogger('absl').error('a library error')\n"
+        "logging.getLogger('pipeline.x').warning('warning: ours')\n"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "export: result\n"
+    assert done.stderr == "a library error\nwarning: ours\n"
+    kept = (tmp_path / "lib.log").read_text()
+    assert "WARNING tensorflow: From x.py: f (from y) is deprecated" in kept
+    assert "ERROR absl: a library error" in kept and "result" not in kept
+
+
+def test_a_library_log_holds_one_run_and_verbose_shows_it(tmp_path):
+    """A run whose libraries say nothing writes nothing (a refused run changes no file);
+    one that says something replaces the last; a traceback follows it in the same file."""
+    (tmp_path / "lib.log").write_text("an earlier run's notice\n")
+    quiet = _entry_point(tmp_path, "logging.getLogger('__main__').info('done')\n")
+    assert quiet.stdout == "done\n"
+    assert (tmp_path / "lib.log").read_text() == "an earlier run's notice\n"
+    shown = _entry_point(tmp_path, ("logging.getLogger('tensorflow').warning('notice')\n"
+                                    "logs.to_library_log('Traceback: boom\\n')\n"), "VERBOSE")
+    assert shown.stderr == "notice\n"
+    kept = (tmp_path / "lib.log").read_text()
+    assert "earlier" not in kept and kept.endswith("WARNING tensorflow: notice\nTraceback: boom\n")
+
+
+def test_what_cpp_code_writes_to_stderr_goes_to_the_log(tmp_path):
+    """TFLite's converter and interpreter write to file descriptor 2 themselves."""
+    done = _entry_point(tmp_path, (
+        "with logs.native_stderr('the converter'):\n"
+        "    os.write(2, b'fully_quantize: 0, inference_type: 6\\n')\n"
+        "os.write(2, b'after the block\\n')\n"))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "after the block\n"
+    kept = (tmp_path / "lib.log").read_text()
+    assert "the converter said on stderr:\nfully_quantize: 0, inference_type: 6" in kept

@@ -1,10 +1,13 @@
 """dvc.yaml's plots with the project's templates (.dvc/plots): DVC fills them without
 error, every model of params.yaml has its charts without a line of dvc.yaml naming it,
-and what the charts colour by is what the data holds (the model, the split, the measure)."""
+what the charts colour by is what the data holds (the model, the split, the measure), and
+`dvc plots diff` gives each revision colours of its own."""
 
 from __future__ import annotations
 
 import json
+import operator
+import re
 import shutil
 
 import pytest
@@ -102,7 +105,8 @@ def test_curves_colour_by_model_and_panel_by_model(shown):
     _, models, out = shown
     specs = _vega(out)
     every = specs["Validation accuracy of every model (per epoch)"]
-    assert every["encoding"]["color"]["field"] == "model"
+    # One revision (plots show): the colour is the model's name, as the legend shows it.
+    assert {c for c, _ in _colours(every)} == set(models)
     rows = every["data"]["values"]
     assert {d["model"] for d in rows} == set(models)
     assert "datum.split === 'validation'" in json.dumps(every["transform"])
@@ -114,7 +118,7 @@ def test_curves_colour_by_model_and_panel_by_model(shown):
                   "Accuracy, train vs validation (one panel per model)"):
         panels = specs[title]
         assert panels["facet"]["field"] == "model"
-        assert panels["spec"]["encoding"]["color"]["field"] == "split"
+        assert {c for c, _ in _colours(panels)} == {"train", "validation"}
         assert {(d["model"], d["split"]) for d in panels["data"]["values"]} == {
             (m, s) for m in models for s in ("train", "validation")}
 
@@ -125,9 +129,129 @@ def test_bars_and_reliability_colour_by_measure(shown):
     assert bars["encoding"]["color"]["field"] == "series"
     assert {d["measure"] for d in bars["data"]["values"]} == {"precision", "recall"}
     reliability = next(s for t, s in specs.items() if t.startswith("wrn reliability"))
-    (fold, _) = reliability["transform"]
+    fold = reliability["transform"][0]
     assert fold["fold"] == ["accuracy_before", "accuracy_after", "perfect"]
-    assert reliability["encoding"]["color"]["field"] == "curve"
+    assert {c for c, _ in _colours(reliability)} == set(fold["fold"])
+
+
+@pytest.fixture(scope="module")
+def diffed(shown):
+    """`dvc plots diff HEAD --json` after the curves, the reliability tables and the bars
+    changed in the workspace of the repository above."""
+    tmp, models, _ = shown
+    sh(tmp, "git", "add", "-A")
+    sh(tmp, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+    for tsv in (tmp / "dvclive").rglob("*.tsv"):
+        tsv.write_text(tsv.read_text().replace("0.25", "0.375"))
+    write_curve_tables(models, tmp / "reports/figures", live=tmp / "dvclive")
+    for model in models:
+        for name in ("reliability.csv", "per_class.csv"):
+            path = tmp / "plots" / model / name
+            path.write_text(path.read_text().replace("0.25", "0.125"))
+    out = json.loads(sh(tmp, "dvc", "plots", "diff", "HEAD", "--json").stdout)
+    assert not out.get("errors"), out.get("errors")
+    return out
+
+
+_TOKEN = re.compile(r"\s*(?:(datum\.\w+)|'((?:[^'\\]|\\.)*)'|(===|!==|==|!=|\|\||&&|[?:+()]))")
+
+
+_BINARY = {"||": lambda a, b: a or b, "&&": lambda a, b: a and b, "+": lambda a, b: f"{a}{b}",
+           "==": operator.eq, "===": operator.eq, "!=": operator.ne, "!==": operator.ne}
+
+
+def _evaluate(expression: str, datum: dict):
+    """A Vega expression of the templates' kind (``datum.f``, 'strings', ===, !==, ||, &&,
+    +, ?:, parentheses) on one row: what the chart computes for it."""
+    tokens, at = [], 0
+    while at < len(expression.rstrip()):
+        found = _TOKEN.match(expression, at)
+        assert found, f"cannot read {expression[at:]!r} in {expression!r}"
+        field, text, op = found.groups()
+        tokens.append(("value", datum.get(field[6:])) if field else
+                      ("value", text.replace("\\'", "'")) if text is not None else ("op", op))
+        at = found.end()
+
+    def parse(level: int = 0):
+        binary = [("||",), ("&&",), ("===", "!==", "==", "!="), ("+",)]
+        if level == len(binary):
+            kind, value = tokens.pop(0)
+            if value == "(":
+                inner = parse()
+                assert tokens.pop(0) == ("op", ")")
+                return inner
+            assert kind == "value", (kind, value)
+            return value
+        left = parse(level + 1)
+        while tokens and tokens[0][0] == "op" and tokens[0][1] in binary[level]:
+            op = tokens.pop(0)[1]
+            right = parse(level + 1)
+            left = _BINARY[op](left, right)
+        if level == 0 and tokens and tokens[0] == ("op", "?"):
+            tokens.pop(0)
+            yes = parse()
+            assert tokens.pop(0) == ("op", ":")
+            no = parse()
+            return yes if left else no
+        return left
+
+    value = parse()
+    assert not tokens, tokens
+    return value
+
+
+def _colours(spec: dict) -> list[tuple[str, str]]:
+    """(colour, revision) of each row of a chart, through its fold and calculate steps."""
+    inner = spec.get("spec", spec)
+    rows = spec["data"]["values"]
+    for step in [*spec.get("transform", []), *inner.get("transform", [])]:
+        if "fold" in step:
+            key, value = step.get("as", ["key", "value"])
+            rows = [r | {key: f, value: r.get(f)} for r in rows for f in step["fold"]]
+        elif "calculate" in step:
+            rows = [r | {step["as"]: _evaluate(step["calculate"], r)} for r in rows]
+    field = inner["encoding"]["color"]["field"]
+    return [(str(r[field]), r["rev"]) for r in rows]
+
+
+def test_a_diff_gives_each_revision_colours_of_its_own(diffed):
+    """Two lines that differ only by revision never share a colour, and the legend names
+    the revision ('head @ HEAD'); a confusion matrix has a panel per revision. The
+    reliability diagram's diagonal is the same line in every revision."""
+    for title, spec in _vega(diffed).items():
+        revisions = {r["rev"] for r in spec["data"]["values"]}
+        assert revisions == {"workspace", "HEAD"}, title
+        if "confusion" in title:  # DVC's own template: one matrix per revision, side by side
+            assert spec["facet"]["column"]["field"] == "rev"
+            continue
+        owners: dict[str, set[str]] = {}
+        for colour, rev in _colours(spec):
+            owners.setdefault(colour, set()).add(rev)
+        shared = {c for c, revs in owners.items() if len(revs) > 1}
+        assert shared <= {"perfect"}, f"{title}: {shared} drawn alike in {revisions}"
+        assert any(c.endswith(" @ HEAD") for c in owners), (title, set(owners))
+
+
+def test_a_diff_shows_each_revisions_picture_whole(shown, diffed):
+    """DVC writes a picture's revisions in one row that never wraps, each at full size:
+    the page's style gives each an equal share of the width instead."""
+    tmp = shown[0]
+    sh(tmp, "dvc", "plots", "diff", "HEAD", "-o", "diff")
+    html = (tmp / "diff" / "index.html").read_text()
+    assert 'white-space: nowrap' in html  # DVC's row, which the page's style overrides
+    style = re.search(r"<style>(.*?)</style>", html, re.S)[1]
+    assert re.search(r'div\[style\*="nowrap"\]\s*\{[^}]*display:\s*flex', style)
+    assert re.search(r'div\[style\*="nowrap"\]\s*>\s*div\s*\{[^}]*flex:\s*1 1 0', style)
+
+
+def test_generated_pages_are_ignored_by_git():
+    """`dvc plots diff main -o diff` (the README's) and `dvc plots show` (dvc_plots/)."""
+    import subprocess
+
+    for page in ("diff/index.html", "dvc_plots/index.html"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", page], cwd=ROOT,
+                                 check=False)
+        assert ignored.returncode == 0, f"{page} is not ignored by .gitignore"
 
 
 def test_curve_tables_name_a_model_without_curves(tmp_path):

@@ -8,7 +8,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from helpers import sideways_jpeg, write_params
+from helpers import image_policy, png_bomb, sideways_jpeg, write_bad_models, write_params
 from PIL import Image
 
 from pipeline import predict
@@ -114,6 +114,173 @@ def test_bad_files_are_named_and_skipped(project, tmp_path, capsys):
     assert [p["path"] for p in data["predictions"]] == [str(good)]
     assert sorted(e["path"] for e in data["errors"]) == sorted(
         [str(tmp_path / "missing.jpg"), str(bad / "text.jpg"), str(bad / "empty.png")])
+
+
+def test_a_decompression_bomb_is_refused_unread_and_the_rest_predicted(project, tmp_path,
+                                                                      capsys):
+    """A 50 KB PNG of 400 M pixels: refused from its header (the decode would take 2 GB),
+    in the server's words; the good image is still predicted."""
+    png_bomb(tmp_path / "bomb.png")
+    good = project / "photos" / "a.png"
+    assert predict.main([str(tmp_path / "bomb.png"), str(good), "--model",
+                         str(project / "model.keras"), "--classes",
+                         str(project / "classes.json")]) == 1
+    out, err = capsys.readouterr()
+    assert (f"error: {tmp_path / 'bomb.png'}: decompression bomb: 400,000,000 pixels, over "
+            "the 89,478,485-pixel cap (params.yaml's data.images.max_pixels); skipped") in err
+    assert str(good) in out and "bomb.png" not in out
+
+
+def test_only_bad_inputs_exit_2_as_the_docs_say(project, tmp_path, capsys):
+    """Nothing predicted: exit 2 ("nothing could be done"), not 1, and no output file."""
+    (tmp_path / "text.jpg").write_text("not a JPEG")
+    png_bomb(tmp_path / "bomb.png")
+    assert predict.main([str(tmp_path / "text.jpg"), str(tmp_path / "bomb.png"),
+                         "--model", str(project / "model.keras"), "--classes",
+                         str(project / "classes.json"),
+                         "--output", str(tmp_path / "out.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "error: no image could be predicted" in err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_the_pixel_rule_is_the_model_cards_then_params_yaml(project, tmp_path, capsys):
+    """An image of 40 x 30 = 1,200 pixels: refused by a card's max_pixels of 1,000 whatever
+    params.yaml says; without the key in the card, by params.yaml's data.images.max_pixels."""
+    image = project / "photos" / "a.png"  # 40 x 30
+    model = tmp_path / "m.keras"
+    tiny_model().save(model)
+
+    def refused(card: dict, limit: int) -> str:
+        (tmp_path / "m.json").write_text(json.dumps({"classes": CLASSES} | card))
+        params = write_params(tmp_path / "project", {"data.images.max_pixels": limit,
+                                                     "inference.runtime": "tensorflow"})
+        code = predict.main([str(image), "--model", str(model), "--params", str(params)])
+        err = capsys.readouterr().err
+        return "" if code == 0 else next(line for line in err.splitlines() if "bomb" in line)
+
+    assert refused({"max_pixels": 1000}, 10**6) == (
+        f"error: {image}: decompression bomb: 1,200 pixels, over the 1,000-pixel cap (the "
+        "model card's max_pixels); skipped")
+    assert refused({}, 1000) == (
+        f"error: {image}: decompression bomb: 1,200 pixels, over the 1,000-pixel cap "
+        "(params.yaml's data.images.max_pixels); skipped")
+    assert refused({"max_pixels": 1200}, 1000) == ""  # the card's rule, at its limit
+
+
+def test_predict_serve_prepare_and_export_refuse_the_same_images_alike(project, tmp_path,
+                                                                       capsys):
+    """One rule (pipeline.core.pixels): at a limit of 1,199 pixels a 40 x 30 image is refused
+    by all four, in the same words; at 1,200 all four take it."""
+    import pandas as pd
+
+    from pipeline.core.errors import PipelineError
+    from pipeline.core.pixels import TooManyPixels
+    from pipeline.data.images import inspect_image
+    from pipeline.export.samples import split_images
+    from pipeline.serving.uploads import Limits, Upload, UploadError, check_image
+
+    image = project / "photos" / "a.png"
+    data = image.read_bytes()
+    why = str(TooManyPixels(1200, 1199)).split(" (")[0]  # the words; the setting named after
+    assert why == "decompression bomb: 1,200 pixels, over the 1,199-pixel cap"
+    manifest = pd.DataFrame({"path": ["a.png"], "label": ["ant"], "split": ["test"]})
+    model = tmp_path / "m.keras"
+    tiny_model().save(model)
+    params = write_params(tmp_path / "project", {"inference.runtime": "tensorflow"})
+    for limit, refused in ((1199, True), (1200, False)):
+        row = inspect_image(image, "a.png", image_policy(max_pixels=limit, min_side=1))
+        serve = predict_ = export = ""
+        try:
+            check_image(Upload("a.png", data), Limits(max_pixels=limit))
+        except UploadError as err:
+            serve = str(err)
+        (tmp_path / "m.json").write_text(json.dumps({"classes": CLASSES, "max_pixels": limit}))
+        if predict.main([str(image), "--model", str(model), "--params", str(params)]) == 2:
+            predict_ = capsys.readouterr().err
+        capsys.readouterr()
+        try:
+            split_images(manifest, image.parent, "test", CLASSES, 32, max_pixels=limit)
+        except PipelineError as err:
+            export = str(err)
+        found = [row["issue"], serve, predict_, export]
+        if refused:
+            assert row["action"] == "reject"
+            assert all(why in text for text in found), found
+        else:
+            assert row["action"] != "reject" and found == ["", "", "", ""], found
+
+
+@pytest.mark.parametrize("kind", ["random", "truncated", "empty", "zip-without-model",
+                                  "lambda"])
+def test_a_bad_model_file_is_one_line_naming_the_option_and_the_file(project, tmp_path,
+                                                                     capsys, kind):
+    bad = write_bad_models(tmp_path / "bad", project / "model.keras")[kind]
+    assert predict.main([str(project / "photos"), "--model", str(bad), "--classes",
+                         str(project / "classes.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --model {bad}: ") and err.count("\n") == 1, err
+    assert "File not found" not in err and "Traceback" not in err
+
+
+def test_names_that_are_not_utf8_are_reported_and_skipped(project, tmp_path, capsys):
+    """A file and a folder whose names are not UTF-8: each named (as \\xNN) and skipped,
+    the rest predicted, the JSON output written."""
+    import os
+    import shutil
+
+    root = os.fsencode(tmp_path)
+    try:  # some filesystems (ZFS utf8only, some overlays) refuse such names outright
+        os.mkdir(root + b"/\xff")
+    except OSError as e:
+        pytest.skip(f"this filesystem refuses a name that is not UTF-8 ({e.strerror})")
+    shutil.copy(project / "photos" / "a.png", os.fsdecode(root + b"/caf\xe9.png"))
+    shutil.copy(project / "photos" / "b.jpg", os.fsdecode(root + b"/\xff/b.jpg"))
+    good = project / "photos" / "e.bmp"
+    code = predict.main([os.fsdecode(root + b"/caf\xe9.png"), str(tmp_path), str(good),
+                         "--model", str(project / "model.keras"), "--classes",
+                         str(project / "classes.json"), "--output", str(tmp_path / "out.json")])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert f"error: {tmp_path}/caf\\xe9.png: the name is not valid UTF-8 (rename it)" in err
+    assert f"error: {tmp_path}/\\xff/b.jpg: the name is not valid UTF-8 (rename it)" in err
+    assert str(good) in out
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert [p["path"] for p in data["predictions"]] == [str(good)]
+    assert len(data["errors"]) == 3  # the file named, and both found in the folder
+
+
+def test_a_fifo_is_not_a_regular_file(project, tmp_path, capsys):
+    """Named as a FIFO, not "no such file", and never opened: a reader would block. (A
+    writer thread stands by, so that a regression fails instead of hanging.)"""
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    done, opened = threading.Event(), threading.Event()
+
+    def writer() -> None:  # gives every reader an EOF at once, until the test is done
+        while not done.is_set():
+            with open(fifo, "wb"):  # blocks until a reader opens it
+                if not done.is_set():  # a reader other than the release below
+                    opened.set()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    good = project / "photos" / "a.png"
+    try:
+        code = predict.main([str(fifo), str(good), "--model", str(project / "model.keras"),
+                             "--classes", str(project / "classes.json")])
+    finally:
+        done.set()
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # release the waiting writer
+        thread.join(timeout=5)
+    assert not opened.is_set(), "predict opened the FIFO"
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert f"error: {fifo}: not a regular file but a FIFO (named pipe)" in err
+    assert "no such file" not in err and str(good) in out
 
 
 @pytest.mark.parametrize("args, message", [

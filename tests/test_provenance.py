@@ -91,7 +91,7 @@ def test_random_weights_are_the_cards_loud_first_line():
     assert "Trained on: AMD EPYC 9B14 (avx2 fma avx512f avx512_bf16), no accelerator" in text
     assert "Scored on: not recorded." in text
     assert "head is a softmax head on the frozen ResNet50 backbone's features" in text
-    assert "head:\n  dropout: 0.2\n" in text  # the params that made it, as YAML
+    assert "head:\n  solver: lbfgs\n  dropout: 0.2\n" in text  # the params that made it
 
 
 def test_imagenet_weights_are_said_quietly_with_their_hash_and_calibration_shown():
@@ -105,6 +105,25 @@ def test_imagenet_weights_are_said_quietly_with_their_hash_and_calibration_shown
            "md5 4d473c1dd8becc155b73f8504c6f6626)" in text
     assert "expected calibration error 0.120, 0.040 after temperature scaling (T = 1.7)" in text
     assert "Scored on: AMD EPYC 9B14" in text
+
+
+def test_the_card_says_when_the_temperature_did_not_help_beside_the_figures():
+    hurt = {"temperature": 1.31, "ece": 0.089, "ece_calibrated": 0.106, "nll": 0.30,
+            "nll_calibrated": 0.31}
+    text = modelcard.render(CARD, IMAGENET, DATA, CHOSEN, hurt,
+                            modelcard.model_params(params(), "head"), "abc123")
+    performance = text.split("## Performance")[1].split("## Intended use")[0]
+    assert ("- Calibration: expected calibration error 0.089, 0.106 after temperature scaling "
+            "(T = 1.31).\n- **⚠ Calibration did not help:** Temperature scaling (T = 1.31) did "
+            "not improve the test ECE or NLL (ECE 0.089 → 0.106, NLL 0.300 → 0.310): likely "
+            "the 60 validation images it was fitted on are too few") in performance
+    off = modelcard.render(CARD, IMAGENET, DATA, CHOSEN, {"ece": 0.2, "nll": 1.0},
+                           modelcard.model_params(params(), "head"), "abc123")
+    assert ("expected calibration error 0.200; no temperature fitted (evaluate.calibration: "
+            "none): the raw probabilities ship.") in off
+    helped = hurt | {"ece_calibrated": 0.05, "nll_calibrated": 0.2}
+    assert "did not help" not in modelcard.render(CARD, IMAGENET, DATA, CHOSEN, helped,
+                                                  modelcard.model_params(params(), "head"), "x")
 
 
 def test_a_scratch_winner_among_random_backbones_says_its_win_is_no_finding():
@@ -145,11 +164,16 @@ def test_the_card_is_written_beside_card_json_from_the_runs_files(tmp_path, monk
     assert written.read_text().startswith("> **⚠ RANDOM WEIGHTS.**")
 
 
+SHIPPED = {"resnet50": 23_602_054, "wrn": 691_029}  # the committed run's networks
+
+
 def _results(seconds: dict[str, float]) -> list[ModelResult]:
     n = 20
     table = pd.DataFrame({"path": [f"i{i}.jpg" for i in range(n)], "label": ["cat"] * n,
                           "predicted": ["cat"] * n, "confidence": 0.9, "correct": True})
-    return [ModelResult(name, name, {"macro_f1": 1.0, "machine": machine.record(CARD["machine"])},
+    return [ModelResult(name, name, {"macro_f1": 1.0, "machine": machine.record(CARD["machine"]),
+                                     "shipped_params": SHIPPED[name],
+                                     "shipped_mb": round(SHIPPED[name] * 4 / 1e6, 2)},
                         {"trainable_params": params_, "train_seconds": seconds[name]}, table)
             for name, params_ in (("resnet50", 23_000_000), ("wrn", 700_000))]
 
@@ -165,12 +189,41 @@ def test_the_banner_heads_the_report_with_the_weights_and_the_machine():
     assert page.index("ImageNet weights (Keras&#x27; file") < page.index("Recommended: wrn")
 
 
-@pytest.mark.parametrize("cost", ["trainable_params"])
-def test_the_default_cost_recommends_the_same_model_whatever_the_timings(cost):
-    assert params().report.cost == cost  # params.yaml's default
+@pytest.mark.parametrize("cost", ["shipped_params", "trainable_params"])
+def test_the_counted_costs_recommend_the_same_model_whatever_the_timings(cost):
     runs = [{"resnet50": 90.0, "wrn": 99.0}, {"resnet50": 99.0, "wrn": 90.0}]
     chosen = {compare(_results(s), cost, 0.05).choice.model for s in runs}
     assert chosen == {"wrn"}  # 0.7 M trainable parameters, tied on accuracy
+
+
+def test_the_default_cost_counts_what_ships_the_head_with_its_backbone():
+    # The ants/bees run: the head won as "cheapest" on its 4,098 trainable
+    # parameters, but it ships behind the whole backbone: as big as the fine-tuned resnet50.
+    assert params().report.cost == "shipped_params"  # params.yaml's default
+    n = 40
+    labels = ["ants", "bees"] * (n // 2)
+
+    def result(name: str, right: int, trainable: int, shipped: int) -> ModelResult:
+        table = pd.DataFrame({"path": [f"i{i}.jpg" for i in range(n)], "label": labels,
+                              "predicted": labels, "confidence": 0.9,
+                              "correct": [i < right for i in range(n)]})
+        return ModelResult(name, name, {"shipped_params": shipped,
+                                        "shipped_mb": round(shipped * 4 / 1e6, 2)},
+                           {"trainable_params": trainable}, table)
+
+    models = [result("head", 37, 4_098, 23_591_810), result("resnet50", 38, 23_538_690,
+                                                             23_591_810)]
+    by_trainable = compare(models, "trainable_params", 0.05)
+    assert by_trainable.choice.model == "head"  # the old default's pick
+    report = compare(models, "shipped_params", 0.05)
+    assert report.choice.model == "resnet50"  # same size shipped: the more accurate one
+    assert ("cost resnet50 23,591,810 (94.4 MB shipped) vs head 23,591,810 (94.4 MB shipped)"
+            in report.choice.reason)
+    md = markdown(report, DATA, {})
+    assert "the cheapest in parameters of the network that ships (a head with its backbone)" \
+        in md
+    assert "| shipped params | shipped MB |" in md
+    assert "| 23,591,810 | 94.4 |" in md
 
 
 def test_measured_seconds_flip_the_tie_and_the_reason_says_why():

@@ -177,16 +177,51 @@ def test_numpy_head_does_not_start_tensorflow(tmp_path):
     assert out.strip() == "(20, 4) False False"
 
 
-def test_the_head_evaluation_imports_no_tensorflow():
-    """evaluate_head's whole path (the stage module and what it imports for the head: the
-    card, calibration, the tables and sheets) leaves TensorFlow unloaded: its start-up
-    would be most of the head loop's evaluation time."""
-    code = ("import sys\n"
-            "import pipeline.evaluation.evaluate\n"
-            "from pipeline.evaluation import calibration, confused, confusion, mistakes, "
-            "predictions, scores\n"
-            "from pipeline.models import card, features\n"
-            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout
-    assert out.strip() == "False False"
+def test_evaluate_head_runs_without_tensorflow_sklearn_scipy_or_matplotlib(tmp_path):
+    """stages/evaluate.py head, run as DVC runs it on a project the test makes: every output
+    written, and neither TensorFlow, scikit-learn, SciPy nor matplotlib imported (each
+    start-up would be a large part of the head loop's evaluation: issue 32)."""
+    import json
+
+    from helpers import STAGES, noise, write_params
+    from PIL import Image
+
+    from pipeline.models.features import Features
+    from pipeline.models.head_file import HeadFile
+
+    write_params(tmp_path)
+    rng = np.random.default_rng(3)
+    classes = np.array(["a", "b", "c"])
+    for split, n in (("val", 30), ("test", 40)):
+        y = rng.integers(0, 3, n).astype("int32")
+        paths = np.array([f"{classes[k]}/{split}{i}.png" for i, k in enumerate(y)])
+        for path in paths:
+            (tmp_path / "images" / path).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(noise(16, 16, len(path))).save(tmp_path / "images" / path)
+        x = (rng.normal(0, 1, (n, 6)) + np.eye(3, 6)[y]).astype("float32")
+        Features(x, y, paths, classes).save(tmp_path / "data" / "features" / f"{split}.npz")
+    (tmp_path / "data" / "features" / "info.json").write_text(json.dumps(
+        {"params": 1000, "weight_bytes": 4000}))  # the backbone the export ships before it
+    (tmp_path / "data" / "source.json").write_text(json.dumps(
+        {"source": "data/sample", "root": str(tmp_path / "images")}))
+    (tmp_path / "models").mkdir()
+    HeadFile(np.zeros(6, "float32"), np.ones(6, "float32"), 2 * np.eye(6, 3, dtype="float32"),
+             np.zeros(3, "float32"), 0.2, 1e-4).save(tmp_path / "models" / "head.keras")
+    (tmp_path / "models" / "head.json").write_text(json.dumps(
+        {"input": "features", "classes": classes.tolist(), "exif_orientation": True,
+         "backbone": {"images_per_second": 1.0}}))
+    stage = str(STAGES / "evaluate.py")
+    code = ("import atexit, runpy, sys\n"
+            "atexit.register(lambda: print('loaded', *(m in sys.modules for m in "
+            "('tensorflow', 'keras', 'sklearn', 'scipy', 'matplotlib'))))\n"
+            f"sys.argv = [{stage!r}, 'head']\n"
+            f"runpy.run_path({stage!r}, run_name='__main__')\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "loaded False False False False False" in run.stdout
+    metrics = json.loads((tmp_path / "metrics" / "evaluate" / "head.json").read_text())
+    assert metrics["runtime"] == "numpy float32" and 0 < metrics["accuracy"] <= 1
+    for name in ("mistakes.png", "confused_pairs.png", "reliability.png", "confusion.csv",
+                 "per_class.csv", "reliability.csv"):
+        assert (tmp_path / "plots" / "head" / name).stat().st_size > 0, name

@@ -5,6 +5,9 @@ model folder. Predictions must equal ``model.predict`` on the decode of training
 (pipeline.data.input.decode_image, with the EXIF orientation as the card says) on
 TensorFlow float32, and match it on OpenVINO; every bad request must get its 4xx and a
 message naming the problem, never a 500; the folder ``dvc get`` fetches must serve.
+Hostile clients (raw sockets on 127.0.0.1, bounded in count and time) must not hold it:
+silent or half-sent headers, a body a byte a second, more connections than its cap, and
+SIGTERM with slow clients connected.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from helpers import ROOT, noise, png_bomb, sh, sideways_jpeg
+from helpers import ROOT, noise, png_bomb, sh, sideways_jpeg, write_bad_models
 from PIL import Image
 
 CLASSES = ["cat", "dog", "fox"]
@@ -74,13 +77,13 @@ def served(model_dir):
 
 
 @contextlib.contextmanager
-def running(app) -> Iterator[str]:
-    """``app`` under uvicorn in a thread on 127.0.0.1 (a free port); yields its URL."""
-    import uvicorn
+def running(app, limits=None, server=None) -> Iterator[str]:
+    """``app`` under the server serve.py runs (pipeline.serving.connections, with
+    ``limits``), or ``server``, in a thread on 127.0.0.1 (a free port); yields its URL."""
+    from pipeline.serving.connections import ConnectionLimits, listen, make_server
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    sock = listen("127.0.0.1", 0)
+    server = server or make_server(app, limits or ConnectionLimits())
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -183,6 +186,23 @@ def test_version_changes_with_the_model_not_with_files_beside_it(model_dir, tmp_
     card = json.loads((copy / "card.json").read_text())
     (copy / "card.json").write_text(json.dumps(card | {"classes": CLASSES[::-1]}))
     assert model_version(copy) != model_version(model_dir)
+
+
+def test_the_server_and_the_docs_site_each_have_their_own_default_port():
+    """`mkdocs serve` and `python -m pipeline.serve`, both with no flag, side by side: the
+    server does not take the docs site's port, and the docs name the port it takes."""
+    import re
+
+    from mkdocs.config import load_config
+
+    from pipeline.serve import parse_args
+
+    site = load_config(config_file=str(ROOT / "mkdocs.yml")).dev_addr.port
+    port = parse_args([]).port
+    assert port != site, f"pipeline.serve and mkdocs serve both default to {port}"
+    for page in ("README.md", "docs/serving.md", "docs/getting-started.md"):
+        shown = {int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", (ROOT / page).read_text())}
+        assert shown == {port}, (page, shown)
 
 
 def test_page_is_one_offline_file(client):
@@ -357,7 +377,8 @@ BAD = [
      422, "cut.jpg: truncated"),
     ("decompression-bomb", lambda tmp: {"files": {"file": ("bomb.png", _bomb(tmp),
                                                            "image/png")}},
-     422, "bomb.png: decompression bomb: 400,000,000 pixels, over the 89,478,485-pixel cap"),
+     422, "bomb.png: decompression bomb: 400,000,000 pixels, over the 89,478,485-pixel cap "
+     "(--max-pixels)"),
     ("format-not-read", lambda tmp: {"files": {"file": ("a.webp", _webp(), "image/webp")}},
      415, "a.webp: WEBP images are not read"),
     ("bad-base64", {"json": [B64, "not base64!"]}, 400, "images[1]: not valid base64"),
@@ -369,6 +390,11 @@ BAD = [
      400, "not valid JSON"),
     ("empty-json-list", {"json": []}, 400, "no image in the request"),
     ("too-many-images", {"json": [B64] * (MAX_IMAGES + 1)}, 413, "at most 4 (--max-images)"),
+    ("too-many-image-files", {"files": [("file", ("a.jpg", JPEG, "image/jpeg"))]
+                              * (MAX_IMAGES + 1)}, 413, "5 images in one request; at most 4"),
+    ("far-too-many-image-files", {"files": [("file", ("a.jpg", JPEG, "image/jpeg"))]
+                                  * (MAX_IMAGES + 12)},
+     413, "more than 5 images in one request; at most 4 (--max-images)"),
     ("no-file-part", {"files": {"comment": (None, "hello")}}, 400, "no file in the multipart body"),
     ("bad-top-k", {"params": {"top_k": "0"}, "json": [B64]}, 400, "top_k='0'"),
 ]
@@ -393,6 +419,56 @@ def test_pixel_cap_is_the_setting_not_only_pillows():
                        r"over the 1,000-pixel cap") as caught:
         check_image(Upload("photo.jpg", JPEG), Limits(max_pixels=1000))
     assert caught.value.status == 422
+
+
+def test_a_request_over_its_pixel_budget_is_refused_before_any_decode(served):
+    """Each image under the per-image cap, together over the request's budget: 413, and
+    before any image is decoded (a truncated third image would be a 422 otherwise)."""
+    from pipeline.serving.app import create_app
+    from pipeline.serving.uploads import Limits
+
+    cut = base64.b64encode(JPEG[: len(JPEG) // 2]).decode()  # its header says 90 x 70
+    app = create_app(served, Limits(max_request_pixels=2 * 6300))
+    with running(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+        over = http.post("/predict", json=[B64, B64, cut])
+        within = http.post("/predict", json=[B64, B64])
+        meta = http.get("/metadata").json()
+    assert over.status_code == 413, over.text
+    assert over.json()["error"] == (
+        "3 images of 18,900 pixels together, over the 12,600-pixel budget of one request "
+        "(--max-request-pixels); send them in several requests")
+    assert within.status_code == 200, within.text
+    assert meta["max_request_pixels"] == 12_600
+
+
+def test_the_pixel_rule_is_the_model_cards_unless_a_flag_says_otherwise(model_dir, tmp_path,
+                                                                         capsys):
+    """An exported model's card records the data.images.max_pixels its data passed: the
+    server refuses by it (and says so) unless --max-pixels is given; a bad value in the
+    card stops the command with one line."""
+    import shutil
+
+    from pipeline.serve import limits_of, main, parse_args
+    from pipeline.serving.uploads import Upload, UploadError, check_image
+
+    card = json.loads((model_dir / "card.json").read_text())
+    limits = limits_of(parse_args([]), card | {"max_pixels": 5000})
+    assert (limits.max_pixels, limits.max_request_pixels) == (5000, 5000)
+    with pytest.raises(UploadError, match=r"photo.jpg: decompression bomb: 6,300 pixels, "
+                       r"over the 5,000-pixel cap \(--max-pixels, by default the model "
+                       r"card's max_pixels\)"):
+        check_image(Upload("photo.jpg", JPEG), limits)
+    flagged = limits_of(parse_args(["--max-pixels", "7000"]), card | {"max_pixels": 5000})
+    check_image(Upload("photo.jpg", JPEG), flagged)
+    assert limits_of(parse_args([]), card).max_pixels == 89_478_485  # no record: Pillow's
+
+    folder = tmp_path / "best"
+    shutil.copytree(model_dir, folder)
+    (folder / "card.json").write_text(json.dumps(card | {"max_pixels": "lots"}))
+    assert main(["--model", str(folder), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {folder / 'card.json'}: `max_pixels` must be a positive whole "
+                   "number (got 'lots')\n")
 
 
 def test_server_still_answers_after_bad_requests(client):
@@ -421,6 +497,115 @@ def test_unexpected_error_is_a_generic_500_logged_on_the_server(served, caplog):
     assert response.json() == {"error": "internal server error (details in the server's log)"}
     assert "secret" not in response.text
     assert "secret internal detail" in caplog.text
+
+
+# --------------------------------------------------------------------------- hostile clients
+
+HEAD = (b"POST /predict HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n[")
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def _closed_within(sock: socket.socket, seconds: float, trickle: bool = False) -> bytes | None:
+    """What the server sent before closing ``sock`` (EOF or reset) within ``seconds``; None if
+    it is still open then. ``trickle``: send a byte every 0.2 s meanwhile, as a slow body."""
+    received, deadline = b"", time.monotonic() + seconds
+    sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            if trickle:
+                with contextlib.suppress(OSError):
+                    sock.send(b" ")
+            continue
+        except ConnectionResetError:
+            return received
+        if not data:
+            return received
+        received += data
+    return None
+
+
+def test_connections_without_their_headers_are_closed_after_the_header_timeout(served):
+    """One connection saying nothing, one sending half a request line: both closed after
+    --header-timeout; uvicorn's own settings (keep-alive 1 s, limit_concurrency) leave
+    both open, which is why pipeline.serving.connections exists."""
+    import uvicorn
+
+    from pipeline.serving.app import create_app
+    from pipeline.serving.connections import ConnectionLimits
+
+    app = create_app(served)
+    plain = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=1,
+                                          limit_concurrency=10))
+    for server, closes in ((None, True), (plain, False)):
+        with running(app, ConnectionLimits(header_timeout=0.5), server) as url:
+            silent = socket.create_connection(("127.0.0.1", _port(url)))
+            half = socket.create_connection(("127.0.0.1", _port(url)))
+            half.sendall(b"POST /predict HTTP/1.1\r\nHost: te")
+            with silent, half:
+                time.sleep(1.5)  # the timeout, and time to act on it
+                got = [_closed_within(sock, 0.5) for sock in (silent, half)]
+            with httpx.Client(base_url=url, timeout=30) as http:  # the server still serves
+                assert http.post("/predict", json=[B64]).status_code == 200
+        assert got == ([b"", b""] if closes else [None, None]), (server, got)
+
+
+def test_connections_beyond_the_cap_get_a_503_and_are_closed(served):
+    from pipeline.serving.app import create_app
+    from pipeline.serving.connections import ConnectionLimits
+
+    with running(create_app(served), ConnectionLimits(max_connections=3)) as url:
+        held = [socket.create_connection(("127.0.0.1", _port(url))) for _ in range(3)]
+        with socket.create_connection(("127.0.0.1", _port(url))) as extra:
+            answer = _closed_within(extra, 5)
+        assert answer is not None and answer.startswith(b"HTTP/1.1 503 "), answer
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1]) == {"error": (
+            "the server has 3 connections open, its cap (--max-connections); try again "
+            "shortly")}
+        held.pop().close()
+        with httpx.Client(base_url=url, timeout=30) as http:
+            deadline = time.monotonic() + 5  # until the server has seen the close
+            while (status := http.get("/health").status_code) != 200:
+                assert time.monotonic() < deadline, status
+                time.sleep(0.1)
+        for sock in held:
+            sock.close()
+
+
+def test_a_body_sent_a_byte_at_a_time_gets_a_408_and_the_connection_ends(served):
+    """--body-timeout counts from the headers to the body's end, however the bytes trickle;
+    then the connection ends though the client is still sending."""
+    from pipeline.serving.app import create_app
+    from pipeline.serving.uploads import Limits
+
+    with (running(create_app(served, Limits(body_timeout=1.0))) as url,
+          socket.create_connection(("127.0.0.1", _port(url))) as slow):
+        slow.sendall(HEAD)
+        began = time.monotonic()
+        answer = _closed_within(slow, 8, trickle=True)
+        took = time.monotonic() - began
+    assert answer is not None, "still open after 8 s"
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert b"the body did not all arrive within 1 s (--body-timeout)" in answer
+    assert took < 5, took  # 1 s, then at most LINGER (2 s) of reading what still comes
+
+
+def test_a_response_sent_before_the_body_ends_the_connection(served):
+    """A route that reads no body answers; a client that announced one cannot then hold
+    the connection by sending it slowly."""
+    from pipeline.serving.app import create_app
+
+    with (running(create_app(served)) as url,
+          socket.create_connection(("127.0.0.1", _port(url))) as sock):
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\nContent-Length: 5000\r\n\r\nx")
+        answer = _closed_within(sock, 6, trickle=True)
+    assert answer is not None, "still open after 6 s"
+    assert answer.startswith(b"HTTP/1.1 200 ") and b'"status":"ok"' in answer
 
 
 # --------------------------------------------------------------------------- the command
@@ -461,6 +646,22 @@ def test_a_card_that_does_not_fit_the_model_is_refused(model_dir, tmp_path, chan
         load_served(folder, "tensorflow")
 
 
+@pytest.mark.parametrize("kind", ["random", "truncated", "empty", "zip-without-model",
+                                  "lambda"])
+def test_a_bad_model_file_is_one_line_naming_the_option_and_the_file(model_dir, tmp_path,
+                                                                     capsys, kind):
+    import shutil
+
+    from pipeline.serve import main
+
+    bad = write_bad_models(tmp_path / "bad", model_dir / "model.keras")[kind]
+    shutil.copy(model_dir / "card.json", bad.parent)
+    assert main(["--model", str(bad.parent), "--port", "0", "--runtime", "tensorflow"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --model {bad}: ") and err.count("\n") == 1, err
+    assert "File not found" not in err and "Traceback" not in err
+
+
 def test_a_missing_folder_says_how_to_make_one(tmp_path, capsys):
     from pipeline.serve import main
 
@@ -483,11 +684,14 @@ def test_the_default_model_is_the_artifact_the_export_stage_writes():
     assert not any(Path(path).is_relative_to(dep) for dep in dvc["stages"]["export"]["deps"])
 
 
-def test_the_folder_dvc_get_fetches_serves(model_dir, tmp_path):
+def test_the_folder_dvc_get_fetches_serves_and_sigterm_ends_it(model_dir, tmp_path):
     """dvc.yaml's `classifier` artifact path, added to a git + DVC repo, fetched with
     `dvc get` (and `dvc artifacts get` of a registered version), served by the command
-    line: one real request succeeds."""
+    line: one real request succeeds. Then SIGTERM, with a body trickling in a byte at a
+    time and a silent connection: the process exits within --shutdown-timeout and a
+    little (uvicorn's default waited for ever)."""
     import shutil
+    import signal
 
     from pipeline.serving.model import model_version
 
@@ -511,8 +715,10 @@ def test_the_folder_dvc_get_fetches_serves(model_dir, tmp_path):
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ["PYTHONPATH"]])}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.serve", "--model", str(tmp_path / "got"),
-         "--port", "0"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+         "--port", "0", "--shutdown-timeout", "1", "--header-timeout", "600",
+         "--body-timeout", "600"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
+    sockets: list[socket.socket] = []
     try:
         url, seen = None, []
         deadline = time.monotonic() + 180
@@ -526,6 +732,23 @@ def test_the_folder_dvc_get_fetches_serves(model_dir, tmp_path):
             response = http.post("/predict", files={"file": ("photo.jpg", JPEG, "image/jpeg")})
         assert response.status_code == 200, response.text
         assert response.json()["version"] == model_version(model_dir)
+
+        slow = socket.create_connection(("127.0.0.1", _port(url.rstrip("/"))))
+        slow.sendall(HEAD)
+        sockets = [slow, socket.create_connection(("127.0.0.1", _port(url.rstrip("/"))))]
+        time.sleep(0.5)
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        while proc.poll() is None and time.monotonic() - began < 20:
+            with contextlib.suppress(OSError):
+                slow.send(b" ")
+            time.sleep(0.2)
+        took = time.monotonic() - began
+        assert proc.poll() is not None, "still running 20 s after SIGTERM"
+        assert took < 5, took
     finally:
-        proc.terminate()
+        for sock in sockets:
+            sock.close()
+        if proc.poll() is None:
+            proc.kill()
         proc.wait(timeout=30)

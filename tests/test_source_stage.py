@@ -279,6 +279,35 @@ def test_the_source_stage_never_shows_nor_records_a_password(tmp_path, monkeypat
     assert "s3cret" not in "".join(said) + written and no_network == []
 
 
+def test_a_missing_or_special_source_is_refused_by_the_source_stage(tmp_path):
+    """Not recorded as "unusable" for prepare to refuse: DVC would update dvc.lock, then
+    remove prepare's outputs before prepare ran. Refused by `source`, whose output DVC
+    does not remove first (persist), so a refused source changes nothing."""
+    from helpers import params, run_stage
+
+    from pipeline.data.errors import SourceError
+
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    for name, says in [("no such photos", "does not exist"),
+                       ("gone", "does not exist (a broken symbolic link to ")]:
+        data = params({"data.source": str(tmp_path / name),
+                       "data.cache": str(tmp_path / "cache")}).data
+        with pytest.raises(SourceError, match=rf"^data\.source: '.*{name}' {re.escape(says)}"):
+            fp.fingerprint(data)
+    os.mkfifo(tmp_path / "pipe")  # asked before anything is opened: never waits for a writer
+    with pytest.raises(SourceError, match=r"pipe' is a FIFO, not a folder or an archive"):
+        fp.fingerprint(params({"data.source": str(tmp_path / "pipe"),
+                               "data.cache": str(tmp_path / "cache")}).data)
+    project = tmp_path / "project"
+    write_params(project, {"data.source": "no such photos"})
+    (project / "data").mkdir()
+    (project / "data/source_fingerprint.json").write_text("the last fingerprint\n")
+    run = run_stage(project, "source")
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == ["error: data.source: 'no such photos' does not exist"]
+    assert (project / "data/source_fingerprint.json").read_text() == "the last fingerprint\n"
+
+
 def test_an_unforeseen_exception_is_one_line_with_the_traceback_kept(tmp_path):
     write_params(tmp_path)
     script = tmp_path / "stages" / "boom.py"

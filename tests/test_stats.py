@@ -250,3 +250,18 @@ def test_recommend_treats_a_missing_cost_as_infinite(models):
     rec = recommend(compare_to_best(models), {"resnet": 45.0})
     assert rec.model == "resnet"
     assert "No cost given for wrn" in rec.reason
+
+
+def test_recommend_names_each_models_note_beside_its_cost(models):
+    notes = {"wrn": "2.8 MB shipped", "resnet": "94.4 MB shipped", "small": "0.1 MB shipped"}
+    rec = recommend(compare_to_best(models), {"wrn": 700_000, "resnet": 23_600_000}, notes=notes)
+    assert rec.model == "wrn"
+    assert "cost wrn 700,000 (2.8 MB shipped) vs resnet 23,600,000 (94.4 MB shipped)" in \
+        rec.reason
+    rec = recommend(compare_to_best(models), {"wrn": 23_600_000, "resnet": 700_000},
+                    notes=notes)
+    assert "cost 700,000 (94.4 MB shipped) vs 23,600,000 (2.8 MB shipped) for wrn" in rec.reason
+    # No cost in the reason (every other model significantly worse): the note still ends it.
+    rows = compare_to_best({"wrn": models["wrn"], "small": models["small"]})
+    rec = recommend(rows, {"wrn": 1.0, "small": 0.5}, notes=notes)
+    assert rec.reason.endswith("whatever the cost. wrn: 2.8 MB shipped.")

@@ -7,6 +7,7 @@ imitated by a file of the same name and layout in a temporary Keras cache.
 from __future__ import annotations
 
 import time
+import zipfile
 
 import h5py
 import keras
@@ -110,16 +111,62 @@ def test_weights_file_is_hashed_and_loaded(tmp_path, source_backbone, images, su
         weights.weights_path(record)
 
 
+def _keras_weights(path, value: float = 0.0) -> None:
+    """A file laid out as model.save_weights writes one (its ``layers`` group)."""
+    with h5py.File(path, "w") as h5:
+        h5.create_group("layers/dense/vars")["0"] = np.full((4, 2), value)
+
+
 def test_a_scratch_entry_s_weights_file_is_recorded_by_its_contents(tmp_path):
     """The record scratch@NAME depends on changes when the file's bytes do, the name kept."""
     path = tmp_path / "start.weights.h5"
-    assert weights.scratch_record("none")["source"] == "random"
-    assert weights.scratch_record(str(path)) == {"requested": str(path), "source": "missing"}
-    path.write_bytes(b"first weights")
-    first = weights.scratch_record(str(path))
+    assert weights.scratch_record("wrn", "none")["source"] == "random"
+    _keras_weights(path, 1.0)
+    first = weights.scratch_record("wrn", str(path))
     assert first == {"requested": str(path), "source": "file", "sha256": file_digest(path)}
-    path.write_bytes(b"other weights")
-    assert weights.scratch_record(str(path))["sha256"] != first["sha256"]
+    _keras_weights(path, 2.0)
+    assert weights.scratch_record("wrn", str(path))["sha256"] != first["sha256"]
+
+
+def test_a_file_no_network_loads_is_refused_by_the_weights_stages(tmp_path):
+    """What the scratch_weights stage (every `dvc repro`) and the params stage refuse before
+    any stage removes a model: one line naming the key and the file, without TensorFlow."""
+    _keras_weights(tmp_path / "good.weights.h5")
+    full = (tmp_path / "good.weights.h5").read_bytes()
+    files = {"random.weights.h5": np.random.default_rng(0).bytes(4000),
+             "empty.weights.h5": b"", "cut.weights.h5": full[: len(full) // 2],
+             "random.npz": np.random.default_rng(1).bytes(4000)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "folder.weights.h5").mkdir()
+    with zipfile.ZipFile(tmp_path / "zip.weights.h5", "w") as z:  # a .keras model, renamed
+        z.writestr("config.json", "{}")
+    with zipfile.ZipFile(tmp_path / "noarrays.npz", "w") as z:
+        z.writestr("readme.txt", "no arrays")
+    with h5py.File(tmp_path / "plain.weights.h5", "w") as h5:
+        h5["x"] = np.zeros(3)
+    expected = {
+        "random.weights.h5": "is not a readable HDF5 weights file: file signature not found",
+        "empty.weights.h5": "is not a readable HDF5 weights file",
+        "cut.weights.h5": "is not a readable HDF5 weights file: truncated file",
+        "random.npz": "is not an .npz file (File is not a zip file)",
+        "missing.weights.h5": "does not exist",
+        "folder.weights.h5": "is a folder, not a weights file",
+        "zip.weights.h5": "(a zip archive: a .keras model? save its weights with "
+                          "model.save_weights)",
+        "noarrays.npz": "is a zip archive with no arrays, not an .npz",
+        "plain.weights.h5": "is an HDF5 file but not Keras weights",
+    }
+    for name, says in expected.items():
+        spec = str(tmp_path / name)
+        with pytest.raises(weights.WeightsError) as err:
+            weights.scratch_record("wrn", spec)
+        assert str(err.value).startswith(f"scratch.wrn.weights: {spec!r} ") or \
+            str(err.value).startswith(f"scratch.wrn.weights: weights file {spec!r} "), err.value
+        assert says in str(err.value) and "\n" not in str(err.value), err.value
+    assert weights.check_weights_file("k", str(tmp_path / "good.weights.h5")).is_file()
+    np.savez(tmp_path / "good.npz", a=np.zeros(2))
+    assert weights.check_weights_file("k", str(tmp_path / "good.npz")).is_file()
 
 
 def test_the_scratch_stage_trains_only_on_the_file_its_record_holds(tmp_path, monkeypatch):
@@ -134,7 +181,8 @@ def test_the_scratch_stage_trains_only_on_the_file_its_record_holds(tmp_path, mo
         weights.check_scratch_weights("wrn", "w.weights.h5")  # never hashed
     record = tmp_path / "data/scratch_weights/wrn.json"
     record.parent.mkdir(parents=True)
-    write_json(record, weights.scratch_record("w.weights.h5"))
+    write_json(record, {"requested": "w.weights.h5", "source": "file",
+                        "sha256": file_digest(tmp_path / "w.weights.h5")})
     weights.check_scratch_weights("wrn", "w.weights.h5")  # the hashed file: trains
     (tmp_path / "w.weights.h5").write_bytes(b"other weights")
     with pytest.raises(weights.WeightsError, match="changed since the scratch_weights stage"):
@@ -144,6 +192,10 @@ def test_the_scratch_stage_trains_only_on_the_file_its_record_holds(tmp_path, mo
 def test_bad_specs_name_the_value(tmp_path):
     with pytest.raises(weights.WeightsError, match="does not exist"):
         weights.resolve("resnet50", str(tmp_path / "nope.weights.h5"), 0)
+    (tmp_path / "bad.h5").write_bytes(b"not HDF5")
+    with pytest.raises(weights.WeightsError, match=r"^backbone\.weights: .*bad\.h5' is not a "
+                                                   "readable HDF5 weights file"):
+        weights.resolve("resnet50", str(tmp_path / "bad.h5"), 0)
     with pytest.raises(weights.WeightsError, match="not auto, imagenet, none"):
         weights.resolve("resnet50", "imagnet", 0)
 

@@ -7,12 +7,22 @@ so a typo anywhere fails the first stage in a second instead of the tenth minute
 of a run. Errors name the dotted key (``head.learning_rate``) and the value at
 fault.
 
+Every value is checked as a class, not key by key: types are strict (``true`` is no
+integer, ``"0.1"`` no number, ``1`` no boolean), no float is infinite or NaN, every
+number has a declared range (tests/test_config.py fails on one without), and no string
+holds a NUL byte. The file itself is read with no duplicate key and a bound on what YAML
+aliases expand to. The ``params`` stage (stages/params.py) runs this check before any
+other stage can remove an output (docs/pipeline.md, "How params are checked").
+
 Naming: ``Params`` is the whole file, ``*Params`` one section, and a
 ``finetune.<name>`` entry is a *recipe*.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,10 +41,20 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.formats import TF_FORMATS, TF_MODES
 
 PARAMS_FILE = "params.yaml"
+# The YAML nodes (keys, values, sections) params.yaml may hold once its aliases are
+# expanded: ~7x the file as shipped (1,500), far from the memory that a few lines of
+# nested aliases ("billion laughs") would take.
+MAX_NODES = 10_000
 
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
+# Counts and sizes end up in TensorFlow's, NumPy's and Pillow's 32-bit integers.
+INT32_MAX = 2**31 - 1
+PositiveInt = Annotated[int, Field(gt=0, le=INT32_MAX)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=INT32_MAX)]
+BatchSize = Annotated[int, Field(gt=0, le=65536)]  # per replica: more fits no device
+LearningRate = Annotated[float, Field(gt=0, le=10)]  # above: a slip (1e3 for 1e-3), it diverges
+Seconds = Annotated[float, Field(gt=0, le=7 * 24 * 3600)]  # a week; a socket overflows far above
+Decay = Annotated[float, Field(ge=0, le=1)]  # L2 and weight decay
+Ratio = Annotated[float, Field(ge=1, le=1e6)]  # long/short side, largest/smallest class
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 
@@ -42,9 +62,23 @@ class ParamsError(PipelineError, ValueError):
     """params.yaml is missing, unreadable or holds a bad key or value."""
 
 
+# Unknown keys are typos until proven otherwise; a value of the wrong type is refused, not
+# converted (YAML's `yes` or `"0.1"` is a slip, and DVC tracks it as written); .inf and
+# .nan are no setting.
+_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
 class _Section(BaseModel):
-    # Unknown keys are typos until proven otherwise.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _CONFIG
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # A NUL byte ends a path at the operating system: open() raises on it.
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and "\0" in t for t in texts):
+            raise ValueError("a NUL character (\\0) in a name or path")
+        return value
 
 
 class SampleParams(_Section):
@@ -77,7 +111,7 @@ class ImagesParams(_Section):
 
     formats: list[str]  # Pillow format names accepted
     modes: list[str]  # Pillow modes accepted (converted to RGB at load)
-    max_aspect: Annotated[float, Field(ge=1)]  # long side / short side
+    max_aspect: Ratio  # long side / short side
     max_pixels: PositiveInt  # decompression-bomb limit (Pillow's default)
     bad: Literal["fail", "quarantine"]  # rejected images: fail validation | drop
     duplicates: Literal["fail", "drop"]  # copies: report (leakage fails) | drop
@@ -100,13 +134,13 @@ class ImagesParams(_Section):
 class DownloadParams(_Section):
     """How an http(s) data.source is fetched (pipeline/data/sources/download.py)."""
 
-    deadline: PositiveFloat  # seconds for the whole download, retries included
-    timeout: PositiveFloat  # seconds without a byte before a read gives up
+    deadline: Seconds  # for the whole download, retries included
+    timeout: Seconds  # without a byte before a read gives up
     retries: Annotated[int, Field(ge=0, le=10)]  # extra attempts after a transient failure
     # The minimum rate (curl's --speed-limit/--speed-time): an attempt bringing fewer than
     # min_rate bytes/s in a window of min_rate_seconds fails (and is retried); 0: no floor.
-    min_rate: Annotated[int, Field(ge=0)]
-    min_rate_seconds: PositiveFloat
+    min_rate: NonNegativeInt  # bytes/s
+    min_rate_seconds: Seconds
 
 
 class DataParams(_Section):
@@ -118,7 +152,7 @@ class DataParams(_Section):
     # archive); "." takes the source's top level as it is; None: found automatically.
     root: str | None
     cache: Annotated[str, Field(min_length=1)]  # downloads, extractions
-    max_bytes: PositiveInt  # download and extracted size cap
+    max_bytes: Annotated[int, Field(gt=0, le=2**50)]  # download and extracted size cap
     max_files: PositiveInt  # archive entries cap
     download: DownloadParams
     split: SplitParams
@@ -129,6 +163,8 @@ class DataParams(_Section):
     def _relative(cls, root: str | None) -> str | None:
         if root is None:
             return None
+        if root.strip() == ".":  # the top level as it is (Path(".").parts is empty)
+            return "."
         parts = Path(root.strip()).parts if root.strip() else ()
         if not parts or Path(root).is_absolute() or ".." in parts:
             raise ValueError(
@@ -141,7 +177,7 @@ class ValidateParams(_Section):
     min_per_class: PositiveInt
     min_side: PositiveInt
     max_side: PositiveInt
-    max_imbalance: Annotated[float, Field(ge=1)]
+    max_imbalance: Ratio
 
     @model_validator(mode="after")
     def _sides(self) -> ValidateParams:
@@ -158,7 +194,12 @@ class BackboneParams(_Section):
     # auto | imagenet | none | a path to a .weights.h5 / .h5 file
     weights: Annotated[str, Field(min_length=1)]
     image_size: Annotated[int, Field(ge=32, le=1024)]
-    batch_size: PositiveInt
+    batch_size: BatchSize
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_file(cls, spec: str) -> str:
+        return weights_file(spec, (".weights.h5", ".h5"), ("auto", "imagenet", "none"))
 
 
 Optimizer = Literal["adam", "adamw", "sgd", "rmsprop"]
@@ -166,11 +207,14 @@ Monitor = Literal["val_loss", "val_accuracy"]
 
 
 class HeadParams(_Section):
+    # lbfgs: full-batch L-BFGS in NumPy/SciPy, dropout marginalised, no TensorFlow (the
+    # optimizer, learning_rate and batch_size are keras' only; epochs caps iterations)
+    solver: Literal["lbfgs", "keras"]
     dropout: Fraction
-    l2: NonNegativeFloat
+    l2: Decay
     optimizer: Optimizer
-    learning_rate: PositiveFloat
-    batch_size: PositiveInt
+    learning_rate: LearningRate
+    batch_size: BatchSize
     epochs: PositiveInt
     patience: PositiveInt
     monitor: Monitor
@@ -181,7 +225,7 @@ class AugmentParams(_Section):
     crop: bool  # random resized crop
     crop_min_scale: Annotated[float, Field(gt=0, le=1)]  # smallest crop side fraction
     color_jitter: Fraction  # brightness / contrast delta; 0 = off
-    mixup_alpha: NonNegativeFloat  # Beta(alpha, alpha) MixUp; 0 = off
+    mixup_alpha: Annotated[float, Field(ge=0, le=100)]  # Beta(alpha, alpha) MixUp; 0 = off
 
 
 ImageSize = Annotated[int, Field(ge=16, le=1024)]
@@ -190,16 +234,16 @@ ImageSize = Annotated[int, Field(ge=16, le=1024)]
 class _Recipe(_Section):
     """What every network recipe shares: input, schedule, regularisation."""
 
-    batch_size: PositiveInt
+    batch_size: BatchSize
     epochs: PositiveInt
     optimizer: Optimizer
-    learning_rate: PositiveFloat
+    learning_rate: LearningRate
     momentum: Fraction  # sgd and rmsprop only
     schedule: Literal["constant", "cosine", "onecycle", "step"]  # onecycle: linear to 0
-    warmup_epochs: Annotated[int, Field(ge=0)]  # linear learning-rate warm-up
+    warmup_epochs: NonNegativeInt  # linear learning-rate warm-up
     step_epochs: list[PositiveInt]  # step schedule: epochs where lr *= step_factor
     step_factor: Annotated[float, Field(gt=0, le=1)]
-    weight_decay: NonNegativeFloat
+    weight_decay: Decay
     label_smoothing: Fraction
     patience: PositiveInt
     monitor: Monitor
@@ -211,7 +255,7 @@ class _Recipe(_Section):
     # Wall seconds of the whole stage (its process's start to the model saved): the epochs
     # are then as many as fit in it, ``epochs`` at most (pipeline/training/budget.py);
     # None: no budget, ``epochs`` run.
-    budget_seconds: PositiveFloat | None
+    budget_seconds: Seconds | None
 
 
 class ResNetRecipe(_Recipe):
@@ -219,8 +263,8 @@ class ResNetRecipe(_Recipe):
 
     # px; None = backbone.image_size, the size the head's features came from
     image_size: ImageSize | None
-    head_epochs: Annotated[int, Field(ge=0)]  # warm-up of the head alone, backbone frozen
-    head_learning_rate: PositiveFloat
+    head_epochs: NonNegativeInt  # warm-up of the head alone, backbone frozen
+    head_learning_rate: LearningRate
     unfreeze: Literal["all"] | Annotated[int, Field(ge=0, le=4)]  # or last N stages
     train_bn: bool  # False keeps BatchNorm in inference mode
 
@@ -234,10 +278,15 @@ class WRNRecipe(_Recipe):
 
     family: Literal["wrn"]
     image_size: ImageSize  # from scratch: no features to match, small is fast
-    depth: PositiveInt
-    width: PositiveInt  # WRN-16-2 trains ~4x faster than WRN-16-4 on a CPU
+    depth: Annotated[int, Field(gt=0, le=1000)]
+    width: Annotated[int, Field(gt=0, le=64)]  # WRN-16-2: ~4x faster than WRN-16-4 on a CPU
     dropout: Fraction
     weights: str  # none | path/to/file.weights.h5
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_file(cls, spec: str) -> str:
+        return weights_file(spec, (".weights.h5",))
 
     @model_validator(mode="after")
     def _depth(self) -> WRNRecipe:
@@ -253,8 +302,20 @@ class BiTRecipe(_Recipe):
 
     family: Literal["bit"]
     image_size: ImageSize
-    width: PositiveInt
+    width: Annotated[int, Field(gt=0, le=64)]
     weights: str  # none | path/to/BiT-M-R50x3.npz | path/to/file.weights.h5
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_file(cls, spec: str) -> str:
+        return weights_file(spec, (".weights.h5", ".npz"))
+
+
+def weights_file(spec: str, kinds: tuple[str, ...], words: tuple[str, ...] = ("none",)) -> str:
+    """A ``weights`` key: one of ``words``, or a file name of a kind its network loads."""
+    if spec not in words and not spec.endswith(kinds):
+        raise ValueError(f"{spec!r} is not {', '.join(words)} or a {' or '.join(kinds)} file")
+    return spec
 
 
 class ResNet9Recipe(_Recipe):
@@ -262,8 +323,13 @@ class ResNet9Recipe(_Recipe):
 
     family: Literal["resnet9"]
     image_size: ImageSize
-    width: PositiveInt  # filters of the prep conv; the three layers have 2x, 4x, 8x
+    width: Annotated[int, Field(gt=0, le=128)]  # the prep conv's filters; then 2x, 4x, 8x
     weights: str  # none | path/to/file.weights.h5
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_file(cls, spec: str) -> str:
+        return weights_file(spec, (".weights.h5",))
 
 
 ScratchRecipe = Annotated[WRNRecipe | BiTRecipe | ResNet9Recipe, Field(discriminator="family")]
@@ -295,8 +361,10 @@ class InferenceParams(_Section):
 
 class EvaluateParams(_Section):
     top_k: PositiveInt  # top-k accuracy, reported when k < classes
-    batch_size: PositiveInt
-    mistakes_shown: Annotated[int, Field(ge=0)]  # misclassified thumbnails per model
+    batch_size: BatchSize
+    mistakes_shown: Annotated[int, Field(ge=0, le=10_000)]  # misclassified thumbnails per model
+    # temperature: fitted on the validation split; none: the raw probabilities ship
+    calibration: Literal["temperature", "none"]
 
 
 class ReportParams(_Section):
@@ -304,8 +372,9 @@ class ReportParams(_Section):
     worse than it (McNemar, p >= alpha), the cheapest by ``cost``."""
 
     alpha: Annotated[float, Field(gt=0, lt=1)]
-    # trainable_params does not move between runs; the seconds are measured (machine, load).
-    cost: Literal["trainable_params", "train_seconds", "inference_seconds"]
+    # shipped_params: every parameter of the network the export ships (a head with its
+    # backbone); the counts do not move between runs, the seconds are measured (load).
+    cost: Literal["shipped_params", "trainable_params", "train_seconds", "inference_seconds"]
 
 
 ExportFormat = Literal["saved_model", "tflite", "tflite_int8", "onnx"]
@@ -317,7 +386,7 @@ class ExportParams(_Section):
     formats: list[ExportFormat]  # beside model.keras, which is always written
     int8_images: PositiveInt  # train images calibrating the int8 TFLite model
     latency_repeats: PositiveInt  # single-image runs timed per format
-    batch_size: PositiveInt  # parity batches and the throughput figure
+    batch_size: BatchSize  # parity batches and the throughput figure
 
     @field_validator("formats")
     @classmethod
@@ -340,7 +409,7 @@ class GateParams(_Section):
 
 
 class Params(_Section):
-    seed: Annotated[int, Field(ge=0)]
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)]  # NumPy's seeds are 32-bit
     sample: SampleParams
     data: DataParams
     validate_: ValidateParams = Field(alias="validate")
@@ -355,7 +424,7 @@ class Params(_Section):
     export: ExportParams
     gate: GateParams
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = _CONFIG | ConfigDict(populate_by_name=True)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Params:
@@ -382,6 +451,53 @@ def _key(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) if parts else "(top level)"
 
 
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the section at ``loc`` (pydantic's location, tags included) takes."""
+    node: Any = Params
+    for part in loc:
+        while typing.get_origin(node) is Annotated:
+            node = typing.get_args(node)[0]
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            fields = {f.alias or name: f.annotation for name, f in node.model_fields.items()}
+            node = fields.get(str(part))
+        elif typing.get_origin(node) is dict:
+            node = typing.get_args(node)[1]
+        else:  # a discriminated union (scratch entries): the member the tag names
+            node = next((m for m in typing.get_args(node) if isinstance(m, type)
+                         and typing.get_args(m.model_fields["family"].annotation) == (part,)),
+                        None)
+    while typing.get_origin(node) is Annotated:
+        node = typing.get_args(node)[0]
+    if not (isinstance(node, type) and issubclass(node, BaseModel)):
+        return []
+    return [f.alias or name for name, f in node.model_fields.items()]
+
+
+def _unknown(loc: tuple[Any, ...]) -> str:
+    """The line for an unknown key: the closest known key of its section, else them all."""
+    key, known = _key(loc), _keys_at(loc[:-1])
+    parent = _key(loc[:-1]) if len(loc) > 1 else ""
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if close:
+        return f"  {key}: unknown key, did you mean {'.'.join(filter(None, [parent, close[0]]))}?"
+    return f"  {key}: unknown key; {parent or 'the top level'} takes {', '.join(known)}"
+
+
+def _typed(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
+    """``loc`` without the union members pydantic adds (``unfreeze.constrained-int``): the
+    parts that are keys of the mapping the user wrote."""
+    kept, node = [], raw
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            kept.append(part)
+            node = node[part]
+        elif not isinstance(node, dict) or (kept[:1] == ["scratch"] and len(kept) == 2):
+            continue  # a union member's tag, or the scratch entry's family tag
+        else:
+            kept.append(part)  # a key that is missing from a mapping
+    return tuple(kept)
+
+
 def parse(raw: Any, source: str = PARAMS_FILE) -> Params:
     """Validate a parsed params mapping; raise ParamsError naming every bad key."""
     if not isinstance(raw, dict):
@@ -389,20 +505,96 @@ def parse(raw: Any, source: str = PARAMS_FILE) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
-        lines = []
+        lines: dict[str, list[str]] = {}
         for e in err.errors():
             key = _key(e["loc"])
             if e["type"] == "extra_forbidden":
-                lines.append(f"  {key}: unknown key (typo?)")
+                lines[key] = [_unknown(e["loc"])]
             elif e["type"] == "union_tag_not_found":
-                lines.append(f"  {key}.family: missing ({' | '.join(SCRATCH_FAMILIES)})")
+                lines[key] = [f"  {key}.family: missing ({' | '.join(SCRATCH_FAMILIES)})"]
             elif e["type"] == "missing":
-                lines.append(f"  {key}: missing (every key is set in params.yaml)")
-            else:
+                lines[key] = [f"  {key}: missing (every key is set in params.yaml)"]
+            else:  # a union gives one error per member: one line, its rules joined by "or"
+                key = _key(_typed(e["loc"], raw))
+                rules = lines.setdefault(key, [])
                 value = e.get("input")
                 shown = "" if isinstance(value, dict) else f" (got {value!r})"
-                lines.append(f"  {key}: {e['msg']}{shown}")
-        raise ParamsError(f"{source}: invalid params\n" + "\n".join(lines)) from None
+                if rules:
+                    rules[0] = rules[0].removesuffix(shown)
+                    e["msg"] = "or " + e["msg"].removeprefix("Input should be ")
+                rules.append(f"{'' if rules else f'  {key}: '}{e['msg']}{shown}")
+        text = "\n".join(" ".join(rules) for rules in lines.values())
+        raise ParamsError(f"{source}: invalid params\n{text}") from None
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading floats as YAML 1.2 (DVC's ruamel, and what
+    `dvc exp run -S` writes) does: ``1e-3`` is a number, not the string YAML 1.1 makes it."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def _check_tree(root: yaml.Node, path: Path) -> None:
+    """Refuse what PyYAML takes silently: a key given twice in a mapping (the last would
+    win), and aliases that expand to more than MAX_NODES nodes (pydantic, like DVC,
+    walks every copy). Iterative and memoised per node: linear in the file, any depth."""
+    size: dict[int, int] = {}
+    where: dict[int, str] = {id(root): ""}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            open_.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(c)] for c in _children(node))
+            continue
+        if id(node) in size:
+            continue
+        if id(node) in open_:
+            raise ParamsError(f"{path}: line {node.start_mark.line + 1}: a YAML alias that "
+                              "contains itself")
+        open_.add(id(node))
+        stack.append((node, True))
+        if isinstance(node, yaml.MappingNode):
+            _no_duplicates(node, where[id(node)], path)
+            for k, v in node.value:
+                where.setdefault(id(v), ".".join(filter(None, [where[id(node)], k.value]))
+                                 if isinstance(k, yaml.ScalarNode) else where[id(node)])
+        for child in _children(node):
+            where.setdefault(id(child), where[id(node)])
+            if id(child) not in size:
+                stack.append((child, False))
+    if size[id(root)] > MAX_NODES:
+        raise ParamsError(f"{path}: its YAML aliases expand to {size[id(root)]:,} keys and "
+                          f"values, more than the {MAX_NODES:,} a params file may hold")
+
+
+def _no_duplicates(node: yaml.MappingNode, at: str, path: Path) -> None:
+    first: dict[str, int] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *base` then a key of base: an override, as YAML means it
+        line = key.start_mark.line + 1
+        if key.value in first:
+            dotted = ".".join(filter(None, [at, key.value]))
+            raise ParamsError(f"{path}: {dotted} is given twice (lines {first[key.value]} and "
+                              f"{line}); keep one")
+        first[key.value] = line
+
+
+def _one_line(err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
 
 
 def load(path: str | Path = PARAMS_FILE) -> Params:
@@ -411,8 +603,18 @@ def load(path: str | Path = PARAMS_FILE) -> Params:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ParamsError(f"cannot read {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise ParamsError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    loader = _Loader(text)
     try:
-        raw = yaml.safe_load(text)
+        root = loader.get_single_node()
+        if root is not None:
+            _check_tree(root, path)
+        raw = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+        raise ParamsError(f"{path}: not valid YAML: {_one_line(err)}") from None
+    except RecursionError:
+        raise ParamsError(f"{path}: not valid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
     return parse(raw, str(path))

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+PARAMS_CHECKED = Path("data/params_checked.json")  # every stage runs after the params check
 SAMPLE = Path("data/sample")
 MANIFEST = Path("data/manifest.csv")
 SOURCE_FINGERPRINT = Path("data/source_fingerprint.json")  # what prepare depends on (source)

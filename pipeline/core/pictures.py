@@ -37,7 +37,7 @@ class Tile:
     upright: bool = True
 
 
-def _font(size: int = FONT_SIZE) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def load_font(size: int = FONT_SIZE) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)  # Pillow's bundled font: the same everywhere
 
 
@@ -88,7 +88,7 @@ def _fit(text: str, font, width: int, draw: ImageDraw.ImageDraw) -> list[str]:
 def sheet(rows: Sequence[tuple[str, Sequence[Tile]]], columns: int, title: str = "",
           thumb: int = THUMB) -> Image.Image:
     """Rows of tiles, each row headed by its label; ``columns`` tiles a row at most."""
-    font, head_font = _font(), _font(FONT_SIZE + 3)
+    font, head_font = load_font(), load_font(FONT_SIZE + 3)
     label_w = 110
     cell_w, cell_h = thumb + PAD * 2, thumb + PAD * 2 + (FONT_SIZE + 2) * CAPTION_LINES
     title_h = 24 if title else 0
@@ -117,6 +117,8 @@ def sheet(rows: Sequence[tuple[str, Sequence[Tile]]], columns: int, title: str =
 
 
 def save_png(img: Image.Image, path: str | Path) -> None:
-    """Write ``img`` atomically as an optimised PNG without metadata."""
+    """Write ``img`` atomically as a PNG without metadata, at zlib's default level: Pillow's
+    ``optimize`` took 2.3x the CPU time for files under 1 % smaller (the head's sheets:
+    219 ms against 95, in the head loop's evaluation)."""
     with atomic_path(path, suffix=".png") as tmp:
-        img.save(tmp, format="PNG", optimize=True)
+        img.save(tmp, format="PNG")

@@ -20,9 +20,9 @@ import random
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
-
-import numpy as np
 
 VERBOSE_ENV = "PIPELINE_VERBOSE"
 # Start-up lines of TensorFlow on a CPU-only machine: information, not problems.
@@ -43,11 +43,12 @@ def seed_everything(seed: int) -> None:
     With op determinism on, TensorFlow raises on the few CPU ops that have no
     deterministic kernel instead of silently varying between runs.
     """
-    random.seed(seed)
-    np.random.seed(seed)
     import keras
+    import numpy as np  # here: the always-changed stages (weights, ...) never need it
     import tensorflow as tf
 
+    random.seed(seed)
+    np.random.seed(seed)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -75,23 +76,41 @@ class _QuietTensorFlow(importlib.abc.MetaPathFinder):
         return spec
 
 
-class _filtered_stderr:  # noqa: N801 - used as a context manager
+class Captured:
+    """What :func:`captured_fd2` caught: ``text``, once its block has ended."""
+
+    text = ""
+
+
+@contextmanager
+def captured_fd2() -> Iterator[Captured]:
+    """Send file descriptor 2 (C and C++ code's stderr, and Python's) to a temporary file
+    during the block; its text is then the yielded object's ``text``."""
+    said = Captured()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield said
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            said.text = tmp.read().decode("utf-8", errors="replace")
+
+
+@contextmanager
+def _filtered_stderr() -> Iterator[None]:
     """Send fd 2 to a temporary file; on exit, write back the lines that are not noise."""
-
-    def __enter__(self) -> None:
-        sys.stderr.flush()
-        self._saved = os.dup(2)
-        self._tmp = tempfile.TemporaryFile()
-        os.dup2(self._tmp.fileno(), 2)
-
-    def __exit__(self, *exc: object) -> None:
-        sys.stderr.flush()
-        os.dup2(self._saved, 2)
-        os.close(self._saved)
-        self._tmp.seek(0)
-        text = self._tmp.read().decode("utf-8", errors="replace")
-        self._tmp.close()
-        kept = [line for line in text.splitlines() if line.strip() and not _NOISE.search(line)]
+    said = Captured()
+    try:
+        with captured_fd2() as said:
+            yield
+    finally:  # a failed import's lines too
+        kept = [line for line in said.text.splitlines()
+                if line.strip() and not _NOISE.search(line)]
         if kept:
             sys.stderr.write("\n".join(kept) + "\n")
 

@@ -5,8 +5,9 @@ Every script in ``stages/`` is ``stage.run(main, stage.parser(__doc__))``: its d
 written; an unknown argument is an error, not a run; a :class:`PipelineError` (bad params,
 data, weights) prints one ``error:`` line and exits 2. Any other exception prints one
 line naming the stage, the exception and the file at hand, exits 1, and keeps its
-traceback in ``.cache/logs/<stage>.log`` (``--verbose`` shows it instead). ``--verbose``
-and ``-q`` set how much the stage says (pipeline/core/logs.py).
+traceback in ``.cache/logs/<stage>.log`` (``--verbose`` shows it instead), after what other
+libraries logged during the run, which that file keeps rather than the terminal.
+``--verbose`` and ``-q`` set how much the stage says (pipeline/core/logs.py).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from pipeline.core.runtime import verbose
 log = logging.getLogger(__name__)
 
 SIGTERM_EXIT = 128 + signal.SIGTERM  # the shell's convention for "killed by SIGTERM"
-LOGS = Path(".cache/logs")  # <stage>.log: the traceback of an unexpected failure
+# <stage>.log: what the libraries said during the stage's last run (TensorFlow's notices,
+# pipeline.core.logs), then the traceback of an unexpected failure
+LOGS = Path(".cache/logs")
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -61,7 +64,8 @@ def run(main: Callable[..., int | None], args: argparse.ArgumentParser) -> None:
     half written. ``main`` may return an exit status (validate's 1 on bad data).
     """
     options = vars(args.parse_args())
-    logs.configure(options.pop("verbosity"))
+    verbosity = options.pop("verbosity")
+    logs.configure(verbosity, library_log=LOGS / f"{_stage_name(options)}.log")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         params = load()
@@ -92,8 +96,10 @@ def unexpected(err: BaseException, stage: str) -> str:
     file name, else the innermost path a frame of the traceback was working on).
     """
     log_file = LOGS / f"{stage}.log"
-    try:
-        write_text(log_file, "".join(traceback.format_exception(err)))
+    text = "".join(traceback.format_exception(err))
+    try:  # after what the libraries said in this run: the same file (stage.run names it)
+        if logs.to_library_log(text) is None:
+            write_text(log_file, text)
         kept = f"traceback in {log_file}"
     except OSError:
         kept = "traceback not saved"

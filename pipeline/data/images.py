@@ -33,6 +33,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.core.formats import EXTENSION_FORMATS, FORMAT_ALIASES, jpeg_orientation
 from pipeline.core.params import ImagesParams, ValidateParams
+from pipeline.core.pixels import TooManyPixels, bomb_pixels, check_pixels
 from pipeline.data.phash import phash
 
 # One row per image: what inspect_all returns (manifest columns, see pipeline.data.manifest).
@@ -142,9 +143,7 @@ def _inspect(path: Path, rel: str, policy: ImagePolicy, root: Path | None) -> di
     except UnidentifiedImageError:
         return _row(rel, **file, issue="not an image")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        found = re.search(r"\((\d+) pixels\)", str(err))
-        shown = f"{int(found.group(1)):,} pixels" if found else "size"
-        return _row(rel, **file, issue=f"decompression bomb ({shown} > {policy.max_pixels:,})")
+        return _row(rel, **file, issue=str(TooManyPixels(bomb_pixels(err), policy.max_pixels)))
     except OSError as err:
         return _row(rel, **file, issue=f"unreadable: {_named(err, rel)}")
 
@@ -165,14 +164,14 @@ def _inspect(path: Path, rel: str, policy: ImagePolicy, root: Path | None) -> di
             aspect=round(max(img.size) / max(min(img.size), 1), 3),
         )
         unreadable_bmp = _bmp_problem(img)  # from the tile, which load() empties
-        if img.width * img.height > policy.max_pixels:  # guard even if Pillow's is off
-            pixels = img.width * img.height
-            return _row(rel, **facts,
-                        issue=f"decompression bomb ({pixels:,} pixels > {policy.max_pixels:,})")
-        try:
+        try:  # the pipeline's rule, even if Pillow's own guard is off
+            check_pixels(img.width * img.height, policy.max_pixels)
             img.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            return _row(rel, **facts, issue="decompression bomb")
+        except TooManyPixels as err:
+            return _row(rel, **facts, issue=str(err))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            return _row(rel, **facts, issue=str(TooManyPixels(bomb_pixels(err),
+                                                                policy.max_pixels)))
         except (OSError, SyntaxError, ValueError, EOFError) as err:
             truncated = _is_truncation(err)
             why = "truncated" if truncated else f"cannot decode: {_named(err, rel)}"

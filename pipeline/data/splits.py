@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the source stage reads SPLIT_FOLDERS on every repro: no NumPy or pandas
+    import pandas as pd
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 # Folder names a pre-split data set may use for each split, in SPLITS order.
@@ -23,6 +25,8 @@ def stratified_split(
     split gets an image of a class as soon as the class has enough of them;
     the validate stage checks the minimum.
     """
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     out = [""] * len(labels)
     by_class: dict[str, list[int]] = {}

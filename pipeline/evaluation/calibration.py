@@ -7,6 +7,11 @@ averaged over 15 equal-width confidence bins weighted by their images (Guo et al
 probability, not only the top one. Temperature scaling divides the logits by one
 number ``T`` fitted on the validation split (T > 1 softens an over-confident model);
 it never changes the argmax, so accuracy is unchanged.
+
+NumPy only (no scikit-learn or SciPy import: each costs more than the head's whole
+evaluation): the NLL is scikit-learn's ``log_loss`` formula, and T the minimum of that
+NLL over log T found by a golden-section search, where SciPy's bounded Brent search was
+used. tests/test_calibration.py checks both against scikit-learn's and SciPy's.
 """
 
 from __future__ import annotations
@@ -15,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
-from sklearn.metrics import log_loss
 
 BINS = 15
 # log T searched in [-3, 3]: T from 0.05 to 20, far beyond what a softmax classifier needs.
 LOG_T_BOUNDS = (-3.0, 3.0)
 _TINY = np.finfo(np.float64).tiny
+LOG_T_TOLERANCE = 1e-7  # about 40 NLL evaluations, a millisecond each
+_GOLDEN = (np.sqrt(5) - 1) / 2
 
 
 def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
@@ -33,8 +38,14 @@ def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def nll(y_true: np.ndarray, proba: np.ndarray) -> float:
-    """Mean negative log-likelihood of the true classes (natural log)."""
-    return float(log_loss(y_true, proba, labels=np.arange(proba.shape[1])))
+    """Mean negative log-likelihood of the true classes (natural log), each probability
+    clipped to [eps, 1 - eps] of its float type, as scikit-learn's ``log_loss``."""
+    proba = np.asarray(proba)
+    if proba.dtype not in (np.float32, np.float64):
+        proba = proba.astype(np.float64)
+    eps = np.finfo(proba.dtype).eps
+    picked = np.clip(proba[np.arange(len(proba)), np.asarray(y_true)], eps, 1 - eps)
+    return float(-np.log(picked).mean())
 
 
 def reliability(y_true: np.ndarray, proba: np.ndarray, bins: int = BINS) -> pd.DataFrame:
@@ -60,17 +71,34 @@ def ece(y_true: np.ndarray, proba: np.ndarray, bins: int = BINS) -> float:
 
 def fit_temperature(y_true: np.ndarray, proba: np.ndarray) -> float:
     """The temperature minimising the NLL of ``proba`` (validation predictions), found over
-    log T by a bounded scalar search: deterministic, no random start."""
-    result = minimize_scalar(lambda t: nll(y_true, apply_temperature(proba, np.exp(t))),
-                             bounds=LOG_T_BOUNDS, method="bounded",
-                             options={"xatol": 1e-5})
-    return float(np.exp(result.x))
+    log T in LOG_T_BOUNDS by a golden-section search (the NLL is unimodal in log T):
+    deterministic, no random start."""
+    def loss(log_t: float) -> float:
+        return nll(y_true, apply_temperature(proba, np.exp(log_t)))
+
+    lo, hi = LOG_T_BOUNDS
+    c, d = hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo)
+    at_c, at_d = loss(c), loss(d)
+    while hi - lo > LOG_T_TOLERANCE:
+        if at_c <= at_d:  # the minimum is in [lo, d]
+            hi, d, at_d = d, c, at_c
+            c = hi - _GOLDEN * (hi - lo)
+            at_c = loss(c)
+        else:  # in [c, hi]
+            lo, c, at_c = c, d, at_d
+            d = lo + _GOLDEN * (hi - lo)
+            at_d = loss(d)
+    return float(np.exp((lo + hi) / 2))
 
 
 def summary(y_val: np.ndarray, proba_val: np.ndarray, y_test: np.ndarray,
-            proba_test: np.ndarray) -> tuple[dict, np.ndarray]:
+            proba_test: np.ndarray, fit: bool = True) -> tuple[dict, np.ndarray]:
     """(metrics, calibrated test probabilities): T fitted on validation, ECE and NLL on
-    test before and after it."""
+    test before and after it. ``fit`` False (``evaluate.calibration: none``): ECE and NLL
+    of the raw probabilities, which are what ships; no temperature."""
+    if not fit:
+        return {"ece": round(ece(y_test, proba_test), 4),
+                "nll": round(nll(y_test, proba_test), 4)}, proba_test
     temperature = fit_temperature(y_val, proba_val)
     calibrated = apply_temperature(proba_test, temperature)
     metrics = {
@@ -81,6 +109,27 @@ def summary(y_val: np.ndarray, proba_val: np.ndarray, y_test: np.ndarray,
         "nll_calibrated": round(nll(y_test, calibrated), 4),
     }
     return metrics, calibrated
+
+
+def unhelpful(metrics: dict, val_images: int | None) -> str | None:
+    """One sentence when the fitted temperature did not improve the test split's ECE or
+    NLL (a tie counts: it did not improve), naming the figures and the likely reason;
+    None when it improved both, or when no temperature was fitted."""
+    keys = ("temperature", "ece", "ece_calibrated", "nll", "nll_calibrated")
+    if not all(k in metrics for k in keys):
+        return None
+    worse = [(name, metrics[raw], metrics[f"{raw}_calibrated"])
+             for name, raw in (("ECE", "ece"), ("NLL", "nll"))
+             if metrics[f"{raw}_calibrated"] >= metrics[raw]]
+    if not worse:
+        return None
+    figures = ", ".join(f"{name} {before:.3f} → {after:.3f}" for name, before, after in worse)
+    fitted_on = (f"the {val_images} validation images it was fitted on"
+                 if val_images else "the validation split it was fitted on")
+    return (f"temperature scaling (T = {metrics['temperature']:.3g}) did not improve the test "
+            f"{' or '.join(n for n, _, _ in worse)} ({figures}): likely {fitted_on} are too "
+            "few to estimate it; the calibrated probabilities are no better than the raw "
+            "ones (a bigger validation split, or evaluate.calibration: none)")
 
 
 def reliability_table(y_true: np.ndarray, before: np.ndarray, after: np.ndarray,
@@ -101,30 +150,65 @@ def reliability_table(y_true: np.ndarray, before: np.ndarray, after: np.ndarray,
 
 def reliability_chart(table: pd.DataFrame, metrics: dict, model: str, path: Path) -> None:
     """The reliability diagram as a PNG: accuracy against mean confidence per bin, before and
-    after temperature scaling, with the diagonal of a perfectly calibrated model."""
-    import matplotlib
+    after temperature scaling, with the diagonal of a perfectly calibrated model.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn with Pillow, as the contact sheets are (pipeline.core.pictures: its font, its
+    deterministic PNG), at twice the size and scaled down for smooth lines: importing
+    matplotlib and drawing with it took half of the head's whole evaluation."""
+    from PIL import Image, ImageDraw
 
-    from pipeline.core.io import atomic_path
+    from pipeline.core.pictures import BACKGROUND, INK, MUTED, load_font, save_png
 
-    fig, ax = plt.subplots(figsize=(4.2, 4.0), dpi=100)
-    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1, label="calibrated")
-    for name, colour, label in (("before", "#c0504d", f"raw, ECE {metrics['ece']:.3f}"),
-                                ("after", "#3a7d44", f"T = {metrics['temperature']:.2f}, "
-                                 f"ECE {metrics['ece_calibrated']:.3f}")):
+    k = 2  # supersampling
+    width, height = 420 * k, 400 * k
+    left, right, top, bottom = 52 * k, 404 * k, 30 * k, 352 * k  # the axes' box
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return left + x * (right - left), bottom - y * (bottom - top)
+
+    img = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(img)
+    small, label = load_font(9 * k), load_font(10 * k)
+    for tick in np.linspace(0, 1, 6):
+        x, y = at(tick, tick)
+        draw.line([(x, top), (x, bottom)], fill=(232, 232, 232), width=k)
+        draw.line([(left, y), (right, y)], fill=(232, 232, 232), width=k)
+        draw.text((x, bottom + 4 * k), f"{tick:.1f}", fill=INK, font=small, anchor="mt")
+        draw.text((left - 4 * k, y), f"{tick:.1f}", fill=INK, font=small, anchor="rm")
+    draw.rectangle([left, top, right, bottom], outline=MUTED, width=k)
+    dashes = np.linspace(0, 1, 41)
+    for a, b in zip(dashes[0::2], dashes[1::2], strict=False):
+        draw.line([at(a, a), at(b, b)], fill=(153, 153, 153), width=k)
+    legend = [("calibrated", (153, 153, 153))]
+    lines = [("before", (192, 80, 77), f"raw, ECE {metrics['ece']:.3f}")]
+    if "temperature" in metrics:  # else evaluate.calibration: none, the raw ones ship
+        lines.append(("after", (58, 125, 68), f"T = {metrics['temperature']:.2f}, "
+                                              f"ECE {metrics['ece_calibrated']:.3f}"))
+    for name, colour, text in lines:
         rows = table[table[f"count_{name}"] > 0]
-        ax.plot(rows[f"mean_confidence_{name}"], rows[f"accuracy_{name}"], marker="o",
-                color=colour, label=label)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("confidence (mean, per bin)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"{model}: reliability on the test split", fontsize=10)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
-    plt.close(fig)
+        points = [at(x, y) for x, y in zip(rows[f"mean_confidence_{name}"],
+                                           rows[f"accuracy_{name}"], strict=True)]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2 * k, joint="curve")
+        for x, y in points:
+            draw.ellipse([x - 3 * k, y - 3 * k, x + 3 * k, y + 3 * k], fill=colour)
+        legend.append((text, colour))
+    box = max(draw.textlength(text, font=small) for text, _ in legend)
+    draw.rectangle([left + 4 * k, top + 4 * k, left + 38 * k + box,
+                    top + (18 + 14 * (len(legend) - 1)) * k],
+                   fill=BACKGROUND, outline=(204, 204, 204), width=k)
+    for i, (text, colour) in enumerate(legend):
+        y = top + (12 + 14 * i) * k
+        for a in range(0, 18, 6) if i == 0 else (0,):  # the diagonal's dashes
+            draw.line([(left + (8 + a) * k, y), (left + (8 + (a + 4 if i == 0 else 18)) * k,
+                                                 y)], fill=colour, width=(1 if i == 0 else 2) * k)
+        draw.text((left + 32 * k, y), text, fill=INK, font=small, anchor="lm")
+    draw.text(((left + right) / 2, 8 * k), f"{model}: reliability on the test split",
+              fill=INK, font=label, anchor="mt")
+    draw.text(((left + right) / 2, height - 12 * k), "confidence (mean, per bin)", fill=INK,
+              font=label, anchor="mb")
+    side = Image.new("RGB", (bottom - top, 16 * k), BACKGROUND)
+    ImageDraw.Draw(side).text(((bottom - top) / 2, 8 * k), "accuracy", fill=INK, font=label,
+                              anchor="mm")
+    img.paste(side.rotate(90, expand=True), (4 * k, top))
+    save_png(img.resize((width // k, height // k), Image.Resampling.LANCZOS), path)

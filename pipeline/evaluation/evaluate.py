@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core import machine, paths
+from pipeline.core.errors import PipelineError
 from pipeline.core.io import atomic_path, read_json, write_json
 from pipeline.core.params import Params, ParamsError
 from pipeline.data.sources import data_root
@@ -34,19 +35,20 @@ class Outputs:
     val_proba: np.ndarray
     speed: float
     runtime: str
+    size: tuple[int, int]  # (parameters, weight bytes) of the network evaluated
     net: object = None  # keras.Model of an image model; None for the NumPy head
 
 
 def mistake_overlays(net, card: dict, shown, root) -> tuple[dict, str]:
     """Grad-CAM overlays of the mistakes a sheet shows (the forward and backward passes
     of those few images only), for the models that see images."""
-    from pipeline.evaluation.saliency import saliency_overlays
-
     if card["input"] == "features" or net is None:
         # A linear model on cached features: its map would be the backbone's, which would
         # tie evaluate_head to the backbone and its weights (and cost a backbone build in
         # the head's fast loop). The fine-tune's sheet shows where that ResNet looks.
         return {}, "no saliency map: the head sees cached features, not pixels"
+    from pipeline.evaluation.saliency import saliency_overlays  # Keras: TensorFlow starts
+
     files = {p: str(Path(root) / p) for p in shown["path"]}
     return saliency_overlays(net, files, card.get("image_size"),
                              exif_orientation=orientation_of(card))
@@ -81,14 +83,17 @@ def evaluate(params: Params, model: str) -> None:
     names = card["classes"]
     labels, proba = out.labels, out.proba
     root = data_root(params.data)  # the images: the mistakes' thumbnails
-    calibrated, proba_calibrated = calibration.summary(out.val_labels, out.val_proba, labels,
-                                                       proba)
+    calibrated, proba_calibrated = calibration.summary(
+        out.val_labels, out.val_proba, labels, proba, fit=ev.calibration == "temperature")
+    shipped, shipped_bytes = shipped_size(card, out.size)
     scores = (score(labels, proba, names, ev.top_k)
               | {"inference_images_per_second": out.speed, "runtime": out.runtime,
-                 "machine": machine.record()}
+                 "machine": machine.record(), "shipped_params": shipped,
+                 "shipped_mb": round(shipped_bytes / 1e6, 2)}
               | calibrated)
     write_json(paths.METRICS / "evaluate" / f"{model}.json", scores)
-    table = predictions.frame(out.files, labels, proba, names, proba_calibrated)
+    table = predictions.frame(out.files, labels, proba, names,
+                              proba_calibrated if "temperature" in calibrated else None)
     predictions.write(table, paths.PREDICTIONS / f"{model}.csv")
     plots = paths.PLOTS / model
     bins = calibration.reliability_table(labels, proba, proba_calibrated)
@@ -110,15 +115,34 @@ def evaluate(params: Params, model: str) -> None:
                                       shown_mistakes(table, ev.mistakes_shown), root)
     wrong = draw_mistakes(table, root, model, plots / "mistakes.png",
                           ev.mistakes_shown, overlays, note, exif_orientation=upright)
+    scaled = (f"T = {calibrated['temperature']}: ECE {calibrated['ece']} -> "
+              f"{calibrated['ece_calibrated']}, NLL {calibrated['nll']} -> "
+              f"{calibrated['nll_calibrated']}" if "temperature" in calibrated else
+              f"no temperature (evaluate.calibration: none): ECE {calibrated['ece']}, NLL "
+              f"{calibrated['nll']}")
     log.info(f"evaluate {model}: accuracy {scores['accuracy']:.4f}, macro-F1 "
-          f"{scores['macro_f1']:.4f} on {len(labels)} test images ({wrong} wrong), "
-          f"{out.speed} img/s ({out.runtime}); T = {calibrated['temperature']}: ECE "
-          f"{calibrated['ece']} -> {calibrated['ece_calibrated']}, NLL {calibrated['nll']} -> "
-          f"{calibrated['nll_calibrated']}")
+             f"{scores['macro_f1']:.4f} on {len(labels)} test images ({wrong} wrong), "
+             f"{out.speed} img/s ({out.runtime}); {scaled}")
+    if (said := calibration.unhelpful(calibrated, len(out.val_labels))) is not None:
+        log.warning(f"evaluate {model}: {said}")
+
+
+def shipped_size(card: dict, size: tuple[int, int]) -> tuple[int, int]:
+    """(parameters, weight bytes) of what the export ships for a model of ``size``: the
+    network itself, and for a head on features the backbone the export chains before it
+    (as the features stage built it: data/features/info.json)."""
+    if card["input"] != "features":
+        return size
+    info = paths.FEATURES / "info.json"
+    made = read_json(info)
+    if "params" not in made or "weight_bytes" not in made:
+        raise PipelineError(f"{info} does not say how big the backbone is (features made "
+                            "by an older version): run `dvc repro features`")
+    return size[0] + int(made["params"]), size[1] + int(made["weight_bytes"])
 
 
 def _feature_outputs(probabilities: Callable[[np.ndarray], np.ndarray], card: dict,
-                     runtime: str) -> Outputs:
+                     runtime: str, size: tuple[int, int]) -> Outputs:
     """A model on the cached test and validation features (data/features/{test,val}.npz),
     ``probabilities`` mapping a features array to class probabilities."""
     from pipeline.models.features import Features
@@ -127,15 +151,18 @@ def _feature_outputs(probabilities: Callable[[np.ndarray], np.ndarray], card: di
     val = Features.load(paths.FEATURES / "val.npz")
     # The head's cost is nothing beside the backbone pass that makes its input.
     return Outputs(test.paths, test.labels, probabilities(test.features), val.labels,
-                   probabilities(val.features), card["backbone"]["images_per_second"], runtime)
+                   probabilities(val.features), card["backbone"]["images_per_second"], runtime,
+                   size)
 
 
 def _head_outputs(model: str, card: dict) -> Outputs:
     """The head on the features, in NumPy."""
+    from pipeline.models.size import of_file
     from pipeline.runtimes.numpy_head import head_probabilities
 
     head = paths.MODELS / f"{model}.keras"
-    return _feature_outputs(lambda x: head_probabilities(head, x), card, "numpy float32")
+    return _feature_outputs(lambda x: head_probabilities(head, x), card, "numpy float32",
+                            of_file(head))
 
 
 def _network_outputs(params: Params, model: str, card: dict) -> Outputs | None:
@@ -149,6 +176,7 @@ def _network_outputs(params: Params, model: str, card: dict) -> Outputs | None:
     from pipeline.data.input import image_dataset, split_arrays
     from pipeline.data.manifest import read
     from pipeline.models.saving import load_model
+    from pipeline.models.size import of_network
     from pipeline.runtimes.select import compile_forward
 
     batch = placement.global_batch(params.evaluate.batch_size)
@@ -156,7 +184,7 @@ def _network_outputs(params: Params, model: str, card: dict) -> Outputs | None:
         net = load_model(paths.MODELS / f"{model}.keras")
     if card["input"] == "features":
         return _feature_outputs(lambda x: net.predict(x, batch_size=batch, verbose=0), card,
-                                "tensorflow")
+                                "tensorflow", of_network(net))
     names, root = card["classes"], data_root(params.data)
     manifest = read(paths.MANIFEST)
     files = manifest.loc[manifest["split"] == "test", "path"].to_numpy(dtype=str)
@@ -177,4 +205,5 @@ def _network_outputs(params: Params, model: str, card: dict) -> Outputs | None:
     labels, proba, speed = run("test")
     val_labels, val_proba, _ = run("val")
     runtime = "tensorflow (distributed)" if forward is None else forward.label()
-    return Outputs(files, labels, proba, val_labels, val_proba, speed, runtime, net)
+    return Outputs(files, labels, proba, val_labels, val_proba, speed, runtime,
+                   of_network(net), net)

@@ -2,10 +2,13 @@
 
 Images go through ``pipeline.data.input.load_image``, the decoder and resize of
 training and evaluation, with the EXIF orientation as the model was trained (its
-card's ``exif_orientation``); the models carry their own normalisation. A head (whose
-input is a feature vector) is chained behind the backbone built exactly as the
-features stage built it: params.yaml's ``backbone`` section, the weights record of
-``data/weights.json``, and the same seed when those weights are random.
+card's ``exif_orientation``); the models carry their own normalisation. Before any
+pixel is decoded, each must pass the pipeline's pixel rule (pipeline.core.pixels) at
+the limit its card records (``max_pixels``), else params.yaml's
+``data.images.max_pixels``. A head (whose input is a feature vector) is chained behind
+the backbone built exactly as the features stage built it: params.yaml's ``backbone``
+section, the weights record of ``data/weights.json``, and the same seed when those
+weights are random.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 
 from pipeline.core import paths
 from pipeline.core.errors import PipelineError
+from pipeline.core.pixels import DEFAULT_MAX_PIXELS, TooManyPixels, check_pixels, header_pixels
 
 # The recommended model (the report stage exports it), else the head behind its backbone.
 DEFAULT_MODELS = (paths.BEST / "model.keras", paths.HEAD_MODEL)
@@ -45,6 +49,8 @@ class Predictor:
     describe: str  # for the report: which model, built how
     classes: list[str]
     exif_orientation: bool = True  # turn JPEGs by their EXIF tag, as the model was trained
+    max_pixels: int = DEFAULT_MAX_PIXELS  # the pixel rule, see trained_max_pixels
+    pixels_setting: str = "Pillow's default"  # where max_pixels came from, for the message
 
 
 # --------------------------------------------------------------------------- models
@@ -108,16 +114,45 @@ def trained_orientation(model_path: Path | None, params: Path) -> bool:
         raise PredictError(str(err)) from None
 
 
+def trained_max_pixels(model_path: Path | None, params: Path) -> tuple[int, str]:
+    """(the pixel limit, where it came from) for the model at ``model_path``: its card's
+    ``max_pixels`` (the rule its data passed, whatever params.yaml says here), else
+    params.yaml's ``data.images.max_pixels``, else Pillow's default."""
+    from pipeline.core.io import read_json
+    from pipeline.core.params import ParamsError, load
+    from pipeline.core.pixels import limit_of
+
+    card_file = None if model_path is None else next(
+        (c for c in card_files(model_path) if c.is_file()), None)
+    card = None
+    if card_file is not None:
+        try:
+            card = read_json(card_file)
+            if isinstance(card, dict) and card.get("max_pixels") is not None:
+                return limit_of(card, None)
+        except (OSError, ValueError) as err:
+            raise PredictError(f"{card_file}: {err}") from None
+    try:
+        params_limit = load(params).data.images.max_pixels if params.is_file() else None
+    except ParamsError as err:
+        raise PredictError(str(err)) from None
+    return limit_of(None, params_limit)
+
+
 def load_predictor(model_path: Path, classes_path: Path | None, params: Path,
                    calibrated: bool = False) -> Predictor:
     """The model at ``model_path`` as a Predictor; ``calibrated``: with the temperature
     evaluate fitted for it (a model that carries its own keeps it either way)."""
-    from pipeline.models.saving import load_model
+    from pipeline.models.saving import ModelFileError, load_model
 
-    if not model_path.is_file():
+    if not model_path.exists():
         raise PredictError(f"model {model_path} not found; train it with `dvc repro`, or "
                            "pass --model")
-    model, temperature = calibrate(load_model(model_path), model_path, calibrated)
+    try:
+        loaded = load_model(model_path)
+    except ModelFileError as err:
+        raise PredictError(f"--model {err}") from None
+    model, temperature = calibrate(loaded, model_path, calibrated)
     shape = model.input_shape
     if isinstance(shape, list):
         raise PredictError(f"model {model_path} has {len(shape)} inputs; expected one")
@@ -131,16 +166,19 @@ def load_predictor(model_path: Path, classes_path: Path | None, params: Path,
         raise PredictError(f"{len(classes)} class names for a model with "
                            f"{model.output_shape[-1]} outputs ({model_path})")
     upright = trained_orientation(model_path, params)
+    pixels = trained_max_pixels(model_path, params)
     if len(shape) == 4:
         if shape[1] is None:
             raise PredictError(f"model {model_path} takes images of any size; cannot tell "
                                "which to use")
         return Predictor(model, int(shape[1]), f"{model_path} ({shape[1]} px, "
-                         f"{temperature}{_orientation_note(upright)})", classes, upright)
+                         f"{temperature}{_orientation_note(upright)})", classes, upright,
+                         *pixels)
     if len(shape) == 2:
         predictor = _head_predictor(model, model_path, params, classes)
         predictor.describe += f" ({temperature}{_orientation_note(upright)})"
         predictor.exif_orientation = upright
+        predictor.max_pixels, predictor.pixels_setting = pixels
         return predictor
     raise PredictError(f"model {model_path}: unexpected input shape {shape}")
 
@@ -247,7 +285,9 @@ def predict(predictor: Predictor, files: list[str], batch_size: int, k: int,
             runtime: str = "auto", precision: str = "auto",
             ) -> tuple[list[dict], list[tuple[str, str]]]:
     """(rows path/rank/label/probability, [(file, error)]), in file order; the model runs on
-    ``runtime`` in ``precision`` (params.yaml's inference section)."""
+    ``runtime`` in ``precision`` (params.yaml's inference section). A file over the pixel
+    rule is refused from its header, never decoded; one that cannot be decoded is named
+    with the decoder's reason."""
     import tensorflow as tf
     from tqdm import tqdm
 
@@ -259,9 +299,18 @@ def predict(predictor: Predictor, files: list[str], batch_size: int, k: int,
     except RuntimeChoiceError as err:
         raise PredictError(str(err)) from None
 
+    refused: dict[int, str] = {}
+    for i, file in enumerate(files):
+        try:  # None (Pillow cannot tell): the decoder below says what is wrong
+            check_pixels(header_pixels(file) or 0, predictor.max_pixels, predictor.pixels_setting)
+        except TooManyPixels as err:
+            refused[i] = str(err)
+    kept = [i for i in range(len(files)) if i not in refused]
+
     size, upright = predictor.image_size, predictor.exif_orientation
     ds = (
-        tf.data.Dataset.from_tensor_slices((np.arange(len(files)), np.array(files)))
+        tf.data.Dataset.from_tensor_slices((np.array(kept, dtype=np.int64),
+                                            np.array([files[i] for i in kept], dtype=str)))
         .map(lambda i, p: (i, load_image(p, size, upright)), num_parallel_calls=AUTOTUNE)
         .ignore_errors()  # a bad file drops out here; it is found again below, by name
         .batch(batch_size)
@@ -277,13 +326,15 @@ def predict(predictor: Predictor, files: list[str], batch_size: int, k: int,
 
     errors = []
     for i, file in enumerate(files):
-        if i not in proba:
+        if i in refused:
+            errors.append((file, refused[i]))
+        elif i not in proba:
             try:
                 load_image(tf.constant(file), size, upright)
                 why = "could not be decoded"
             except (tf.errors.OpError, ValueError) as err:
                 why = _tf_message(err)
-            errors.append((file, why))
+            errors.append((file, f"cannot read the image ({why})"))
 
     order = sorted(proba)
     if not order:

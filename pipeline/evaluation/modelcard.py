@@ -118,7 +118,10 @@ def _data(data: dict, source: str) -> list[str]:
     return lines
 
 
-def _performance(chosen: dict, evaluation: dict, test_images: int) -> list[str]:
+def _performance(chosen: dict, evaluation: dict, test_images: int,
+                 val_images: int | None = None) -> list[str]:
+    from pipeline.evaluation.calibration import unhelpful  # scipy and scikit-learn: when used
+
     pct = lambda x: f"{100 * float(x):.1f}"  # noqa: E731
     lines = [f"Accuracy {pct(chosen['accuracy'])} % (95 % Wilson interval "
              f"{pct(chosen['accuracy_low'])}–{pct(chosen['accuracy_high'])} %) on "
@@ -128,8 +131,12 @@ def _performance(chosen: dict, evaluation: dict, test_images: int) -> list[str]:
     if "ece" in evaluation:
         after = (f", {evaluation['ece_calibrated']:.3f} after temperature scaling "
                  f"(T = {evaluation.get('temperature', float('nan')):.3g})"
-                 if "ece_calibrated" in evaluation else "")
+                 if "ece_calibrated" in evaluation else
+                 "; no temperature fitted (evaluate.calibration: none): the raw probabilities "
+                 "ship" if "temperature" not in evaluation else "")
         lines.append(f"Calibration: expected calibration error {evaluation['ece']:.3f}{after}.")
+        if (said := unhelpful(evaluation, val_images)) is not None:
+            lines.append(f"**⚠ Calibration did not help:** {said[0].upper()}{said[1:]}.")
     else:
         lines.append("Calibration: not measured in this run; treat the confidences as scores, "
                      "not probabilities.")
@@ -177,7 +184,8 @@ def render(card: dict, weights: dict, data: dict, chosen: dict, evaluation: dict
         "",
         "## Performance",
         "",
-        *[f"- {line}" for line in _performance(chosen, evaluation, test_images)],
+        *[f"- {line}" for line in _performance(chosen, evaluation, test_images,
+                                               (data.get("splits") or {}).get("val"))],
         "",
         "## Intended use",
         "",
@@ -187,6 +195,10 @@ def render(card: dict, weights: dict, data: dict, chosen: dict, evaluation: dict
            if card.get("exif_orientation", True) else
            "a JPEG's EXIF Orientation ignored (the stored pixels, as in training)")
         + " (card.json `exif_orientation`).",
+        *([f"- Images over {card['max_pixels']:,} pixels (width x height) are refused as "
+           "decompression bombs, by `pipeline.predict` and `pipeline.serve` as by prepare "
+           "(card.json `max_pixels`: the `data.images.max_pixels` its data passed)."]
+          if "max_pixels" in card else []),
         "- Load `model.keras` with Keras, or run `python -m pipeline.predict`; `card.json` "
         "lists the classes in output order.",
         "",

@@ -23,6 +23,7 @@ from pipeline.evaluation.stats import Comparison, Recommendation, compare_to_bes
 
 MEASURED = "measured seconds: depends on the machine and its load"
 COST_TITLES = {
+    "shipped_params": "parameters of the network that ships (a head with its backbone)",
     "train_seconds": f"training seconds ({MEASURED})",
     "trainable_params": "trainable parameters",
     "inference_seconds": f"seconds per 1,000 test images ({MEASURED})",
@@ -43,7 +44,19 @@ class ModelResult:
         if kind == "inference_seconds":
             speed = self.metrics.get("inference_images_per_second") or 0
             return 1000.0 / speed if speed else float("inf")
+        if kind == "shipped_params":  # the evaluate stage counted what the export ships
+            return float(self.metrics.get(kind, float("inf")))
         return float(self.card.get(kind, float("inf")))
+
+    @property
+    def shipped(self) -> str:
+        """The size of what ships, for the reason and the table: "94.4 MB"."""
+        mb = self.metrics.get("shipped_mb")
+        return "size unknown" if mb is None else f"{_megabytes(mb)} MB shipped"
+
+
+def _megabytes(mb: float) -> str:
+    return f"{mb:.1f}" if mb >= 1 else f"{mb:.2g}"
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,8 @@ def compare(models: list[ModelResult], cost: str, alpha: float) -> Report:
                              f"{models[0].name}; re-run its evaluate stage")
     correct = {m.name: m.predictions["correct"].to_numpy(dtype=bool) for m in models}
     rows = compare_to_best(correct, alpha=alpha)
-    choice = recommend(rows, {m.name: m.cost(cost) for m in models}, "accuracy", alpha)
+    choice = recommend(rows, {m.name: m.cost(cost) for m in models}, "accuracy", alpha,
+                       notes={m.name: m.shipped for m in models})
     if cost.endswith("_seconds") and len(choice.candidates) > 1:  # the cost decided
         choice = replace(choice, reason=f"{choice.reason} The cost is {MEASURED}: a re-run "
                          "can recommend another of the tied models.")
@@ -127,7 +141,8 @@ def _pct(x: float) -> str:
 
 def _model_table(report: Report) -> list[list[str]]:
     header = ["model", "family", "accuracy % (95 % CI)", "macro-F1", "vs the best",
-              "trainable params", "train s", "inference img/s"]
+              "shipped params", "shipped MB", "trainable params", "train s",
+              "inference img/s"]
     out = [header]
     order = sorted(report.models, key=lambda m: -report.row(m.name).accuracy)
     for m in order:
@@ -137,6 +152,8 @@ def _model_table(report: Report) -> list[list[str]]:
             f"{m.name}{star}", m.family,
             f"{_pct(r.accuracy)} ({_pct(r.low)}–{_pct(r.high)})",
             f"{m.metrics.get('macro_f1', float('nan')):.3f}", r.verdict,
+            f"{m.metrics['shipped_params']:,}" if "shipped_params" in m.metrics else "–",
+            _megabytes(m.metrics["shipped_mb"]) if "shipped_mb" in m.metrics else "–",
             f"{int(m.card.get('trainable_params', 0)):,}",
             f"{m.card.get('train_seconds', float('nan')):.1f}",
             f"{m.metrics.get('inference_images_per_second', float('nan')):.1f}",
@@ -160,12 +177,33 @@ def _recall_table(report: Report) -> list[list[str]]:
 
 def _calibration_table(report: Report) -> list[list[str]]:
     """Temperature, ECE and NLL on the test split before -> after (pipeline.evaluation.
-    calibration); "–" for a model evaluated before calibration existed."""
-    out = [["model", "temperature", "ECE", "ECE calibrated", "NLL", "NLL calibrated"]]
+    calibration), and whether T lowered both; "–" for a model evaluated before calibration
+    existed."""
+    out = [["model", "temperature", "ECE", "ECE calibrated", "NLL", "NLL calibrated",
+            "T lowered them?"]]
     keys = ("temperature", "ece", "ece_calibrated", "nll", "nll_calibrated")
     for m in report.models:
-        out.append([m.name, *(f"{m.metrics[k]:.3f}" if k in m.metrics else "–" for k in keys)])
+        out.append([m.name, *(f"{m.metrics[k]:.3f}" if k in m.metrics else "–" for k in keys),
+                    _helped(m.metrics)])
     return out
+
+
+def _helped(metrics: dict) -> str:
+    if "ece" in metrics and "temperature" not in metrics:
+        return "off (evaluate.calibration: none)"
+    if not all(f"{k}_calibrated" in metrics and k in metrics for k in ("ece", "nll")):
+        return "–"
+    not_lower = [name for name, k in (("ECE", "ece"), ("NLL", "nll"))
+                 if metrics[f"{k}_calibrated"] >= metrics[k]]
+    return "yes" if not not_lower else f"NO: {' and '.join(not_lower)} not lower"
+
+
+def calibration_warnings(report: Report, val_images: int | None) -> list[str]:
+    """One line per model whose temperature did not lower its test ECE or NLL."""
+    from pipeline.evaluation.calibration import unhelpful  # scipy, scikit-learn: when used
+
+    found = ((m.name, unhelpful(m.metrics, val_images)) for m in report.models)
+    return [f"{name}: {said}." for name, said in found if said]
 
 
 def _confused_table(report: Report, top: int = 5) -> list[list[str]]:
@@ -181,7 +219,8 @@ def _confused_table(report: Report, top: int = 5) -> list[list[str]]:
 
 
 CALIBRATION_NOTE = (
-    "Temperature fitted on the validation split (NLL); ECE (15 confidence bins) and NLL on "
+    "Temperature fitted on the validation split (NLL; none with params.yaml's "
+    "evaluate.calibration: none); ECE (15 confidence bins) and NLL on "
     "the test split, lower is better. T > 1: the model was over-confident; T < 1: "
     "under-confident. Accuracy is unchanged. `python -m pipeline.predict` applies T "
     "(`--uncalibrated` to skip it)."
@@ -192,14 +231,15 @@ CONFUSED_NOTE = (
 )
 
 
-def _md_errors(report: Report, pictures: dict[str, str]) -> list[str]:
+def _md_errors(report: Report, pictures: dict[str, str], val_images: int | None) -> list[str]:
     """Calibration and the most-confused pairs, as Markdown lines; ``pictures`` as for
-    :func:`markdown`."""
+    :func:`markdown`; ``val_images``: the validation split the temperatures were fitted on."""
     return [
         "## Calibration",
         "",
         _md_table(_calibration_table(report)),
         "",
+        *[f"> **⚠ {line}**\n" for line in calibration_warnings(report, val_images)],
         CALIBRATION_NOTE,
         "",
         *[f"![{c}]({p})\n" for c, p in pictures.items() if "reliab" in c.lower()],
@@ -270,6 +310,10 @@ def _data_lines(data: dict) -> list[str]:
     return lines
 
 
+def _val_images(data: dict) -> int | None:
+    return (data.get("splits") or {}).get("val")
+
+
 def _verdicts(report: Report) -> list[str]:
     best = next(r for r in report.rows if r.p_value is None)
     out = []
@@ -317,7 +361,7 @@ def markdown(report: Report, data: dict, pictures: dict[str, str],
         "",
         _md_table(_recall_table(report)),
         "",
-        *_md_errors(report, error_pictures or {}),
+        *_md_errors(report, error_pictures or {}, _val_images(data)),
         *(["## Formats", "", _formats_note(export), "", _md_table(_formats_table(export)), ""]
           if export else []),
         "## Data",
@@ -345,6 +389,7 @@ table { border-collapse: collapse; margin: .6em 0; }
 th, td { border-bottom: 1px solid #ddd; padding: .35em .7em; text-align: right; }
 th:first-child, td:first-child, td:nth-child(2), td:nth-child(5) { text-align: left; }
 th { background: #f4f4f4; } .muted { color: #666; font-size: .9em; }
+.warn { background: #fdecea; border-left: 4px solid #b3261e; padding: .5em 1em; }
 img { max-width: 100%; border: 1px solid #eee; margin: .4em 0; }
 .row { display: flex; flex-wrap: wrap; gap: .8em; } .row figure { margin: 0; }
 """
@@ -359,12 +404,15 @@ def _figures(pictures: dict[str, Path]) -> str:
     )
 
 
-def _html_errors(report: Report, pictures: dict[str, Path]) -> str:
+def _html_errors(report: Report, pictures: dict[str, Path], val_images: int | None) -> str:
     """Calibration and the most-confused pairs, as HTML (the reliability diagrams in a row)."""
     reliability = {c: p for c, p in pictures.items() if "reliab" in c.lower()}
     others = {c: p for c, p in pictures.items() if c not in reliability}
+    warnings = "".join(f"<p class='warn'>⚠ {html.escape(line)}</p>"
+                       for line in calibration_warnings(report, val_images))
     return f"""<h2>Calibration</h2>
 {_html_table(_calibration_table(report))}
+{warnings}
 <p class="muted">{html.escape(CALIBRATION_NOTE)}</p>
 <div class="row">{_figures(reliability)}</div>
 <h2>Most-confused classes</h2>
@@ -401,7 +449,7 @@ Wilson's. ★ marks the recommended model.</p>
 {_figures(pictures)}
 <h3>Recall per class</h3>
 {_html_table(_recall_table(report))}
-{_html_errors(report, error_pictures or {})}
+{_html_errors(report, error_pictures or {}, _val_images(data))}
 {formats}
 <h2>Data</h2>
 <ul>{data_items}</ul>

@@ -249,13 +249,22 @@ def recommend(
     costs: dict[str, float],
     metric_name: str = "accuracy",
     alpha: float = 0.05,
+    notes: dict[str, str] | None = None,
 ) -> Recommendation:
     """Cheapest model not significantly worse than the best (p >= alpha), so cost decides ties.
 
     ``rows`` come from :func:`compare_to_best`. Models missing from ``costs`` count as infinitely
     expensive; equal costs go to the more accurate model, then to the first name in sorted
-    order, so the choice never depends on the order the models were listed in.
+    order, so the choice never depends on the order the models were listed in. ``notes``
+    (say, each model's shipped size) follow each cost the reason names, and the chosen
+    model's ends the reason when no cost was named.
     """
+    notes = notes or {}
+
+    def cost_text(name: str) -> str:
+        note = f" ({notes[name]})" if name in notes else ""
+        return f"{_format_cost(cost_of[name])}{note}"
+
     best_rows = [row for row in rows if row.p_value is None]
     if len(best_rows) != 1:
         raise ValueError(f"rows need exactly one best model (p_value None), got {len(best_rows)}")
@@ -285,22 +294,24 @@ def recommend(
         )
     elif chosen is best:
         tied = ", ".join(
-            f"{row.name} {_format_cost(cost_of[row.name])} (McNemar {format_p_value(row.p_value)})"
+            f"{row.name} {cost_text(row.name)} (McNemar {format_p_value(row.p_value)})"
             for row in candidates
             if row.p_value is not None
         )
         reason = (
             f"{best_part} and no cheaper model is statistically tied with it: cost "
-            f"{best.name} {_format_cost(cost_of[best.name])} vs {tied}."
+            f"{best.name} {cost_text(best.name)} vs {tied}."
         )
     else:
         assert chosen.p_value is not None  # only the best row has None
         reason = (
             f"{best_part}, but {chosen.name} ({chosen.accuracy:.4g}) is not significantly worse "
             f"(McNemar {format_p_value(chosen.p_value)}, alpha = {alpha:g}) and is the cheapest "
-            f"such model: cost {_format_cost(cost_of[chosen.name])} vs "
-            f"{_format_cost(cost_of[best.name])} for {best.name}."
+            f"such model: cost {cost_text(chosen.name)} vs "
+            f"{cost_text(best.name)} for {best.name}."
         )
+    if chosen.name in notes and notes[chosen.name] not in reason:
+        reason += f" {chosen.name}: {notes[chosen.name]}."
     missing = [row.name for row in candidates if row.name not in costs]
     if missing and others:
         reason += f" No cost given for {', '.join(missing)}; treated as infinitely expensive."

@@ -14,6 +14,8 @@ import keras
 from pipeline.core import paths
 from pipeline.core.io import read_json
 from pipeline.core.params import BackboneParams
+from pipeline.core.pixels import CARD_KEY as PIXELS_KEY
+from pipeline.core.pixels import DEFAULT_MAX_PIXELS
 from pipeline.models.card import CARD_KEY, orientation_of
 from pipeline.models.classifier import IMAGE_INPUT
 from pipeline.models.rebuild import head_on_backbone
@@ -27,8 +29,10 @@ def temperature_of(name: str) -> float:
 
 
 def image_network(name: str, backbone_params: BackboneParams, seed: int,
-                  temperature: float = 1.0) -> tuple[keras.Model, dict]:
-    """``models/<name>.keras`` as an image model with ``temperature``, and its card."""
+                  temperature: float = 1.0, max_pixels: int = DEFAULT_MAX_PIXELS
+                  ) -> tuple[keras.Model, dict]:
+    """``models/<name>.keras`` as an image model with ``temperature``, and its card, which
+    records ``max_pixels`` (data.images.max_pixels: the pixel rule its data passed)."""
     card = read_json(paths.MODELS / f"{name}.json")
     source = paths.MODELS / f"{name}.keras"
     network = load_model(source)
@@ -39,6 +43,7 @@ def image_network(name: str, backbone_params: BackboneParams, seed: int,
         card = card | {"input": "image", "image_size": made["image_size"],
                        "preprocessing": IMAGE_INPUT,
                        "exported": f"{made['arch']} backbone + {source}"}
-    # Always written: predict and serve decode an exported model as its card says.
-    card = {"model": name, **card, CARD_KEY: orientation_of(card), "temperature": temperature}
+    # Always written: predict and serve decode (and refuse) images as its card says.
+    card = {"model": name, **card, CARD_KEY: orientation_of(card), PIXELS_KEY: max_pixels,
+            "temperature": temperature}
     return with_temperature(network, temperature), card

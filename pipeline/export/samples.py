@@ -14,6 +14,7 @@ import numpy as np
 
 from pipeline.core import paths
 from pipeline.core.errors import PipelineError
+from pipeline.core.pixels import DEFAULT_MAX_PIXELS, TooManyPixels, check_pixels, header_pixels
 from pipeline.data.input import image_dataset, split_arrays
 
 
@@ -29,16 +30,23 @@ class Images:
 
 
 def split_images(manifest, root: Path, split: str, classes: list[str], image_size: int,
-                 count: int | None = None, seed: int = 0, exif_orientation: bool = True
-                 ) -> Images:
+                 count: int | None = None, seed: int = 0, exif_orientation: bool = True,
+                 max_pixels: int = DEFAULT_MAX_PIXELS) -> Images:
     """The ``split``'s images in manifest order, or ``count`` of them drawn with ``seed``,
-    decoded as the model was trained (``exif_orientation``: its card's)."""
+    decoded as the model was trained (``exif_orientation``: its card's). Each must pass
+    the pixel rule the card records (``max_pixels``), as prepare checked it: a file that
+    changed since is an error, not decoded."""
     files, labels = split_arrays(manifest, root, split, classes)
     if not len(files):
         raise PipelineError(f"{paths.MANIFEST}: no {split} images to export against")
     if count is not None and count < len(files):
         keep = np.sort(np.random.default_rng(seed).choice(len(files), count, replace=False))
         files, labels = files[keep], labels[keep]
+    for file in files:
+        try:
+            check_pixels(header_pixels(file) or 0, max_pixels)
+        except TooManyPixels as err:
+            raise PipelineError(f"{file}: {err}; run `dvc repro` (prepare refuses it)") from None
     batches = image_dataset(files, labels, image_size, batch_size=32,
                             exif_orientation=exif_orientation).map(lambda x, y: x)
     pixels = np.concatenate(list(batches.as_numpy_iterator()))

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipeline.core.logs import native_stderr
 from pipeline.export.savedmodel import frozen_images_function
 
 
@@ -32,7 +33,8 @@ def to_tflite(model: keras.Model, image_size: int,
                 yield [image[None].astype(np.float32)]
 
         converter.representative_dataset = representative
-    return converter.convert()
+    with native_stderr("the TFLite converter"):  # "fully_quantize: 0, inference_type: 6, ..."
+        return converter.convert()
 
 
 class TFLiteRunner:
@@ -49,7 +51,8 @@ class TFLiteRunner:
     def predict(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape != self._shape:  # resizing re-plans the tensors: only on a new shape
             self._interpreter.resize_tensor_input(self._input, batch.shape)
-            self._interpreter.allocate_tensors()
+            with native_stderr("the TFLite interpreter"):  # "Created ... XNNPACK delegate"
+                self._interpreter.allocate_tensors()
             self._shape = batch.shape
         self._interpreter.set_tensor(self._input, batch.astype(np.float32))
         self._interpreter.invoke()

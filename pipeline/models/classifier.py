@@ -8,15 +8,16 @@ ResNet, BiT or ResNet-9, from scratch or a weights file of its own) with a Dense
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import keras
 
 from pipeline.core.params import BiTRecipe, ResNet9Recipe, WRNRecipe
 from pipeline.models.flip import flip_averaged
-from pipeline.models.weights import WeightsError
+from pipeline.models.weights import WeightsError, check_weights_file
 
 # What every image model's card says it takes.
 IMAGE_INPUT = ("raw RGB pixels in [0, 255], resized to image_size x image_size (bilinear, "
@@ -74,19 +75,39 @@ def _load_scratch_weights(model: keras.Model, net: keras.Model,
     spec = recipe.weights
     if spec == "none":
         return
-    key, path = f"scratch.{name}.weights", Path(spec)  # only scratch entries get here
-    npz_ok = isinstance(recipe, BiTRecipe)
-    kinds = "none, a .weights.h5" + (" or a BiT .npz file" if npz_ok else " file")
-    if not (path.name.endswith(".weights.h5") or (npz_ok and path.suffix == ".npz")):
-        raise WeightsError(f"{key}: {spec!r} is not {kinds}")
-    if not path.is_file():
-        raise WeightsError(f"{key}: weights file {spec!r} does not exist ({path.absolute()})")
-    if path.suffix == ".npz":
-        from pipeline.models.bit_npz import load_bit_npz
+    key = f"scratch.{name}.weights"  # only scratch entries get here
+    path = check_weights_file(key, spec)  # params checked the name; this, the file
+    # Keras warns of each layer group it cannot match ("Skipping nested container ...,
+    # retain their freshly-initialized weights") before it raises: kept out of the output,
+    # and a load that only warns is a partial load, refused.
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        try:
+            if path.suffix == ".npz":
+                from pipeline.models.bit_npz import load_bit_npz
 
-        load_bit_npz(net, path)
-    else:
-        model.load_weights(path)
+                load_bit_npz(net, path)
+            else:
+                model.load_weights(path)
+        except (OSError, ValueError, KeyError, EOFError) as err:
+            problem = str(err)
+        else:
+            skipped = [w for w in warned if "freshly-initialized" in str(w.message)]
+            problem = str(skipped[0].message) if skipped else ""
+    if problem:
+        raise WeightsError(f"{key}: {spec!r} does not fit this network (another family, "
+                           f"depth, width or number of classes?): {_mismatch(problem)}")
+
+
+def _mismatch(problem: str) -> str:
+    """Keras' load error in a few words: the first layer that differs and both shapes."""
+    layer = re.search(r"for object <\w+ name=([^,>]+)", problem)
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))",
+                       problem)
+    if layer and shapes:
+        return f"layer {layer[1]} has shape {shapes[1]}, the file {shapes[2]}"
+    said = " ".join(problem.split())
+    return said if len(said) <= 300 else said[:300] + " ..."
 
 
 def inference_copy(model: keras.Model, *, flip_tta: bool = False) -> keras.Model:

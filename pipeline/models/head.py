@@ -8,8 +8,12 @@ hundred images.
 
 from __future__ import annotations
 
-import keras
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:  # the standardisation alone (the NumPy fit) must not start TensorFlow
+    import keras
 
 # Variance floor, as a fraction of the median variance of the features. Pooled ReLU
 # features have dimensions that are (near-)constant on a few hundred training images,
@@ -32,6 +36,8 @@ def standardization(train_features: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 def build_head(train_features: np.ndarray, num_classes: int, dropout: float, l2: float
                ) -> keras.Model:
+    import keras
+
     # float32 under any mixed-precision policy: the head costs nothing beside the
     # backbone, and a softmax in float16/bfloat16 loses the small probabilities.
     inputs = keras.Input((train_features.shape[1],), name="features")

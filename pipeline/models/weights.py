@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import urllib.parse
+import zipfile
 from pathlib import Path
 
 from pipeline.core import paths
@@ -147,22 +148,57 @@ def resolve(arch: Arch, spec: str, seed: int) -> dict:
         raise WeightsError(
             f"backbone.weights: {spec!r} is not auto, imagenet, none or a .weights.h5/.h5 file"
         )
-    if not path.is_file():
-        raise WeightsError(f"backbone.weights: file {spec!r} does not exist")
+    check_weights_file("backbone.weights", spec)
     return record | {"source": "file", "file": spec, "sha256": file_digest(path)}
 
 
-def scratch_record(spec: str) -> dict:
-    """What a scratch entry's ``weights`` names, as DVC should track it: the file's hash.
+def check_weights_file(key: str, spec: str) -> Path:
+    """Refuse, in one line naming ``key`` and the file, what no network can load: a path
+    that is missing or a folder; an HDF5 file cut short, or that is no HDF5 (random bytes,
+    a .keras zip); a ``.weights.h5`` without Keras' ``layers`` group; an ``.npz`` that is
+    not a zip of arrays. Cheap (h5py reads the file's index; no TensorFlow), so the
+    always-changed weights stages run it before any stage removes a model. Whether the
+    weights fit the network (depth, width, classes) only loading them can tell."""
+    path = Path(spec)
+    if path.is_dir():
+        raise WeightsError(f"{key}: {spec!r} is a folder, not a weights file")
+    if not path.is_file():
+        raise WeightsError(f"{key}: weights file {spec!r} does not exist ({path.absolute()})")
+    if path.suffix == ".npz":
+        try:
+            with zipfile.ZipFile(path) as npz:
+                arrays = [n for n in npz.namelist() if n.endswith(".npy")]
+        except (OSError, zipfile.BadZipFile) as err:
+            raise WeightsError(f"{key}: {spec!r} is not an .npz file ({err})") from None
+        if not arrays:
+            raise WeightsError(f"{key}: {spec!r} is a zip archive with no arrays, not an .npz")
+        return path
+    import h5py  # Keras' own dependency; no TensorFlow start-up
 
-    The entry's stage depends on this record, so a weights file replaced in place (the
-    same name, other contents) re-runs it. A missing file is recorded, not raised: the
-    entry's own stage names the key and the file (pipeline/models/classifier.py)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            keras_weights = "layers" in h5
+    except OSError as err:
+        reason = str(err).rpartition("(")[2].rstrip(")") or str(err)
+        kind = " (a zip archive: a .keras model? save its weights with model.save_weights)" \
+            if zipfile.is_zipfile(path) else ""
+        raise WeightsError(f"{key}: {spec!r} is not a readable HDF5 weights file: "
+                           f"{reason}{kind}") from None
+    if path.name.endswith(".weights.h5") and not keras_weights:
+        raise WeightsError(f"{key}: {spec!r} is an HDF5 file but not Keras weights (no "
+                           "'layers' group, as model.save_weights writes)")
+    return path
+
+
+def scratch_record(name: str, spec: str) -> dict:
+    """What scratch entry ``name``'s ``weights`` names, as DVC should track it: the file's
+    hash. The entry's stage depends on this record, so a weights file replaced in place
+    (the same name, other contents) re-runs it. A file that is missing or no weights file
+    at all is refused here, naming ``scratch.NAME.weights`` (:func:`check_weights_file`):
+    the stage's output persists, so the entry's model is not removed for it."""
     if spec == "none":
         return {"requested": spec, "source": "random"}
-    path = Path(spec)
-    if not path.is_file():
-        return {"requested": spec, "source": "missing"}
+    path = check_weights_file(f"scratch.{name}.weights", spec)
     return {"requested": spec, "source": "file", "sha256": file_digest(path)}
 
 

@@ -29,13 +29,14 @@ import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-
-import keras
-import tensorflow as tf
+from typing import TYPE_CHECKING
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.machine import parse_cpuinfo
 from pipeline.core.params import DistributeParams
+
+if TYPE_CHECKING:  # which process is the chief (task, is_chief) needs no TensorFlow
+    import tensorflow as tf
 
 
 class DistributeError(PipelineError, RuntimeError):
@@ -124,6 +125,8 @@ def place(params: DistributeParams, *, inference: bool = False) -> Placement:
     TensorFlow runs anything (``MultiWorkerMirroredStrategy`` must be created first).
 
     ``inference``: features and evaluation, which need no other machine (see the module)."""
+    import tensorflow as tf
+
     set_precision(params.mixed_precision)
     several_gpus = len(tf.config.list_physical_devices("GPU")) > 1
     name = params.strategy
@@ -159,6 +162,7 @@ def _mend_keras_multi_worker() -> None:
     reduces a data batch across workers, and the metrics are reduced with ``axis=0``
     although they are scalars. Skip the first (Keras then builds when it traces the
     step, as it does without a strategy) and reduce the metrics without an axis."""
+    import keras
     from keras.src.backend.tensorflow import trainer
 
     names = ("reduce_per_replica", "_collective_all_reduce_multi_worker", "TensorFlowTrainer")
@@ -189,16 +193,22 @@ def _mend_keras_multi_worker() -> None:
 
 
 def set_precision(policy: str) -> None:
+    import keras
+
     keras.mixed_precision.set_global_policy("float32" if policy == "none" else policy)
 
 
 def _mirrored() -> tf.distribute.MirroredStrategy:
+    import tensorflow as tf
+
     gpus = tf.config.list_logical_devices("GPU")
     devices = gpus or tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy([d.name for d in devices])
 
 
 def _tpu() -> tf.distribute.TPUStrategy:
+    import tensorflow as tf
+
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)

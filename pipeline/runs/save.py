@@ -13,18 +13,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
-
-import keras
+from pathlib import Path
+from typing import Any, Protocol
 
 from pipeline.core import machine, paths
 from pipeline.core.io import atomic_path, write_json
 from pipeline.runs.budget import Budget
-from pipeline.runs.placement import Placement
 
 log = logging.getLogger(__name__)
 
 METRIC_KEYS = ("val_accuracy", "train_seconds", "distribute")
+
+
+class Saveable(Protocol):
+    """A ``keras.Model``, or the head fitted in NumPy (``pipeline.models.head_file``),
+    which writes the same .keras file without starting TensorFlow."""
+
+    def save(self, filepath: str | Path) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -32,18 +37,20 @@ class Outcome:
     """What a run saves, as its recipe gives it: the model as it goes to disk and its card
     (this module adds where the run ran and the machine)."""
 
-    model: keras.Model
+    model: Saveable
     card: dict[str, Any]
     budget: Budget | None = None  # the stage's time budget: the card says what it used
 
 
-def save_trained(name: str, outcome: Outcome, placement: Placement) -> dict[str, Any]:
-    """Write the model, its card and its metrics; print one line. The card it wrote."""
+def save_trained(name: str, outcome: Outcome, distribute: str, replicas: int
+                 ) -> dict[str, Any]:
+    """Write the model, its card and its metrics; print one line. The card it wrote.
+    ``distribute`` and ``replicas``: where it trained (``Placement.label()``, its
+    replicas)."""
     model_file = paths.MODELS / f"{name}.keras"
     with atomic_path(model_file, suffix=".keras") as tmp:
         outcome.model.save(tmp)
-    card = {"name": name} | outcome.card | {"distribute": placement.label(),
-                                            "replicas": placement.replicas}
+    card = {"name": name} | outcome.card | {"distribute": distribute, "replicas": replicas}
     if outcome.budget is not None and "budget" in card:
         # The whole stage so far (its process's start to the model saved): what the
         # budget covers, bar the card's own write and the exit.

@@ -4,6 +4,9 @@ It places the run (``placement.place``: strategy and precision, before TensorFlo
 anything), seeds, names the run's backup and hands the recipe a fit that resumes from it
 (``resume.resuming``), then lets only the chief write: a worker says so in one line and
 returns, the chief saves the model, its card and its metrics (``save.save_trained``).
+A recipe without TensorFlow (the head's L-BFGS fit) runs in :func:`run_numpy`: no
+placement, no backup (it takes seconds), the same chief rule and the same outputs.
+Importing this module starts no TensorFlow.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from typing import TYPE_CHECKING
 
 from pipeline.core.params import Params
 from pipeline.core.runtime import seed_everything
-from pipeline.runs.backup import Key, backup_folder
-from pipeline.runs.placement import Placement, place
+from pipeline.runs.placement import Placement, is_chief, place, task
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from pipeline.runs.backup import Key
     from pipeline.runs.save import Outcome
     from pipeline.training.fit import Fit
 
@@ -49,6 +52,7 @@ def run(label: str, name: str, params: Params, outcome: Callable[[Run], Outcome]
     placement = place(params.distribute)
     seed_everything(params.seed)
     # The training code after place(): MultiWorkerMirroredStrategy comes before anything.
+    from pipeline.runs.backup import backup_folder
     from pipeline.runs.resume import resuming
     from pipeline.runs.save import save_trained
 
@@ -59,4 +63,17 @@ def run(label: str, name: str, params: Params, outcome: Callable[[Run], Outcome]
     if not placement.chief:
         log.info(f"{label}: worker {placement.worker} done; the chief writes the outputs")
         return
-    save_trained(name, done, placement)
+    save_trained(name, done, placement.label(), placement.replicas)
+
+
+def run_numpy(label: str, name: str, outcome: Callable[[], Outcome]) -> None:
+    """Run the stage ``label`` whose recipe needs no TensorFlow: ``outcome`` fits in this
+    process and gives what to save as the model ``name``. Under a cluster (``TF_CONFIG``)
+    the chief alone fits and writes; the other workers have nothing to do."""
+    from pipeline.runs.save import save_trained
+
+    task_type, index, cluster = task()
+    if not is_chief(task_type, index, cluster):
+        log.info(f"{label}: worker {index} done; the chief writes the outputs")
+        return
+    save_trained(name, outcome(), "numpy x1 float32", 1)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from importlib import resources
 from typing import Any
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -26,8 +27,10 @@ from pipeline.serving.uploads import (
     UploadError,
     capped_receive,
     check_count,
-    check_image,
+    check_decodes,
+    check_header,
     check_part,
+    check_request_pixels,
     from_json,
     media_type,
 )
@@ -36,8 +39,13 @@ log = logging.getLogger("pipeline.serve")
 ACCEPTED = ("multipart/form-data", "application/json")
 
 
-def create_app(served: ServedModel, limits: Limits | None = None, top_k: int = 3) -> FastAPI:
+def create_app(served: ServedModel, limits: Limits | None = None, top_k: int = 3,
+               decoders: int | None = None) -> FastAPI:
+    """``decoders``: requests decoded and run at once (default: one per CPU core); the rest
+    wait their turn, so the memory of decoding is at most this many request budgets."""
     limits = limits or Limits()
+    decoders = decoders or os.cpu_count() or 1
+    limiter: list[anyio.CapacityLimiter] = []  # made in the event loop, by the first request
     # No /docs or /redoc: their pages load from a CDN, blank offline. /openapi.json stays.
     app = FastAPI(title="transfer-pipeline classifier", docs_url=None, redoc_url=None)
     page = resources.files("pipeline.serving").joinpath("page.html").read_text("utf-8")
@@ -73,6 +81,7 @@ def create_app(served: ServedModel, limits: Limits | None = None, top_k: int = 3
             "max_bytes": limits.max_bytes,
             "max_pixels": limits.max_pixels,
             "max_images": limits.max_images,
+            "max_request_pixels": limits.max_request_pixels,
             "top_k": top_k,
         }
 
@@ -80,7 +89,10 @@ def create_app(served: ServedModel, limits: Limits | None = None, top_k: int = 3
     async def predict(request: Request) -> dict[str, Any]:
         k = _top_k(request.query_params.get("top_k"), top_k, len(served.classes))
         uploads = await read_uploads(request, limits)
-        probabilities = await run_in_threadpool(infer, served, uploads, limits)
+        if not limiter:
+            limiter.append(anyio.CapacityLimiter(decoders))
+        probabilities = await anyio.to_thread.run_sync(infer, served, uploads, limits,
+                                                       limiter=limiter[0])
         return {
             "model": served.name,
             "version": served.version,
@@ -100,7 +112,8 @@ async def read_uploads(request: Request, limits: Limits) -> list[Upload]:
     declared = request.headers.get("content-length")
     if declared is not None and declared.strip() == "0":
         raise UploadError(400, "empty body: no image sent")
-    capped = Request(request.scope, capped_receive(request.receive, declared, limits.max_bytes))
+    capped = Request(request.scope, capped_receive(request.receive, declared, limits.max_bytes,
+                                                   limits.body_timeout))
     if kind == "application/json":
         body = await capped.body()
         if not body.strip():
@@ -114,6 +127,9 @@ async def read_uploads(request: Request, limits: Limits) -> list[Upload]:
     try:
         form = await capped.form(max_files=limits.max_images + 1)
     except HTTPException as err:  # Starlette's own multipart parse errors
+        if "too many files" in str(err.detail).lower():  # it stops counting past max_files
+            raise UploadError(413, f"more than {limits.max_images + 1} images in one request; "
+                              f"at most {limits.max_images} (--max-images)") from None
         raise UploadError(400, f"malformed multipart body: {err.detail}") from None
     try:
         parts = [(key, value) for key, value in form.multi_items()
@@ -134,11 +150,13 @@ async def read_uploads(request: Request, limits: Limits) -> list[Upload]:
 
 
 def infer(served: ServedModel, uploads: list[Upload], limits: Limits) -> np.ndarray:
-    """Check every image, decode as training did, one batch through the runtime."""
+    """Check every image (headers and the request's pixel budget before any decode), decode
+    as training did, one batch through the runtime."""
     import tensorflow as tf
 
+    check_request_pixels([check_header(upload, limits) for upload in uploads], limits)
     for upload in uploads:
-        check_image(upload, limits)
+        check_decodes(upload)
     images = []
     for upload in uploads:
         try:

@@ -22,6 +22,7 @@ import numpy as np
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.hashing import file_digest
+from pipeline.core.pixels import limit_of
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
@@ -159,6 +160,10 @@ def read_card(folder: Path) -> dict[str, Any]:
     if not isinstance(card.get("exif_orientation", True), bool):
         raise ModelFolderError(f"{path}: `exif_orientation` must be true or false (got "
                                f"{card['exif_orientation']!r})")
+    try:
+        limit_of(card, None)
+    except ValueError as err:
+        raise ModelFolderError(f"{path}: {err}") from None
     return card
 
 
@@ -192,10 +197,13 @@ def make_runtime(folder: Path, runtime: str = "auto", precision: str = "auto") -
     such as ONNX Runtime, is one more branch). An explicit runtime or precision that
     cannot run here is an error naming the flag; ``auto`` falls back to TensorFlow and
     prints the one-line reason."""
+    from pipeline.models.saving import ModelFileError
     from pipeline.runtimes.select import RuntimeChoiceError
 
     try:
         return ForwardRuntime(folder / MODEL_FILE, runtime, precision)
+    except ModelFileError as err:  # random, truncated, Python code: the file and why
+        raise ModelFolderError(f"--model {err}") from None
     except RuntimeChoiceError as err:  # its message names params.yaml's keys
         raise RuntimeChoiceError(str(err).replace("inference.runtime", "--runtime")
                                  .replace("inference.precision", "--precision")) from None

@@ -11,16 +11,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import keras
-import tensorflow as tf
+if TYPE_CHECKING:  # FitResult alone (the head's NumPy fit) must not start TensorFlow
+    import keras
+    import tensorflow as tf
 
-from pipeline.data.epochs import Epochs
+    from pipeline.data.epochs import Epochs
 from pipeline.runs.budget import Plan
 
 
 def trainable_params(model: keras.Model) -> int:
+    import keras
+
     return int(sum(keras.ops.size(w) for w in model.trainable_weights))
 
 
@@ -68,10 +71,14 @@ def direction(monitor: str) -> str:
 
 
 def early_stopping(monitor: str, patience: int) -> keras.callbacks.EarlyStopping:
-    """Early stopping on ``monitor`` with the best epoch's weights restored."""
+    """Early stopping on ``monitor`` with the best epoch's weights restored. Silent: the
+    stage's own line names the best epoch (Keras' "Restoring model weights..." came once
+    per fit, twice in a fine-tune)."""
+    import keras
+
     return keras.callbacks.EarlyStopping(monitor=monitor, mode=direction(monitor),
                                          patience=patience, restore_best_weights=True,
-                                         verbose=1)
+                                         verbose=0)
 
 
 def result(history: dict[str, list[float]], best_epoch: int, epochs_run: int, seconds: float,

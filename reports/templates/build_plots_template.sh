@@ -114,6 +114,12 @@ HEADER
   img { max-width: 100%; height: auto; }
   .vega-embed { margin: 0 0 2rem; }
   .vega-embed summary { opacity: 0.6; }
+  /* A picture's revisions (dvc plots diff): DVC writes them in one row that does not wrap,
+     each at its full size, so the second is cut. Here each takes an equal share of the
+     page's width, its picture scaled to fit. */
+  div[style*="nowrap"] { display: flex; flex-wrap: wrap; white-space: normal !important; }
+  div[style*="nowrap"] > p { flex-basis: 100%; }
+  div[style*="nowrap"] > div { flex: 1 1 0; min-width: 0; }
 </style>
 PAGE
     printf '<script>/* vega %s */\n' "$VEGA_VERSION"

@@ -194,12 +194,24 @@ def check_one_data_set(root: Path) -> None:
     )
 
 
-def describe(folders: dict[str, Path] | None, presplit: bool, val_fraction: float) -> str:
-    """Where the split came from, for prepare's summary line."""
+def describe(folders: dict[str, Path] | None, presplit: bool, fractions: dict[str, float],
+             counts: dict[str, int]) -> str:
+    """Which images became which split, in words, for prepare's summary: ``counts`` are
+    the images per split, ``fractions`` params.yaml's data.split."""
+    def n(split: str) -> str:
+        return f"{split} {counts.get(split, 0)}"
+
     if not presplit or not folders:
-        return "a stratified split, drawn after copies were left out"
-    named = ", ".join(f"{p.name}/ as {split}" for split, p in folders.items())
+        shares = "/".join(f"{fractions[s]:g}" for s in ("train", "val", "test"))
+        pooled = (f", the images of {', '.join(f'{p.name}/' for p in folders.values())} "
+                  "pooled (data.presplit: ignore)" if folders else "")
+        return (f"{n('train')}, {n('val')}, {n('test')}: a stratified {shares} split of the "
+                f"images kept{pooled}")
+    given = [f"{n(split)} from {folder.name}/" for split, folder in folders.items()
+             if split != "train"]
     if not carved_from_train(folders):
-        return f"the split folders ({named})"
-    return (f"the split folders ({named}; no val/ folder: validation is a stratified "
-            f"{val_fraction:g} of {folders['train'].name}/, data.split.val)")
+        return f"{n('train')} from {folders['train'].name}/, " + ", ".join(given)
+    held_out = folders["test"].name
+    note = " (the held-out folder: results are reported on it)" if held_out != "test" else ""
+    return (f"{n('train')} and {n('val')} from {folders['train'].name}/ (val: a stratified "
+            f"{fractions['val']:g} of it, data.split.val), {n('test')} from {held_out}/{note}")
