@@ -78,11 +78,11 @@ What each row means:
    manifest, untimed), the wall-clock seconds T of the whole process of TensorFlow's
    tutorial CNN (``benchmarks/tutorial_cnn.py``: 15 epochs at 128 px, its test accuracy
    on the manifest's test split), then ``python stages/scratch.py resnet9`` with
-   ``scratch.resnet9.budget_seconds`` = T, 2T and 4T (``--budgets``): each stage's whole-process wall time
-   (and its ratio to the budget), the epochs its budget planned and why it stopped (its
-   card), and the test accuracy ``stages/evaluate.py`` gives it (untimed), with 95 %
-   Wilson intervals on the same test images. One run each; --quick: on the head loop's
-   subset.
+   ``scratch.resnet9.budget_seconds`` = T, 2T and 4T (``--budgets``): each stage's
+   whole-process wall time (and its ratio to the budget), the epochs its budget planned
+   and why it stopped (its card), and the test accuracy ``stages/evaluate.py`` gives it
+   (untimed), with 95 % Wilson intervals on the same test images. One run each; --quick:
+   on the head loop's subset.
 
 ``--quick`` measures less: 100 photos in rows 2-3, the head loop at 128 px only and on
 the first 30 photos of each class (copied to a temporary folder), row 5 on a tiny
