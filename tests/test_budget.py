@@ -144,6 +144,20 @@ def test_a_machine_getting_busier_shortens_the_plan_and_its_schedule():
     assert lr_at(plan.schedule, 3 * STEPS) == pytest.approx(0.0, abs=1e-9)
 
 
+def test_a_machine_getting_quieter_lengthens_the_plan_and_its_schedule():
+    """Steps three times faster from the second epoch (12 s an epoch instead of 32): the
+    plan made from the slow first steps grows once the epochs measure the change, after
+    the warm-up, and its schedule still ends at the last step, within the budget."""
+    clock = Clock(10.0)
+    plan = planner(clock, seconds=200)
+    history = tiny_fit(plan, Costs(clock, first=5, step=lambda e: 1.0 if e >= 1 else 3.0,
+                                   val=2))
+    assert len(history.history["loss"]) == plan.planned > plan.first_plan + 3
+    assert plan.stopped_by == "budget" and clock.now <= 200 - plan.budget.reserve()
+    assert lr_at(plan.schedule, plan.planned * STEPS) == pytest.approx(0.0, abs=1e-9)
+    assert lr_at(plan.schedule, plan.planned * STEPS - 1) > 0
+
+
 def test_a_lasting_slowdown_is_planned_for_before_the_schedule_is_cut():
     """Steps twice as slow from the third epoch on (22 s an epoch): the plan shrinks to 4
     at once (the last epoch, not the mean of the last two, which would keep 5 and be cut
@@ -193,6 +207,7 @@ def test_a_resumed_plan_goes_on_with_its_schedule_and_time_used():
     again.restore(state)
     assert again.planned == first.planned == 3
     assert again.budget.elapsed() == state["used_seconds"] == 58
+    assert again.epoch_cost() == first.epoch_cost()  # planned from what was measured
     for step in (20, 25, 30):
         assert lr_at(again.schedule, step) == pytest.approx(lr_at(first.schedule, step))
     assert lr_at(again.schedule, 25) > 0 and lr_at(again.schedule, 30) == pytest.approx(0.0)
