@@ -110,6 +110,15 @@ def wrn_recipe(**changes: Any):
     return WRNRecipe(**(repo_params()["scratch"]["wrn"] | changes))
 
 
+def resnet9_recipe(**changes: Any):
+    """The shipped ``scratch.resnet9`` recipe (pipeline/models/resnet9_recipe.yaml) with
+    ``changes``."""
+    from pipeline.core.params import ResNet9Recipe
+    from pipeline.models.resnet9 import recipe
+
+    return ResNet9Recipe(**(recipe() | changes))
+
+
 def image_policy(**changes: Any):
     """The image policy of params.yaml (``data.images`` and validate's sides), ``changes``
     applied to the policy's own fields (``max_pixels``, ``allowed_formats``, ...)."""

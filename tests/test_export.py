@@ -96,8 +96,17 @@ def rows_by_format(rows: list[dict]) -> dict[str, dict]:
     return {r["format"]: r for r in rows}
 
 
-@pytest.mark.parametrize("build", [tiny_classifier, head_behind_backbone],
-                         ids=["classifier", "head_behind_backbone"])
+def flip_averaged_classifier():
+    """A classifier saved with test-time flip averaging (a recipe's ``flip_tta``): the
+    mirror and the average are in the graph, so every format must carry them."""
+    from pipeline.models.flip import flip_averaged
+
+    return flip_averaged(tiny_classifier())
+
+
+@pytest.mark.parametrize("build", [tiny_classifier, head_behind_backbone,
+                                   flip_averaged_classifier],
+                         ids=["classifier", "head_behind_backbone", "flip_averaged"])
 def test_every_format_agrees_with_keras(build, pictures, tmp_path):
     from pipeline.export.formats import export_all
 

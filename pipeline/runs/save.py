@@ -21,13 +21,14 @@ from typing import Any, Protocol
 
 from pipeline.core import machine, paths, run_facts
 from pipeline.core.io import atomic_path, write_json
+from pipeline.runs.budget import Budget
 
 log = logging.getLogger(__name__)
 
 METRIC_KEYS = ("val_accuracy",)
 # How the run went, not what it found: a resumed run says after which epoch.
-RUN_FACT_KEYS = ("train_seconds", "train_images_per_second", "resumed_after_epoch",
-                 "distribute", "replicas")
+RUN_FACT_KEYS = ("train_seconds", "train_images_per_second", "epochs_run", "stopped_by",
+                 "budget", "resumed_after_epoch", "distribute", "replicas")
 
 
 class Saveable(Protocol):
@@ -44,6 +45,7 @@ class Outcome:
 
     model: Saveable
     card: dict[str, Any]
+    budget: Budget | None = None  # the stage's time budget: the card says what it used
 
 
 def save_trained(name: str, outcome: Outcome, distribute: str, replicas: int
@@ -55,12 +57,17 @@ def save_trained(name: str, outcome: Outcome, distribute: str, replicas: int
     with atomic_path(model_file, suffix=".keras") as tmp:
         outcome.model.save(tmp)
     card = {"name": name} | outcome.card | {"distribute": distribute, "replicas": replicas}
+    if outcome.budget is not None and "budget" in card:
+        # The whole stage so far (its process's start to the model saved): what the
+        # budget covers, bar the card's own write and the exit.
+        card["budget"] = card["budget"] | {"used_seconds": round(outcome.budget.elapsed(), 1)}
     found = machine.describe()
     write_json(paths.MODELS / f"{name}.json", card | {"machine": found})
     write_json(paths.METRICS / "train" / f"{name}.json",
                {k: card[k] for k in METRIC_KEYS if k in card})
     run_facts.write(f"train/{name}", {k: card[k] for k in RUN_FACT_KEYS if k in card}, found)
-    log.info(f"{name}: best epoch {card['best_epoch']}/{card['epochs_run']}, "
-          f"val accuracy {card.get('val_accuracy')}, {card['train_seconds']} s, "
-          f"{card['train_images_per_second']} img/s -> {model_file}")
+    log.info(f"{name}: best epoch {card['best_epoch']}/{card['epochs_run']} (stopped by "
+             f"{card.get('stopped_by', 'epochs')}), "
+             f"val accuracy {card.get('val_accuracy')}, {card['train_seconds']} s, "
+             f"{card['train_images_per_second']} img/s -> {model_file}")
     return card
