@@ -202,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.verbosity, info="stderr")  # stdout is the table
     files, errors = collect(args.inputs)
-    log.debug("predict: %d image(s) from %s", len(files), ", ".join(args.inputs))
+    log.debug("predict: %d image(s) from %s", len(files), ", ".join(map(shown, args.inputs)))
     for item, why in errors:
         log.error(f"error: {item}: {why}")
     if not files:
