@@ -218,6 +218,9 @@ class HeadParams(_Section):
     epochs: PositiveInt
     patience: PositiveInt
     monitor: Monitor
+    # Wall seconds for the whole stage; lbfgs stops at the iteration that would cross it,
+    # keras plans its epochs as a fine-tune does. None: no budget.
+    budget_seconds: Seconds | None
 
 
 class AugmentParams(_Section):
