@@ -293,10 +293,14 @@ def noop_times(repo: Path, runs: int, *targets: str) -> list[float]:
 
 
 def export_run(repo: Path) -> tuple[float, dict[str, Any]]:
-    """Seconds of `python stages/export.py` in a copy whose `dvc repro export` ran, and the
-    metrics/export.json it wrote (parity and speed of every format)."""
+    """Seconds of `python stages/export.py` in a copy whose `dvc repro export` ran, and what
+    it wrote of every format: its check (reports/export.json: parity) with its run facts
+    (reports/runs/export.json: size and speed) beside it, as the report's table has them."""
+    from pipeline.evaluation.report import export_record
+
     seconds = timed(repo, sys.executable, "stages/export.py")
-    return seconds, json.loads((repo / "metrics" / "export.json").read_text())
+    return seconds, export_record(json.loads((repo / "reports/export.json").read_text()),
+                                  json.loads((repo / "reports/runs/export.json").read_text()))
 
 
 # --- 6: peak memory of stages ------------------------------------------------------------------
@@ -361,3 +365,45 @@ def stage_times(repo: Path) -> tuple[float, dict[str, float]]:
     ends = [t for _, t in marks[1:]] + [end]
     spans = zip(marks, ends, strict=True)
     return end - start, {name: stop - begun for (name, begun), stop in spans}
+
+
+# --- 11: time to accuracy ----------------------------------------------------------------------
+
+TUTORIAL = Path(__file__).resolve().parent / "tutorial_cnn.py"
+
+
+def ttacc_setup(dest: Path, data: Path) -> Path:
+    """Untimed: a copy reading ``data`` (duplicates dropped) after `dvc repro validate`: the
+    manifest whose split both the tutorial CNN and the pipeline's stage use."""
+    from pipeline.models.resnet9 import recipe
+
+    repo = project_copy(dest, {
+        "data.source": str(data.resolve()), "data.images.duplicates": "drop",
+        "validate.min_per_class": 2, "backbone.weights": "none",
+        "scratch.resnet9": recipe(),  # the shipped recipe, pasted as a user would
+    })
+    sh(repo, "dvc", "repro", "-q", "validate")
+    commit(repo, "manifest")
+    return repo
+
+
+def tutorial_run(repo: Path) -> tuple[float, dict[str, Any]]:
+    """Wall-clock seconds of the whole tutorial CNN process on the copy's split (interpreter
+    start to exit: TensorFlow's import, the data, 15 epochs, the test score), and what it
+    printed (its test accuracy)."""
+    start = time.perf_counter()
+    proc = sh(repo, sys.executable, str(TUTORIAL), str(repo))
+    seconds = time.perf_counter() - start
+    return seconds, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def budget_run(repo: Path, name: str, seconds: float) -> tuple[float, dict, dict]:
+    """``scratch.<name>`` with ``budget_seconds`` = ``seconds``: the wall-clock seconds of its
+    stage process (`python stages/scratch.py NAME`, start to exit), then, untimed, its
+    evaluation; (seconds, its card models/NAME.json, metrics/evaluate/NAME.json)."""
+    set_params(repo, {f"scratch.{name}.budget_seconds": round(seconds, 1)})
+    wall = timed(repo, sys.executable, "stages/scratch.py", name)
+    sh(repo, sys.executable, "stages/evaluate.py", name)
+    card = json.loads((repo / "models" / f"{name}.json").read_text())
+    scores = json.loads((repo / "metrics" / "evaluate" / f"{name}.json").read_text())
+    return wall, card, scores

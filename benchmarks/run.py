@@ -63,10 +63,11 @@ What each row means:
    of the same precision (row 1).
 9. **export**: wall-clock seconds of ``python stages/export.py`` (the recommended model
    in every format of ``export.formats``, each checked on every test image) in a copy
-   of the project on the sample data, and one row per format from the
-   ``metrics/export.json`` it wrote: top-1 agreement with the Keras model and the
-   largest |probability difference| on every test image, single-image latency p50/p95
-   and batch throughput, file size, status. The copy's first ``dvc repro export``
+   of the project on the sample data, and one row per format from what it wrote
+   (``reports/export.json``, and its run facts ``reports/runs/export.json``): top-1
+   agreement with the Keras model and the largest |probability difference| on every
+   test image, single-image latency p50/p95 and batch throughput, file size, status.
+   The copy's first ``dvc repro export``
    (training included; --quick: the tiny profile) is not timed.
 10. **first full repro**: wall-clock seconds of the first ``dvc repro`` (every stage) in a
    fresh copy reading the flowers folder (duplicates dropped, random weights), once with
@@ -74,6 +75,15 @@ What each row means:
    before issue 21) and once on ``inference: auto``; each stage's seconds are read from
    DVC's "Running stage" lines, and the notes name the slowest. ``--repro-epochs N`` caps
    the training entries' epochs (--quick: 1, on the head loop's subset). One run each.
+11. **time to accuracy**: in a copy reading the flowers folder (duplicates dropped; its
+   manifest, untimed), the wall-clock seconds T of the whole process of TensorFlow's
+   tutorial CNN (``benchmarks/tutorial_cnn.py``: 15 epochs at 128 px, its test accuracy
+   on the manifest's test split), then ``python stages/scratch.py resnet9`` with
+   ``scratch.resnet9.budget_seconds`` = T, 2T and 4T (``--budgets``): each stage's
+   whole-process wall time (and its ratio to the budget), the epochs its budget planned
+   and why it stopped (its card), and the test accuracy ``stages/evaluate.py`` gives it
+   (untimed), with 95 % Wilson intervals on the same test images. One run each; --quick:
+   on the head loop's subset.
 
 ``--quick`` measures less: 100 photos in rows 2-3, the head loop at 128 px only and on
 the first 30 photos of each class (copied to a temporary folder), row 5 on a tiny
@@ -122,6 +132,7 @@ from bench_compute import (  # noqa: E402
 from bench_dvc import (  # noqa: E402
     MEMORY_STAGES,
     RUNTIMES,
+    budget_run,
     export_run,
     flowers_setup,
     head_setup,
@@ -131,6 +142,8 @@ from bench_dvc import (  # noqa: E402
     sample_setup,
     stage_peaks,
     stage_times,
+    ttacc_setup,
+    tutorial_run,
 )
 
 import pipeline  # noqa: E402,F401 - before TensorFlow is imported: its start-up noise filtered
@@ -162,14 +175,15 @@ class Plan:
     noop_tiny: bool  # the no-op repro on the tiny profile, else on the repository's params
     sample_sizes: tuple[int, int] | None  # sample.images_per_class of rows 5 (validate), 6
     repro_epochs: int | None = None  # row 10's cap on training epochs; None: params.yaml's
+    budgets: tuple[int, ...] = (1, 2, 4)  # row 11's budgets, in multiples of the tutorial's T
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> Plan:
         if args.quick:
             return cls(True, args.repeats or 1, 20, (128,), 30, 2, True, None,
-                       args.repro_epochs or 1)
+                       args.repro_epochs or 1, args.budgets)
         return cls(False, args.repeats or 3, 192, (128, 224), None, 10, False, (200, 2000),
-                   args.repro_epochs)
+                   args.repro_epochs, args.budgets)
 
 
 @dataclass
@@ -258,6 +272,8 @@ def setup_steps(bench: Bench) -> dict[str, Callable[[], Path]]:
         f"head{size}": (lambda size=size: head_setup(work / f"head-{size}", data, size))
         for size in plan.head_sizes if bench.wanted({4})
     }
+    if bench.wanted({11}):
+        steps["ttacc"] = lambda: ttacc_setup(work / "ttacc", data)
     if bench.wanted({8}):
         steps["export"] = lambda: sample_setup(work / "export", "export", tiny=plan.noop_tiny)
     if bench.wanted({5}):
@@ -275,7 +291,7 @@ def setup_steps(bench: Bench) -> dict[str, Callable[[], Path]]:
 def run_setups(bench: Bench) -> None:
     """Every untimed step, two at a time, all finished before anything is timed."""
     data, _ = head_data(bench)
-    if bench.plan.head_subset is not None and bench.wanted({4}):
+    if bench.plan.head_subset is not None and bench.wanted({4, 10, 11}):
         try:
             subset_folder(bench.flowers, data, bench.plan.head_subset)
         except OSError as err:  # the head loop's rows will say what is missing
@@ -613,12 +629,67 @@ def repro_rows(bench: Bench) -> list[Row]:
     return rows
 
 
+# --- 11: time to accuracy -----------------------------------------------------------------
+
+RECIPE = "resnet9"  # the scratch entry built for time to accuracy
+
+
+def interval(accuracy: float, total: int) -> str:
+    from pipeline.evaluation.stats import wilson_interval
+
+    low, high = wilson_interval(round(accuracy * total), total)
+    return f"{accuracy:.3f} ({low:.3f}-{high:.3f})"
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def ttacc_rows(bench: Bench) -> list[Row]:
+    _, described = head_data(bench)
+    measured: dict[str, float] = {}
+
+    def tutorial() -> tuple[str, int, str]:
+        seconds, out = tutorial_run(bench.setup("ttacc"))
+        measured["T"] = seconds
+        return (f"T = {seconds:.0f} s, test accuracy "
+                f"{interval(out['test_accuracy'], out['test_images'])}", 1,
+                f"whole process (fit {out['fit_seconds']:.0f} s); {out['test_images']} test "
+                f"images, 95 % Wilson interval; load {loadavg()}")
+
+    def recipe(times: int) -> tuple[str, int, str]:
+        if "T" not in measured:
+            raise RuntimeError("no tutorial time T to budget from (its row failed)")
+        budget = times * measured["T"]
+        wall, card, scores = budget_run(bench.setup("ttacc"), RECIPE, budget)
+        total = len((bench.setup("ttacc") / "reports" / "predictions" / f"{RECIPE}.csv")
+                    .read_text().splitlines()) - 1
+        plan = card.get("budget", {})
+        return (f"test accuracy {interval(scores['accuracy'], total)}, stage {wall:.0f} s = "
+                f"{wall / budget:.2f} x budget", 1,
+                f"budget {budget:.0f} s; {card['epochs_run']} epochs run of "
+                f"{plan.get('planned_epochs')} planned, stopped by {card['stopped_by']}; "
+                f"{card['image_size']} px, {card['trainable_params']:,} trainable parameters; "
+                f"the card's used_seconds {plan.get('used_seconds')}; load {loadavg()}")
+
+    setting = f"{described}, duplicates dropped, the manifest's split"
+    rows = [attempt(11, "time to accuracy, tutorial CNN",
+                    f"{setting}; TensorFlow's tutorial CNN, 128 px, 15 epochs", tutorial)]
+    rows += [attempt(11, f"time to accuracy, {RECIPE} at {t}T",
+                     f"{setting}; scratch.{RECIPE} with budget_seconds = {t} x T",
+                     lambda t=t: recipe(t)) for t in bench.plan.budgets]
+    return rows
+
+
 # --- the run -----------------------------------------------------------------------------
 
 # Each section and the rows (of the module docstring) it gives.
 SECTIONS = ((matmul_rows, {1}), (feature_rows, {2, 3}), (head_rows, {4}), (noop_rows, {5}),
             (memory_rows, {6}), (training_rows, {7}), (runtime_rows, {8}),
-            (export_rows, {9}), (repro_rows, {10}))
+            (export_rows, {9}), (repro_rows, {10}), (ttacc_rows, {11}))
 
 
 def measure_all(bench: Bench) -> list[Row]:
@@ -648,14 +719,26 @@ def header(plan: Plan, hardware: str, argv: list[str]) -> str:
 
 
 def row_numbers(text: str) -> set[int]:
-    """--rows: comma-separated row numbers of the module docstring (1-10)."""
+    """--rows: comma-separated row numbers of the module docstring (1-11)."""
     try:
         rows = {int(n) for n in text.split(",")}
     except ValueError:
         rows = set()
-    if not rows or not rows <= set(range(1, 11)):
-        raise argparse.ArgumentTypeError(f"{text!r}: row numbers 1-10, comma-separated")
+    if not rows or not rows <= set(range(1, 12)):
+        raise argparse.ArgumentTypeError(f"{text!r}: row numbers 1-11, comma-separated")
     return rows
+
+
+def budget_multiples(text: str) -> tuple[int, ...]:
+    """--budgets: comma-separated whole multiples of T, 1-16."""
+    try:
+        times = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        times = ()
+    if not times or not all(1 <= t <= 16 for t in times):
+        raise argparse.ArgumentTypeError(f"{text!r}: whole multiples of T from 1 to 16, "
+                                         "comma-separated")
+    return times
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -674,14 +757,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repro-epochs", type=int, default=None,
                         help="row 10: cap every finetune/scratch entry's epochs (default: "
                              "params.yaml's; --quick: 1)")
+    parser.add_argument("--budgets", type=budget_multiples, default=(1, 2, 4),
+                        help="row 11: the recipe's budgets in multiples of the tutorial's "
+                             "time T, comma-separated (default 1,2,4; 1 alone: about 2T)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary folder (its path is printed)")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    if not args.flowers.is_dir() and (args.rows is None or args.rows & {2, 3, 4, 10}):
-        parser.error(f"--flowers {args.flowers}: no such folder (rows 2-4 and 10 read it; pass "
-                     "the folder of class folders, or --rows without 2, 3, 4 and 10)")
+    if not args.flowers.is_dir() and (args.rows is None or args.rows & {2, 3, 4, 10, 11}):
+        parser.error(f"--flowers {args.flowers}: no such folder (rows 2-4, 10 and 11 read it; "
+                     "pass the folder of class folders, or --rows without them)")
     return args
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from pipeline.core import logs, paths
 from pipeline.core.formats import IMAGE_EXTENSIONS
+from pipeline.data.sources.names import not_utf8
 from pipeline.evaluation.inference import (
     CLASSES_FROM,
     DEFAULT_MODELS,
@@ -63,7 +64,7 @@ def collect(inputs: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
     files: list[str] = []
     errors: list[tuple[str, str]] = []
     for item in inputs:
-        if not _utf8(item):
+        if not_utf8(item):
             errors.append((shown(item), NOT_UTF8))
             continue
         path = Path(item)
@@ -79,7 +80,7 @@ def collect(inputs: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
             if (p.suffix.lower() not in IMAGE_EXTENSIONS or p.is_dir()
                     or any(part.startswith(".") for part in p.relative_to(path).parts)):
                 continue
-            why = NOT_UTF8 if not _utf8(str(p)) else _not_a_file(p)
+            why = NOT_UTF8 if not_utf8(str(p)) else _not_a_file(p)
             if why:
                 bad.append((shown(str(p)), why))
             else:
@@ -93,15 +94,6 @@ def collect(inputs: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
 
 
 NOT_UTF8 = "the name is not valid UTF-8 (rename it)"
-
-
-def _utf8(name: str) -> bool:
-    """Whether a path as Python holds it (undecodable bytes as surrogates) is UTF-8."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def shown(name: str) -> str:
@@ -202,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.verbosity, info="stderr")  # stdout is the table
     files, errors = collect(args.inputs)
-    log.debug("predict: %d image(s) from %s", len(files), ", ".join(args.inputs))
+    log.debug("predict: %d image(s) from %s", len(files), ", ".join(map(shown, args.inputs)))
     for item, why in errors:
         log.error(f"error: {item}: {why}")
     if not files:

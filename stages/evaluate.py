@@ -14,11 +14,12 @@ Reads:  params evaluate.*, distribute, inference; models/MODEL.keras, models/MOD
         the head (in NumPy, no TensorFlow): data/features/{val,test}.npz and info.json
         (the backbone the export ships before it), others: data/manifest.csv;
         data/source.json (the images)
-Writes: metrics/evaluate/MODEL.json (with temperature, ece, ece_calibrated, nll,
-        nll_calibrated, the runtime that ran, the machine: its kernels can move a
-        score, and shipped_params, shipped_mb: the parameters and weights of the network
-        the export ships, the head's backbone included), reports/predictions/MODEL.csv
-        (each test image),
+Writes: metrics/evaluate/MODEL.json (the results: accuracy, macro_f1, top-k accuracy,
+        temperature, ece, ece_calibrated, nll, nll_calibrated), reports/runs/evaluate/
+        MODEL.json (its run facts: inference images/s, the runtime that ran, the machine:
+        its kernels can move a score, and shipped_params, shipped_mb: the parameters and
+        weights of the network the export ships, the head's backbone included),
+        reports/predictions/MODEL.csv (each test image),
         plots/MODEL/{confusion,per_class,reliability}.csv,
         plots/MODEL/{mistakes,confused_pairs,reliability}.png
 """

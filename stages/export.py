@@ -6,7 +6,9 @@ for the head, chains it behind its backbone, so every file takes images and give
 calibrated probabilities. Each format of params.yaml's export.formats is written and
 checked on every test image against the Keras model (top-1 agreement, largest |dp|) and
 timed here (single-image latency p50/p95, batch throughput); a format that cannot be
-had is reported as failed, with the reason, never skipped.
+had is reported as failed, with the reason, never skipped. Each format's agreement is a
+metric; the whole check is reports/export.json; sizes and timings, which are no result,
+are run facts (reports/runs/export.json).
 
 Reads:  params export.*, report.*, backbone, seed, data.images.max_pixels (the card's pixel
         rule, which the check images must pass too); for every model: models/MODEL.json
@@ -14,14 +16,18 @@ Reads:  params export.*, report.*, backbone, seed, data.images.max_pixels (the c
         metrics/evaluate/MODEL.json, reports/predictions/MODEL.csv; the recommended
         model's models/MODEL.keras; data/manifest.csv, data/source.json (test and train
         images); data/weights.json (the head's backbone; the card's provenance),
-        reports/data/prepare.json (the card's data)
+        reports/data/prepare.json (the card's data); reports/runs/evaluate/MODEL.json
+        (the costs of the rule: the size of what ships, the speed; the card's machine)
 Writes: artifacts/classifier/ (model.keras, card.json, README.md: the model card, saved_model/,
-        model.tflite, model_int8.tflite, model.onnx), metrics/export.json
+        model.tflite, model_int8.tflite, model.onnx), metrics/export.json (FORMAT_agreement
+        of each format checked), reports/export.json (each format: file, status, agreement,
+        max |dp|, accuracy and its change), reports/runs/export.json (each format's size,
+        latency and throughput, the machine)
 """
 
 import logging
 
-from pipeline.core import paths, stage
+from pipeline.core import paths, run_facts, stage
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import atomic_dir, write_json
 from pipeline.core.params import Params
@@ -34,7 +40,7 @@ def main(params: Params) -> None:
     from pipeline.data.sources import data_root
     from pipeline.evaluation.choice import recommendation
     from pipeline.evaluation.modelcard import write_model_card
-    from pipeline.export.formats import export_all
+    from pipeline.export.formats import RUN_FACT_KEYS, export_all
     from pipeline.export.keras_model import image_network, temperature_of
     from pipeline.export.samples import split_images
 
@@ -57,10 +63,15 @@ def main(params: Params) -> None:
         rows = export_all(network, size, folder, test, calibration, params.export)
         if rows[0]["status"] == "failed":
             raise PipelineError(f"{paths.BEST / 'model.keras'}: {rows[0]['reason']}")
-    write_json(paths.METRICS / "export.json", {
-        "model": name, "temperature": temperature, "test_images": len(test),
-        "formats": {row["format"]: {k: v for k, v in row.items() if k != "format"}
-                    for row in rows}})
+    checked = {row["format"]: {k: v for k, v in row.items()
+                               if k != "format" and k not in RUN_FACT_KEYS} for row in rows}
+    write_json(paths.EXPORT_CHECK, {"model": name, "temperature": temperature,
+                                    "test_images": len(test), "formats": checked})
+    write_json(paths.METRICS / "export.json", {f"{fmt}_agreement": row["agreement"]
+                                               for fmt, row in checked.items()
+                                               if "agreement" in row})
+    run_facts.write("export", {"formats": {row["format"]: {k: row[k] for k in RUN_FACT_KEYS
+                                                           if k in row} for row in rows}})
     log.info(f"export {name} (temperature {temperature:g}) to {paths.BEST}/, "
              f"{len(test)} test images:")
     for row in rows:

@@ -6,15 +6,16 @@ Reads:  params seed, backbone.arch/image_size/batch_size, distribute, inference,
         data/source.json (where the images are), data/weights.json
 Writes: data/features/{train,val,test}.npz (features, labels, paths, classes) and
         info.json (backbone, size, weights, exif_orientation, and the backbone's params
-        and weight_bytes: what a head ships behind it), metrics/features.json
-        (weights used, images/s, the machine, the runtime and precision that ran)
+        and weight_bytes: what a head ships behind it); its run facts, no metrics:
+        reports/runs/features.json (weights used, images/s, the strategy, the runtime and
+        precision that ran, the machine)
 """
 
 import logging
 
 import numpy as np
 
-from pipeline.core import machine, paths, stage
+from pipeline.core import paths, run_facts, stage
 from pipeline.core.io import atomic_dir, read_json, write_json
 from pipeline.core.params import Params
 from pipeline.core.runtime import seed_everything
@@ -70,7 +71,7 @@ def main(params: Params) -> None:
             "arch": bb.arch, "image_size": bb.image_size, "exif_orientation": upright,
             "dim": int(backbone.output_shape[-1]), "images": total,
             "params": params, "weight_bytes": weight_bytes})
-    write_json(paths.METRICS / "features.json", made | {"machine": machine.record()})
+    run_facts.write("features", made)
     log.info(f"features: {total} images, {speed['train']:.1f} img/s on the train split "
              f"({made['runtime']})")
 

@@ -2,13 +2,15 @@
 
 The params.yaml entry finetune.NAME is the recipe (keras.io's): the head alone first
 with the backbone frozen, then the backbone unfrozen at a low learning rate with
-BatchNorm kept in inference mode.
+BatchNorm kept in inference mode. With budget_seconds, the whole stage (this process,
+start to model saved) plans its epochs to fit in it (docs/models.md).
 
 Reads:  params seed, backbone, finetune.NAME, distribute, data.images.exif_orientation (the
         decode, recorded in the card); data/manifest.csv, data/source.json,
         data/weights.json, models/head.keras
-Writes: models/NAME.keras, models/NAME.json (its card), metrics/train/NAME.json,
-        dvclive/NAME/, plots/NAME/augmented.png
+Writes: models/NAME.keras, models/NAME.json (its card), metrics/train/NAME.json
+        (the validation accuracy), reports/runs/train/NAME.json (its run facts:
+        seconds, images/s, strategy, machine), dvclive/NAME/, plots/NAME/augmented.png
 """
 
 from pipeline.core import paths, stage
@@ -21,7 +23,12 @@ def main(params: Params, name: str) -> None:
         raise ParamsError(f"no params entry finetune.{name}; the entries are: {known}")
     recipe = params.finetune[name]
     from pipeline.runs.backup import Key
+    from pipeline.runs.placement import recipe_distribute
     from pipeline.runs.shell import Run, run
+
+    # The recipe's own precision, if it sets one (the card's "distribute" says which ran).
+    params = params.model_copy(
+        update={"distribute": recipe_distribute(params.distribute, recipe.precision)})
 
     def outcome(r: Run):
         from pipeline.training.finetune import finetune

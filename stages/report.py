@@ -11,9 +11,11 @@ model's formats (artifacts/classifier/), after checking that it exported that mo
 every model's training curves in two tables (a model column) for the plots page.
 
 Reads:  params report.*; for every model (the head, each finetune and scratch entry):
-        models/MODEL.json, metrics/evaluate/MODEL.json, reports/predictions/MODEL.csv,
+        models/MODEL.json, metrics/evaluate/MODEL.json, reports/runs/evaluate/MODEL.json
+        (shipped size, speed, machine), reports/predictions/MODEL.csv,
         plots/MODEL/{reliability,confused_pairs,mistakes}.png, dvclive/MODEL/plots/metrics/;
-        metrics/export.json, artifacts/classifier/card.json; reports/data/prepare.json,
+        reports/export.json and reports/runs/export.json (the formats table),
+        artifacts/classifier/card.json; reports/data/prepare.json,
         metrics/validation.json, plots/data/*.png; data/weights.json (the banner: which
         weights the backbone had)
 Writes: reports/report.md, reports/report.html (self-contained), reports/figures/
@@ -23,7 +25,7 @@ Writes: reports/report.md, reports/report.html (self-contained), reports/figures
 import logging
 from pathlib import Path
 
-from pipeline.core import paths, stage
+from pipeline.core import paths, run_facts, stage
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_json, write_json, write_text
 from pipeline.core.params import Params
@@ -34,14 +36,14 @@ log = logging.getLogger(__name__)
 def main(params: Params) -> None:
     from pipeline.evaluation.choice import recommendation
     from pipeline.evaluation.curves import write_curve_tables
-    from pipeline.evaluation.report import compute_chart, markdown, to_html
+    from pipeline.evaluation.report import compute_chart, export_record, markdown, to_html
 
     report = recommendation(params)
     exported = read_json(paths.BEST / "card.json").get("model")
     if exported != report.choice.model:
         raise PipelineError(f"{paths.BEST / 'card.json'} is {exported!r}, the report recommends "
                             f"{report.choice.model!r}: run `dvc repro export`")
-    export = read_json(paths.METRICS / "export.json")
+    export = export_record(read_json(paths.EXPORT_CHECK), run_facts.read("export"))
 
     data = read_json(paths.DATA_REPORTS / "prepare.json")
     data["validation_warnings"] = read_json(paths.METRICS / "validation.json").get("warnings", 0)

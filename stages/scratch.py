@@ -1,14 +1,17 @@
 """Stage scratch@NAME: train the params.yaml entry scratch.NAME, a network on the images by itself.
 
-A Wide ResNet (family wrn) or Big Transfer's ResNet-v2 (family bit), from scratch
-or from a weights file of its own: no backbone, no head, no ImageNet weights record,
-so a change to those never re-runs it.
+A Wide ResNet (family wrn), Big Transfer's ResNet-v2 (family bit) or ResNet-9 (family
+resnet9), from scratch or from a weights file of its own: no backbone, no head, no
+ImageNet weights record, so a change to those never re-runs it. With budget_seconds, the
+whole stage (this process, start to model saved) plans its epochs to fit in it and the
+card records the plan, the time used and why it stopped (docs/models.md).
 
 Reads:  params seed, scratch.NAME, distribute, data.images.exif_orientation (the decode,
         recorded in the card); data/manifest.csv, data/source.json;
         data/scratch_weights/NAME.json (the weights file, checked against its hash)
-Writes: models/NAME.keras, models/NAME.json (its card), metrics/train/NAME.json,
-        dvclive/NAME/, plots/NAME/augmented.png
+Writes: models/NAME.keras, models/NAME.json (its card), metrics/train/NAME.json
+        (the validation accuracy), reports/runs/train/NAME.json (its run facts:
+        seconds, images/s, strategy, machine), dvclive/NAME/, plots/NAME/augmented.png
 """
 
 from pipeline.core import paths, stage
@@ -23,7 +26,12 @@ def main(params: Params, name: str) -> None:
     recipe = params.scratch[name]
     check_scratch_weights(name, recipe.weights)
     from pipeline.runs.backup import Key
+    from pipeline.runs.placement import recipe_distribute
     from pipeline.runs.shell import Run, run
+
+    # The recipe's own precision, if it sets one (the card's "distribute" says which ran).
+    params = params.model_copy(
+        update={"distribute": recipe_distribute(params.distribute, recipe.precision)})
 
     def outcome(r: Run):
         from pipeline.training.inputs import training_splits

@@ -7,8 +7,9 @@ marginalised, without starting TensorFlow; keras runs model.fit under the distri
 strategy. Either way models/head.keras is the same Keras model.
 
 Reads:  params seed, head.*, distribute (keras); data/features/{train,val}.npz, info.json
-Writes: models/head.keras, models/head.json (its card), metrics/train/head.json,
-        dvclive/head/
+Writes: models/head.keras, models/head.json (its card), metrics/train/head.json
+        (the validation accuracy), reports/runs/train/head.json (its run facts:
+        seconds, images/s, strategy, machine), dvclive/head/
 """
 
 from pipeline.core import paths, stage

@@ -148,3 +148,20 @@ def keras_home(tmp_path, monkeypatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("KERAS_HOME", str(home))
     return home
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> None:
+    """xdist sends each report to the controller as UTF-8: a failure or a capture that
+    holds a name which is not UTF-8 (a surrogate escape) would crash the whole session
+    (INTERNALERROR) instead of failing one test, so such text is sent escaped."""
+    report = (yield).get_result()
+
+    def utf8(text: str) -> str:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        if utf8(text) != text:
+            report.longrepr = utf8(text)
+    report.sections = [(title, utf8(body)) for title, body in report.sections]

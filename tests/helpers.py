@@ -9,7 +9,6 @@ import copy
 import dataclasses
 import hashlib
 import io
-import json
 import os
 import re
 import shutil
@@ -110,6 +109,15 @@ def wrn_recipe(**changes: Any):
     from pipeline.core.params import WRNRecipe
 
     return WRNRecipe(**(repo_params()["scratch"]["wrn"] | changes))
+
+
+def resnet9_recipe(**changes: Any):
+    """The shipped ``scratch.resnet9`` recipe (pipeline/models/resnet9_recipe.yaml) with
+    ``changes``."""
+    from pipeline.core.params import ResNet9Recipe
+    from pipeline.models.resnet9 import recipe
+
+    return ResNet9Recipe(**(recipe() | changes))
 
 
 def image_policy(**changes: Any):
@@ -268,7 +276,6 @@ def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarIn
 
 PROJECT_FILES = ["pipeline", "stages", "params.yaml", "dvc.yaml", "pyproject.toml",
                  ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore", "reports/templates"]
-TIMING_KEYS = re.compile(r"seconds|per_second")
 # What a stage must not print: TensorFlow's start-up lines; other libraries' notices (they
 # go to .cache/logs/<stage>.log: TensorFlow's deprecations, the TFLite converter's and
 # interpreter's C++ lines); a record in Python's default format (a second root handler,
@@ -379,15 +386,6 @@ def workspace(project: Path) -> dict[str, str]:
             out[(rel / name).as_posix()] = ("link " + os.readlink(path) if path.is_symlink()
                                             else hashlib.sha256(path.read_bytes()).hexdigest())
     return out
-
-
-def quality(metrics_file: Path) -> dict:
-    """A metrics file without its timing figures, which vary from run to run."""
-    def strip(node):
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if not TIMING_KEYS.search(k)}
-        return node
-    return strip(json.loads(metrics_file.read_text()))
 
 
 def edit_params(path: Path, edit) -> None:

@@ -169,12 +169,26 @@ def test_data_root_outside_the_source_is_refused(root):
         params.parse(raw)
 
 
+def test_the_shipped_resnet9_recipe_pastes_in_as_a_scratch_entry():
+    """pipeline/models/resnet9_recipe.yaml is what docs/models.md tells a user to paste
+    under `scratch:`: it must validate there, and add a model with its own budget."""
+    from pipeline.models.resnet9 import recipe
+
+    raw = repo_params()
+    raw["scratch"]["resnet9"] = recipe()
+    loaded = params.parse(raw)
+    assert loaded.models() == ["head", "resnet50", "wrn", "resnet9"]
+    assert loaded.scratch["resnet9"].budget_seconds == 60 and loaded.scratch["resnet9"].flip_tta
+
+
 def test_an_entry_may_be_left_out():
     """Entries are the models to train: removing one is a choice, not a missing key."""
     raw = repo_params()
     del raw["scratch"]["wrn"]
     loaded = params.parse(raw)
-    assert loaded.scratch == {} and loaded.models() == ["head", "resnet50"]
+    assert "wrn" not in loaded.scratch and loaded.models() == ["head", "resnet50"]
+    raw["scratch"] = {}
+    assert params.parse(raw).models() == ["head", "resnet50"]
 
 
 def test_model_names_are_unique_and_not_reserved():

@@ -18,9 +18,34 @@ from helpers import ROOT, run_stage, snapshot, write_params
 
 from pipeline.core.params import DistributeParams
 from pipeline.models.features import Features
-from pipeline.runs.placement import DistributeError, is_chief, place, set_precision, task
+from pipeline.runs.placement import (
+    DistributeError,
+    is_chief,
+    place,
+    recipe_distribute,
+    set_precision,
+    task,
+)
 
 HERE = Path(__file__).resolve().parent
+
+
+def test_a_recipe_precision_replaces_the_sections_where_the_cpu_has_it(tmp_path):
+    """A recipe's ``precision``: ``distribute`` keeps the section's, float32 and bfloat16
+    say which, auto takes bfloat16 only where /proc/cpuinfo lists it in hardware."""
+    section = DistributeParams(strategy="auto", mixed_precision="none")
+    native, plain = tmp_path / "native", tmp_path / "plain"
+    native.write_text("model name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    plain.write_text("model name\t: Intel Xeon\nflags\t\t: fpu avx2 avx512f\n")
+    assert recipe_distribute(section, "distribute") is section
+    assert recipe_distribute(section, "bfloat16", plain).mixed_precision == "mixed_bfloat16"
+    assert recipe_distribute(
+        section.model_copy(update={"mixed_precision": "mixed_bfloat16"}), "float32"
+    ).mixed_precision == "none"
+    assert recipe_distribute(section, "auto", native).mixed_precision == "mixed_bfloat16"
+    assert recipe_distribute(section, "auto", plain).mixed_precision == "none"
+    assert recipe_distribute(section, "auto", tmp_path / "absent").mixed_precision == "none"
+    assert recipe_distribute(section, "auto", native).strategy == "auto"
 
 
 def test_chief_is_the_chief_task_else_worker_zero(monkeypatch):
@@ -141,9 +166,9 @@ def test_multi_worker_two_processes_on_loopback_only_the_chief_writes(tmp_path):
     new = set(snapshot(project)) - set(before[0])
     written = {str(Path(p).relative_to(project)) for p in new}
     assert written >= {"models/head.keras", "models/head.json", "metrics/train/head.json",
-                       "dvclive/head"}
-    metrics = json.loads((project / "metrics/train/head.json").read_text())
-    assert metrics["distribute"] == "multi_worker x2 float32"
+                       "reports/runs/train/head.json", "dvclive/head"}
+    facts = json.loads((project / "reports/runs/train/head.json").read_text())
+    assert facts["distribute"] == "multi_worker x2 float32"
     assert json.loads((project / "models/head.json").read_text())["replicas"] == 2
 
 

@@ -96,8 +96,17 @@ def rows_by_format(rows: list[dict]) -> dict[str, dict]:
     return {r["format"]: r for r in rows}
 
 
-@pytest.mark.parametrize("build", [tiny_classifier, head_behind_backbone],
-                         ids=["classifier", "head_behind_backbone"])
+def flip_averaged_classifier():
+    """A classifier saved with test-time flip averaging (a recipe's ``flip_tta``): the
+    mirror and the average are in the graph, so every format must carry them."""
+    from pipeline.models.flip import flip_averaged
+
+    return flip_averaged(tiny_classifier())
+
+
+@pytest.mark.parametrize("build", [tiny_classifier, head_behind_backbone,
+                                   flip_averaged_classifier],
+                         ids=["classifier", "head_behind_backbone", "flip_averaged"])
 def test_every_format_agrees_with_keras(build, pictures, tmp_path):
     from pipeline.export.formats import export_all
 
@@ -257,6 +266,10 @@ def project(tmp_path, monkeypatch) -> Path:
         metrics = {"accuracy": float(np.mean(right == labels))}
         metrics |= {"temperature": 2.0} if name == "tiny" else {}
         Path(f"metrics/evaluate/{name}.json").write_text(json.dumps(metrics))
+        Path("reports/runs/evaluate").mkdir(parents=True, exist_ok=True)  # its run facts
+        Path(f"reports/runs/evaluate/{name}.json").write_text(json.dumps(
+            {"inference_images_per_second": 50.0, "runtime": "tensorflow float32",
+             "shipped_params": 1000, "shipped_mb": 0.01, "machine": "a CPU"}))
     return tmp_path
 
 
@@ -264,7 +277,7 @@ def test_stage_exports_the_recommended_model_with_its_temperature(project):
     from pipeline.core.params import load
 
     stage_main()(load())
-    export = json.loads(Path("metrics/export.json").read_text())
+    export = json.loads(Path("reports/export.json").read_text())
     card = json.loads(Path("artifacts/classifier/card.json").read_text())
     assert export["model"] == card["model"] == "tiny"
     assert export["temperature"] == card["temperature"] == 2.0
@@ -277,6 +290,15 @@ def test_stage_exports_the_recommended_model_with_its_temperature(project):
     # int8 has a bar of its own: at most one accuracy point lost, or it says it is below it.
     int8 = formats["tflite_int8"]
     assert int8["status"] == ("ok" if int8["accuracy_change"] >= -0.01 else "below target")
+    # The metrics: each format's agreement, a number; sizes and timings are run facts.
+    metrics = json.loads(Path("metrics/export.json").read_text())
+    assert metrics == {f"{f}_agreement": r["agreement"] for f, r in formats.items()
+                       if "agreement" in r} and len(metrics) == 6
+    assert not any("latency" in k or "size" in k for r in formats.values() for k in r)
+    facts = json.loads(Path("reports/runs/export.json").read_text())
+    assert set(facts["formats"]) == set(formats) and facts["machine"]
+    assert all(f["latency_ms_p95"] >= f["latency_ms_p50"] > 0 and f["size_bytes"] > 0
+               for f in facts["formats"].values())
     from pipeline.models.saving import load_model
     from pipeline.models.temperature import temperature_of
 
@@ -306,6 +328,7 @@ def test_an_interrupted_export_leaves_the_previous_outputs(project, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         main(settings_)
     assert Path("metrics/export.json").read_text() == '{"old": true}\n'
+    assert not any(Path(f).exists() for f in ("reports/export.json", "reports/runs/export.json"))
     assert Path("artifacts/classifier/card.json").read_text() == '{"model": "old"}\n'
     assert sorted(p.name for p in Path("artifacts").iterdir() if p.name.startswith(".")) == []
     assert sorted(p.name for p in Path("metrics").iterdir()) == ["evaluate", "export.json"]
@@ -336,15 +359,16 @@ def test_report_shows_the_formats_of_the_model_it_recommends(project):
     from pipeline.core.errors import PipelineError
 
     Path("metrics/validation.json").write_text('{"warnings": 0}')
-    ok = {"file": "model.tflite", "size_bytes": 2_500_000, "agreement": 1.0,
-          "max_abs_diff": 3e-7, "accuracy": 1.0, "accuracy_change": 0.0,
-          "latency_ms_p50": 1.25, "latency_ms_p95": 2.5, "batch_images_per_second": 800.0,
-          "status": "ok"}
-    Path("metrics/export.json").write_text(json.dumps({
+    ok = {"file": "model.tflite", "agreement": 1.0, "max_abs_diff": 3e-7, "accuracy": 1.0,
+          "accuracy_change": 0.0, "status": "ok"}
+    Path("reports/export.json").write_text(json.dumps({
         "model": "tiny", "temperature": 2.0, "test_images": 6, "formats": {
             "tflite": ok,
             "onnx": {"file": "model.onnx", "status": "failed",
                      "reason": "ValueError: no kernel for FancyOp"}}}))
+    Path("reports/runs/export.json").write_text(json.dumps({"formats": {  # its run facts
+        "tflite": {"size_bytes": 2_500_000, "latency_ms_p50": 1.25, "latency_ms_p95": 2.5,
+                   "batch_images_per_second": 800.0}, "onnx": {}}, "machine": "a CPU"}))
     for name in ("head", "tiny"):  # the training curves the report tabulates
         for split in ("train", "eval"):
             folder = Path(f"dvclive/{name}/plots/metrics/{split}")

@@ -12,17 +12,21 @@ from helpers import (
     default_placement,
     kill_after_checkpoint,
     params,
+    resnet9_recipe,
     resnet_recipe,
     wrn_recipe,
 )
 from PIL import Image
 
-from pipeline.core.params import ResNetRecipe, WRNRecipe
+from pipeline.core.params import ResNet9Recipe, ResNetRecipe, WRNRecipe
 from pipeline.models.backbone import build_backbone, resnet_of
 from pipeline.models.classifier import build_resnet_model, build_scratch_model, inference_copy
 from pipeline.models.head import build_head
+from pipeline.models.saving import load_model
 from pipeline.models.weights import WeightsError
+from pipeline.runs.budget import Budget
 from pipeline.runs.resume import resuming
+from pipeline.runs.save import save_trained
 from pipeline.training.finetune import finetune
 from pipeline.training.freeze import RESNET_STAGES, freeze
 from pipeline.training.inputs import Splits
@@ -346,6 +350,108 @@ def test_a_fine_tune_killed_in_its_main_phase_resumes_to_the_same_model(
     assert resumed.result.first_epoch == 2 and not backup.exists()
     untimed = [untimed_summary(done.summary("val_loss")) for done in (whole, resumed)]
     assert untimed[0] == untimed[1] and untimed[0]["epochs_run"] == 4
+    assert whole.result.history == resumed.result.history
+    for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+# --- a time budget ------------------------------------------------------------------------
+
+class Ticks:
+    """A budget's clock one second later at each reading: time that moves with the run's own
+    work (its steps, validations, plans), the same on any machine however loaded."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def resnet9(**changes) -> ResNet9Recipe:
+    """params.yaml's ResNet-9 at 32 px, width 4, 40 epochs at most (patience 40)."""
+    return resnet9_recipe(**({"image_size": SIZE, "width": 4, "batch_size": 2, "epochs": 40,
+                              "patience": 40} | changes))
+
+
+def test_a_budget_ends_a_scratch_run_on_time_with_a_valid_model(tmp_path, monkeypatch):
+    """A budget far short of the 40 epochs: the run plans the epochs that fit, runs them,
+    ends before the finish line, and saves a model (flip-averaged, as the recipe asks)
+    whose card says what the budget planned and used, kept out of the metrics file."""
+    splits = images(tmp_path, 6)
+    budget = Budget(80, started=0.0, clock=Ticks())
+    keras.utils.set_random_seed(0)
+    done = train_scratch("small", resnet9(), splits, seed=0, live_dir=None,
+                         placement=default_placement(), budget=budget)
+    assert budget.elapsed() <= 80 - budget.reserve()
+    monkeypatch.chdir(tmp_path)
+    placement = default_placement()
+    card = save_trained("small", done.outcome("val_loss", splits.classes, True),
+                        placement.label(), placement.replicas)
+    assert card["stopped_by"] == "budget" and card["flip_tta"] is True
+    assert 1 < card["epochs_run"] == card["budget"]["planned_epochs"] < 40
+    assert card["budget"]["budget_seconds"] == 80 and card["budget"]["used_seconds"] <= 80
+    assert json.loads((tmp_path / "models/small.json").read_text())["budget"] == card["budget"]
+    metrics = json.loads((tmp_path / "metrics/train/small.json").read_text())
+    assert "budget" not in metrics and "stopped_by" not in metrics
+    model = load_model(tmp_path / "models/small.keras")  # as evaluate and serve load it
+    x, _ = batch(4)
+    proba = model.predict(x, verbose=0)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+    # Each image and its mirror image, averaged: the mirror gets the same prediction.
+    np.testing.assert_allclose(model.predict(x[:, :, ::-1], verbose=0), proba, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_a_budget_holds_for_both_phases_of_the_fine_tune(parts, tmp_path):
+    """The head phase may use half of the time left when it starts; the main phase plans
+    the rest, and the whole run ends before the finish line."""
+    record = tmp_path / "weights.json"
+    record.write_text(json.dumps({"arch": "resnet50", "source": "random", "seed": 0}))
+    r = "finetune.resnet50"
+    loaded = params({"backbone.image_size": SIZE, f"{r}.image_size": None,
+                     f"{r}.head_epochs": 20, f"{r}.epochs": 40, f"{r}.patience": 40,
+                     f"{r}.batch_size": 4, f"{r}.unfreeze": 1, f"{r}.budget_seconds": 100})
+    budget = Budget(100, started=0.0, clock=Ticks())
+    keras.utils.set_random_seed(0)
+    done = finetune(loaded.finetune["resnet50"], loaded.backbone, images(tmp_path, 8),
+                    seed=0, live_dir=None, weights_record=record, head_model=parts[2],
+                    placement=default_placement(), budget=budget)
+    assert budget.elapsed() <= 100 - budget.reserve()
+    summary = done.summary("val_loss")
+    head = summary["head_phase"]
+    assert head["stopped_by"] == "budget" and 1 <= head["epochs_run"] < 20
+    assert summary["stopped_by"] == "budget"
+    assert 1 < summary["epochs_run"] == summary["budget"]["planned_epochs"] < 40
+
+
+def test_a_budgeted_run_killed_and_resumed_keeps_its_budget_and_plan(tmp_path, monkeypatch):
+    """Killed after its second epoch and started again (a new process: its clock starts
+    afresh), the run goes on with the plan it made and the time it had used, and ends as
+    the uninterrupted run did: the same epochs, scores and weights."""
+    splits = images(tmp_path, 6)
+
+    def run(backup):
+        keras.utils.set_random_seed(0)
+        with resuming(backup) as fit:
+            return train_scratch("small", resnet9(), splits, seed=0, live_dir=None,
+                                 placement=default_placement(), fit=fit,
+                                 budget=Budget(80, started=0.0, clock=Ticks()))
+
+    whole = run(tmp_path / "whole")
+    backup = tmp_path / "killed"
+    kill_after_checkpoint(monkeypatch, 2)
+    with pytest.raises(Killed):
+        run(backup)
+    monkeypatch.undo()
+    memory = json.loads((backup / "memory-00002.json").read_text())
+    resumed = run(backup)
+    assert resumed.result.first_epoch == 2 and not backup.exists()
+    assert resumed.result.budget["planned_epochs"] == whole.result.budget["planned_epochs"]
+    assert resumed.result.epochs_run == whole.result.epochs_run
+    assert resumed.result.stopped_by == whole.result.stopped_by == "budget"
+    assert resumed.budget.spent_before == memory["plan"]["used_seconds"] > 0
     assert whole.result.history == resumed.result.history
     for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)

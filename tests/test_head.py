@@ -298,3 +298,42 @@ def test_the_lbfgs_stage_starts_no_tensorflow_and_only_the_chief_writes(tmp_path
     assert (project / "dvclive" / "head" / "plots" / "metrics" / "eval" / "loss.tsv").exists()
     metrics = json.loads((project / "metrics" / "train" / "head.json").read_text())
     assert metrics["val_accuracy"] == card["val_accuracy"]
+
+
+def test_an_lbfgs_head_out_of_budget_stops_with_its_best_iterate(monkeypatch):
+    """head.budget_seconds: the fit ends at the iteration that leaves only the budget's
+    reserve (here each iteration costs a second of a fake clock), and what it hands back
+    is a head as good as its best iterate, with the budget on its card."""
+    from pipeline.runs.budget import Budget
+    from pipeline.training import head as head_module
+
+    ticks = iter(range(1, 10_000))
+    monkeypatch.setattr(head_module.Budget, "of_process", classmethod(
+        lambda cls, seconds: None if seconds is None else Budget(seconds, 0.0,
+                                                                 clock=lambda: next(ticks))))
+    train, val = mixed(400, 1), mixed(200, 2)
+    head = head_params(epochs=500, patience=500, budget_seconds=10.0)
+    model, result = head_module.fit_head(train, val, head, None)
+    # 10 s less the reserve (2 s + 2 %): the clock reads 8 after the 8th iteration.
+    assert result.stopped_by == "budget" and result.epochs_run == 8
+    assert result.summary(head.monitor)["budget"] == {"budget_seconds": 10.0}
+    scores = result.history[head.monitor]
+    assert scores[result.best_epoch - 1] == min(scores)
+    _, full = head_module.fit_head(train, val, head_params(epochs=500, patience=500),
+                                            None)
+    assert full.stopped_by != "budget" and full.epochs_run > 8
+    from pipeline.models.head_file import standardize
+
+    z = standardize(val.features, model.mean, model.variance)
+    accuracy = float(((z @ model.kernel + model.bias).argmax(1) == val.labels).mean())
+    assert accuracy > 0.5  # five classes: a head, not its zero start
+
+
+def test_a_keras_head_out_of_budget_ends_with_a_valid_model(tmp_path):
+    """head.solver keras with a budget already spent (this process is older than it):
+    the fit ends in its first epoch, by the budget, and the head still predicts."""
+    head = head_params(epochs=40, patience=40, learning_rate=0.01, budget_seconds=0.5)
+    model, result = train_once(tmp_path, head, "budget")
+    assert result.stopped_by in ("budget", "deadline") and result.epochs_run == 1
+    q = model.predict(blobs(10, 3).features, verbose=0)
+    assert np.isfinite(q).all() and np.allclose(q.sum(axis=1), 1, atol=1e-5)

@@ -230,8 +230,11 @@ def test_names_that_are_not_utf8_are_reported_and_skipped(project, tmp_path, cap
     import shutil
 
     root = os.fsencode(tmp_path)
+    try:  # some filesystems (ZFS utf8only, some overlays) refuse such names outright
+        os.mkdir(root + b"/\xff")
+    except OSError as e:
+        pytest.skip(f"this filesystem refuses a name that is not UTF-8 ({e.strerror})")
     shutil.copy(project / "photos" / "a.png", os.fsdecode(root + b"/caf\xe9.png"))
-    os.mkdir(root + b"/\xff")
     shutil.copy(project / "photos" / "b.jpg", os.fsdecode(root + b"/\xff/b.jpg"))
     good = project / "photos" / "e.bmp"
     code = predict.main([os.fsdecode(root + b"/caf\xe9.png"), str(tmp_path), str(good),

@@ -59,21 +59,30 @@ def test_the_metrics_record_is_one_line_with_the_cpu_its_kernels_and_the_version
         + f"; Python {found['python']}")
 
 
-def test_dvc_metrics_diff_shows_the_machine_beside_the_change(tmp_path):
+def test_dvc_metrics_diff_shows_the_machine_beside_the_change_when_asked(tmp_path):
+    """The machine is a run fact (reports/runs/), not a metric: `dvc metrics diff` shows
+    the results alone, and with `--targets metrics reports/runs` (docs/reproducibility.md)
+    the machine's row beside the change it may explain."""
     sh(tmp_path, "git", "init", "-q")
     sh(tmp_path, "git", "config", "user.email", "t@example.invalid")
     sh(tmp_path, "git", "config", "user.name", "t")
     sh(tmp_path, "dvc", "init", "-q")
-    (tmp_path / "dvc.yaml").write_text("metrics:\n  - m.json\n")
+    (tmp_path / "dvc.yaml").write_text("metrics:\n  - metrics/evaluate/wrn.json\n")
+    (tmp_path / "metrics/evaluate").mkdir(parents=True)
+    (tmp_path / "reports/runs/evaluate").mkdir(parents=True)
     for cpuinfo, accuracy in ((EPYC, 0.5), (XEON, 0.45)):
-        (tmp_path / "m.json").write_text(json.dumps(
-            {"accuracy": accuracy, "machine": machine.record(machine.describe(cpuinfo))}))
+        (tmp_path / "metrics/evaluate/wrn.json").write_text(json.dumps({"accuracy": accuracy}))
+        (tmp_path / "reports/runs/evaluate/wrn.json").write_text(json.dumps(
+            {"machine": machine.record(machine.describe(cpuinfo))}))
         if accuracy == 0.5:
             sh(tmp_path, "git", "add", "-A")
             sh(tmp_path, "git", "commit", "-qm", "epyc")
-    out = sh(tmp_path, "dvc", "metrics", "diff").stdout
+    results = sh(tmp_path, "dvc", "metrics", "diff").stdout
+    assert " accuracy " in results and "machine" not in results, results
+    out = sh(tmp_path, "dvc", "metrics", "diff", "--targets", "metrics", "reports/runs").stdout
     row = next(line for line in out.splitlines() if " machine " in line)
     assert "AMD EPYC 9B14 (avx2" in row and "Intel(R) Xeon(R)" in row and "amx_tile" in row
+    assert any(" accuracy " in line and "-0.05" in line for line in out.splitlines()), out
 
 
 def test_random_weights_are_the_cards_loud_first_line():
@@ -95,10 +104,10 @@ def test_random_weights_are_the_cards_loud_first_line():
 
 
 def test_imagenet_weights_are_said_quietly_with_their_hash_and_calibration_shown():
-    evaluation = {"macro_f1": 0.49, "temperature": 1.7, "ece": 0.12, "ece_calibrated": 0.04,
-                  "machine": CARD["machine"]}
+    evaluation = {"macro_f1": 0.49, "temperature": 1.7, "ece": 0.12, "ece_calibrated": 0.04}
     text = modelcard.render(CARD, IMAGENET, DATA, CHOSEN, evaluation,
-                            modelcard.model_params(params(), "head"), "abc123")
+                            modelcard.model_params(params(), "head"), "abc123",
+                            {"machine": machine.record(CARD["machine"])})
     assert text.splitlines()[0] == "# Model card: head"
     assert "RANDOM" not in text
     assert "ImageNet weights (Keras' file resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5, " \
@@ -156,12 +165,15 @@ def test_the_commit_is_unknown_outside_git_and_marked_when_code_changed(tmp_path
 def test_the_card_is_written_beside_card_json_from_the_runs_files(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for path, content in (("data/weights.json", RANDOM), ("reports/data/prepare.json", DATA),
-                          ("metrics/evaluate/head.json", {"macro_f1": 0.5})):
+                          ("metrics/evaluate/head.json", {"macro_f1": 0.5}),
+                          ("reports/runs/evaluate/head.json",
+                           {"machine": machine.record(machine.describe(XEON))})):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(content))
     written = modelcard.write_model_card(tmp_path / "artifacts/classifier", CARD, params(), CHOSEN)
     assert written == tmp_path / "artifacts/classifier/README.md"
     assert written.read_text().startswith("> **⚠ RANDOM WEIGHTS.**")
+    assert "Scored on: Intel(R) Xeon(R) Platinum 8481C" in written.read_text()  # run facts
 
 
 SHIPPED = {"resnet50": 23_602_054, "wrn": 691_029}  # the committed run's networks
@@ -171,10 +183,11 @@ def _results(seconds: dict[str, float]) -> list[ModelResult]:
     n = 20
     table = pd.DataFrame({"path": [f"i{i}.jpg" for i in range(n)], "label": ["cat"] * n,
                           "predicted": ["cat"] * n, "confidence": 0.9, "correct": True})
-    return [ModelResult(name, name, {"macro_f1": 1.0, "machine": machine.record(CARD["machine"]),
-                                     "shipped_params": SHIPPED[name],
-                                     "shipped_mb": round(SHIPPED[name] * 4 / 1e6, 2)},
-                        {"trainable_params": params_, "train_seconds": seconds[name]}, table)
+    return [ModelResult(name, name, {"macro_f1": 1.0},
+                        {"trainable_params": params_, "train_seconds": seconds[name]}, table,
+                        {"machine": machine.record(CARD["machine"]),
+                         "shipped_params": SHIPPED[name],
+                         "shipped_mb": round(SHIPPED[name] * 4 / 1e6, 2)})
             for name, params_ in (("resnet50", 23_000_000), ("wrn", 700_000))]
 
 
@@ -207,9 +220,8 @@ def test_the_default_cost_counts_what_ships_the_head_with_its_backbone():
         table = pd.DataFrame({"path": [f"i{i}.jpg" for i in range(n)], "label": labels,
                               "predicted": labels, "confidence": 0.9,
                               "correct": [i < right for i in range(n)]})
-        return ModelResult(name, name, {"shipped_params": shipped,
-                                        "shipped_mb": round(shipped * 4 / 1e6, 2)},
-                           {"trainable_params": trainable}, table)
+        return ModelResult(name, name, {}, {"trainable_params": trainable}, table,
+                           {"shipped_params": shipped, "shipped_mb": round(shipped * 4 / 1e6, 2)})
 
     models = [result("head", 37, 4_098, 23_591_810), result("resnet50", 38, 23_538_690,
                                                              23_591_810)]

@@ -373,7 +373,8 @@ def test_evaluate_head_runs_without_tensorflow_sklearn_scipy_or_matplotlib(tmp_p
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "loaded False False False False False" in run.stdout
     metrics = json.loads((tmp_path / "metrics" / "evaluate" / "head.json").read_text())
-    assert metrics["runtime"] == "numpy float32" and 0 < metrics["accuracy"] <= 1
+    facts = json.loads((tmp_path / "reports" / "runs" / "evaluate" / "head.json").read_text())
+    assert facts["runtime"] == "numpy float32" and 0 < metrics["accuracy"] <= 1
     for name in ("mistakes.png", "confused_pairs.png", "reliability.png", "confusion.csv",
                  "per_class.csv", "reliability.csv"):
         assert (tmp_path / "plots" / "head" / name).stat().st_size > 0, name

@@ -85,3 +85,20 @@ def test_overlay_blends_the_colour_map_over_the_image():
     assert out.shape == (4, 4, 3)
     # jet: 0 is dark blue, 1 dark red.
     assert out[0, 0, 0] > out[0, 0, 2] and out[3, 3, 2] > out[3, 3, 0]
+
+
+def test_a_flip_averaged_model_is_mapped_on_the_image_as_it_is(trained, tmp_path):
+    """Test-time flip averaging calls the network twice (the image and its mirror): Grad-CAM
+    maps the network on the image as it is, not "no saliency map"."""
+    from PIL import Image
+
+    from pipeline.evaluation.saliency import saliency_overlays
+    from pipeline.models.flip import flip_averaged
+
+    x, _, _ = squares(2, 3)
+    files = {}
+    for i, image in enumerate(x):
+        files[f"{i}.png"] = str(tmp_path / f"{i}.png")
+        Image.fromarray(image.astype("uint8")).save(files[f"{i}.png"])
+    shown, note = saliency_overlays(flip_averaged(trained), files, SIZE)
+    assert set(shown) == set(files) and note.endswith("at last_conv"), note

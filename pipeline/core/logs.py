@@ -65,7 +65,9 @@ class _LibraryLog(logging.FileHandler):
     nothing writes nothing (a refused run changes no file)."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, mode="w", encoding="utf-8", delay=True)
+        # A library may log a file name that is not UTF-8: escaped, never a logging error.
+        super().__init__(path, mode="w", encoding="utf-8", delay=True,
+                         errors="backslashreplace")
 
     def _open(self) -> TextIO:
         Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)

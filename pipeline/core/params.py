@@ -241,6 +241,9 @@ class HeadParams(_Section):
     epochs: PositiveInt
     patience: PositiveInt
     monitor: Monitor
+    # Wall seconds for the whole stage; lbfgs stops at the iteration that would cross it,
+    # keras plans its epochs as a fine-tune does. None: no budget.
+    budget_seconds: Seconds | None
 
 
 class AugmentParams(_Section):
@@ -262,7 +265,7 @@ class _Recipe(_Section):
     optimizer: Optimizer
     learning_rate: LearningRate
     momentum: Fraction  # sgd and rmsprop only
-    schedule: Literal["constant", "cosine", "step"]
+    schedule: Literal["constant", "cosine", "onecycle", "step"]  # onecycle: linear to 0
     warmup_epochs: NonNegativeInt  # linear learning-rate warm-up
     step_epochs: list[PositiveInt]  # step schedule: epochs where lr *= step_factor
     step_factor: Annotated[float, Field(gt=0, le=1)]
@@ -271,6 +274,14 @@ class _Recipe(_Section):
     patience: PositiveInt
     monitor: Monitor
     augment: AugmentParams
+    flip_tta: bool  # the saved model averages each image's prediction with its mirror's
+    # The training's precision: the distribute section's mixed_precision, float32,
+    # bfloat16 (mixed_bfloat16), or auto: bfloat16 where the CPU computes it natively.
+    precision: Literal["distribute", "auto", "float32", "bfloat16"]
+    # Wall seconds of the whole stage (its process's start to the model saved): the epochs
+    # are then as many as fit in it, ``epochs`` at most (pipeline/training/budget.py);
+    # None: no budget, ``epochs`` run.
+    budget_seconds: Seconds | None
 
 
 class ResNetRecipe(_Recipe):
@@ -337,8 +348,23 @@ def weights_file(spec: str, kinds: tuple[str, ...], words: tuple[str, ...] = ("n
     return spec
 
 
-ScratchRecipe = Annotated[WRNRecipe | BiTRecipe, Field(discriminator="family")]
-Recipe = ResNetRecipe | WRNRecipe | BiTRecipe
+class ResNet9Recipe(_Recipe):
+    """ResNet-9 (Page, "How to train your ResNet"), from scratch or a weights file."""
+
+    family: Literal["resnet9"]
+    image_size: ImageSize
+    width: Annotated[int, Field(gt=0, le=128)]  # the prep conv's filters; then 2x, 4x, 8x
+    weights: str  # none | path/to/file.weights.h5
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_file(cls, spec: str) -> str:
+        return weights_file(spec, (".weights.h5",))
+
+
+ScratchRecipe = Annotated[WRNRecipe | BiTRecipe | ResNet9Recipe, Field(discriminator="family")]
+Recipe = ResNetRecipe | WRNRecipe | BiTRecipe | ResNet9Recipe
+SCRATCH_FAMILIES = ("wrn", "bit", "resnet9")
 # A model name is a stage name (finetune@NAME), a file name (models/NAME.keras) and a
 # dotted params key, so it is kept to letters, digits, "_" and "-".
 ModelName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")]
@@ -458,7 +484,7 @@ def _key(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc]
     # pydantic puts the discriminator's tag in the location (scratch.wrn.wrn.depth);
     # users know the key they typed, so drop the tag.
-    if len(parts) > 2 and parts[0] == "scratch" and parts[2] in ("wrn", "bit"):
+    if len(parts) > 2 and parts[0] == "scratch" and parts[2] in SCRATCH_FAMILIES:
         del parts[2]
     return ".".join(parts) if parts else "(top level)"
 
@@ -497,10 +523,11 @@ def _unknown(loc: tuple[Any, ...]) -> str:
 
 def _typed(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
     """``loc`` without the union members pydantic adds (``unfreeze.constrained-int``): the
-    parts that are keys of the mapping the user wrote."""
+    parts that are keys of the mapping the user wrote, or indices of its lists."""
     kept, node = [], raw
     for part in loc:
-        if isinstance(node, dict) and part in node:
+        if (isinstance(node, dict) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
             kept.append(part)
             node = node[part]
         elif not isinstance(node, dict) or (kept[:1] == ["scratch"] and len(kept) == 2):
@@ -523,7 +550,7 @@ def parse(raw: Any, source: str = PARAMS_FILE) -> Params:
             if e["type"] == "extra_forbidden":
                 lines[key] = [_unknown(e["loc"])]
             elif e["type"] == "union_tag_not_found":
-                lines[key] = [f"  {key}.family: missing (wrn | bit)"]
+                lines[key] = [f"  {key}.family: missing ({' | '.join(SCRATCH_FAMILIES)})"]
             elif e["type"] == "missing":
                 lines[key] = [f"  {key}: missing (every key is set in params.yaml)"]
             else:  # a union gives one error per member: one line, its rules joined by "or"

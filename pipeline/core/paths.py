@@ -14,7 +14,7 @@ HEAD_MODEL = MODELS / "head.keras"
 # The recommended model, exported (model.keras + card.json ...): outside models/, which the
 # export and report stages depend on as a whole (DVC refuses an output inside a dependency).
 BEST = Path("artifacts/classifier")
-METRICS = Path("metrics")  # what `dvc exp show` compares runs on: a few numbers per stage
+METRICS = Path("metrics")  # results `dvc exp show` compares runs on: a few numbers per stage
 WEIGHTS_RECORD = Path("data/weights.json")  # the weights actually used (weights stage)
 SCRATCH_WEIGHTS = Path("data/scratch_weights")  # <entry>.json: its weights file, hashed
 LIVE = Path("dvclive")  # DVCLive's per-epoch curves, one folder per model
@@ -22,6 +22,10 @@ PLOTS = Path("plots")  # pictures and plot data: data/, <model>/ (confusion, per
 REPORTS = Path("reports")  # what people read: report.html, data summaries, predictions
 FIGURES = REPORTS / "figures"  # the report's own: not in plots/, which the report depends on
 DATA_REPORTS = REPORTS / "data"  # prepare's full summary and per-class table
+# Run facts (pipeline.core.run_facts): how each stage ran (seconds, speeds, sizes, the
+# machine), one file per stage beside its metrics file's place; committed, never metrics.
+RUNS = REPORTS / "runs"
 PREDICTIONS = REPORTS / "predictions"  # <model>.csv: each test image, true and predicted
+EXPORT_CHECK = REPORTS / "export.json"  # each exported format against the Keras model
 DATA_DOCS = REPORTS / "data_docs"  # Great Expectations' HTML report (validate)
 BACKUP = Path(".cache/backup")  # BackupAndRestore checkpoints of a running fit, one per stage

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core import machine, paths
+from pipeline.core import paths, run_facts
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import atomic_path, read_json, write_json
 from pipeline.core.params import Params, ParamsError
@@ -86,12 +86,12 @@ def evaluate(params: Params, model: str) -> None:
     calibrated, proba_calibrated = calibration.summary(
         out.val_labels, out.val_proba, labels, proba, fit=ev.calibration == "temperature")
     shipped, shipped_bytes = shipped_size(card, out.size)
-    scores = (score(labels, proba, names, ev.top_k)
-              | {"inference_images_per_second": out.speed, "runtime": out.runtime,
-                 "machine": machine.record(), "shipped_params": shipped,
-                 "shipped_mb": round(shipped_bytes / 1e6, 2)}
-              | calibrated)
+    scores = score(labels, proba, names, ev.top_k) | calibrated
     write_json(paths.METRICS / "evaluate" / f"{model}.json", scores)
+    # What ran and how fast, and the size of what ships: the recommendation's costs.
+    run_facts.write(f"evaluate/{model}", {
+        "inference_images_per_second": out.speed, "runtime": out.runtime,
+        "shipped_params": shipped, "shipped_mb": round(shipped_bytes / 1e6, 2)})
     table = predictions.frame(out.files, labels, proba, names,
                               proba_calibrated if "temperature" in calibrated else None)
     predictions.write(table, paths.PREDICTIONS / f"{model}.csv")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.core import machine, paths
+from pipeline.core import machine, paths, run_facts
 from pipeline.core.io import read_json, write_text
 from pipeline.core.net import redacted
 from pipeline.core.params import Params
@@ -144,17 +144,18 @@ def _performance(chosen: dict, evaluation: dict, test_images: int,
 
 
 def render(card: dict, weights: dict, data: dict, chosen: dict, evaluation: dict,
-           params: dict, commit: str) -> str:
+           params: dict, commit: str, scored: dict | None = None) -> str:
     """The card as Markdown. ``card``: artifacts/classifier/card.json; ``weights``:
     data/weights.json; ``data``: reports/data/prepare.json; ``chosen``: metrics/report.json;
-    ``evaluation``: metrics/evaluate/<model>.json (calibration and machine when present);
-    ``params``: ``model_params``."""
+    ``evaluation``: metrics/evaluate/<model>.json (calibration when present); ``params``:
+    ``model_params``; ``scored``: the evaluation's run facts (reports/runs/evaluate/
+    <model>.json: the machine that scored it)."""
     name = card.get("model", card.get("name", "model"))
     loud, origin = _origin(name, card, weights, params)
     test_images = int((data.get("splits") or {}).get("test", 0))
     classes = card.get("classes", [])
     trained_on = card.get("machine")
-    scored_on = evaluation.get("machine")
+    scored_on = (scored or {}).get("machine")
     limits = [
         f"It only knows {len(classes)} classes: every image gets one of them, even an image "
         "of none (there is no reject class); the confidence is the only hint.",
@@ -221,10 +222,12 @@ def write_model_card(target: Path, card: dict, params: Params, chosen: dict) -> 
     the recommendation as metrics/report.json records it (``Report.to_metrics()``)."""
     name = card.get("model", card.get("name"))
     evaluation_file = paths.METRICS / "evaluate" / f"{name}.json"
+    scored_file = run_facts.path(f"evaluate/{name}")
     text = render(card, read_json(paths.WEIGHTS_RECORD),
                   read_json(paths.DATA_REPORTS / "prepare.json"),
                   chosen,
                   read_json(evaluation_file) if evaluation_file.is_file() else {},
-                  model_params(params, name), git_commit())
+                  model_params(params, name), git_commit(),
+                  read_json(scored_file) if scored_file.is_file() else None)
     write_text(target / "README.md", text)
     return target / "README.md"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -36,22 +36,25 @@ class ModelResult:
 
     name: str
     family: str
-    metrics: dict  # metrics/evaluate/<name>.json
+    metrics: dict  # metrics/evaluate/<name>.json: the results
     card: dict  # models/<name>.json
     predictions: pd.DataFrame  # per test image, manifest order
+    # reports/runs/evaluate/<name>.json: how the evaluation ran (speed, runtime, machine)
+    # and the size of what ships
+    facts: dict = field(default_factory=dict)
 
     def cost(self, kind: str) -> float:
         if kind == "inference_seconds":
-            speed = self.metrics.get("inference_images_per_second") or 0
+            speed = self.facts.get("inference_images_per_second") or 0
             return 1000.0 / speed if speed else float("inf")
         if kind == "shipped_params":  # the evaluate stage counted what the export ships
-            return float(self.metrics.get(kind, float("inf")))
+            return float(self.facts.get(kind, float("inf")))
         return float(self.card.get(kind, float("inf")))
 
     @property
     def shipped(self) -> str:
         """The size of what ships, for the reason and the table: "94.4 MB"."""
-        mb = self.metrics.get("shipped_mb")
+        mb = self.facts.get("shipped_mb")
         return "size unknown" if mb is None else f"{_megabytes(mb)} MB shipped"
 
 
@@ -108,7 +111,7 @@ def provenance(report: Report, weights: dict | None) -> tuple[str, list[str]]:
     words = weights_in_words(weights) if weights else "The backbone's weights are not recorded."
     where: dict[str, list[str]] = {}
     for m in report.models:
-        found = m.metrics.get("machine")
+        found = m.facts.get("machine")
         where.setdefault(machine.line(found) if found else "", []).append(m.name)
     if list(where) == [""]:
         return words, [f"Machine: not recorded by the evaluations; this report ran on "
@@ -152,11 +155,11 @@ def _model_table(report: Report) -> list[list[str]]:
             f"{m.name}{star}", m.family,
             f"{_pct(r.accuracy)} ({_pct(r.low)}–{_pct(r.high)})",
             f"{m.metrics.get('macro_f1', float('nan')):.3f}", r.verdict,
-            f"{m.metrics['shipped_params']:,}" if "shipped_params" in m.metrics else "–",
-            _megabytes(m.metrics["shipped_mb"]) if "shipped_mb" in m.metrics else "–",
+            f"{m.facts['shipped_params']:,}" if "shipped_params" in m.facts else "–",
+            _megabytes(m.facts["shipped_mb"]) if "shipped_mb" in m.facts else "–",
             f"{int(m.card.get('trainable_params', 0)):,}",
             f"{m.card.get('train_seconds', float('nan')):.1f}",
-            f"{m.metrics.get('inference_images_per_second', float('nan')):.1f}",
+            f"{m.facts.get('inference_images_per_second', float('nan')):.1f}",
         ])
     return out
 
@@ -253,8 +256,17 @@ def _md_errors(report: Report, pictures: dict[str, str], val_images: int | None)
     ]
 
 
+def export_record(check: dict, facts: dict) -> dict:
+    """What the formats table shows: the export's check of each format (reports/export.json)
+    with that format's size and speed (its run facts, reports/runs/export.json) beside it."""
+    measured = facts.get("formats", {})
+    return check | {"formats": {name: row | measured.get(name, {})
+                                for name, row in check["formats"].items()}}
+
+
 def _formats_table(export: dict) -> list[list[str]]:
-    """metrics/export.json as rows: each format of artifacts/classifier/ against the Keras model."""
+    """The export's record (:func:`export_record`) as rows: each format of
+    artifacts/classifier/ against the Keras model."""
     out = [["format", "file", "size MB", "agreement %", "max abs Δp", "latency p50/p95 ms",
             "batch img/s", "status"]]
     for name, f in export["formats"].items():
@@ -267,8 +279,9 @@ def _formats_table(export: dict) -> list[list[str]]:
             f"{f['size_bytes'] / 1e6:.1f}" if "size_bytes" in f else "–",
             f"{100 * f['agreement']:.1f}" if measured else "–",
             f"{f['max_abs_diff']:.1e}" if measured else "–",
-            f"{f['latency_ms_p50']:.1f} / {f['latency_ms_p95']:.1f}" if measured else "–",
-            f"{f['batch_images_per_second']:.1f}" if measured else "–",
+            f"{f['latency_ms_p50']:.1f} / {f['latency_ms_p95']:.1f}"
+            if "latency_ms_p50" in f else "–",
+            f"{f['batch_images_per_second']:.1f}" if "batch_images_per_second" in f else "–",
             status,
         ])
     return out
@@ -278,7 +291,7 @@ def _formats_note(export: dict) -> str:
     return (f"{export['model']} in {paths.BEST}/ (temperature {export['temperature']:g}), each "
             f"format against model.keras on the same {export['test_images']} test images; "
             "latency of one image, throughput on batches, on the machine that ran the "
-            "export stage (docs/deploy.md).")
+            f"export stage ({paths.RUNS / 'export.json'}; docs/deploy.md).")
 
 
 def _md_table(rows: list[list[str]]) -> str:
@@ -336,7 +349,7 @@ def markdown(report: Report, data: dict, pictures: dict[str, str],
     ``data_pictures`` (after the data) and ``error_pictures`` (reliability diagrams, then
     the confused pairs) map a caption to a path relative to the page; ``weights``
     (data/weights.json) heads the page with where the numbers came from; ``export``
-    (metrics/export.json) gives the formats table."""
+    (:func:`export_record`) gives the formats table."""
     n = report.test_images
     parts = [
         "# Which model to ship",

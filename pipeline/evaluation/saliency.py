@@ -99,9 +99,11 @@ def saliency_overlays(model: keras.Model, files: dict[str, str], image_size: int
     for an image model and {key: image file}; no overlays and the reason when the model
     cannot give a map. ``exif_orientation``: the decode the model was trained on."""
     from pipeline.data.input import load_image
+    from pipeline.models.flip import unflipped
 
     if not files:
         return {}, ""
+    model = unflipped(model)  # a flip-averaged model: the map of the image as it is
     try:
         path = last_conv_path(model)
         cam_model = tapped(model, path)

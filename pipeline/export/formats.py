@@ -24,6 +24,9 @@ from pipeline.export.samples import Images
 
 # The bar for the quantised model: at most 1 accuracy point lost on the test images.
 INT8_MAX_DROP = 0.01
+# What a row measures that is no result: a size, and timings that move between two runs
+# of one commit on one machine (the export stage writes them as run facts).
+RUN_FACT_KEYS = ("size_bytes", "latency_ms_p50", "latency_ms_p95", "batch_images_per_second")
 
 
 @dataclass(frozen=True)

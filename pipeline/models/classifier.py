@@ -3,17 +3,20 @@
 Two kinds: the backbone with the head trained on its cached features (the ResNet
 fine-tune starts there; prediction and export rebuild that backbone behind the head,
 ``pipeline.models.rebuild``), and a network trained on the images by itself (a Wide
-ResNet or BiT, from scratch or a weights file of its own) with a Dense top.
+ResNet, BiT or ResNet-9, from scratch or a weights file of its own) with a Dense top.
 """
 
 from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import keras
 
-from pipeline.core.params import BiTRecipe, WRNRecipe
+from pipeline.core.params import BiTRecipe, ResNet9Recipe, WRNRecipe
+from pipeline.models.flip import flip_averaged
 from pipeline.models.weights import WeightsError, check_weights_file
 
 # What every image model's card says it takes.
@@ -33,24 +36,28 @@ def build_resnet_model(backbone: keras.Model, head: keras.Model, train_bn: bool)
 
 
 def build_scratch_model(
-    recipe: WRNRecipe | BiTRecipe, num_classes: int, *, name: str = "model"
+    recipe: WRNRecipe | BiTRecipe | ResNet9Recipe, num_classes: int, *, name: str = "model"
 ) -> keras.Model:
-    """Raw RGB image -> [-1, 1] -> WideResNet / BiTResNet (pooled) -> Dense softmax.
+    """Raw RGB image -> [-1, 1] -> WideResNet / BiTResNet / ResNet9 (pooled) -> Dense softmax.
 
     ``recipe.weights`` is ``none`` or a file: ``.weights.h5`` of this whole model, or for BiT
     an ``.npz`` of published BiT weights for the backbone part. ``name`` is the params
     entry, so that errors name the key to fix (``scratch.<name>.weights``).
     """
     from pipeline.models.bit import BiTResNet
+    from pipeline.models.resnet9 import ResNet9
     from pipeline.models.wide_resnet import WideResNet
 
     shape = (recipe.image_size, recipe.image_size, 3)
     inputs = keras.Input(shape, name="image")
-    # Both nets train from scratch on [-1, 1], as BiT's own preprocessing does.
+    # Every net trains from scratch on [-1, 1], as BiT's own preprocessing does.
     x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(inputs)
     if isinstance(recipe, WRNRecipe):
         net = WideResNet(recipe.depth, recipe.width, recipe.dropout, include_top=False,
                          input_shape=shape, pooling="avg")
+        init = "glorot_uniform"
+    elif isinstance(recipe, ResNet9Recipe):
+        net = ResNet9(recipe.width, include_top=False, input_shape=shape, pooling="max")
         init = "glorot_uniform"
     else:
         net = BiTResNet(recipe.width, include_top=False, input_shape=shape, pooling="avg")
@@ -64,7 +71,7 @@ def build_scratch_model(
 
 
 def _load_scratch_weights(model: keras.Model, net: keras.Model,
-                          recipe: WRNRecipe | BiTRecipe, name: str) -> None:
+                          recipe: WRNRecipe | BiTRecipe | ResNet9Recipe, name: str) -> None:
     spec = recipe.weights
     if spec == "none":
         return
@@ -103,14 +110,59 @@ def _mismatch(problem: str) -> str:
     return said if len(said) <= 300 else said[:300] + " ..."
 
 
-def inference_copy(model: keras.Model) -> keras.Model:
-    """An uncompiled twin of ``model`` sharing its layers, for saving.
+def inference_copy(model: keras.Model, *, flip_tta: bool = False) -> keras.Model:
+    """An uncompiled twin of ``model`` for saving, in float32; ``flip_tta``: wrapped to
+    average each image's prediction with its mirror image's (``pipeline.models.flip``).
 
     A compiled model saves its optimizer: Adam's two moments would triple a ResNet50 file
     (~280 MB instead of ~95 MB), and loading it would need this module's schedule class
-    registered. The evaluate stage only predicts.
+    registered. The evaluate stage only predicts. A model trained under a mixed-precision
+    policy is rebuilt in float32 with its weights (:func:`float32_copy`): the precision a
+    model is trained in is no part of what it ships (the inference runtime chooses its
+    own), and TFLite and ONNX do not convert a graph of bfloat16 casts.
     """
-    return keras.Model(model.inputs, model.outputs, name=model.name)
+    with float32_policy():  # what is built here (the flip wrapper) computes in float32
+        twin = float32_copy(keras.Model(model.inputs, model.outputs, name=model.name))
+        return flip_averaged(twin) if flip_tta else twin
+
+
+@contextmanager
+def float32_policy() -> Iterator[None]:
+    """Keras' global dtype policy float32 for the block (a stage set a mixed one to train)."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """``model`` itself when every layer computes in float32, else the same network rebuilt
+    from its config with every mixed dtype policy made float32, and its weights (float32
+    variables under any policy) copied."""
+    config = model.get_config()
+    if not _mixed_to_float32(config):
+        return model
+    copy = model.__class__.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _mixed_to_float32(node) -> bool:
+    """Make every mixed ``DTypePolicy`` in a model config float32, in place; whether any was."""
+    found = False
+    if isinstance(node, dict):
+        if node.get("class_name") == "DTypePolicy" and str(
+                node.get("config", {}).get("name", "")).startswith("mixed_"):
+            node["config"]["name"] = "float32"
+            return True
+        for value in node.values():
+            found = _mixed_to_float32(value) or found
+    elif isinstance(node, list):
+        for value in node:
+            found = _mixed_to_float32(value) or found
+    return found
 
 
 def backbone_with_head(backbone: keras.Model, head: keras.Model) -> keras.Model:

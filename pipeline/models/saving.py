@@ -1,10 +1,11 @@
 """Loading the pipeline's saved models with Keras' safe mode on.
 
 Safe mode refuses arbitrary code in a ``.keras`` file; the pipeline's own layers
-(the ResNet preprocessing, BiT's weight-standardised convolution) are registered
-serializables, so importing their modules is all loading them needs. A file Keras cannot
-load is one :class:`ModelFileError` line naming it and why: Keras' own messages mislead
-(random or truncated bytes give "File not found" for a file that exists).
+(the ResNet preprocessing, BiT's weight-standardised convolution, the mirror of test-time
+flip averaging) are registered serializables, so importing their modules is all loading
+them needs. A file Keras cannot load is one :class:`ModelFileError` line naming it and
+why: Keras' own messages mislead (random or truncated bytes give "File not found" for a
+file that exists).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import keras
 
 import pipeline.models.backbone  # noqa: F401 - registers ResNetPreprocess
 import pipeline.models.bit  # noqa: F401 - registers StandardizedConv2D
+import pipeline.models.flip  # noqa: F401 - registers HorizontalFlip
 import pipeline.models.temperature  # noqa: F401 - registers Temperature
 from pipeline.core.errors import PipelineError
 

@@ -2,8 +2,9 @@
 
 The record (``data/weights.json``) is a dependency of every stage that builds the
 backbone, so that weights appearing later (first run offline, next one online)
-re-run everything downstream; metrics/features.json repeats its ``source``, so
-``dvc exp show`` says whether a run used ImageNet weights or random ones. It holds no
+re-run everything downstream; the features stage's run facts (reports/runs/features.json)
+repeat its ``source``, and the report's banner says whether a run used ImageNet weights or
+random ones. It holds no
 machine-specific paths and no timestamps: the same weights give the same bytes.
 
 A scratch entry's own weights file gets a record of the same kind

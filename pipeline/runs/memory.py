@@ -3,8 +3,9 @@ uninterrupted run would.
 
 Keras' ``BackupAndRestore`` keeps the weights, the optimizer and the epoch. It does not keep
 early stopping's memory (the best score, its epoch and weights, the epochs waited), the
-scores of the epochs before the kill, the training time so far, nor the state of the
-model's random generators (Dropout's ``SeedGenerator``s: Keras saves weights, not seeds).
+scores of the epochs before the kill, the training time so far, the state of the
+model's random generators (Dropout's ``SeedGenerator``s: Keras saves weights, not seeds),
+nor a time budget's plan and the time it has used (``pipeline.training.budget``).
 :class:`Memory` writes those beside the checkpoint after every epoch, before the checkpoint
 itself, and puts them back when the run resumes. With the input addressed by epoch
 (``pipeline.data.epochs.Epochs``) a resumed run then computes what an uninterrupted one
@@ -24,6 +25,7 @@ import keras
 import numpy as np
 
 from pipeline.core.io import atomic_path, write_json
+from pipeline.runs.budget import Plan
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +81,11 @@ class Memory(keras.callbacks.Callback):
     memory is then on disk before the checkpoint that names that epoch."""
 
     def __init__(self, folder: str | Path, stop: keras.callbacks.EarlyStopping,
-                 input_epoch: int = 0):
+                 input_epoch: int = 0, planner: Plan | None = None):
         super().__init__()
         self.folder = Path(folder)
         self.stop = stop
+        self.planner = planner  # the run's time budget, if it has one
         self.input_epoch = input_epoch  # the epoch the training input was built to start at
         self.history: dict[str, list[float]] = {}  # the logs of epochs history_from + 1...
         self.history_from = 0  # not 0 after a resume that found no memory
@@ -153,7 +156,12 @@ class Memory(keras.callbacks.Callback):
             "best_epoch": int(stop.best_epoch),
             "wait": int(stop.wait),
             "best_weights": best_file,
-            "stopped": bool(self.model.stop_training),  # early stopping ended the run here
+            # Early stopping (or a time budget: stopped_by) ended the run here.
+            "stopped": bool(self.model.stop_training),
+            "stopped_by": (self.planner.stopped_by if self.planner is not None else None) or (
+                "early_stopping" if self.stop.stopped_epoch > 0 else None),
+            # The budget's plan and the time used so far, which a resumed run goes on with.
+            "plan": self.planner.state() if self.planner is not None else None,
             "seeds": [keras.ops.convert_to_numpy(v.value).tolist()
                       for v in seed_states(self.model)],
         })

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.core.errors import PipelineError
+from pipeline.core.machine import parse_cpuinfo
 from pipeline.core.params import DistributeParams
 
 if TYPE_CHECKING:  # which process is the chief (task, is_chief) needs no TensorFlow
@@ -72,6 +73,27 @@ class Placement:
         """One short string for `dvc exp show`: "mirrored x2 mixed_bfloat16"."""
         precision = "float32" if self.mixed_precision == "none" else self.mixed_precision
         return f"{self.name} x{self.replicas} {precision}"
+
+
+POLICIES = {"float32": "none", "bfloat16": "mixed_bfloat16"}  # a recipe's precision
+NATIVE_BF16 = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags: bfloat16 in hardware
+
+
+def recipe_distribute(distribute: DistributeParams, precision: str,
+                      cpuinfo: str | Path = "/proc/cpuinfo") -> DistributeParams:
+    """The distribute section a recipe trains under: its own ``precision`` (float32,
+    bfloat16; auto: bfloat16 where the CPU computes it natively, as AMX and AVX512-BF16
+    do, float32 elsewhere, where bfloat16 is emulated and slow) in place of
+    ``mixed_precision``; ``distribute``: the section as it is."""
+    if precision == "distribute":
+        return distribute
+    if precision == "auto":
+        try:
+            _, features = parse_cpuinfo(Path(cpuinfo).read_text())
+        except OSError:
+            features = []
+        precision = "bfloat16" if set(NATIVE_BF16) & set(features) else "float32"
+    return distribute.model_copy(update={"mixed_precision": POLICIES[precision]})
 
 
 def task() -> tuple[str | None, int, dict]:

@@ -23,8 +23,9 @@ import tensorflow as tf
 
 from pipeline.data.epochs import Epochs
 from pipeline.runs.backup import WEIGHTS, settle
+from pipeline.runs.budget import Plan
 from pipeline.runs.curves import KeepCurves, kept_curves, restore_curves
-from pipeline.runs.memory import Memory, best_weights, ended
+from pipeline.runs.memory import Memory, best_weights, ended, recall
 from pipeline.runs.placement import DistributeError
 from pipeline.training.fit import Fit, FitResult, early_stopping, fit, result, scored
 
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 def resumable_fit(model: keras.Model, train: Epochs, val: tf.data.Dataset, *,
                   backup_dir: str | Path, epochs: int, patience: int, monitor: str,
                   live_dir: str | Path | None, train_count: int,
-                  callbacks: list[keras.callbacks.Callback] | None = None) -> FitResult:
+                  callbacks: list[keras.callbacks.Callback] | None = None,
+                  planner: Plan | None = None) -> FitResult:
     """``fit`` (``pipeline.training.fit``) that resumes after a kill from ``backup_dir``.
 
     BackupAndRestore brings back the weights, optimizer and epoch, ``memory.Memory`` early
@@ -42,13 +44,17 @@ def resumable_fit(model: keras.Model, train: Epochs, val: tf.data.Dataset, *,
     curves, and ``Epochs`` the input from that epoch on. A run killed when it was over (see
     ``memory.ended``) is finished from its memory; a checkpoint that Keras left
     inconsistent is settled first (``backup.settle``). The backup is removed at the end.
+    A time budget's ``planner`` keeps its plan and the time used in the memory: a resumed
+    run goes on with them (it keeps the budget it started with).
     """
     backup_dir = Path(backup_dir)
     done = settle(model, backup_dir)
     workers_agree(model, done, backup_dir)
+    if planner is not None and done and (plan := (recall(backup_dir, done) or {}).get("plan")):
+        planner.restore(plan)
     if done and (state := ended(backup_dir, done, epochs)):
         # Killed between its last checkpoint and the backup's removal: the run was over.
-        return finish(model, backup_dir, state, train_count, live_dir)
+        return finish(model, backup_dir, state, train_count, live_dir, planner)
     if done >= epochs:  # over, but no memory of how it ended: train afresh
         shutil.rmtree(backup_dir, ignore_errors=True)
         done = 0
@@ -56,7 +62,7 @@ def resumable_fit(model: keras.Model, train: Epochs, val: tf.data.Dataset, *,
     # Weights, optimizer and epoch after every epoch, removed when fit ends;
     # double_checkpoint: a kill while the weights file is written leaves the previous one.
     # The memory goes first: on disk before the checkpoint that names its epoch.
-    memory = Memory(backup_dir, stop, input_epoch=done)
+    memory = Memory(backup_dir, stop, input_epoch=done, planner=planner)
     after: list[keras.callbacks.Callback] = [
         memory, keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True)]
     if done:
@@ -71,17 +77,18 @@ def resumable_fit(model: keras.Model, train: Epochs, val: tf.data.Dataset, *,
         after.insert(0, KeepCurves(live_dir, kept))
     run = fit(model, train, val, epochs=epochs, patience=patience, monitor=monitor,
               live_dir=live_dir, train_count=train_count, callbacks=callbacks, start=done,
-              stop=stop, after=after)
+              stop=stop, after=after, planner=planner)
     if live_dir is not None:
         shutil.rmtree(kept, ignore_errors=True)
     # The epochs before the resume too, as far as the memory remembers them.
     return scored(memory.history, monitor, epochs_run=run.epochs_run,
                   seconds=run.seconds + memory.seconds_before, train_count=train_count,
-                  first_epoch=done, history_from=memory.history_from)
+                  first_epoch=done, history_from=memory.history_from,
+                  stopped_by=run.stopped_by, planner=planner)
 
 
 def finish(model: keras.Model, backup_dir: Path, state: dict, train_count: int,
-           live_dir: str | Path | None) -> FitResult:
+           live_dir: str | Path | None, planner: Plan | None = None) -> FitResult:
     """End a run that was over when it was killed: early stopping's best weights, as the
     run would have restored them (else the checkpoint's), its scores and curves from the
     memory; the backup removed."""
@@ -98,7 +105,10 @@ def finish(model: keras.Model, backup_dir: Path, state: dict, train_count: int,
     shutil.rmtree(backup_dir, ignore_errors=True)
     shutil.rmtree(kept_curves(backup_dir), ignore_errors=True)
     return result(state["history"], state["best_epoch"] + 1, state["epoch"], state["seconds"],
-                  train_count, first_epoch=state["epoch"], history_from=state["history_from"])
+                  train_count, first_epoch=state["epoch"], history_from=state["history_from"],
+                  stopped_by=state.get("stopped_by") or (
+                      "early_stopping" if state["stopped"] else "epochs"),
+                  planner=planner)
 
 
 def workers_agree(model: keras.Model, done: int, backup_dir: Path | None) -> None:
@@ -127,11 +137,11 @@ class Resumable:
     def __call__(self, model: keras.Model, train: Epochs, val: tf.data.Dataset, *,
                  epochs: int, patience: int, monitor: str, live_dir: str | Path | None,
                  train_count: int, callbacks: list[keras.callbacks.Callback] | None = None,
-                 phase: str = "") -> FitResult:
+                 phase: str = "", planner: Plan | None = None) -> FitResult:
         return resumable_fit(model, train, val, backup_dir=self.folder / phase if phase
                              else self.folder, epochs=epochs, patience=patience,
                              monitor=monitor, live_dir=live_dir, train_count=train_count,
-                             callbacks=callbacks)
+                             callbacks=callbacks, planner=planner)
 
 
 @contextmanager

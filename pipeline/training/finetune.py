@@ -10,6 +10,7 @@ low learning rate. BatchNorm stays in inference mode unless ``train_bn``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tempfile
 from pathlib import Path
 
@@ -20,12 +21,14 @@ from pipeline.models.backbone import build_backbone, resnet_of
 from pipeline.models.classifier import build_resnet_model
 from pipeline.models.saving import load_model
 from pipeline.models.weights import weights_path
+from pipeline.runs.budget import Budget
 from pipeline.runs.curves import append_curves
 from pipeline.runs.placement import Placement
+from pipeline.training.budget import Planner
 from pipeline.training.fit import Fit, fit
 from pipeline.training.freeze import freeze
 from pipeline.training.inputs import Splits, datasets, draw_batch
-from pipeline.training.recipe import Trained, compile_model, fit_recipe
+from pipeline.training.recipe import Trained, compile_model, fit_recipe, main_planner
 from pipeline.training.schedules import make_schedule
 
 
@@ -33,7 +36,7 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
              live_dir: str | Path | None, placement: Placement,
              weights_record: str | Path = paths.WEIGHTS_RECORD,
              head_model: str | Path = paths.HEAD_MODEL, fit: Fit = fit,
-             batch_picture: str | Path | None = None) -> Trained:
+             batch_picture: str | Path | None = None, budget: Budget | None = None) -> Trained:
     """Train the backbone + head by ``recipe``; the caller has seeded everything.
 
     ``live_dir`` None: no curves (not the chief). ``fit``: the plain fit, or one that
@@ -41,7 +44,10 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
     again redoes the short head phase, whose backup its end removed, and resumes the main
     phase after its last epoch, as an uninterrupted run would go on. ``batch_picture``:
     where to draw the first augmented training batch (the input is stateless: drawing it
-    changes nothing in the training)."""
+    changes nothing in the training). ``budget``: the time budget (None:
+    ``recipe.budget_seconds`` from this process's start, as a stage has it); the head
+    phase may use half of what is left when it starts, the main phase plans the rest."""
+    budget = budget or Budget.of_process(recipe.budget_seconds)
     head_model = Path(head_model)
     live_dir = None if live_dir is None else Path(live_dir)
     count = len(splits.train[0])
@@ -59,6 +65,7 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
                              f"the manifest has {len(splits.classes)}")
         model = build_resnet_model(backbone, head, recipe.train_bn)
     train_ds, val_ds = datasets(splits, recipe, size, seed, batch)
+    val_steps = math.ceil(len(splits.val[0]) / batch)
     if batch_picture is not None:
         draw_batch(train_ds, splits.classes, f"One training batch after augmentation "
                    f"({size} px)", batch_picture)
@@ -68,23 +75,33 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
         backbone.trainable = False
         with placement.scope():
             compile_model(model, recipe, recipe.head_learning_rate)
+        head_planner = None
+        if budget is not None:  # a constant rate: nothing to fit to the plan
+            end = budget.seconds - budget.reserve()
+            head_planner = Planner(budget, epochs=recipe.head_epochs, steps=train_ds.steps,
+                                   val_steps=val_steps,
+                                   finish_by=end - (end - budget.elapsed()) / 2)
         head_result = fit_recipe(fit, model, recipe, train_ds, val_ds, recipe.head_epochs,
-                                 live_dir, count, phase="head_phase")
+                                 live_dir, count, phase="head_phase", planner=head_planner)
 
     backbone.trainable = True
     freeze(resnet_of(backbone), recipe.unfreeze, recipe.train_bn)
     with placement.scope():  # trainable is read at compile time
-        compile_model(model, recipe, make_schedule(recipe, train_ds.steps))
+        schedule = make_schedule(recipe, train_ds.steps, planned=budget is not None)
+        compile_model(model, recipe, schedule)
     if head_result is not None:  # other shuffles than the head phase's
         train_ds = dataclasses.replace(train_ds, stream=1)
+    planner = main_planner(budget, recipe, train_ds, val_steps, schedule)
     if head_result is None or live_dir is None:
         result = fit_recipe(fit, model, recipe, train_ds, val_ds, recipe.epochs, live_dir,
-                            count, phase="main_phase")
+                            count, phase="main_phase", planner=planner)
     else:
         # The main phase's curves go after the head phase's (a resumable fit keeps a copy
         # of them beside the backup, for a resumed run).
         with tempfile.TemporaryDirectory(prefix="finetune-live-") as phase2:
             result = fit_recipe(fit, model, recipe, train_ds, val_ds, recipe.epochs,
-                                Path(phase2), count, phase="main_phase")
+                                Path(phase2), count, phase="main_phase", planner=planner)
             append_curves(Path(phase2), live_dir, offset=head_result.epochs_run)
-    return Trained(model, result, head_result, size, recipe.family)
+    # The planner's budget: a resumed run's counts the time the killed run had used.
+    return Trained(model, result, head_result, size, recipe.family,
+                   planner.budget if planner is not None else None, recipe.flip_tta)

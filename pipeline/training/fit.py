@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # FitResult alone (the head's NumPy fit) must not start Tenso
     import tensorflow as tf
 
     from pipeline.data.epochs import Epochs
+from pipeline.runs.budget import Plan
 
 
 def trainable_params(model: keras.Model) -> int:
@@ -35,6 +36,10 @@ class FitResult:
     images_per_second: float
     first_epoch: int = 0  # epochs done before this run resumed from a backup
     history_from: int = 0  # 0 unless a resume found no memory of the epochs before
+    # Why the fit ended: "epochs" (all it was given), "early_stopping", "budget" (the
+    # epochs its time budget planned) or "deadline" (out of time before the plan's end).
+    stopped_by: str = "epochs"
+    budget: dict[str, Any] | None = None  # the plan's facts (Planner.facts), if budgeted
 
     def summary(self, monitor: str) -> dict[str, Any]:
         i = self.best_epoch - 1 - self.history_from
@@ -42,11 +47,13 @@ class FitResult:
         return {
             "best_epoch": self.best_epoch,
             "epochs_run": self.epochs_run,
+            "stopped_by": self.stopped_by,
             "monitor": monitor,
             **{k: best[k] for k in sorted(best) if k != "learning_rate"},
             "train_seconds": round(self.seconds, 1),
             "train_images_per_second": round(self.images_per_second, 1),
-        } | ({"resumed_after_epoch": self.first_epoch} if self.first_epoch else {})
+        } | ({"resumed_after_epoch": self.first_epoch} if self.first_epoch else {}) | (
+            {"budget": self.budget} if self.budget is not None else {})
 
 
 class Fit(Protocol):
@@ -56,7 +63,7 @@ class Fit(Protocol):
     def __call__(self, model: keras.Model, train: Epochs, val: tf.data.Dataset, *,
                  epochs: int, patience: int, monitor: str, live_dir: str | Path | None,
                  train_count: int, callbacks: list[keras.callbacks.Callback] | None = None,
-                 phase: str = "") -> FitResult: ...
+                 phase: str = "", planner: Plan | None = None) -> FitResult: ...
 
 
 def direction(monitor: str) -> str:
@@ -75,16 +82,22 @@ def early_stopping(monitor: str, patience: int) -> keras.callbacks.EarlyStopping
 
 
 def result(history: dict[str, list[float]], best_epoch: int, epochs_run: int, seconds: float,
-           train_count: int, first_epoch: int, history_from: int) -> FitResult:
-    """A FitResult; the speed over the epochs the history and the seconds both cover."""
+           train_count: int, first_epoch: int, history_from: int, stopped_by: str = "epochs",
+           planner: Plan | None = None) -> FitResult:
+    """A FitResult; the speed over the epochs the history and the seconds both cover;
+    ``stopped_by`` is early stopping's, the planner's (if it stopped the fit) comes first."""
     timed = epochs_run - history_from
+    if planner is not None and planner.stopped_by:
+        stopped_by = planner.stopped_by
     return FitResult(history, best_epoch, epochs_run, seconds,
                      train_count * timed / seconds if seconds else 0.0, first_epoch=first_epoch,
-                     history_from=history_from)
+                     history_from=history_from, stopped_by=stopped_by,
+                     budget=None if planner is None else planner.facts())
 
 
 def scored(history: dict[str, list[float]], monitor: str, *, epochs_run: int, seconds: float,
-           train_count: int, first_epoch: int, history_from: int) -> FitResult:
+           train_count: int, first_epoch: int, history_from: int, stopped_by: str = "epochs",
+           planner: Plan | None = None) -> FitResult:
     """The result of the epochs ``history`` holds (from ``history_from`` + 1 on), its best
     epoch the first best score, as EarlyStopping picks it (the last epoch without one)."""
     scores = history.get(monitor, [])
@@ -94,7 +107,12 @@ def scored(history: dict[str, list[float]], monitor: str, *, epochs_run: int, se
     else:
         best = epochs_run
     return result(history, best, epochs_run, seconds, train_count, first_epoch=first_epoch,
-                  history_from=history_from)
+                  history_from=history_from, stopped_by=stopped_by, planner=planner)
+
+
+def stop_reason(stop: keras.callbacks.EarlyStopping) -> str:
+    """"early_stopping" when ``stop`` ended the fit, else "epochs"."""
+    return "early_stopping" if stop.stopped_epoch > 0 else "epochs"
 
 
 def fit(
@@ -112,12 +130,15 @@ def fit(
     start: int = 0,
     stop: keras.callbacks.EarlyStopping | None = None,
     after: Sequence[keras.callbacks.Callback] = (),
+    planner: Plan | None = None,
 ) -> FitResult:
     """``model.fit`` with early stopping (best weights restored) and per-epoch DVCLive logs.
 
     ``train`` is the training input addressed by epoch, ``val`` the validation batches.
     ``live_dir`` None: no curves (a worker other than the chief). ``phase`` names the fit
     for a wrapper that keeps a backup per phase; a plain fit has no use for it.
+    ``planner``: the fit's time budget (``pipeline.training.budget``), which sets how many
+    of ``epochs`` it runs; None: all of them, unless early stopping ends it.
 
     For a wrapper that resumes a run (``pipeline.runs.resume``): ``start`` is the epochs
     done before (the input and the curves go on after them; Keras' BackupAndRestore, among
@@ -149,10 +170,13 @@ def fit(
         shuffle=False,  # the input shuffles itself
         validation_data=val,
         epochs=epochs,
-        callbacks=[*(callbacks or []), stop, *logged, *after],
+        # The planner before the callbacks that keep the run (``after``): its epoch's plan
+        # is then in the run's memory.
+        callbacks=[*(callbacks or []), *([planner] if planner else []), stop, *logged, *after],
         verbose=2,
     )
     seconds = time.perf_counter() - began
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     return scored(hist, monitor, epochs_run=start + len(hist.get("loss", [])), seconds=seconds,
-                  train_count=train_count, first_epoch=start, history_from=start)
+                  train_count=train_count, first_epoch=start, history_from=start,
+                  stopped_by=stop_reason(stop), planner=planner)

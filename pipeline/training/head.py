@@ -15,6 +15,7 @@ import json
 import shutil
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from pipeline.core.params import HeadParams
 from pipeline.models.features import Features
 from pipeline.models.head import standardization
 from pipeline.models.head_file import HeadFile, standardize
+from pipeline.runs.budget import Budget
 from pipeline.runs.save import Outcome
 from pipeline.training.fit import Fit, FitResult, fit, result, trainable_params
 from pipeline.training.softmax import fit_softmax
@@ -44,19 +46,28 @@ def fit_head(train: Features, val: Features, head: HeadParams, live_dir: str | P
     them). The optimizer, learning rate and batch size are the Keras recipe's; they change
     nothing here. ``live_dir``: the per-iteration curves, in DVCLive's layout."""
     began = time.perf_counter()
+    budget = Budget.of_process(head.budget_seconds)
     mean, variance = (v.astype(np.float32) for v in standardization(train.features))
     fitted = fit_softmax(standardize(train.features, mean, variance), train.labels,
                          standardize(val.features, mean, variance), val.labels,
                          classes=len(train.classes), l2=head.l2, dropout=head.dropout,
                          max_iterations=head.epochs, patience=head.patience,
-                         monitor=head.monitor)
+                         monitor=head.monitor, out_of_time=None if budget is None else (
+                             lambda: budget.remaining() <= budget.reserve()))
     seconds = time.perf_counter() - began
     model = HeadFile(mean, variance, fitted.model.kernel.astype(np.float32),
                      fitted.model.bias.astype(np.float32), head.dropout, head.l2)
     if live_dir is not None:
         log_curves(live_dir, fitted.history)
-    return model, result(fitted.history, fitted.best_iteration, fitted.iterations, seconds,
-                         len(train.labels), first_epoch=0, history_from=0)
+    done = result(fitted.history, fitted.best_iteration, fitted.iterations, seconds,
+                  len(train.labels), first_epoch=0, history_from=0,
+                  stopped_by=STOPPED_BY.get(fitted.stopped, fitted.stopped))
+    return model, done if budget is None else replace(done, budget={
+        "budget_seconds": budget.seconds})
+
+
+# The L-BFGS fit's reasons in the words a Keras fit's card uses.
+STOPPED_BY = {"early stopping": "early_stopping", "iteration cap": "epochs"}
 
 
 def log_curves(live_dir: str | Path, history: dict[str, list[float]]) -> None:
@@ -113,13 +124,17 @@ def train_head(train: Features, val: Features, head: HeadParams, live_dir: str |
     with placement.scope():
         model = build_head(train.features, len(train.classes), head.dropout, head.l2)
         compile_head(model, head)
+    from pipeline.training.budget import Planner
+
     batch = placement.global_batch(head.batch_size)
-    result = fit(
-        # Training batches addressed by epoch: the same order under any strategy.
-        model, Epochs(train.features, train.labels, batch, seed), batches(val, batch),
-        epochs=head.epochs, patience=head.patience, monitor=head.monitor, live_dir=live_dir,
-        train_count=len(train.labels),
-    )
+    # Training batches addressed by epoch: the same order under any strategy.
+    epochs = Epochs(train.features, train.labels, batch, seed)
+    budget = Budget.of_process(head.budget_seconds)
+    planner = None if budget is None else Planner(
+        budget, epochs=head.epochs, steps=epochs.steps, val_steps=-(-len(val.labels) // batch))
+    result = fit(model, epochs, batches(val, batch), epochs=head.epochs,
+                 patience=head.patience, monitor=head.monitor, live_dir=live_dir,
+                 train_count=len(train.labels), planner=planner)
     return model, result
 
 
@@ -140,4 +155,4 @@ def head_outcome(model: keras.Model | HeadFile, result: FitResult, head: HeadPar
         "solver": head.solver,
     } | result.summary(head.monitor) | {"trainable_params": (
         model.trainable_params() if isinstance(model, HeadFile) else trainable_params(model))}
-    return Outcome(model, card)
+    return Outcome(model, card, budget=Budget.of_process(head.budget_seconds))

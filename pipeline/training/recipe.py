@@ -18,9 +18,12 @@ from keras import ops
 from pipeline.core.params import Recipe
 from pipeline.data.epochs import Epochs
 from pipeline.models.classifier import IMAGE_INPUT, inference_copy
+from pipeline.runs.budget import Budget
 from pipeline.runs.save import Outcome
+from pipeline.training.budget import Planner
 from pipeline.training.fit import Fit, FitResult, trainable_params
 from pipeline.training.optimizers import make_optimizer
+from pipeline.training.schedules import PlannedSchedule
 
 
 class LearningRateLogger(keras.callbacks.Callback):
@@ -45,11 +48,23 @@ def compile_model(model: keras.Model, recipe: Recipe,
 
 def fit_recipe(fit: Fit, model: keras.Model, recipe: Recipe, train: Epochs,
                val: tf.data.Dataset, epochs: int, live_dir: Path | None, count: int,
-               phase: str = "") -> FitResult:
-    """``fit`` with the recipe's early stopping, and the learning rate in the curves."""
+               phase: str = "", planner: Planner | None = None) -> FitResult:
+    """``fit`` with the recipe's early stopping, and the learning rate in the curves;
+    ``planner``: its time budget, if it has one."""
     return fit(model, train, val, epochs=epochs, patience=recipe.patience,
                monitor=recipe.monitor, live_dir=live_dir, train_count=count,
-               callbacks=[LearningRateLogger()], phase=phase)
+               callbacks=[LearningRateLogger()], phase=phase, planner=planner)
+
+
+def main_planner(budget: Budget | None, recipe: Recipe, train: Epochs, val_steps: int,
+                 schedule: float | keras.optimizers.schedules.LearningRateSchedule
+                 ) -> Planner | None:
+    """The planner of a recipe's scheduled phase under ``budget`` (None: no budget): its
+    ``epochs`` at most, the schedule fitted to the plan."""
+    if budget is None:
+        return None
+    return Planner(budget, epochs=recipe.epochs, steps=train.steps, val_steps=val_steps,
+                   schedule=schedule if isinstance(schedule, PlannedSchedule) else None)
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,8 @@ class Trained:
     head_result: FitResult | None  # resnet's head-only warm-up, if any
     image_size: int
     family: str
+    budget: Budget | None = None  # the stage's time budget, if it has one
+    flip_tta: bool = False  # the saved model averages each image with its mirror image
 
     def summary(self, monitor: str) -> dict[str, Any]:
         """The main phase's best-epoch scores; train time covers both phases."""
@@ -69,14 +86,16 @@ class Trained:
             out["train_seconds"] = round(self.result.seconds + self.head_result.seconds, 1)
             head = self.head_result.summary(monitor)
             out["head_phase"] = {k: head[k] for k in (
-                "epochs_run", "best_epoch", "val_accuracy", "val_loss", "train_seconds"
-            ) if k in head}
+                "epochs_run", "best_epoch", "stopped_by", "val_accuracy", "val_loss",
+                "train_seconds", "budget") if k in head}
         return out | {"trainable_params": trainable_params(self.model),
-                      "image_size": self.image_size, "family": self.family}
+                      "image_size": self.image_size, "family": self.family,
+                      "flip_tta": self.flip_tta}
 
     def outcome(self, monitor: str, classes: list[str], exif_orientation: bool) -> Outcome:
-        """The network to save, without its optimizer (``inference_copy``), and its card;
-        ``exif_orientation``: the decode it was trained on, which the card carries."""
+        """The network to save, without its optimizer (``inference_copy``, with its flip
+        averaging if the recipe asks for it), and its card; ``exif_orientation``: the
+        decode it was trained on, which the card carries."""
         card = {"input": "image", "preprocessing": IMAGE_INPUT, "classes": list(classes),
                 "exif_orientation": exif_orientation} | self.summary(monitor)
-        return Outcome(inference_copy(self.model), card)
+        return Outcome(inference_copy(self.model, flip_tta=self.flip_tta), card, self.budget)

@@ -32,6 +32,7 @@ better one stop the fit, and the best iterate is kept.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,10 +157,12 @@ class Objective:
 
 def fit_softmax(z: np.ndarray, y: np.ndarray, z_val: np.ndarray, y_val: np.ndarray, *,
                 classes: int, l2: float, dropout: float, max_iterations: int,
-                patience: int, monitor: str) -> SoftmaxFit:
+                patience: int, monitor: str,
+                out_of_time: Callable[[], bool] | None = None) -> SoftmaxFit:
     """Minimise the head's training loss from zero weights (no seed: the same data give
     the same head) by L-BFGS, with early stopping on ``monitor`` (val_loss or
-    val_accuracy; val_loss includes the L2 term, as Keras' does)."""
+    val_accuracy; val_loss includes the L2 term, as Keras' does). ``out_of_time``: asked
+    after each iteration; True ends the fit there ("budget"), the best iterate kept."""
     from scipy.optimize import minimize
     from threadpoolctl import threadpool_limits
 
@@ -186,6 +189,9 @@ def fit_softmax(z: np.ndarray, y: np.ndarray, z_val: np.ndarray, y_val: np.ndarr
         elif iteration - best["iteration"] >= patience:
             best["stopped"] = "early stopping"
             raise StopIteration  # SciPy ends the fit and returns the result so far
+        if out_of_time is not None and out_of_time():
+            best["stopped"] = "budget"
+            raise StopIteration
 
     d = loss_and_grad.d
     with threadpool_limits(BLAS_THREADS, user_api="blas"):
