@@ -69,7 +69,7 @@ class Attempts:
 
 
 _log_offset = 0  # the end of the log that tests have already claimed
-_stray: list[str] = []  # attempts made between tests (e.g. a module fixture's teardown)
+_stray: list[str] = []  # attempts made outside any test and its teardown (at collection)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -103,12 +103,42 @@ def logging_as_the_entry_points() -> None:
     logs.configure(logs.NORMAL)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """Fail the teardown of the test after which a fixture of a wider scope (a module's,
+    a session's) tried to reach the network while it was torn down: an error reported
+    like any other, so pytest-xdist's workers pass it on and the run fails."""
+    global _log_offset
+    result = yield  # a teardown that raised is reported already; its attempts stay logged
+    stray, _log_offset = netguard.attempts_since(_log_offset)
+    if stray:
+        pytest.fail(f"network touched while tearing down fixtures after {item.nodeid}: "
+                    f"{stray}", pytrace=False)
+    return result
+
+
+_STRAY_KEY = "netguard_stray"
+_stray_on_workers: list[str] = []  # the controller's: what each xdist worker sent back
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Attempts outside any test (at collection, say) fail the session; an xdist worker
+    hands its own to the controller, whose exit status is the run's."""
     stray, _ = netguard.attempts_since(_log_offset)
     stray = _stray + stray
+    if hasattr(session.config, "workeroutput"):  # an xdist worker
+        session.config.workeroutput[_STRAY_KEY] = stray
+    stray = stray + _stray_on_workers
     if stray:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         print(f"\nnetwork touched outside any test: {stray}", file=sys.stderr)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """pytest-xdist, on the controller: a worker finished; keep the attempts it saw
+    outside any test."""
+    _stray_on_workers.extend(getattr(node, "workeroutput", {}).get(_STRAY_KEY, []))
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import io
 import os
 import re
@@ -421,6 +422,37 @@ def e2e_project(repo: Path) -> Path:
     (repo / "first_repro.log").write_text(first.stdout + STDERR + first.stderr)
     commit(repo, "first run")
     return repo
+
+
+def project_state(project: Path) -> tuple[str, dict[str, str]]:
+    """What a test can change in an e2e project: its git HEAD and every file by content
+    (git's and DVC's own folders and Python's caches aside)."""
+    head = sh(project, "git", "rev-parse", "HEAD").stdout.strip()
+    files = {}
+    for folder, dirs, names in os.walk(project):
+        rel = Path(folder).relative_to(project)
+        dirs[:] = [d for d in dirs if d != "__pycache__" and (rel / d).as_posix() not in (
+            ".git", ".dvc/cache", ".dvc/tmp")]
+        for name in names:
+            path = Path(folder) / name
+            files[(rel / name).as_posix()] = (
+                f"link {os.readlink(path)}" if path.is_symlink()
+                else hashlib.sha256(path.read_bytes()).hexdigest())
+    return head, files
+
+
+def restore_project(project: Path, state: tuple[str, dict[str, str]]) -> None:
+    """Put an e2e project back as ``state`` (project_state) found it, whatever a test
+    changed or left behind when it failed: git's commit and files (reset, clean), then
+    DVC's outputs from its cache (checkout). Nothing re-runs; a no-op when nothing changed."""
+    if project_state(project) == state:
+        return
+    sh(project, "git", "reset", "-q", "--hard", state[0])
+    sh(project, "git", "clean", "-qfd")
+    sh(project, "dvc", "checkout", "--force", "--quiet")
+    head, files = project_state(project)
+    differ = sorted(k for k in files.keys() | state[1].keys() if files.get(k) != state[1].get(k))
+    assert (head, differ) == (state[0], []), f"could not restore the project: {differ[:10]}"
 
 
 def commit(repo: Path, message: str) -> None:

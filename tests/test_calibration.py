@@ -180,3 +180,98 @@ def test_calibration_off_ships_the_raw_probabilities(tmp_path):
     table = reliability_table(y[100:], proba[100:], served)
     reliability_chart(table, metrics, "m", tmp_path / "reliability.png")
     assert (tmp_path / "reliability.png").stat().st_size > 0
+
+
+def test_reliability_table_by_hand_bin_by_bin():
+    """The plot's rows: each bin that holds an image before or after, at its centre (the
+    x axis and the diagonal), with both calibrations' accuracy, mean confidence and count."""
+    # Three images at 0.7 (two right), one at 0.95 (wrong); after: all four at 0.55.
+    before = np.array([[0.7, 0.3], [0.7, 0.3], [0.7, 0.3], [0.95, 0.05]])
+    after = np.array([[0.55, 0.45]] * 4)
+    labels = np.array([0, 0, 1, 1])
+    table = reliability_table(labels, before, after, bins=10)
+    assert table.columns.tolist() == [
+        "bin", "confidence", "perfect", "accuracy_before", "mean_confidence_before",
+        "count_before", "accuracy_after", "mean_confidence_after", "count_after"]
+    assert table["bin"].tolist() == [5, 6, 9]  # (0.5, 0.6], (0.6, 0.7], (0.9, 1.0]
+    assert table["confidence"].tolist() == [0.55, 0.65, 0.95]
+    assert table["perfect"].tolist() == [0.55, 0.65, 0.95]
+    assert table["count_before"].tolist() == [0, 3, 1]
+    assert table["count_after"].tolist() == [4, 0, 0]
+    assert table["count_before"].dtype.kind == "i"
+    assert table["accuracy_before"].tolist()[1:] == [0.6667, 0.0]  # 4 digits
+    assert table["mean_confidence_before"].tolist()[1:] == [0.7, 0.95]
+    assert table["accuracy_after"].tolist()[0] == 0.5
+    assert table["mean_confidence_after"].tolist()[0] == 0.55
+    assert table.index.tolist() == [0, 1, 2]
+    # Fifteen bins by default, centres rounded to 4 digits: (k + 0.5) / 15.
+    default = reliability_table(labels, before, after)
+    assert default["confidence"].tolist() == [0.5667, 0.7, 0.9667]
+    assert default["count_before"].tolist() == [0, 3, 1]
+
+
+def test_the_unhelpful_sentence_names_both_figures_and_where_it_was_fitted():
+    metrics = {"temperature": 1.31, "ece": 0.089, "ece_calibrated": 0.106, "nll": 0.30,
+               "nll_calibrated": 0.31}
+    said = unhelpful(metrics, None)
+    assert said == ("temperature scaling (T = 1.31) did not improve the test ECE or NLL "
+                    "(ECE 0.089 → 0.106, NLL 0.300 → 0.310): likely the validation split it "
+                    "was fitted on is too small to estimate it; the calibrated probabilities "
+                    "are no better than the raw ones (a bigger validation split, or "
+                    "evaluate.calibration: none)")
+
+
+def test_temperature_is_applied_in_double_precision_to_a_float32_model_output():
+    """Keras gives float32 probabilities; the calibrated ones (and the ECE and NLL on them)
+    are computed in float64, as the same numbers in float64 give."""
+    proba = softmax(np.random.default_rng(5).normal(0, 3, (50, 5))).astype(np.float32)
+    calibrated = apply_temperature(proba, 1.7)
+    assert calibrated.dtype == np.float64
+    exact = apply_temperature(proba.astype(np.float64), 1.7)
+    assert np.abs(calibrated - exact).max() < 1e-15
+    assert np.abs(calibrated.sum(axis=1) - 1).max() < 1e-12
+
+
+def test_reliability_table_rounds_the_means_to_four_digits():
+    before = np.array([[0.71234, 0.28766], [0.7, 0.3]])
+    table = reliability_table(np.array([0, 1]), before, before, bins=10)
+    assert table["mean_confidence_before"].tolist() == [0.7, 0.7123]  # 0.71234
+    assert table["accuracy_after"].tolist() == [0.0, 1.0]
+
+
+def test_summary_reports_each_figure_on_the_test_split_to_four_digits():
+    z, y = calibrated_sample(400, 6)
+    proba = softmax(1.8 * z)
+    val, test = slice(0, 150), slice(150, None)
+    metrics, _ = summary(y[val], proba[val], y[test], proba[test])
+    t = fit_temperature(y[val], proba[val])
+    calibrated = apply_temperature(proba[test], t)
+    assert metrics == {
+        "temperature": round(t, 4), "ece": round(ece(y[test], proba[test]), 4),
+        "ece_calibrated": round(ece(y[test], calibrated), 4),
+        "nll": round(nll(y[test], proba[test]), 4),
+        "nll_calibrated": round(nll(y[test], calibrated), 4)}
+    assert all(v != round(v, 3) for v in metrics.values())  # four digits kept, not three
+    raw, _ = summary(y[val], proba[val], y[test], proba[test], fit=False)
+    assert raw == {"ece": metrics["ece"], "nll": metrics["nll"]}
+
+
+def test_every_confidence_has_its_bin_at_the_edges_too():
+    """Twenty classes: a near-uniform top probability (0.05) is in the first bin; a float32
+    top probability one rounding above 1 is in the last; bins are integers."""
+    uniform = np.full((1, 20), 0.05)
+    assert reliability(np.array([0]), uniform)["bin"].tolist() == [0]
+    over = np.array([[np.float32(1.0000001), 0.0]], dtype=np.float32)
+    bins = reliability(np.array([0]), over)
+    assert bins["bin"].tolist() == [14] and bins["bin"].dtype.kind == "i"
+    # ECE takes the bins it is given: 10 bins put 0.61 and 0.69 together, 15 apart.
+    proba = np.array([[0.61, 0.39], [0.69, 0.31]])
+    assert ece(np.array([0, 1]), proba, bins=10) == pytest.approx(abs(0.5 - 0.65))
+    assert ece(np.array([0, 1]), proba, bins=15) == pytest.approx((0.39 + 0.69) / 2)
+    assert ece(np.array([0, 1]), proba) == ece(np.array([0, 1]), proba, bins=15)
+
+
+def test_nll_on_a_test_split_that_lacks_a_class():
+    """Three classes, the test images of two: every probability column still counts."""
+    proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3]])
+    assert nll(np.array([0, 1]), proba) == pytest.approx(-(math.log(0.7) + math.log(0.6)) / 2)

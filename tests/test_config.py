@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 from helpers import ROOT, repo_params, run_stage, write_params
@@ -381,6 +382,9 @@ def test_a_bit_entry_takes_an_npz():
     ((), "gaet", "gaet: unknown key, did you mean gate?"),
     (("head",), "zzz", "head.zzz: unknown key; head takes solver, dropout, l2, optimizer, "
                        "learning_rate, batch_size, epochs, patience, monitor"),
+    ((), "zzz", "zzz: unknown key; the top level takes seed, sample, data, validate, "
+                "backbone, head, finetune, scratch, distribute, inference, evaluate, report, "
+                "export, gate"),
 ])
 def test_an_unknown_key_suggests_the_closest_known_one(where, typo, expected):
     """What `dvc exp run -S +head.dropuot=0.1` (DVC's way to add a key) leads to."""
@@ -415,6 +419,27 @@ def test_a_duplicate_key_is_refused_with_both_lines(tmp_path):
         _load(tmp_path, twice)
     with pytest.raises(ParamsError, match=r"params.yaml: seed is given twice"):
         _load(tmp_path, SHIPPED + "seed: 43\n")
+
+
+def test_a_duplicate_key_deep_in_the_file_or_in_a_list_is_named_by_its_path(tmp_path):
+    nested = SHIPPED.replace("    workers: ", "    bad: fail\n    workers: ", 1)
+    with pytest.raises(ParamsError, match=r"params.yaml: data\.images\.bad is given twice"):
+        _load(tmp_path, nested)
+    with pytest.raises(ParamsError, match=r"params.yaml: extra\.x is given twice"):
+        _load(tmp_path, SHIPPED + "extra: [{x: 1, x: 2}]\n")
+
+
+def test_a_file_at_the_node_cap_loads_and_one_over_it_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(params, "MAX_NODES", 1)
+    with pytest.raises(ParamsError) as err:
+        _load(tmp_path, SHIPPED)
+    nodes = int(re.search(r"expand to ([\d,]+) keys", str(err.value))[1].replace(",", ""))
+    monkeypatch.setattr(params, "MAX_NODES", nodes)
+    assert _load(tmp_path, SHIPPED).seed == repo_params()["seed"]
+    monkeypatch.setattr(params, "MAX_NODES", nodes - 1)
+    with pytest.raises(ParamsError, match=f"expand to {nodes:,} keys and values, more than "
+                                          f"the {nodes - 1:,}"):
+        _load(tmp_path, SHIPPED)
 
 
 def test_aliases_and_merge_keys_within_bounds_load(tmp_path):
@@ -502,3 +527,43 @@ def test_the_params_stage_refuses_a_missing_or_unreadable_file_it_names(tmp_path
     run = _params_stage(tmp_path, changes)
     assert run.returncode == 2 and run.stderr.startswith(expected), run.stderr
     assert len(run.stderr.splitlines()) == 1
+
+
+def test_a_yaml_slip_is_named_with_its_line_and_column(tmp_path):
+    with pytest.raises(ParamsError, match=r"params.yaml: not valid YAML: mapping values are not "
+                                          r"allowed here \(line 2, column 6\)$"):
+        _load(tmp_path, "seed: 42\n  bad: indent: here\n")
+    with pytest.raises(ParamsError, match=r"not valid YAML: expected ',' or '\]', but got "
+                                          r"'<stream end>' \(line 3, column 1\)$"):
+        _load(tmp_path, "seed: 42\nhead: [unclosed\n")
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"validate.min_side": 9, "validate.max_side": 8},
+     "validate: Value error, min_side (9) exceeds max_side (8)"),
+    ({"scratch.wrn.depth": 4}, "scratch.wrn: Value error, depth must be 6N+4 with N >= 1 (10, "
+                               "16, 22, 28, 40, ...), got 4"),
+    ({"scratch.wrn.depth": 11}, "got 11"),
+    ({"finetune.wrn": repo_params()["finetune"]["resnet50"]},
+     "Value error, model name(s) ['wrn'] in both finetune and scratch: each model needs its "
+     "own name (it names its stages and files)"),
+])
+def test_each_rule_between_keys_names_the_values_at_fault(changes, message):
+    raw = copy.deepcopy(repo_params())
+    for key, value in changes.items():
+        node = raw
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    with pytest.raises(ParamsError) as err:
+        params.parse(raw)
+    assert message in str(err.value)
+
+
+def test_the_edges_of_each_rule_between_keys_are_allowed():
+    raw = copy.deepcopy(repo_params())
+    raw["validate"]["min_side"] = raw["validate"]["max_side"] = 64
+    raw["scratch"]["wrn"]["depth"] = 10
+    loaded = params.parse(raw)
+    assert (loaded.validate_.min_side, loaded.scratch["wrn"].depth) == (64, 10)

@@ -214,3 +214,140 @@ def test_the_shipped_size_counts_every_weight_the_export_ships(tmp_path, monkeyp
     assert shipped_size({"input": "features"}, of_file(tmp_path / "head.keras")) == \
         of_network(exported)
     assert shipped_size({"input": "image"}, of_network(full)) == of_network(exported)
+
+
+# --------------------------------------------------------------------------- the comparison
+
+
+def _scored(name: str, right: list[bool], metrics: dict | None = None, card: dict | None = None,
+            paths: list[str] | None = None):
+    from pipeline.evaluation.report import ModelResult
+
+    paths = paths or [f"test/cat/{i}.jpg" for i in range(len(right))]
+    table = pd.DataFrame({"path": paths, "label": "cat",
+                          "predicted": ["cat" if r else "dog" for r in right],
+                          "confidence": 0.9, "correct": right})
+    return ModelResult(name, card.get("family", name) if card else name, metrics or {},
+                       card or {}, table)
+
+
+def test_models_scored_on_other_test_images_are_refused_not_paired():
+    """Same number of images, other files (or another order): no pairing, one line saying
+    which model to re-evaluate."""
+    from pipeline.evaluation.report import compare
+
+    right = [True, False, True]
+    first = _scored("wrn", right)
+    for paths in (["test/cat/0.jpg", "test/cat/1.jpg", "test/cat/9.jpg"],
+                  ["test/cat/1.jpg", "test/cat/0.jpg", "test/cat/2.jpg"]):
+        with pytest.raises(ValueError, match=r"^resnet was not scored on the same test images "
+                                             r"as wrn; re-run its evaluate stage$"):
+            compare([first, _scored("resnet", right, paths=paths)], "train_seconds", 0.05)
+    assert compare([first, _scored("resnet", right)], "train_seconds", 0.05).test_images == 3
+
+
+def test_each_cost_is_read_where_the_pipeline_records_it():
+    model = _scored("wrn", [True], {"inference_images_per_second": 250.0, "shipped_params": 7,
+                                    "shipped_mb": 0.123},
+                    {"trainable_params": 5, "train_seconds": 12.5})
+    assert model.cost("inference_seconds") == 4.0  # seconds per 1,000 images
+    assert model.cost("shipped_params") == 7.0  # the evaluation's count
+    assert model.cost("trainable_params") == 5.0 and model.cost("train_seconds") == 12.5
+    assert model.shipped == "0.12 MB shipped"
+    unknown = _scored("old", [True], {"inference_images_per_second": 0.0}, {"family": "wrn"})
+    assert [unknown.cost(k) for k in ("inference_seconds", "shipped_params",
+                                      "trainable_params")] == [float("inf")] * 3
+    assert _scored("x", [True], {}).cost("inference_seconds") == float("inf")
+    assert unknown.shipped == "size unknown"
+    assert _scored("big", [True], {"shipped_mb": 94.44}).shipped == "94.4 MB shipped"
+
+
+def test_the_report_metrics_are_the_chosen_models_four_figures():
+    from pipeline.evaluation.report import compare
+
+    good = _scored("wrn", [True] * 9 + [False], {"shipped_params": 10})
+    bad = _scored("small", [True] + [False] * 9, {"shipped_params": 1})
+    report = compare([good, bad], "shipped_params", 0.05)
+    assert report.row("small").verdict.startswith("worse than wrn")
+    assert report.to_metrics() == {"recommended": "wrn", "accuracy": 0.9,
+                                   "accuracy_low": 0.5958, "accuracy_high": 0.9821}
+    assert "measured seconds" not in report.choice.reason  # counted, not measured
+
+
+def test_a_measured_cost_warns_only_when_it_decided_between_tied_models():
+    from pipeline.evaluation.report import compare
+
+    good = _scored("wrn", [True] * 20, card={"train_seconds": 5.0})
+    bad = _scored("small", [False] * 20, card={"train_seconds": 1.0})
+    alone = compare([good, bad], "train_seconds", 0.05)
+    assert alone.choice.candidates == ("wrn",)
+    assert "measured seconds" not in alone.choice.reason
+    tied = compare([good, _scored("twin", [True] * 20, card={"train_seconds": 1.0})],
+                   "inference_seconds", 0.05)
+    assert tied.choice.reason.endswith("The cost is measured seconds: depends on the machine "
+                                       "and its load: a re-run can recommend another of the "
+                                       "tied models.")
+
+
+def test_the_choice_reads_every_models_evaluation_and_names_the_stage_of_a_missing_one(
+        tmp_path, monkeypatch):
+    """What the export and report stages both call: every model of params.yaml, its
+    family from its card, and a missing evaluation named with the stage that makes it."""
+    from helpers import params
+
+    from pipeline.core.errors import PipelineError
+    from pipeline.evaluation.choice import evaluate_stage, load_results, recommendation
+
+    run = params()
+    assert [evaluate_stage(run, m) for m in run.models()] == [
+        "evaluate_head", *(f"evaluate_finetune@{m}" for m in run.finetune),
+        *(f"evaluate_scratch@{m}" for m in run.scratch)]
+    monkeypatch.chdir(tmp_path)
+    for folder in ("metrics/evaluate", "reports/predictions", "models"):
+        Path(folder).mkdir(parents=True)
+    for i, name in enumerate(run.models()):
+        right = [True] * (10 - i) + [False] * i  # the first model best
+        model = _scored(name, right)
+        Path(f"metrics/evaluate/{name}.json").write_text(json.dumps(
+            {"accuracy": sum(right) / 10, "shipped_params": 100 - i}))
+        predictions.write(model.predictions, f"reports/predictions/{name}.csv")
+        card = {"trainable_params": 1} | ({"family": "resnet"} if i else {})
+        Path(f"models/{name}.json").write_text(json.dumps(card))
+    results = load_results(run)
+    assert [(m.name, m.family) for m in results] == [
+        (name, "resnet" if i else name) for i, name in enumerate(run.models())]
+    assert results[1].metrics["shipped_params"] == 99
+    assert results[1].card == {"trainable_params": 1, "family": "resnet"}
+    assert results[0].predictions["correct"].tolist() == [True] * 10
+    report = recommendation(run)
+    assert (report.cost, report.alpha) == (run.report.cost, run.report.alpha)
+    assert report.choice.model == run.models()[-1]  # tied with the best, and cheapest
+    last = run.models()[-1]
+    Path(f"reports/predictions/{last}.csv").unlink()
+    Path(f"models/{last}.json").unlink()
+    with pytest.raises(PipelineError, match=(
+            rf"^model '{last}' has no evaluation \(reports/predictions/{last}.csv, "
+            rf"models/{last}.json missing\): run `dvc repro {evaluate_stage(run, last)}`$")):
+        load_results(run)
+
+
+def test_the_report_applies_its_own_alpha_and_names_the_metric():
+    """report.alpha decides both the verdicts and the candidates: at 0.5 a model with
+    McNemar p = 0.45 is worse, not a cheaper tie."""
+    from pipeline.evaluation.report import compare
+
+    best = [True] * 54 + [False] * 6
+    other = [False] * 5 + [True] * 49 + [True, True] + [False] * 4  # 5 / 2 discordant
+    models = [_scored("wrn", best, {"shipped_params": 10}),
+              _scored("resnet", other, {"shipped_params": 1})]
+    loose = compare(models, "shipped_params", 0.05)
+    assert loose.choice.model == "resnet"
+    strict = compare(models, "shipped_params", 0.5)
+    assert strict.row("resnet").verdict == "worse than wrn (p = 0.45)"
+    assert strict.choice.model == "wrn" and strict.choice.candidates == ("wrn",)
+    assert strict.choice.reason.startswith("wrn is best on accuracy (0.9) and every other "
+                                           "model is significantly worse (McNemar p below "
+                                           "alpha = 0.5 for each")
+    thirds = compare([_scored("a", [True, True, False]), _scored("b", [True, False, False])],
+                     "shipped_params", 0.05)
+    assert thirds.to_metrics()["accuracy"] == 0.6667

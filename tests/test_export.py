@@ -403,3 +403,90 @@ def test_a_model_without_its_evaluation_is_named(project, stage):
     with pytest.raises(PipelineError, match=r"model 'tiny' has no evaluation \(metrics/evaluate/"
                        r"tiny.json missing\): run `dvc repro evaluate_scratch@tiny`"):
         main(load()) if stage == "export" else main()
+
+
+# --------------------------------------------------------------------------- parity, by hand
+
+
+class _Runner:
+    """A format's runner that returns given probabilities and moves a fake clock."""
+
+    def __init__(self, probabilities: np.ndarray, clock: list[float], seconds: list[float]):
+        self.probabilities, self.clock, self.seconds = probabilities, clock, seconds
+        self.batches: list[np.ndarray] = []
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        self.batches.append(batch)
+        self.clock[0] += self.seconds[min(len(self.batches), len(self.seconds)) - 1]
+        return self.probabilities[batch[:, 0].astype(int)]
+
+
+def test_parity_verdict_refuses_a_float_format_that_disagrees_with_keras_anywhere():
+    from pipeline.export import parity
+
+    keras_p = np.array([[0.7, 0.3], [0.2, 0.8], [0.55, 0.45]])
+    labels = [0, 1, 1]
+    same = parity.agreement(keras_p + 1e-4 * np.array([[1, -1]] * 3), keras_p, labels)
+    assert same == {"agreement": 1.0, "max_abs_diff": pytest.approx(1e-4),
+                    "accuracy": pytest.approx(2 / 3)}
+    assert parity.meets_float_target({"agreement": 1.0, "max_abs_diff": 1e-4})  # inclusive
+    flipped = keras_p.copy()
+    flipped[2] = [0.45, 0.55]  # one image's top class changes
+    row = parity.agreement(flipped, keras_p, labels)
+    assert row["agreement"] == pytest.approx(2 / 3) and row["accuracy"] == 1.0
+    assert not parity.meets_float_target(row)
+    assert not parity.meets_float_target({"agreement": 1.0, "max_abs_diff": 1.1e-4})
+    assert not parity.meets_float_target({"agreement": 0.999, "max_abs_diff": 0.0})
+
+
+def test_parity_on_every_input_in_batches_then_latency_and_throughput_on_a_clock(monkeypatch):
+    from pipeline.export import parity
+
+    clock = [0.0]
+    monkeypatch.setattr(parity.time, "perf_counter", lambda: clock[0])
+    probabilities = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.25, 0.75], [0.9, 0.1]])
+    inputs = np.arange(5, dtype=np.float32)[:, None]  # input i -> probabilities[i]
+    runner = _Runner(probabilities, clock, [0.0])
+    assert np.array_equal(parity.predict_all(runner, inputs, 2), probabilities)
+    assert [len(b) for b in runner.batches] == [2, 2, 1]
+
+    # Latency: 3 untimed warm-up runs, then 4 timed ones of 1, 2, 3 and 10 ms.
+    runner = _Runner(probabilities, clock, [0.5] * parity.WARMUP + [0.001, 0.002, 0.003, 0.010])
+    times = parity.latency_ms(runner, inputs[:1], repeats=4)
+    assert len(runner.batches) == parity.WARMUP + 4
+    assert times == {"latency_ms_p50": 2.5, "latency_ms_p95": 8.95}
+
+    # Throughput: a warm-up batch, then every input once in full batches of 4 (cycled):
+    # 2 batches of 4 in 0.5 s each -> 8 images per second.
+    runner = _Runner(probabilities, clock, [100.0, 0.5, 0.5])
+    assert parity.throughput(runner, inputs, batch_size=4) == 8.0
+    assert [b[:, 0].tolist() for b in runner.batches[1:]] == [[0, 1, 2, 3], [4, 0, 1, 2]]
+    runner = _Runner(probabilities, clock, [100.0, 0.25])
+    assert parity.throughput(runner, inputs[:1], batch_size=3) == 12.0  # at least 2 batches
+    assert len(runner.batches) == 3
+
+    runner = _Runner(probabilities, clock, [0.002])
+    row = parity.measure(runner, inputs, probabilities, [0, 1, 0, 1, 0], repeats=2,
+                         batch_size=5)
+    assert row == {"agreement": 1.0, "max_abs_diff": 0.0, "accuracy": 1.0,
+                   "latency_ms_p50": 2.0, "latency_ms_p95": 2.0,
+                   "batch_images_per_second": 2500.0}
+    assert runner.batches[-1].shape == (5, 1)  # throughput on the whole inputs
+    assert runner.batches[1].shape == (1, 1)  # latency on the first
+
+
+def test_parity_timings_keep_their_digits_and_cover_every_input_once(monkeypatch):
+    from pipeline.export import parity
+
+    clock = [0.0]
+    monkeypatch.setattr(parity.time, "perf_counter", lambda: clock[0])
+    probabilities = np.eye(9)
+    inputs = np.arange(9, dtype=np.float32)[:, None]
+    runner = _Runner(probabilities, clock, [0.5] * parity.WARMUP + [0.0012345, 0.0054321])
+    assert parity.latency_ms(runner, inputs[:1], repeats=2) == {
+        "latency_ms_p50": 3.333, "latency_ms_p95": 5.222}  # ms, three decimals
+    # 9 inputs in batches of 4: three batches (the last one cycled), 12 images in 0.9 s.
+    runner = _Runner(probabilities, clock, [100.0, 0.3])
+    assert parity.throughput(runner, inputs, batch_size=4) == 13.3
+    assert [b[:, 0].tolist() for b in runner.batches[1:]] == [
+        [0, 1, 2, 3], [4, 5, 6, 7], [8, 0, 1, 2]]

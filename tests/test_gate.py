@@ -129,12 +129,57 @@ def test_changed_test_images_fall_back_to_the_unpaired_rule_and_say_so(repo, cap
     assert "McNemar p" not in out  # no per-model table: nothing was paired
 
 
+def test_one_models_changed_test_images_are_enough_to_fall_back(repo, capsys):
+    """head and wrn scored the same images as at HEAD, resnet50 two others: no image of any
+    model is paired (a model-by-model table would compare resnet50 on other images)."""
+    table = repo / "reports" / "predictions" / "resnet50.csv"
+    rows = pd.read_csv(table)
+    rows.loc[:1, "path"] = ["circle/other0.jpg", "square/other1.jpg"]
+    rows.to_csv(table, index=False)
+    assert gate.main([]) == 0
+    out = capsys.readouterr().out
+    assert "Not paired: the test images differ between `HEAD` and the workspace (resnet50: 60 " \
+           "then, 60 now, 58 in common): the data changed, so no image can be paired." in out
+    assert "| unpaired drop of accuracy against HEAD (wrn 0.5000) | -0.1226 | <= 0.0500 |" in out
+    assert "McNemar p" not in out
+
+
 def test_the_unpaired_fallback_still_refuses_a_drop_beyond_the_interval(repo, capsys):
     images = [f"{CLASSES[i % 5]}/new{i:03d}.jpg" for i in range(N)]
     _write_run(repo, BASELINE | {"wrn": set(range(12))}, "wrn", images)  # 0.20: top 0.32
     assert gate.main([]) == 1
     assert "gate failed: unpaired drop of accuracy against HEAD (wrn 0.5000)" in \
         capsys.readouterr().err
+
+
+def test_the_unpaired_rule_line_by_line_for_accuracy_and_macro_f1(repo, capsys):
+    """Not paired: accuracy's drop counts only beyond the top of its 95 % interval; macro-F1
+    has no interval, so its whole drop counts; a run without the metric is not recorded."""
+    images = [f"{CLASSES[i % 5]}/new{i:03d}.jpg" for i in range(N)]
+    _write_run(repo, BASELINE | {"wrn": set(range(27))}, "wrn", images)  # 0.45 now
+    assert gate.main([]) == 0
+    assert ("| unpaired drop of accuracy against HEAD (wrn 0.5000) | -0.0751 | <= 0.0500 | "
+            "pass — baseline 0.5000 minus the top of its 95 % interval (0.5751); change "
+            "-0.0500 (within the 95 % interval: not a significant change) |"
+            ) in capsys.readouterr().out
+    _gate_params(repo, metric="macro_f1", min=0.3)
+    assert gate.main([]) == 0  # 0.49 -> 0.44: a drop of 0.05 counts whole, at max_drop
+    assert ("| unpaired drop of macro_f1 against HEAD (wrn 0.4900) | +0.0500 | <= 0.0500 | "
+            "pass — baseline 0.4900 minus it (0.4400); change -0.0500 |"
+            ) in capsys.readouterr().out
+    _gate_params(repo, metric="macro_f1", min=0.3, max_drop=0.04)
+    assert gate.main([]) == 1
+    out = capsys.readouterr().out
+    assert ("| unpaired drop of macro_f1 against HEAD (wrn 0.4900) | +0.0500 | <= 0.0400 | "
+            "**FAIL** — baseline 0.4900 minus it (0.4400); change -0.0500 |") in out
+    metrics = repo / "metrics" / "evaluate" / "wrn.json"
+    now = metrics.read_text()
+    metrics.write_text(json.dumps({"accuracy": 0.5}))  # the baseline's wrn without macro_f1
+    _git(repo, "commit", "-qm", "a baseline without macro_f1", "--", "metrics/evaluate/wrn.json")
+    metrics.write_text(now)
+    assert gate.main([]) == 0
+    assert ("| drop of macro_f1 against HEAD | not recorded | <= 0.0400 | pass — no macro_f1 "
+            "in one of the runs |") in capsys.readouterr().out
 
 
 def test_a_significant_regression_of_the_recommended_model_fails_within_max_drop(repo, capsys):
@@ -480,3 +525,46 @@ def test_every_exit_status_is_documented():
     for status, meaning in ((0, "passed"), (1, "a check failed"), (2, "error"),
                             (3, "cannot judge")):
         assert f"| {status} | {meaning}" in doc.lower()
+
+
+def test_a_folder_of_cards_and_cached_models_drifts_only_when_a_card_changed(
+        repo, tmp_path, monkeypatch, capsys):
+    """`models` holds the cards (in git) and the .keras files (DVC's cache): on a clone
+    without the cache it reads "modified". That is drift only if a card in git differs
+    from the commit, or a new one is there."""
+    status = {"train_head": [{"changed outs": {"models/head.keras": "not in cache"}}],
+              "export": [{"changed deps": {"models": "modified"}}]}
+    _fake_dvc(tmp_path, monkeypatch, status)
+    assert gate.main([]) == gate.PASSED
+    assert "| dvc.lock matches params.yaml, the code and the outputs | in sync |" in \
+        capsys.readouterr().out
+    for change in ("edited", "added"):
+        card = repo / "models" / ("wrn.json" if change == "edited" else "new.json")
+        card.write_text(json.dumps({"name": "wrn", "classes": CLASSES, "family": "changed"}))
+        assert gate.main([]) == gate.FAILED, change
+        assert "- export: models modified" in capsys.readouterr().out, change
+        _git(repo, "checkout", "--", "models")
+        if change == "added":
+            card.unlink()
+        assert gate.main([]) == gate.PASSED, change  # as committed again
+    # A file that git does not track (data) is never drift, deleted or modified.
+    _fake_dvc(tmp_path, monkeypatch, {"features": [{"changed deps": {
+        "data/manifest.csv": "modified", "data/other.csv": "deleted"}}]})
+    assert gate.main([]) == gate.PASSED
+
+
+def test_a_model_gone_or_without_predictions_is_listed_and_not_paired(repo, capsys):
+    """resnet50 left params.yaml (gone), head's predictions are missing now: both rows say
+    why, with the figures there are; the shipped row appears only when the shipped model
+    changed."""
+    write_params(repo, {"gate.metric": "accuracy", "gate.min": 0.3, "gate.max_drop": 0.05,
+                        "gate.alpha": 0.05, "finetune": {}})
+    for path in ("metrics/evaluate/resnet50.json", "reports/predictions/resnet50.csv",
+                 "models/resnet50.json", "reports/predictions/head.csv"):
+        (repo / path).unlink()
+    assert gate.main([]) == 0
+    out = capsys.readouterr().out
+    assert "| head | 0.3333 | 0.3333 | +0.0000 | – | 0 / 0 | pass: not paired: predictions " \
+           "missing in one run |" in out
+    assert "| resnet50 | 0.3667 | – | – | – | 0 / 0 | pass: gone: not in this run |" in out
+    assert "shipped:" not in out  # wrn, as at HEAD

@@ -177,8 +177,9 @@ def test_sixteen_bit_is_scaled_not_clipped():
 
 
 def test_phash_is_imagehash_compatible():
-    """Same bits as imagehash.phash (scipy's DCT-II), checked where scipy is installed."""
-    fftpack = pytest.importorskip("scipy.fftpack")
+    """Same bits as imagehash.phash (scipy's DCT-II; scipy is a dependency)."""
+    from scipy import fftpack
+
     for seed in range(5):
         img = smooth(seed)
         grey = np.asarray(img.convert("L").resize((32, 32), Image.Resampling.LANCZOS), float)
@@ -348,3 +349,69 @@ def test_bmps_tensorflow_misreads_are_rejected(tmp_path):
     assert verdict["bits.bmp"]["issue"].startswith("BMP with 1-bit pixels")
     assert {v["action"] for n, v in verdict.items() if n in ("palette.bmp", "bits.bmp")} == {
         "reject"}
+
+
+def test_mark_copies_marks_copies_only_and_leaves_the_rest_clear():
+    """Every row gets the three columns: a copy names its original, its distance and
+    whether the two are in different splits; any other row, and a row left out of the
+    comparison (not usable), is clear: no original, no distance, no leakage."""
+    from pipeline.data.duplicates import mark_copies
+
+    base, near, other = "0" * 16, "0" * 15 + "3", "f" * 16  # near: 2 bits from base
+    frame = pd.DataFrame({
+        "path": ["c/orig.jpg", "c/test_copy.jpg", "c/x_near.jpg", "c/other.jpg", "c/bad.jpg"],
+        "split": ["train", "test", "train", "train", "val"],
+        "sha256": ["s1", "s1", "s2", "s3", "s1"],
+        "phash": [base, base, near, other, base]})
+    usable = pd.Series([True, True, True, True, False])
+    marked = mark_copies(frame, near_threshold=2, usable=usable).set_index("path")
+    assert marked["duplicate_of"].to_dict() == {
+        "c/orig.jpg": "", "c/test_copy.jpg": "c/orig.jpg", "c/x_near.jpg": "c/orig.jpg",
+        "c/other.jpg": "", "c/bad.jpg": ""}
+    assert marked["duplicate_distance"].dtype == "Int64"
+    assert marked["duplicate_distance"].tolist() == [pd.NA, 0, 2, pd.NA, pd.NA]
+    assert marked["leakage"].tolist() == [False, True, False, False, False]
+    assert frame.columns.tolist() == ["path", "split", "sha256", "phash"]  # not changed
+    # Without splits (a folder not yet split): copies by path order, never leakage.
+    flat = mark_copies(frame.drop(columns="split"), near_threshold=None).set_index("path")
+    assert flat["duplicate_of"].to_dict() == {
+        "c/orig.jpg": "c/bad.jpg", "c/test_copy.jpg": "c/bad.jpg", "c/x_near.jpg": "",
+        "c/other.jpg": "", "c/bad.jpg": ""}
+    assert not flat["leakage"].any()
+
+
+def test_rows_without_a_hash_are_never_copies_of_each_other():
+    from pipeline.data.duplicates import mark_copies
+
+    frame = pd.DataFrame({"path": ["a.jpg", "b.jpg", "c.jpg"], "split": "train",
+                          "sha256": ["", "", None], "phash": ["", None, ""]})
+    marked = mark_copies(frame, near_threshold=64)
+    assert marked["duplicate_of"].tolist() == ["", "", ""]
+
+
+def test_the_popcount_without_numpy_2_counts_the_same_bits(monkeypatch):
+    from pipeline.data import duplicates
+
+    values = np.array([0, 1, 3, 0xFFFF, 2**64 - 1, 0x8000000000000001], dtype=np.uint64)
+    expected = [0, 1, 2, 16, 64, 2]
+    assert duplicates._popcount(values).tolist() == expected
+    monkeypatch.delattr(np, "bitwise_count")  # NumPy 1.x has none
+    assert duplicates._popcount(values).tolist() == expected
+    assert duplicates._popcount(values.reshape(2, 3)).tolist() == [expected[:3], expected[3:]]
+
+
+def test_near_duplicates_in_small_chunks_find_the_pairs_at_the_end_too():
+    hashes = ["0000000000000000", "ffffffffffffffff", "00000000ffffffff",
+              "ffffffff00000000", "0f0f0f0f0f0f0f0f", "0f0f0f0f0f0f0f0e"]
+    frame = pd.DataFrame({"path": [f"{i}.png" for i in range(6)], "phash": hashes})
+    assert near_duplicates(frame, 5, chunk=1) == [("4.png", "5.png", 1)]
+    assert near_duplicates(frame, 5, chunk=4) == [("4.png", "5.png", 1)]
+
+
+def test_two_images_alone_are_compared():
+    frame = pd.DataFrame({"path": ["a.png", "b.png"],
+                          "phash": ["0f0f0f0f0f0f0f0f", "0f0f0f0f0f0f0f0e"]})
+    assert near_duplicates(frame, 2) == [("a.png", "b.png", 1)]
+    assert near_duplicates(frame, 2, chunk=1) == [("a.png", "b.png", 1)]
+    assert near_duplicates(frame.iloc[:1], 64) == []
+    assert near_duplicates(frame, -1) == []

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf  # a hard dependency: a broken install fails here, not skips
 from PIL import Image
 
-tf = pytest.importorskip("tensorflow")
-
-from pipeline.data.input import load_image  # noqa: E402
+from pipeline.data.input import load_image
 
 
 def photo(path, size: tuple[int, int], fmt: str = "JPEG", mode: str = "RGB"):

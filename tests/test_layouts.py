@@ -426,6 +426,55 @@ def copies(data: Path) -> None:
             Image.open(folder / f"img_{i}.jpg").resize((32, 24)).save(folder / f"img_{i}_t.png")
 
 
+def _tagged(fmt: str, orientation: int | None) -> Image.Image:
+    """A small picture saved as ``fmt`` with EXIF Orientation ``orientation`` (None: no
+    tag), opened again as prepare opens it."""
+    img = Image.fromarray(noise(30, 20, 0))
+    exif = img.getexif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    extra = {"save_all": True, "append_images": [img]} if fmt == "MPO" else {}
+    buffer = io.BytesIO()
+    img.save(buffer, fmt, exif=exif.tobytes(), **extra)
+    return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+def test_prepare_reads_a_jpeg_s_orientation_and_nothing_else():
+    """Prepare and the contact sheets turn by what the decoder reads: a JPEG's tag 1-8
+    (a camera's multi-picture JPEG too), and no turn for no tag, a value out of range, a
+    PNG's tag or an EXIF block Pillow cannot read."""
+    from pipeline.core.formats import jpeg_orientation
+
+    for orientation in range(1, 9):
+        assert jpeg_orientation(_tagged("JPEG", orientation)) == orientation
+    mpo = _tagged("MPO", 6)
+    assert mpo.format == "MPO" and jpeg_orientation(mpo) == 6
+    for orientation in (None, 0, 9, 300):
+        assert jpeg_orientation(_tagged("JPEG", orientation)) == 1, orientation
+    assert jpeg_orientation(_tagged("PNG", 6)) == 1
+
+    broken = _tagged("JPEG", 6)
+
+    def unreadable():
+        raise SyntaxError("not a TIFF file")
+
+    broken.getexif = unreadable
+    assert jpeg_orientation(broken) == 1
+
+
+def test_a_model_card_s_orientation_says_whether_its_model_was_trained_on_turned_photos():
+    """A card from before the key: every model then was trained turned. Anything but
+    true or false is refused naming the key and the value."""
+    from pipeline.models.card import orientation_of
+
+    assert orientation_of({}) is True
+    assert orientation_of({"exif_orientation": False}) is False
+    assert orientation_of({"exif_orientation": True}) is True
+    with pytest.raises(ValueError) as err:
+        orientation_of({"exif_orientation": "yes"})
+    assert str(err.value) == "model card: exif_orientation must be true or false (got 'yes')"
+
+
 def test_duplicates_drop_leaves_copies_out_before_the_split_and_validates(tmp_path):
     data = tmp_path / "data"
     copies(data)

@@ -192,3 +192,81 @@ def test_full_manifest_round_trips_with_types(tmp_path):
     assert str(back["bits"].dtype) == "Int64" and back["bits"].isna().tolist() == [False, True]
     assert back["duplicate_distance"].tolist()[1] == 0
     assert back["aspect"].dtype == float
+
+
+def _counts(labels: list[str], splits: list[str]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for label, split in zip(labels, splits, strict=True):
+        out.setdefault(label, {"train": 0, "val": 0, "test": 0})[split] += 1
+    return out
+
+
+def test_each_class_is_split_by_its_own_rounded_counts_the_rest_to_train():
+    """Per class: round(n x val) to val, round(n x test) to test, the remainder to train;
+    so a small class is not starved by a big one, and a split of 3 gets one of each."""
+    labels = ["big"] * 47 + ["mid"] * 10 + ["small"] * 3 + ["one"] * 1 + ["two"] * 2
+    splits = stratified_split(labels, {"train": 0.7, "val": 0.15, "test": 0.15}, seed=3)
+    assert _counts(labels, splits) == {
+        "big": {"train": 33, "val": 7, "test": 7},  # 7.05 -> 7 each
+        "mid": {"train": 6, "val": 2, "test": 2},  # 1.5 -> 2 (round half to even)
+        "small": {"train": 1, "val": 1, "test": 1},  # 0.45 -> at least one each
+        "one": {"train": 1, "val": 0, "test": 0},  # too few: train (validate says so)
+        "two": {"train": 2, "val": 0, "test": 0}}
+
+
+def test_the_split_is_a_seeded_shuffle_within_each_class():
+    labels = ["a", "b"] * 20
+    fractions = {"train": 0.5, "val": 0.25, "test": 0.25}
+    first = stratified_split(labels, fractions, seed=1)
+    assert stratified_split(labels, fractions, seed=1) == first
+    assert stratified_split(labels, fractions, seed=2) != first
+    assert _counts(labels, first) == {c: {"train": 10, "val": 5, "test": 5} for c in "ab"}
+    # Not the order given: a shuffle, so test is not simply the first images of a class.
+    assert first[::2][:5] != ["test"] * 5
+
+
+def test_a_split_asked_for_nothing_gets_nothing_even_in_a_small_class():
+    splits = stratified_split(["x"] * 5, {"train": 0.8, "val": 0.2, "test": 0.0}, seed=0)
+    assert sorted(splits) == ["train"] * 4 + ["val"]
+    splits = stratified_split(["x"] * 5, {"train": 0.8, "val": 0.0, "test": 0.2}, seed=0)
+    assert sorted(splits) == ["test"] + ["train"] * 4
+
+
+def test_a_presplit_set_keeps_its_folders_and_carves_val_from_train_only_when_asked():
+    from pipeline.data.splits import assign_splits, carve_val
+
+    frame = pd.DataFrame({"label": ["cat"] * 10 + ["dog"] * 10,
+                          "split": (["train"] * 8 + ["test"] * 2) * 2})
+    fractions = {"train": 0.7, "val": 0.2, "test": 0.1}
+    kept = assign_splits(frame, fractions, seed=0, presplit=True, carve=False)
+    assert kept["split"].tolist() == frame["split"].tolist()
+    carved = assign_splits(frame, fractions, seed=0, presplit=True, carve=True)
+    assert frame["split"].tolist() == (["train"] * 8 + ["test"] * 2) * 2  # not changed
+    assert (carved["split"] == "test").tolist() == (frame["split"] == "test").tolist()
+    assert _counts(carved["label"].tolist(), carved["split"].tolist()) == {
+        c: {"train": 6, "val": 2, "test": 2} for c in ("cat", "dog")}  # 0.2 of each 8
+    assert carve_val(["cat"] * 8, 0.2, seed=0).count("val") == 2
+    drawn = assign_splits(frame, fractions, seed=0, presplit=False, carve=False)
+    assert _counts(drawn["label"].tolist(), drawn["split"].tolist()) == {
+        c: {"train": 7, "val": 2, "test": 1} for c in ("cat", "dog")}
+
+
+def test_the_same_seed_gives_the_same_split_through_every_entry_point():
+    """prepare draws through assign_splits: the split is stratified_split's for the seed of
+    params.yaml (and the carved validation split carve_val's), never an unseeded draw."""
+    from pipeline.data.splits import assign_splits, carve_val
+
+    labels = ["cat"] * 12 + ["dog"] * 12
+    fractions = {"train": 0.5, "val": 0.25, "test": 0.25}
+    frame = pd.DataFrame({"label": labels, "split": ["train"] * 24})
+    drawn = assign_splits(frame, fractions, 7, presplit=False, carve=False)
+    assert drawn["split"].tolist() == stratified_split(labels, fractions, 7)
+    carved = assign_splits(frame, fractions, 7, presplit=True, carve=True)
+    assert carved["split"].tolist() == carve_val(labels, 0.25, 7)
+    assert carve_val(labels, 0.25, 7) == stratified_split(
+        labels, {"train": 0.75, "val": 0.25, "test": 0.0}, 7)
+
+
+def test_a_test_share_that_leaves_no_room_still_keeps_one_validation_image():
+    splits = stratified_split(["x"] * 3, {"train": 0.05, "val": 0.05, "test": 0.9}, seed=0)
+    assert sorted(splits) == ["test", "test", "val"]

@@ -8,8 +8,10 @@ draws; outputs are compared row by row with TensorFlow float32's.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -112,13 +114,163 @@ def test_auto_falls_back_to_tensorflow_when_the_other_runtime_disagrees(monkeypa
         compile_forward(model, "openvino", "float32")
 
 
+def test_by_default_openvino_runs_bfloat16_on_a_native_bf16_cpu_and_float32_elsewhere(
+        monkeypatch):
+    """compile_forward(model) is auto and auto: on a CPU with bf16 units OpenVINO is asked
+    for bfloat16 (and checked at its bar), on one without, for float32."""
+    model = backbone()
+    reference = compile_forward(model, "tensorflow", "float32")
+    _fake_openvino(monkeypatch, lambda batch: reference(batch))
+    for flags, precision in (({"avx2", "avx512_bf16"}, "bfloat16"), ({"avx2"}, "float32")):
+        monkeypatch.setattr(select, "cpu_flags", lambda flags=flags: flags)
+        chosen = compile_forward(model)
+        assert chosen.label() == f"openvino {precision}"
+        assert chosen.note == "least cosine to TensorFlow float32 1.000000 on 4 inputs"
+
+
+def test_a_candidate_exactly_at_its_precisions_bar_is_chosen(monkeypatch):
+    model = backbone()
+    _fake_openvino(monkeypatch, lambda batch: np.zeros((len(batch), 16), np.float32))
+    for precision, bar in select.MIN_COSINE.items():
+        monkeypatch.setattr(select, "min_cosine", lambda a, b, bar=bar: bar)
+        assert compile_forward(model, "openvino", precision).label() == f"openvino {precision}"
+
+
+@pytest.mark.parametrize(("message", "why"), [
+    ("x" * 500, "x" * 300), ("", "ValueError"), ("two\n  lines", "two lines")])
+def test_a_failed_conversion_is_named_in_one_line_of_at_most_300_characters(
+        monkeypatch, capsys, message, why):
+    """A converter's error (often pages of it) falls back in one line: its text, or its
+    type when it has none."""
+    model = backbone()
+    monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: True)
+
+    def failing(m, precision, note=""):
+        raise ValueError(message)
+
+    monkeypatch.setattr("pipeline.runtimes.openvino.openvino_forward", failing)
+    assert compile_forward(model, "auto", "float32").note == f"fell back: {why}"
+    assert capsys.readouterr().err == f"inference: falling back to TensorFlow: {why}\n"
+    with pytest.raises(RuntimeChoiceError) as err:
+        compile_forward(model, "openvino", "float32")
+    assert str(err.value) == f"inference.runtime: openvino: {why}"
+
+
+def _fake_openvino(monkeypatch, outputs) -> None:
+    """OpenVINO installed, and a conversion whose forward pass gives ``outputs(batch)``."""
+    monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: True)
+    monkeypatch.setattr("pipeline.runtimes.openvino.openvino_forward",
+                        lambda m, precision, note="": Forward(outputs, "openvino", precision))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_candidate_whose_outputs_are_not_finite_is_never_chosen(monkeypatch, capsys, bad):
+    """A conversion that gives NaN (or inf) on one value of one row: auto falls back to
+    TensorFlow naming it, an explicit openvino is refused."""
+    model = backbone()
+    reference = compile_forward(model, "tensorflow", "float32")
+
+    def broken(batch):
+        out = reference(batch).copy()
+        out[-1, 0] = bad
+        return out
+
+    _fake_openvino(monkeypatch, broken)
+    forward = compile_forward(model, "auto", "float32")
+    assert forward.runtime == "tensorflow"
+    assert "OpenVINO float32 disagrees with TensorFlow float32 (least cosine nan < 0.99999)" \
+        in forward.note
+    with pytest.raises(RuntimeChoiceError, match="least cosine nan"):
+        compile_forward(model, "openvino", "float32")
+    # The same conversion without the bad value passes the check and runs.
+    _fake_openvino(monkeypatch, lambda batch: reference(batch))
+    chosen = compile_forward(model, "auto", "float32")
+    assert chosen.label() == "openvino float32"
+    assert chosen.note == "least cosine to TensorFlow float32 1.000000 on 4 inputs"
+
+
+def test_the_agreement_bar_is_each_precisions_own(monkeypatch):
+    """bfloat16 may differ by a cosine of 1e-3 (3 digits), float32 by 1e-5, not more."""
+    model = backbone()
+    reference = compile_forward(model, "tensorflow", "float32")
+    rng = np.random.default_rng(0)
+
+    def off_by(cos: float):
+        def run(batch):  # each row turned so that its cosine to the reference is ``cos``
+            ref = reference(batch).astype(np.float64)
+            noise = rng.standard_normal(ref.shape)
+            noise -= (noise * ref).sum(1, keepdims=True) / (ref * ref).sum(1, keepdims=True) * ref
+            noise *= np.linalg.norm(ref, axis=1, keepdims=True) / np.linalg.norm(
+                noise, axis=1, keepdims=True)
+            return (cos * ref + np.sqrt(1 - cos**2) * noise).astype(np.float32)
+        return run
+
+    _fake_openvino(monkeypatch, off_by(0.9995))
+    assert compile_forward(model, "openvino", "bfloat16").label() == "openvino bfloat16"
+    with pytest.raises(RuntimeChoiceError, match="< 0.99999"):
+        compile_forward(model, "openvino", "float32")
+    _fake_openvino(monkeypatch, off_by(0.998))
+    with pytest.raises(RuntimeChoiceError, match="< 0.999"):
+        compile_forward(model, "openvino", "bfloat16")
+
+
+def test_the_check_inputs_are_pixels_for_images_and_normal_for_features():
+    images_in = select.check_inputs((None, 8, 8, 3))
+    assert images_in.shape == (select.CHECK_ROWS, 8, 8, 3) and images_in.dtype == np.float32
+    assert images_in.min() >= 0 and images_in.max() <= 255 and images_in.max() > 200
+    features_in = select.check_inputs((None, 64))
+    assert features_in.shape == (select.CHECK_ROWS, 64) and features_in.min() < 0
+    assert features_in.dtype == np.float32  # what the models take, on every runtime
+    assert np.array_equal(select.check_inputs((None, 64)), features_in)  # seeded
+    with pytest.raises(RuntimeChoiceError, match=r"input shape \(None, None, None, 3\): the "
+                                                 "check needs a fixed input size"):
+        select.check_inputs((None, None, None, 3))
+    # Features of variable length (a sequence model): the same message, not a TypeError.
+    with pytest.raises(RuntimeChoiceError, match=r"input shape \(None, None\): the check"):
+        select.check_inputs((None, None))
+
+
+def test_min_cosine_is_the_least_row_and_one_for_zero_rows():
+    a = np.array([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    b = np.array([[1.0, 0.0], [0.0, 0.0], [1.0, -1.0]])
+    assert min_cosine(a, b) == 0.0  # the third row is orthogonal
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # zero rows: no stray RuntimeWarning in a stage's log
+        assert min_cosine(a[:2], b[:2]) == 1.0
+        assert min_cosine(a[1:2], b[1:2]) == 1.0  # all-zero outputs agree, no more than that
+    assert math.isnan(min_cosine(a, np.array([[1.0, 0.0], [0.0, 0.0], [np.inf, 1.0]])))
+
+
+def test_min_cosine_compares_probabilities_by_direction_whatever_their_size():
+    """Softmax outputs have norms under 1: a runtime that moves a classifier's
+    probabilities to another class must fail the check, not pass as an agreement."""
+    keras_probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype=np.float32)
+    other = np.array([[0.1, 0.2, 0.7], [0.1, 0.1, 0.8]], dtype=np.float32)
+    assert min_cosine(other, keras_probs) == pytest.approx(1 / 3)
+    assert min_cosine(other, keras_probs) < select.MIN_COSINE["bfloat16"]
+    assert min_cosine(keras_probs, keras_probs) == pytest.approx(1.0)
+
+
 def test_explicit_choices_that_cannot_run_name_the_setting(monkeypatch):
     model = backbone()
-    with pytest.raises(RuntimeChoiceError, match="inference.precision: bfloat16 runs on "):
+    with pytest.raises(RuntimeChoiceError) as err:
         compile_forward(model, "tensorflow", "bfloat16")
+    assert str(err.value) == (
+        "inference.precision: bfloat16 runs on OpenVINO (inference.runtime: openvino or "
+        "auto); on TensorFlow use distribute.mixed_precision: mixed_bfloat16")
+    with pytest.raises(RuntimeChoiceError) as err:
+        compile_forward(model, "onnxruntime", "float32")
+    assert str(err.value) == ("inference.runtime: 'onnxruntime' is not one of "
+                              "('auto', 'tensorflow', 'openvino')")
+    with pytest.raises(RuntimeChoiceError) as err:
+        compile_forward(model, "tensorflow", "float16")
+    assert str(err.value) == ("inference.precision: 'float16' is not one of "
+                              "('auto', 'float32', 'bfloat16')")
     monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: False)
-    with pytest.raises(RuntimeChoiceError, match="inference.runtime: openvino: .*not installed"):
+    with pytest.raises(RuntimeChoiceError) as err:
         compile_forward(model, "openvino", "auto")
+    assert str(err.value) == ("inference.runtime: openvino: OpenVINO is not installed "
+                              "(pip install openvino)")
     assert compile_forward(model, "auto", "auto").runtime == "tensorflow"
 
 

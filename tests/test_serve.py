@@ -421,6 +421,60 @@ def test_pixel_cap_is_the_setting_not_only_pillows():
     assert caught.value.status == 422
 
 
+def _png_with(damage: str) -> bytes:
+    """PNG whose image data is damaged: its zlib stream (with a right checksum), or its
+    chunk checksum."""
+    import struct
+    import zlib
+
+    at = PNG.index(b"IDAT")
+    size = struct.unpack(">I", PNG[at - 4:at])[0]
+    data = bytearray(PNG[at + 4:at + 4 + size])
+    crc = PNG[at + 4 + size:at + 8 + size]
+    if damage == "stream":
+        data[10:30] = b"\xff" * 20
+        crc = struct.pack(">I", zlib.crc32(b"IDAT" + bytes(data)))
+    else:
+        crc = bytes(b ^ 0xFF for b in crc)
+    return PNG[:at + 4] + bytes(data) + crc + PNG[at + 8 + size:]
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    ("stream", "photo.png: truncated image data"),
+    ("checksum", "photo.png: cannot decode the image (broken PNG file (bad header checksum "
+                 "in b'IDAT'))"),
+])
+def test_damaged_image_data_is_a_422_naming_the_upload_and_the_damage(damage, message):
+    from pipeline.serving.uploads import Limits, Upload, UploadError, check_image
+
+    with pytest.raises(UploadError) as caught:
+        check_image(Upload("photo.png", _png_with(damage)), Limits())
+    assert (caught.value.status, str(caught.value)) == (422, message)
+
+
+def test_a_json_body_is_a_list_of_images_or_an_object_holding_it():
+    """`[...]` or `{"images": [...]}`; anything else is a 400 saying what is expected, and a
+    part of another content type a 415 naming the formats read."""
+    from pipeline.serving.uploads import Limits, Upload, UploadError, check_part, from_json
+
+    want = [Upload("images[0]", JPEG)]
+    assert from_json([B64], Limits()) == from_json({"images": [B64]}, Limits()) == want
+    with pytest.raises(UploadError) as caught:
+        from_json({"image": B64}, Limits())
+    assert (caught.value.status, str(caught.value)) == (
+        400, 'the JSON body must be a list of base64-encoded images (or {"images": [...]})')
+    with pytest.raises(UploadError) as caught:
+        from_json([B64, 7], Limits())
+    assert str(caught.value) == "images[1]: expected a base64 string, got int"
+    with pytest.raises(UploadError) as caught:  # not decoded from the valid characters left
+        from_json([B64[:8] + "!!!!" + B64[8:]], Limits())
+    assert (caught.value.status, str(caught.value)) == (400, "images[0]: not valid base64")
+    with pytest.raises(UploadError) as caught:
+        check_part("notes.txt", "text/plain; charset=utf-8", Limits())
+    assert (caught.value.status, str(caught.value)) == (
+        415, "notes.txt: content type text/plain is not an image (JPEG, PNG, GIF, BMP)")
+
+
 def test_a_request_over_its_pixel_budget_is_refused_before_any_decode(served):
     """Each image under the per-image cap, together over the request's budget: 413, and
     before any image is decoded (a truncated third image would be a 422 otherwise)."""

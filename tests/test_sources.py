@@ -146,29 +146,57 @@ def test_incomplete_extraction_is_redone(tmp_path):
     assert (info.root.parent / archives.MARKER).is_file()
 
 
-def _extract_at(archive: str, cache: str, start: float) -> tuple[str, int]:
-    """One process of the race below: wait for the common start, extract, report."""
-    import time
+def _extract_at(archive: str, cache: str, barrier, contended) -> tuple[str, int, bool, bool]:
+    """One process of the race below: (root, entries, waited for the other's lock,
+    extracted). The lock is watched: a process finding it taken says so (``contended``)
+    before waiting, and the one holding it extracts only once the other is waiting, so
+    the two really meet at the lock, however late one process starts."""
+    from filelock import FileLock, Timeout
 
-    time.sleep(max(0.0, start - time.time()))
+    seen = {"waited": False, "extracted": False}
+
+    class WatchedLock(FileLock):
+        def acquire(self, *args, **kwargs):
+            try:
+                return super().acquire(timeout=0)
+            except Timeout:
+                seen["waited"] = True
+                contended.set()
+                return super().acquire(*args, **kwargs)
+
+    extract = archives._extract
+
+    def extract_when_met(*args, **kwargs):
+        contended.wait(timeout=30)  # the other process is at the lock (or never came)
+        seen["extracted"] = True
+        return extract(*args, **kwargs)
+
+    archives.FileLock, archives._extract = WatchedLock, extract_when_met
+    barrier.wait(timeout=120)  # both imported
     info = resolve_source(archive, Path(cache), **CAPS)
-    return str(info.root), len(list(info.root.rglob("*")))
+    return str(info.root), len(list(info.root.rglob("*"))), seen["waited"], seen["extracted"]
 
 
 def test_two_concurrent_extractions_of_one_archive_agree(tmp_path):
     """Two queued experiments resolving one archive at once (`dvc queue start --jobs 2`):
-    both get the same complete tree, extracted once, and no temporary folder is left."""
+    one extracts while the other waits at the lock, then both get the same complete tree,
+    extracted once, and no temporary folder is left."""
     import multiprocessing
-    import time
     from concurrent.futures import ProcessPoolExecutor
 
     big = {f"{c}/{i}.png": PNG for c in ("cat", "dog") for i in range(200)}
     archive = make_zip(tmp_path / "d.zip", big)
     cache = tmp_path / "cache"
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        start = time.time() + 3  # both processes imported and waiting
-        runs = [pool.submit(_extract_at, str(archive), str(cache), start) for _ in range(2)]
-        (root_a, n_a), (root_b, n_b) = (r.result(timeout=120) for r in runs)
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Manager() as manager, ProcessPoolExecutor(2, mp_context=spawn) as pool:
+        barrier, contended = manager.Barrier(2), manager.Event()
+        runs = [pool.submit(_extract_at, str(archive), str(cache), barrier, contended)
+                for _ in range(2)]
+        (root_a, n_a, waited_a, did_a), (root_b, n_b, waited_b, did_b) = (
+            r.result(timeout=180) for r in runs)
+    assert sorted([waited_a, waited_b]) == [False, True], "the race did not happen"
+    assert sorted([did_a, did_b]) == [False, True]  # extracted once...
+    assert did_a != waited_a  # ...by the one that did not wait
     assert root_a == root_b and n_a == n_b == 2 + 400
     extracted = cache / "extracted"
     assert [p.name for p in extracted.iterdir()] == [Path(root_a).parent.name]
@@ -805,3 +833,98 @@ def test_credentials_from_netrc(tmp_path, auth_server, monkeypatch):
         resolve_source(f"http://{host}/other.tgz", tmp_path / "cache", **CAPS)
     assert str(err.value) == (f"data.source: http://{host}/other.tgz: cannot use the "
                               f"credentials in {netrc} (line 2 cannot be parsed)")
+
+
+# --------------------------------------------------------------------------- links and the cache
+
+
+def test_where_each_kind_of_link_leads_and_which_are_refused(tmp_path):
+    from pipeline.data.sources import trees
+
+    top, outside = tmp_path / "source", tmp_path / "elsewhere"
+    (top / "cat").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "x.png").write_bytes(PNG)
+    real = os.path.realpath(top)
+    links = {"in": top / "cat", "out": outside, "file": outside / "x.png",
+             "loop": top, "broken": tmp_path / "gone"}
+    for name, target in links.items():
+        (top / name).symlink_to(target)
+    assert trees.outside_link(top / "in", real) is None  # stays inside
+    assert trees.outside_link(top / "out", real) == str(outside)
+    assert trees.outside_link(top / "file", real) == str(outside / "x.png")
+    assert trees.outside_link(top / "broken", real) is None  # leads nowhere (yet)
+    assert trees.outside_link(top / "cat", real) is None  # no link
+    for name in ("in", "file", "broken", "cat"):
+        trees.check_folder_link(top / name, real, name)  # a file outside is never opened
+    with pytest.raises(SourceError, match=(
+            rf"^data.source: 'out' is a symbolic link to '{re.escape(str(outside))}', a folder "
+            rf"outside the source '{re.escape(real)}', where nothing is read")):
+        trees.check_folder_link(top / "out", real, "out")
+    with pytest.raises(SourceError, match=(
+            r"^data.root: class folder 'out' is a symbolic link .* a folder outside the data "
+            r"folder ")):
+        trees.check_folder_link(top / "out", real, "out", "class folder ", key="data.root",
+                                within="the data folder")
+    with pytest.raises(SourceError, match=(
+            rf"^data.source: 'loop' is a symbolic link to '{re.escape(str(top))}', a folder that "
+            r"holds it \(a loop\): remove the link$")):
+        trees.check_folder_link(top / "loop", str(tmp_path), "loop")
+
+
+def _cached(tmp_path, url: str, record: dict | None):
+    """A download cache holding ``url``'s archive (and ``record``), as an earlier run left it."""
+    from pipeline.core.net import redacted
+
+    folder = tmp_path / "downloads"
+    target, record_file = download_module.cache_paths(url, folder)
+    target.parent.mkdir(parents=True)
+    archive = make_zip(target, GOOD)
+    if record is not None:
+        record_file.write_text(json.dumps({"url": redacted(url), "bytes": archive.stat().st_size,
+                                           "sha256": file_digest(archive)} | record))
+    extracted = tmp_path / "extracted"
+    (extracted / file_digest(archive)[:16]).mkdir(parents=True)
+    return folder, target, record_file, extracted
+
+
+def _fetch_cached(url, folder, extracted):
+    return download_module.download(url, folder, sha256=None, max_bytes=10_000_000,
+                                    allow_download=False, extracted=extracted)
+
+
+def test_a_cached_download_is_reused_only_while_it_is_what_was_downloaded(tmp_path, caplog):
+    url = "https://example.invalid/d.zip"
+    folder, target, record_file, extracted = _cached(tmp_path, url, {})
+    digest = file_digest(target)
+    assert _fetch_cached(url, folder, extracted) == (target, digest)
+    assert download_module.recorded(url, folder)["sha256"] == digest
+    # A copy from before records were kept: checked as an archive, then recorded.
+    record_file.unlink()
+    assert _fetch_cached(url, folder, extracted) == (target, digest)
+    assert json.loads(record_file.read_text()) == {
+        "url": url, "bytes": target.stat().st_size, "sha256": digest}
+    # Bytes changed since: discarded with its extraction, and named as such.
+    size = target.stat().st_size
+    target.write_bytes(target.read_bytes() + b"junk")
+    with pytest.raises(SourceError, match="is not in the download cache"):
+        _fetch_cached(url, folder, extracted)
+    said = [r.getMessage() for r in caplog.records if "cached download" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(
+        f"warning: cached download {target} of {url} is {size + 4:,} bytes with sha256 ")
+    assert said[0].endswith(f", but {size:,} bytes with sha256 {digest[:12]} were downloaded: "
+                            "discarded with its extraction; downloading again")
+    assert not target.exists() and not record_file.exists()
+    assert not (extracted / digest[:16]).exists()
+
+
+def test_a_cached_copy_without_a_record_that_fails_its_check_is_discarded(tmp_path, caplog):
+    url = "https://user:secret@example.invalid/d.zip"
+    folder, target, record_file, extracted = _cached(tmp_path, url, None)
+    target.write_bytes(target.read_bytes()[:-30])  # cut short: no central directory
+    with pytest.raises(SourceError, match="is not in the download cache"):
+        _fetch_cached(url, folder, extracted)
+    said = [r.getMessage() for r in caplog.records if "cached download" in r.getMessage()]
+    assert len(said) == 1 and " fails its check (archive " in said[0]
+    assert "secret" not in said[0] and "user:***@example.invalid" in said[0]
+    assert not target.exists() and not record_file.exists()

@@ -265,3 +265,194 @@ def test_recommend_names_each_models_note_beside_its_cost(models):
     rows = compare_to_best({"wrn": models["wrn"], "small": models["small"]})
     rec = recommend(rows, {"wrn": 1.0, "small": 0.5}, notes=notes)
     assert rec.reason.endswith("whatever the cost. wrn: 2.8 MB shipped.")
+
+
+# --- edges the rule depends on --------------------------------------------------------------
+
+
+def test_a_confidence_of_0_or_1_is_refused_everywhere():
+    for confidence in (0.0, 1.0):
+        with pytest.raises(ValueError, match="confidence must be strictly between 0 and 1"):
+            wilson_interval(3, 10, confidence=confidence)
+        with pytest.raises(ValueError, match="confidence must be strictly between 0 and 1"):
+            paired_bootstrap(*pairs(3, 1), confidence=confidence)
+
+
+def test_without_scipy_95_percent_is_the_built_in_one_and_nothing_near_it(monkeypatch):
+    monkeypatch.setattr(stats, "HAVE_SCIPY", False)
+    assert stats._z(0.1 * 9.5) == Z95  # 0.9500000000000001: 95 % as arithmetic gives it
+    with pytest.raises(ValueError, match="needs scipy"):
+        stats._z(0.95 + 1e-10)
+
+
+def test_without_scipy_mcnemar_is_exact_for_small_and_huge_test_splits(monkeypatch):
+    small, huge = pairs(10, 2, both=30), pairs(700, 600, both=98_700)  # 100k images
+    with_scipy = mcnemar_exact(*huge).p_value
+    monkeypatch.setattr(stats, "HAVE_SCIPY", False)
+    assert mcnemar_exact(*small).p_value == 2 * 79 / 4096  # exact binary fraction
+    assert mcnemar_exact(*huge).p_value == pytest.approx(with_scipy, rel=1e-9)
+
+
+def test_wilson_at_zero_and_one_right_matches_published_values():
+    # 0 right is an exact 0 for every split size (the formula alone leaves 1e-17 at 7).
+    assert [wilson_interval(0, n)[0] for n in (7, 9, 12, 25)] == [0.0] * 4
+    assert wilson_interval(1, 10) == pytest.approx((0.0179, 0.4042), abs=1e-4)
+
+
+def test_mistakes_in_what_is_compared_are_named():
+    with pytest.raises(ValueError, match=r"correct_a must be 1-D \(one entry per test image\), "
+                                         r"got shape \(2, 3\)"):
+        mcnemar_exact(np.ones((2, 3), bool), np.ones(6, bool))
+    with pytest.raises(ValueError, match="^correct_a must hold booleans or 0/1"):
+        mcnemar_exact(np.array([2, 1, 0]), np.array([0, 1, 1]))
+    with pytest.raises(ValueError, match="^correct_b must hold booleans or 0/1"):
+        mcnemar_exact(np.array([0, 1, 1]), np.array([2, 1, 0]))
+    with pytest.raises(ValueError, match="; a paired test needs both models scored on the same "
+                                         "test images$"):
+        mcnemar_exact(np.ones(3, bool), np.ones(2, bool))
+    with pytest.raises(ValueError, match=r"^correct\['resnet'\] must hold booleans"):
+        compare_to_best({"wrn": np.array([1, 0]), "resnet": np.array([3, 1])})
+    with pytest.raises(ValueError, match="^no models to compare$"):
+        compare_to_best({})
+
+
+def test_p_values_at_one_in_a_thousand_keep_their_digits():
+    assert format_p_value(0.001) == "p = 0.001"
+
+
+def test_a_p_value_equal_to_alpha_is_not_significant(models):
+    """The verdict and the rule agree at the boundary: p >= alpha is a tie, so a model at
+    exactly alpha is "indistinguishable" and a candidate, and the cheaper one is chosen."""
+    p = mcnemar_exact(models["wrn"], models["resnet"]).p_value
+    rows = compare_to_best({"wrn": models["wrn"], "resnet": models["resnet"]}, alpha=p)
+    assert rows[1].verdict.startswith("indistinguishable from wrn")
+    rec = recommend(rows, {"wrn": 300.0, "resnet": 45.0}, alpha=p)
+    assert rec.model == "resnet" and rec.candidates == ("wrn", "resnet")
+
+
+def test_no_test_images_give_no_accuracy_and_an_interval_of_everything():
+    rows = compare_to_best({"a": np.array([], bool), "b": np.array([], bool)})
+    assert [(r.accuracy, r.low, r.high) for r in rows] == [(0.0, 0.0, 1.0)] * 2
+
+
+# --- bootstrap, exactly --------------------------------------------------------------------
+
+
+def test_bootstrap_defaults_are_10000_resamples_seeded_0():
+    a, b = pairs(12, 4, both=30, neither=14)
+    assert paired_bootstrap(a, b) == paired_bootstrap(a, b, n_resamples=10_000, seed=0)
+    assert paired_bootstrap(a, b) != paired_bootstrap(a, b, seed=1)
+    assert paired_bootstrap(a, b) != paired_bootstrap(a, b, n_resamples=10_001)
+
+
+def test_bootstrap_of_one_image_and_one_resample():
+    result = paired_bootstrap(np.array([True]), np.array([False]), n_resamples=1)
+    assert result == BootstrapResult(difference=1.0, low=1.0, high=1.0, p_value=0.0)
+
+
+def test_bootstrap_refuses_what_it_cannot_resample():
+    with pytest.raises(ValueError, match="^cannot bootstrap an empty test split$"):
+        paired_bootstrap(np.array([], bool), np.array([], bool))
+    with pytest.raises(ValueError, match="^n_resamples must be at least 1, got 0$"):
+        paired_bootstrap(*pairs(3, 1), n_resamples=0)
+
+
+def test_bootstrap_p_value_is_1_for_a_tie_and_never_above_1_whatever_the_resamples():
+    for seed in range(20):  # one resample of a tie lands on +1, 0 or -1
+        assert paired_bootstrap(*pairs(1, 1), n_resamples=1, seed=seed).p_value == 1.0
+        assert paired_bootstrap(*pairs(1, 0, both=5), n_resamples=1, seed=seed).p_value <= 1.0
+
+
+def _exact_differences(a_only: int, b_only: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The resampling distribution of (A right) - (B right) over n images drawn with
+    replacement: N_A ~ Bin(n, a_only / n), then N_B ~ Bin(n - N_A, b_only / (n - a_only))."""
+    from scipy.stats import binom
+
+    dist: dict[int, float] = {}
+    for k in range(n + 1):
+        m = np.arange(n - k + 1)
+        probability = binom.pmf(k, n, a_only / n) * binom.pmf(m, n - k, b_only / (n - a_only))
+        for mm, p in zip(m, probability, strict=True):
+            dist[k - int(mm)] = dist.get(k - int(mm), 0.0) + p
+    values = np.array(sorted(dist))
+    return values, np.cumsum([dist[v] for v in values])
+
+
+def test_bootstrap_interval_is_the_percentile_interval_of_the_exact_distribution():
+    values, cdf = _exact_differences(120, 40, 600)
+    low, high = (values[np.searchsorted(cdf, q)] / 600 for q in (0.025, 0.975))
+    result = paired_bootstrap(*pairs(120, 40, both=300, neither=140))
+    # Monte Carlo: 10,000 resamples put each end within one image (1 / 600) of the exact.
+    assert result.low == pytest.approx(low, abs=1 / 600 + 1e-12)
+    assert result.high == pytest.approx(high, abs=1 / 600 + 1e-12)
+
+
+def test_bootstrap_p_value_of_a_gain_counts_the_resampled_ties_against_it():
+    # Observed A - B > 0: p = 2 * P(resampled difference <= 0), ties at 0 included.
+    values, cdf = _exact_differences(5, 3, 48)
+    exact = 2 * cdf[np.searchsorted(values, 0)]
+    result = paired_bootstrap(*pairs(5, 3, both=40), n_resamples=4000)
+    assert result.difference > 0
+    assert result.p_value == pytest.approx(exact, abs=0.04)
+
+
+# --- the recommendation's rule and its reason ---------------------------------------------
+
+
+def test_equal_costs_go_to_the_more_accurate_model_whatever_the_names(models):
+    rows = compare_to_best({"wrn": models["wrn"], "a_resnet": models["resnet"]})
+    rec = recommend(rows, {"wrn": 45.0, "a_resnet": 45.0})
+    assert rec.model == "wrn"  # 54 right against 51, though "a_resnet" sorts first
+
+
+def test_a_single_model_is_recommended_as_the_only_one():
+    rec = recommend(compare_to_best({"wrn": np.ones(10, bool)}), {"wrn": 3.0})
+    assert rec.reason == "wrn is the only model compared."
+    assert (rec.model, rec.candidates) == ("wrn", ("wrn",))
+
+
+def test_the_reason_names_the_largest_p_of_the_worse_models(models):
+    rows = compare_to_best({"wrn": models["wrn"], "resnet": models["resnet"]})
+    rec = recommend(rows, {"wrn": 1.0, "resnet": 0.5}, alpha=0.5)  # resnet p = 0.45 < 0.5
+    assert "largest p = 0.45), so it is recommended whatever the cost." in rec.reason
+    # A model worse on 1,100 images: its p-value underflows to 0, and reads as such.
+    rows = compare_to_best(dict(zip(("big", "small"), pairs(1100, 0, both=10), strict=True)))
+    assert rows[1].p_value == 0.0
+    assert "largest p < 0.001" in recommend(rows, {"big": 2.0, "small": 1.0}).reason
+
+
+def test_without_any_cost_the_best_is_kept_and_the_reason_says_so(models):
+    rec = recommend(compare_to_best(models), {})
+    assert rec.model == "wrn"
+    assert rec.reason.startswith(
+        "wrn is best on accuracy (0.9); no cost is known for it or the models not "
+        "significantly worse than it, so the best is kept. No cost given for wrn, resnet; "
+        "treated as infinitely expensive.")
+
+
+def test_the_reason_lists_every_tied_model_with_its_cost_or_unknown(models):
+    tied = models["wrn"].copy()
+    tied[:1] = False  # wrn only on one image: p = 1
+    rows = compare_to_best({**models, "tied": tied})
+    rec = recommend(rows, {"wrn": 10.0, "resnet": 45.0})
+    assert rec.model == "wrn"
+    assert ("cost wrn 10 vs resnet 45 (McNemar p = 0.45), tied unknown (McNemar p = 1)."
+            in rec.reason)
+    assert rec.reason.startswith("wrn is best on accuracy (0.9) and no cheaper model")
+    assert rec.reason.endswith("No cost given for tied; treated as infinitely expensive.")
+
+
+def test_fractional_costs_read_as_seconds_do(models):
+    rec = recommend(compare_to_best(models), {"wrn": 12_345.6, "resnet": 10_000.5})
+    assert "cost 10,000 vs 12,346 for wrn" in rec.reason  # thousands, no decimals
+    rec = recommend(compare_to_best(models), {"wrn": 3.14159, "resnet": 2.5})
+    assert "cost 2.5 vs 3.142 for wrn" in rec.reason  # four digits
+
+
+def test_the_rule_refuses_rows_without_one_best_and_a_nan_cost(models):
+    rows = compare_to_best(models)
+    with pytest.raises(ValueError, match=r"^rows need exactly one best model \(p_value None\), "
+                                         r"got 0$"):
+        recommend([r for r in rows if r.p_value is not None], {})
+    with pytest.raises(ValueError, match="^cost of resnet is NaN$"):
+        recommend(rows, {"wrn": 1.0, "resnet": float("nan")})

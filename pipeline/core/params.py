@@ -68,17 +68,25 @@ class ParamsError(PipelineError, ValueError):
 _CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
+# Each rule beyond a type and a range is a plain function that its validator calls:
+# mutation testing (mutmut, docs/development.md) does not reach into decorated functions.
+
+
+def _nul_free(value: Any) -> Any:
+    # A NUL byte ends a path at the operating system: open() raises on it.
+    texts = value if isinstance(value, list) else [value]
+    if any(isinstance(t, str) and "\0" in t for t in texts):
+        raise ValueError("a NUL character (\\0) in a name or path")
+    return value
+
+
 class _Section(BaseModel):
     model_config = _CONFIG
 
     @field_validator("*")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
-        # A NUL byte ends a path at the operating system: open() raises on it.
-        texts = value if isinstance(value, list) else [value]
-        if any(isinstance(t, str) and "\0" in t for t in texts):
-            raise ValueError("a NUL character (\\0) in a name or path")
-        return value
+        return _nul_free(value)
 
 
 class SampleParams(_Section):
@@ -94,16 +102,20 @@ class SplitParams(_Section):
 
     @model_validator(mode="after")
     def _sums_to_one(self) -> SplitParams:
-        total = self.train + self.val + self.test
-        if abs(total - 1.0) > 1e-6:
-            raise ValueError(
-                f"train + val + test must sum to 1, got {self.train} + {self.val} + "
-                f"{self.test} = {total:g}"
-            )
-        return self
+        return _split_sums_to_one(self)
 
     def as_dict(self) -> dict[str, float]:
         return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def _split_sums_to_one(split: SplitParams) -> SplitParams:
+    total = split.train + split.val + split.test
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(
+            f"train + val + test must sum to 1, got {split.train} + {split.val} + "
+            f"{split.test} = {total:g}"
+        )
+    return split
 
 
 class ImagesParams(_Section):
@@ -122,13 +134,15 @@ class ImagesParams(_Section):
     @field_validator("formats", "modes")
     @classmethod
     def _readable(cls, given: list[str], info: ValidationInfo) -> list[str]:
-        known = TF_FORMATS if info.field_name == "formats" else TF_MODES
-        unknown = [v for v in given if v not in known]
-        if unknown or not given:
-            raise ValueError(
-                f"{unknown or 'an empty list'}: the pipeline's decoder reads {list(known)}"
-            )
-        return given
+        return _decoder_reads(given, TF_FORMATS if info.field_name == "formats" else TF_MODES)
+
+
+def _decoder_reads(given: list[str], known: tuple[str, ...]) -> list[str]:
+    unknown = [v for v in given if v not in known]
+    if unknown or not given:
+        raise ValueError(
+            f"{unknown or 'an empty list'}: the pipeline's decoder reads {list(known)}")
+    return given
 
 
 class DownloadParams(_Section):
@@ -161,15 +175,19 @@ class DataParams(_Section):
     @field_validator("root")
     @classmethod
     def _relative(cls, root: str | None) -> str | None:
-        if root is None:
-            return None
-        if root.strip() == ".":  # the top level as it is (Path(".").parts is empty)
-            return "."
-        parts = Path(root.strip()).parts if root.strip() else ()
-        if not parts or Path(root).is_absolute() or ".." in parts:
-            raise ValueError(
-                f"{root!r}: a sub-folder of data.source (relative, no '..'), '.' or null")
-        return Path(*parts).as_posix()
+        return _sub_folder(root)
+
+
+def _sub_folder(root: str | None) -> str | None:
+    if root is None:
+        return None
+    if root.strip() == ".":  # the top level as it is (Path(".").parts is empty)
+        return "."
+    parts = Path(root.strip()).parts if root.strip() else ()
+    if not parts or Path(root).is_absolute() or ".." in parts:
+        raise ValueError(
+            f"{root!r}: a sub-folder of data.source (relative, no '..'), '.' or null")
+    return Path(*parts).as_posix()
 
 
 class ValidateParams(_Section):
@@ -181,9 +199,14 @@ class ValidateParams(_Section):
 
     @model_validator(mode="after")
     def _sides(self) -> ValidateParams:
-        if self.min_side > self.max_side:
-            raise ValueError(f"min_side ({self.min_side}) exceeds max_side ({self.max_side})")
-        return self
+        return _sides_in_order(self)
+
+
+def _sides_in_order(validate: ValidateParams) -> ValidateParams:
+    if validate.min_side > validate.max_side:
+        raise ValueError(
+            f"min_side ({validate.min_side}) exceeds max_side ({validate.max_side})")
+    return validate
 
 
 Arch = Literal["resnet50", "resnet101", "resnet152"]
@@ -293,11 +316,15 @@ class WRNRecipe(_Recipe):
 
     @model_validator(mode="after")
     def _depth(self) -> WRNRecipe:
-        if self.depth < 10 or (self.depth - 4) % 6:
-            raise ValueError(
-                f"depth must be 6N+4 with N >= 1 (10, 16, 22, 28, 40, ...), got {self.depth}"
-            )
-        return self
+        return _wrn_depth(self)
+
+
+def _wrn_depth(recipe: WRNRecipe) -> WRNRecipe:
+    if recipe.depth < 10 or (recipe.depth - 4) % 6:
+        raise ValueError(
+            f"depth must be 6N+4 with N >= 1 (10, 16, 22, 28, 40, ...), got {recipe.depth}"
+        )
+    return recipe
 
 
 class BiTRecipe(_Recipe):
@@ -394,10 +421,14 @@ class ExportParams(_Section):
     @field_validator("formats")
     @classmethod
     def _once(cls, given: list[str]) -> list[str]:
-        twice = sorted({f for f in given if given.count(f) > 1})
-        if twice:
-            raise ValueError(f"{twice} listed more than once")
-        return given
+        return _listed_once(given)
+
+
+def _listed_once(given: list[str]) -> list[str]:
+    twice = sorted({f for f in given if given.count(f) > 1})
+    if twice:
+        raise ValueError(f"{twice} listed more than once")
+    return given
 
 
 class GateParams(_Section):
@@ -431,18 +462,22 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Params:
-        both = sorted(set(self.finetune) & set(self.scratch))
-        if both:
-            raise ValueError(f"model name(s) {both} in both finetune and scratch: each "
-                             "model needs its own name (it names its stages and files)")
-        reserved = sorted((set(self.finetune) | set(self.scratch)) & set(RESERVED_NAMES))
-        if reserved:
-            raise ValueError(f"model name(s) {reserved} are reserved ({RESERVED_NAMES})")
-        return self
+        return _names_unique(self)
 
     def models(self) -> list[str]:
         """Every trained model: the head, then the finetune and scratch entries."""
         return ["head", *self.finetune, *self.scratch]
+
+
+def _names_unique(params: Params) -> Params:
+    both = sorted(set(params.finetune) & set(params.scratch))
+    if both:
+        raise ValueError(f"model name(s) {both} in both finetune and scratch: each "
+                         "model needs its own name (it names its stages and files)")
+    reserved = sorted((set(params.finetune) | set(params.scratch)) & set(RESERVED_NAMES))
+    if reserved:
+        raise ValueError(f"model name(s) {reserved} are reserved ({RESERVED_NAMES})")
+    return params
 
 
 def _key(loc: tuple[Any, ...]) -> str:

@@ -124,11 +124,11 @@ def unhelpful(metrics: dict, val_images: int | None) -> str | None:
     if not worse:
         return None
     figures = ", ".join(f"{name} {before:.3f} → {after:.3f}" for name, before, after in worse)
-    fitted_on = (f"the {val_images} validation images it was fitted on"
-                 if val_images else "the validation split it was fitted on")
+    too_few = (f"the {val_images} validation images it was fitted on are too few"
+               if val_images else "the validation split it was fitted on is too small")
     return (f"temperature scaling (T = {metrics['temperature']:.3g}) did not improve the test "
-            f"{' or '.join(n for n, _, _ in worse)} ({figures}): likely {fitted_on} are too "
-            "few to estimate it; the calibrated probabilities are no better than the raw "
+            f"{' or '.join(n for n, _, _ in worse)} ({figures}): likely {too_few} to "
+            "estimate it; the calibrated probabilities are no better than the raw "
             "ones (a bigger validation split, or evaluate.calibration: none)")
 
 

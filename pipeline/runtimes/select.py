@@ -52,10 +52,10 @@ def native_bf16(flags: set[str] | None = None) -> bool:
 def check_inputs(shape: tuple, seed: int = 0) -> np.ndarray:
     """A few inputs of the model's shape: RGB noise in [0, 255] for images (the pipeline's
     models take raw pixels), standard normal for feature vectors."""
-    rng = np.random.default_rng(seed)
-    dims = tuple(int(d) for d in shape[1:])
     if None in shape[1:]:
         raise RuntimeChoiceError(f"input shape {shape}: the check needs a fixed input size")
+    rng = np.random.default_rng(seed)
+    dims = tuple(int(d) for d in shape[1:])
     if len(dims) == 3:
         return rng.uniform(0, 255, (CHECK_ROWS, *dims)).astype(np.float32)
     return rng.standard_normal((CHECK_ROWS, *dims)).astype(np.float32)
