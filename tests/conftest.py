@@ -15,6 +15,7 @@ sys.path.insert(0, str(NETGUARD))
 import netguard  # noqa: E402  (lives in tests/netguard, beside sitecustomize.py)
 
 from pipeline.core import logs  # noqa: E402
+from pipeline.core.runtime import VERBOSE_ENV  # noqa: E402
 
 _OFFSET = pytest.StashKey[int]()
 
@@ -99,7 +100,10 @@ def no_network(request) -> Attempts:
 @pytest.fixture(autouse=True)
 def logging_as_the_entry_points() -> None:
     """Route the pipeline's loggers as every entry point does (pipeline.core.logs), so a
-    test calling library code in-process sees on stdout and stderr what a user would."""
+    test calling library code in-process sees on stdout and stderr what a user would.
+    An entry point run with -v earlier in this worker left -v in the environment (for its
+    children): each test starts without it."""
+    os.environ.pop(VERBOSE_ENV, None)
     logs.configure(logs.NORMAL)
 
 

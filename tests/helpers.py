@@ -450,6 +450,9 @@ def restore_project(project: Path, state: tuple[str, dict[str, str]]) -> None:
     sh(project, "git", "reset", "-q", "--hard", state[0])
     sh(project, "git", "clean", "-qfd")
     sh(project, "dvc", "checkout", "--force", "--quiet")
+    # What neither git nor DVC tracks and git ignores (dvc_plots/, diff/): the test's own.
+    for left in project_state(project)[1].keys() - state[1].keys():
+        (project / left).unlink()
     head, files = project_state(project)
     differ = sorted(k for k in files.keys() | state[1].keys() if files.get(k) != state[1].get(k))
     assert (head, differ) == (state[0], []), f"could not restore the project: {differ[:10]}"

@@ -381,7 +381,8 @@ def test_a_bit_entry_takes_an_npz():
                                                    "finetune.resnet50.augment.flip?"),
     ((), "gaet", "gaet: unknown key, did you mean gate?"),
     (("head",), "zzz", "head.zzz: unknown key; head takes solver, dropout, l2, optimizer, "
-                       "learning_rate, batch_size, epochs, patience, monitor"),
+                       "learning_rate, batch_size, epochs, patience, monitor, "
+                       "budget_seconds"),
     ((), "zzz", "zzz: unknown key; the top level takes seed, sample, data, validate, "
                 "backbone, head, finetune, scratch, distribute, inference, evaluate, report, "
                 "export, gate"),

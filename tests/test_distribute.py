@@ -238,7 +238,10 @@ def test_mixed_bfloat16_trains_with_finite_loss_and_float32_outputs(tmp_path):
 
 
 def test_stage_refuses_multi_worker_without_tf_config(tmp_path, monkeypatch):
-    project = feature_project(tmp_path, {"distribute.strategy": "multi_worker"})
+    """A stage that places a network (here the keras head; the lbfgs head runs none, and
+    the features stage before it refuses the same way) names the missing cluster."""
+    project = feature_project(tmp_path, {"distribute.strategy": "multi_worker",
+                                         "head.solver": "keras"})
     monkeypatch.delenv("TF_CONFIG", raising=False)
     run = run_stage(project, "train_head")
     assert run.returncode != 0

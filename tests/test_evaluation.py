@@ -227,8 +227,16 @@ def _scored(name: str, right: list[bool], metrics: dict | None = None, card: dic
     table = pd.DataFrame({"path": paths, "label": "cat",
                           "predicted": ["cat" if r else "dog" for r in right],
                           "confidence": 0.9, "correct": right})
-    return ModelResult(name, card.get("family", name) if card else name, metrics or {},
-                       card or {}, table)
+    # The evaluate stage's run facts (reports/runs/evaluate/<name>.json) apart from its
+    # results, as load_results reads them.
+    given = metrics or {}
+    facts = {k: v for k, v in given.items() if k in EVALUATE_FACTS}
+    return ModelResult(name, card.get("family", name) if card else name,
+                       {k: v for k, v in given.items() if k not in EVALUATE_FACTS},
+                       card or {}, table, facts=facts)
+
+
+EVALUATE_FACTS = ("inference_images_per_second", "runtime", "shipped_params", "shipped_mb")
 
 
 def test_models_scored_on_other_test_images_are_refused_not_paired():
@@ -303,20 +311,22 @@ def test_the_choice_reads_every_models_evaluation_and_names_the_stage_of_a_missi
         "evaluate_head", *(f"evaluate_finetune@{m}" for m in run.finetune),
         *(f"evaluate_scratch@{m}" for m in run.scratch)]
     monkeypatch.chdir(tmp_path)
-    for folder in ("metrics/evaluate", "reports/predictions", "models"):
+    for folder in ("metrics/evaluate", "reports/predictions", "models", "reports/runs/evaluate"):
         Path(folder).mkdir(parents=True)
     for i, name in enumerate(run.models()):
         right = [True] * (10 - i) + [False] * i  # the first model best
         model = _scored(name, right)
         Path(f"metrics/evaluate/{name}.json").write_text(json.dumps(
-            {"accuracy": sum(right) / 10, "shipped_params": 100 - i}))
+            {"accuracy": sum(right) / 10}))
+        Path(f"reports/runs/evaluate/{name}.json").write_text(json.dumps(
+            {"shipped_params": 100 - i}))
         predictions.write(model.predictions, f"reports/predictions/{name}.csv")
         card = {"trainable_params": 1} | ({"family": "resnet"} if i else {})
         Path(f"models/{name}.json").write_text(json.dumps(card))
     results = load_results(run)
     assert [(m.name, m.family) for m in results] == [
         (name, "resnet" if i else name) for i, name in enumerate(run.models())]
-    assert results[1].metrics["shipped_params"] == 99
+    assert results[1].facts["shipped_params"] == 99
     assert results[1].card == {"trainable_params": 1, "family": "resnet"}
     assert results[0].predictions["correct"].tolist() == [True] * 10
     report = recommendation(run)
