@@ -180,10 +180,10 @@ class Plan:
     @classmethod
     def of(cls, args: argparse.Namespace) -> Plan:
         if args.quick:
-            return cls(True, args.repeats or 1, 20, (128,), 30, 2, True, None,
-                       args.repro_epochs or 1, args.budgets)
-        return cls(False, args.repeats or 3, 192, (128, 224), None, 10, False, (200, 2000),
-                   args.repro_epochs, args.budgets)
+            return cls(True, args.repeats or 1, 20, args.head_sizes or (128,), 30, 2, True,
+                       None, args.repro_epochs or 1, args.budgets)
+        return cls(False, args.repeats or 3, 192, args.head_sizes or (128, 224), None, 10,
+                   False, (200, 2000), args.repro_epochs, args.budgets)
 
 
 @dataclass
@@ -741,6 +741,18 @@ def budget_multiples(text: str) -> tuple[int, ...]:
     return times
 
 
+def image_sizes(text: str) -> tuple[int, ...]:
+    """--head-sizes: comma-separated image sizes in pixels, 32-1024."""
+    try:
+        sizes = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or not all(32 <= n <= 1024 for n in sizes):
+        raise argparse.ArgumentTypeError(f"{text!r}: image sizes from 32 to 1024 px, "
+                                         "comma-separated")
+    return sizes
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -760,6 +772,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--budgets", type=budget_multiples, default=(1, 2, 4),
                         help="row 11: the recipe's budgets in multiples of the tutorial's "
                              "time T, comma-separated (default 1,2,4; 1 alone: about 2T)")
+    parser.add_argument("--head-sizes", type=image_sizes, default=None,
+                        help="row 4: the image sizes of the head loop, comma-separated "
+                             "(default 128,224; --quick: 128)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary folder (its path is printed)")
     args = parser.parse_args(argv)
