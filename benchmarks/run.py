@@ -718,39 +718,32 @@ def header(plan: Plan, hardware: str, argv: list[str]) -> str:
     )
 
 
-def row_numbers(text: str) -> set[int]:
-    """--rows: comma-separated row numbers of the module docstring (1-11)."""
+def whole_numbers(text: str, low: int, high: int, what: str) -> tuple[int, ...]:
+    """Comma-separated whole numbers from ``low`` to ``high``, or argparse's error naming
+    ``what`` they are."""
     try:
-        rows = {int(n) for n in text.split(",")}
+        numbers = tuple(int(n) for n in text.split(","))
     except ValueError:
-        rows = set()
-    if not rows or not rows <= set(range(1, 12)):
-        raise argparse.ArgumentTypeError(f"{text!r}: row numbers 1-11, comma-separated")
-    return rows
+        numbers = ()
+    if not numbers or not all(low <= n <= high for n in numbers):
+        raise argparse.ArgumentTypeError(f"{text!r}: {what} from {low} to {high}, "
+                                         "comma-separated")
+    return numbers
+
+
+def row_numbers(text: str) -> set[int]:
+    """--rows: row numbers of the module docstring (1-11)."""
+    return set(whole_numbers(text, 1, 11, "row numbers"))
 
 
 def budget_multiples(text: str) -> tuple[int, ...]:
-    """--budgets: comma-separated whole multiples of T, 1-16."""
-    try:
-        times = tuple(int(n) for n in text.split(","))
-    except ValueError:
-        times = ()
-    if not times or not all(1 <= t <= 16 for t in times):
-        raise argparse.ArgumentTypeError(f"{text!r}: whole multiples of T from 1 to 16, "
-                                         "comma-separated")
-    return times
+    """--budgets: whole multiples of T, 1-16."""
+    return whole_numbers(text, 1, 16, "whole multiples of T")
 
 
 def image_sizes(text: str) -> tuple[int, ...]:
-    """--head-sizes: comma-separated image sizes in pixels, 32-1024."""
-    try:
-        sizes = tuple(int(n) for n in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or not all(32 <= n <= 1024 for n in sizes):
-        raise argparse.ArgumentTypeError(f"{text!r}: image sizes from 32 to 1024 px, "
-                                         "comma-separated")
-    return sizes
+    """--head-sizes: image sizes in pixels, 32-1024."""
+    return whole_numbers(text, 32, 1024, "image sizes in px")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
