@@ -399,6 +399,30 @@ def test_an_unknown_key_suggests_the_closest_known_one(where, typo, expected):
     assert str(err.value).splitlines()[1:] == [f"  {expected}"]
 
 
+def test_a_key_of_another_family_is_refused_with_the_keys_this_family_takes():
+    """A WRN-only key (depth, dropout) pasted into a BiT entry: the suggestions come from
+    BiT's own keys, the family the entry names, never from WRN's."""
+    raw = repo_params()
+    raw["scratch"]["bit"] = raw["scratch"].pop("wrn") | {"family": "bit", "width": 1,
+                                                         "weights": "BiT-M-R50x1.npz"}
+    with pytest.raises(ParamsError) as err:
+        params.parse(raw)
+    lines = str(err.value).splitlines()[1:]
+    assert "  scratch.bit.depth: unknown key, did you mean scratch.bit.width?" in lines
+    dropout = next(line for line in lines if line.startswith("  scratch.bit.dropout:"))
+    assert dropout.startswith("  scratch.bit.dropout: unknown key; scratch.bit takes ")
+    assert "depth" not in dropout and "weights" in dropout
+
+
+def test_a_bad_list_entry_is_named_by_its_index_first_to_last():
+    raw = repo_params()
+    raw["export"]["formats"] = ["foo", "saved_model", "bar"]
+    with pytest.raises(ParamsError) as err:
+        params.parse(raw)
+    keys = [line.split(":")[0].strip() for line in str(err.value).splitlines()[1:]]
+    assert keys == ["export.formats.0", "export.formats.2"]
+
+
 # --------------------------------------------------------------------------- the file itself
 
 SHIPPED = (ROOT / "params.yaml").read_text(encoding="utf-8")
@@ -475,6 +499,70 @@ def test_deep_nesting_and_bad_bytes_are_one_line(tmp_path):
     with pytest.raises(ParamsError) as err:
         _load(tmp_path, "head: [unclosed\n")
     assert len(str(err.value).splitlines()) == 1
+
+
+def test_a_control_character_or_a_key_that_is_a_list_is_one_line(tmp_path):
+    """PyYAML's reader refuses a control character before any parsing, with no line or
+    column of its own; a complex key (`? [a, b]`) is not a name DVC could set."""
+    last = SHIPPED.count("\n") + 1
+    with pytest.raises(ParamsError, match=r"params.yaml: not valid YAML: unacceptable "
+                                          r"character #x0007: special characters are not "
+                                          rf"allowed \(line {last}, column 7\)$"):
+        _load(tmp_path, SHIPPED + "note: \x07\n")
+    with pytest.raises(ParamsError, match=r"params.yaml: not valid YAML: found unhashable key "
+                                          r"\(line \d+, column \d+\)$"):
+        _load(tmp_path, SHIPPED + "? [a, b]\n: 1\n")
+
+
+def test_an_empty_file_is_named_as_empty(tmp_path):
+    for text in ("", "# every key commented out\n"):
+        with pytest.raises(ParamsError) as err:
+            _load(tmp_path, text)
+        assert str(err.value) == (f"{tmp_path / 'params.yaml'}: expected a mapping of "
+                                  "sections, got nothing (an empty file)")
+
+
+def test_a_bad_value_names_the_file_it_was_read_from(tmp_path):
+    path = tmp_path / "exp" / "my-params.yaml"
+    path.parent.mkdir()
+    path.write_text(SHIPPED.replace("\nseed: ", "\nseed: -", 1), encoding="utf-8")
+    with pytest.raises(ParamsError) as err:
+        params.load(path)
+    assert str(err.value).startswith(f"{path}: invalid params\n  seed: ")
+
+
+def test_merge_keys_override_and_duplicates_after_them_are_still_caught(tmp_path):
+    """Two `<<:` merges in one mapping are YAML (each adds its keys, the later one wins); a
+    key written twice after a merge is still a duplicate."""
+    text = SHIPPED.replace("    augment:              # training batches only",
+                           "    augment: &augment     # training batches only", 1)
+    start = text.index("    augment:\n      flip: true", text.index("scratch:"))
+    end = text.index("      mixup_alpha: 0.0\n", start) + len("      mixup_alpha: 0.0\n")
+    merges = "    augment:\n      <<: *augment\n      <<: {color_jitter: 0.3}\n"
+    loaded = _load(tmp_path, text[:start] + merges + text[end:])
+    assert loaded.scratch["wrn"].augment.color_jitter == 0.3
+    assert loaded.scratch["wrn"].augment.crop_min_scale == 0.6
+    twice = "    augment:\n      <<: *augment\n      flip: true\n      flip: false\n"
+    with pytest.raises(ParamsError, match=r"params.yaml: scratch\.wrn\.augment\.flip is "
+                                          r"given twice"):
+        _load(tmp_path, text[:start] + twice + text[end:])
+
+
+def test_the_file_is_read_as_utf8_whatever_the_locale(tmp_path, monkeypatch):
+    """A comment in another script must not depend on the user's locale (LANG=C)."""
+    import locale
+    import sys
+
+    if sys.flags.utf8_mode:
+        pytest.skip("Python's UTF-8 mode reads every file as UTF-8")
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        assert locale.getpreferredencoding(False).lower() != "utf-8"
+        loaded = _load(tmp_path, "# Größe: 64 px → 128 px\n" + SHIPPED)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+    assert loaded.seed == repo_params()["seed"]
 
 
 def test_exponents_are_numbers_as_dvc_reads_them(tmp_path):

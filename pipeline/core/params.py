@@ -504,8 +504,8 @@ def _keys_at(loc: tuple[Any, ...]) -> list[str]:
             node = next((m for m in typing.get_args(node) if isinstance(m, type)
                          and typing.get_args(m.model_fields["family"].annotation) == (part,)),
                         None)
-    while typing.get_origin(node) is Annotated:
-        node = typing.get_args(node)[0]
+    # pydantic reports an unknown key only inside a model: a section, never a list or a
+    # dict's value, so ``node`` is a model here; the guard is for a future schema.
     if not (isinstance(node, type) and issubclass(node, BaseModel)):
         return []
     return [f.alias or name for name, f in node.model_fields.items()]
@@ -540,7 +540,8 @@ def _typed(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
 def parse(raw: Any, source: str = PARAMS_FILE) -> Params:
     """Validate a parsed params mapping; raise ParamsError naming every bad key."""
     if not isinstance(raw, dict):
-        raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+        got = "nothing (an empty file)" if raw is None else type(raw).__name__
+        raise ParamsError(f"{source}: expected a mapping of sections, got {got}")
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
@@ -630,10 +631,16 @@ def _no_duplicates(node: yaml.MappingNode, at: str, path: Path) -> None:
         first[key.value] = line
 
 
-def _one_line(err: yaml.YAMLError) -> str:
-    mark = getattr(err, "problem_mark", None)
-    problem = getattr(err, "problem", None) or str(err)
-    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+def _one_line(err: yaml.YAMLError, text: str) -> str:
+    if isinstance(err, yaml.reader.ReaderError):  # a character, by its offset in the text
+        line = text.count("\n", 0, err.position) + 1
+        column = err.position - text.rfind("\n", 0, err.position)
+        return (f"unacceptable character #x{err.character:04x}: {err.reason} "
+                f"(line {line}, column {column})")
+    mark = err.problem_mark if isinstance(err, yaml.MarkedYAMLError) else None
+    if mark is None:
+        return " ".join(str(err).split())
+    return f"{err.problem} (line {mark.line + 1}, column {mark.column + 1})"
 
 
 def load(path: str | Path = PARAMS_FILE) -> Params:
@@ -644,16 +651,17 @@ def load(path: str | Path = PARAMS_FILE) -> Params:
         raise ParamsError(f"cannot read {path}: {err.strerror}") from None
     except UnicodeDecodeError as err:
         raise ParamsError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    loader = _Loader(text)
     try:
-        root = loader.get_single_node()
-        if root is not None:
-            _check_tree(root, path)
-        raw = loader.construct_document(root) if root is not None else None
+        loader = _Loader(text)  # its reader refuses a control character here
+        try:
+            root = loader.get_single_node()
+            if root is not None:
+                _check_tree(root, path)
+            raw = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML: {_one_line(err)}") from None
+        raise ParamsError(f"{path}: not valid YAML: {_one_line(err, text)}") from None
     except RecursionError:
         raise ParamsError(f"{path}: not valid YAML: nested too deeply") from None
-    finally:
-        loader.dispose()
     return parse(raw, str(path))
