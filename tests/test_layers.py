@@ -138,3 +138,13 @@ def test_an_import_up_or_sideways_is_named(tmp_path):
         f"training (layer {LAYER_OF['training']})",
         f"pipeline/export/probe.py:5 imports pipeline.serving.app: export (layer "
         f"{LAYER_OF['export']}) sideways to its peer serving (layer {LAYER_OF['serving']})"]
+
+
+def test_the_docs_give_the_same_order():
+    """docs/pipeline.md's "Layers" table has one row per layer, as LAYERS has them."""
+    page = (ROOT / "docs" / "pipeline.md").read_text(encoding="utf-8")
+    section = page[page.index("\n## Layers\n"):]
+    rows = [line.split("|")[1].strip() for line in section.splitlines()
+            if line.startswith("| ") and line[2].isdigit()]
+    assert rows == [f"{i}. " + ", ".join(f"`{name}`" for name in layer)
+                    for i, layer in enumerate(LAYERS)]
