@@ -37,7 +37,8 @@ def main(params: Params, name: str) -> None:
         splits = training_splits(params.data)
         done = finetune(recipe, params.backbone, splits, seed=params.seed,
                         placement=r.placement, live_dir=r.chief_only(paths.LIVE / name),
-                        fit=r.fit, batch_picture=r.chief_only(paths.PLOTS / name / "augmented.png"))
+                        resume=r.resume,
+                        batch_picture=r.chief_only(paths.PLOTS / name / "augmented.png"))
         return done.outcome(recipe.monitor, splits.classes, splits.exif_orientation)
 
     run(f"finetune@{name}", name, params, outcome, backup=Key(

@@ -39,7 +39,7 @@ def main(params: Params, name: str) -> None:
 
         splits = training_splits(params.data)
         done = train_scratch(name, recipe, splits, seed=params.seed, placement=r.placement,
-                             live_dir=r.chief_only(paths.LIVE / name), fit=r.fit,
+                             live_dir=r.chief_only(paths.LIVE / name), resume=r.resume,
                              batch_picture=r.chief_only(paths.PLOTS / name / "augmented.png"))
         return done.outcome(recipe.monitor, splits.classes, splits.exif_orientation)
 

@@ -44,7 +44,7 @@ def main(params: Params) -> None:
 
         train, val = splits()
         model, result = train_head(train, val, params.head, r.chief_only(paths.LIVE / "head"),
-                                   r.placement, seed=params.seed, fit=r.fit)
+                                   r.placement, seed=params.seed, resume=r.resume)
         return head_outcome(model, result, params.head, train.classes.tolist(),
                             read_json(paths.FEATURES / "info.json"))
 

@@ -117,7 +117,8 @@ def disagree(out: Path, work: Path) -> None:
     from pipeline.core.params import DistributeParams
     from pipeline.data.epochs import Epochs
     from pipeline.runs.placement import DistributeError, place
-    from pipeline.runs.resume import resumable_fit
+    from pipeline.runs.resume import Resume
+    from pipeline.training.fit import fit
 
     placement = place(DistributeParams(strategy="multi_worker", mixed_precision="none"))
     backup = work / f"backup-{placement.worker}"
@@ -132,8 +133,8 @@ def disagree(out: Path, work: Path) -> None:
     x, y = np.zeros((8, 4), "float32"), np.zeros(8, "int32")
     val = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
     try:
-        resumable_fit(model, Epochs(x, y, 4, seed=0), val, epochs=4, patience=4,
-                      monitor="val_loss", live_dir=None, train_count=8, backup_dir=backup)
+        fit(model, Epochs(x, y, 4, seed=0), val, epochs=4, patience=4, monitor="val_loss",
+            live_dir=None, train_count=8, resume=Resume(backup))
     except DistributeError as err:
         out.write_text(str(err))
         sys.exit(3)

@@ -334,10 +334,10 @@ def test_a_fine_tune_killed_in_its_main_phase_resumes_to_the_same_model(
 
     def run(backup):
         keras.utils.set_random_seed(0)
-        with resuming(backup) as fit:
+        with resuming(backup) as resume:
             return finetune(loaded.finetune["resnet50"], loaded.backbone, splits, seed=0,
                             live_dir=None, weights_record=record, head_model=parts[2],
-                            placement=default_placement(), fit=fit)
+                            placement=default_placement(), resume=resume)
 
     whole = run(tmp_path / "whole")
     backup = tmp_path / "killed"
@@ -434,9 +434,9 @@ def test_a_budgeted_run_killed_and_resumed_keeps_its_budget_and_plan(tmp_path, m
 
     def run(backup):
         keras.utils.set_random_seed(0)
-        with resuming(backup) as fit:
+        with resuming(backup) as resume:
             return train_scratch("small", resnet9(), splits, seed=0, live_dir=None,
-                                 placement=default_placement(), fit=fit,
+                                 placement=default_placement(), resume=resume,
                                  budget=Budget(80, started=0.0, clock=Ticks()))
 
     whole = run(tmp_path / "whole")

@@ -1,6 +1,6 @@
 """A killed training resumed from its backup ends as an uninterrupted run does (the fit
-wrapped with BackupAndRestore, the run's memory and an input addressed by epoch), on a
-small model."""
+handed the backup: BackupAndRestore, the run's memory and an input addressed by epoch),
+on a small model."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 from helpers import Killed, kill_after_checkpoint
 
 from pipeline.data.epochs import Epochs
-from pipeline.runs.resume import resumable_fit
+from pipeline.runs.resume import Resume
+from pipeline.training.fit import fit
 
 
 def data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -31,9 +32,9 @@ def train(backup, epochs: int = 6, patience: int = 2, live_dir=None):
     model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     x, y = data(40, 0)
-    result = resumable_fit(model, Epochs(x, y, 8, seed=3), data(20, 1), epochs=epochs,
-                           patience=patience, monitor="val_loss", live_dir=live_dir,
-                           train_count=40, backup_dir=backup)
+    result = fit(model, Epochs(x, y, 8, seed=3), data(20, 1), epochs=epochs,
+                 patience=patience, monitor="val_loss", live_dir=live_dir, train_count=40,
+                 resume=Resume(backup))
     return model, result
 
 

@@ -1,8 +1,8 @@
 """The one shell every training stage runs its recipe in (train_head, finetune@, scratch@).
 
 It places the run (``placement.place``: strategy and precision, before TensorFlow runs
-anything), seeds, names the run's backup and hands the recipe a fit that resumes from it
-(``resume.resuming``), then lets only the chief write: a worker says so in one line and
+anything), seeds, names the run's backup and hands the recipe that backup for its fits to
+resume from (``resume.resuming``), then lets only the chief write: a worker says so in one line and
 returns, the chief saves the model, its card and its metrics (``save.save_trained``).
 A recipe without TensorFlow (the head's L-BFGS fit) runs in :func:`run_numpy`: no
 placement, no backup (it takes seconds), the same chief rule and the same outputs.
@@ -25,17 +25,18 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pipeline.runs.backup import Key
+    from pipeline.runs.resume import Resume
     from pipeline.runs.save import Outcome
-    from pipeline.training.fit import Fit
 
 
 @dataclass(frozen=True)
 class Run:
-    """What a recipe gets from the shell: where it runs, its seed and how it fits."""
+    """What a recipe gets from the shell: where it runs, its seed and the backup its fits
+    resume from."""
 
     placement: Placement
     seed: int
-    fit: Fit  # resumes from the run's backup when it has one
+    resume: Resume | None  # None: the run keeps no backup
 
     def chief_only(self, path: Path) -> Path | None:
         """``path`` on the chief, None on the other workers: only the chief writes (curves,
@@ -58,8 +59,8 @@ def run(label: str, name: str, params: Params, outcome: Callable[[Run], Outcome]
 
     folder = None if backup is None else placement.backup_dir(
         backup_folder(label.replace("@", "-"), backup))
-    with resuming(folder) as fit:
-        done = outcome(Run(placement, params.seed, fit))
+    with resuming(folder) as resume:
+        done = outcome(Run(placement, params.seed, resume))
     if not placement.chief:
         log.info(f"{label}: worker {placement.worker} done; the chief writes the outputs")
         return

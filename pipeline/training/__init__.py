@@ -1,6 +1,7 @@
 """Training: ``fit`` with early stopping and DVCLive curves, optimizers, learning-rate
-schedules, batch augmentation, training inputs, and the recipes that use them: the
-head on cached features (``head``), the backbone + head fine-tuned end to end
-(``finetune``, with ``freeze``) and a network trained on the images by itself
-(``scratch``). A recipe is handed the fit it calls; running it (placement, resuming a
-killed run, saving) is ``pipeline.runs``'."""
+schedules, the time budget's planner (``budget``), batch augmentation, training inputs,
+and the recipes that use them: the head on cached features (``head``, with ``softmax``:
+its L-BFGS fit), the backbone + head fine-tuned end to end (``finetune``, with
+``freeze``) and a network trained on the images by itself (``scratch``). Running a
+recipe (placement, the backup a killed run resumes from, saving) is ``pipeline.runs``',
+the layer below: a recipe is handed the run's backup and passes it to ``fit``."""

@@ -24,8 +24,8 @@ from pipeline.models.weights import weights_path
 from pipeline.runs.budget import Budget
 from pipeline.runs.curves import append_curves
 from pipeline.runs.placement import Placement
+from pipeline.runs.resume import Resume
 from pipeline.training.budget import Planner
-from pipeline.training.fit import Fit, fit
 from pipeline.training.freeze import freeze
 from pipeline.training.inputs import Splits, datasets, draw_batch
 from pipeline.training.recipe import Trained, compile_model, fit_recipe, main_planner
@@ -35,12 +35,12 @@ from pipeline.training.schedules import make_schedule
 def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Splits, *, seed: int,
              live_dir: str | Path | None, placement: Placement,
              weights_record: str | Path = paths.WEIGHTS_RECORD,
-             head_model: str | Path = paths.HEAD_MODEL, fit: Fit = fit,
+             head_model: str | Path = paths.HEAD_MODEL, resume: Resume | None = None,
              batch_picture: str | Path | None = None, budget: Budget | None = None) -> Trained:
     """Train the backbone + head by ``recipe``; the caller has seeded everything.
 
-    ``live_dir`` None: no curves (not the chief). ``fit``: the plain fit, or one that
-    resumes a killed run (``pipeline.runs.resume``) with a backup per phase: a run started
+    ``live_dir`` None: no curves (not the chief). ``resume``: the run's backup (None:
+    none), which a killed run goes on from, a folder per phase: a run started
     again redoes the short head phase, whose backup its end removed, and resumes the main
     phase after its last epoch, as an uninterrupted run would go on. ``batch_picture``:
     where to draw the first augmented training batch (the input is stateless: drawing it
@@ -81,8 +81,9 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
             head_planner = Planner(budget, epochs=recipe.head_epochs, steps=train_ds.steps,
                                    val_steps=val_steps,
                                    finish_by=end - (end - budget.elapsed()) / 2)
-        head_result = fit_recipe(fit, model, recipe, train_ds, val_ds, recipe.head_epochs,
-                                 live_dir, count, phase="head_phase", planner=head_planner)
+        head_result = fit_recipe(model, recipe, train_ds, val_ds, recipe.head_epochs,
+                                 live_dir, count, planner=head_planner,
+                                 resume=None if resume is None else resume.phase("head_phase"))
 
     backbone.trainable = True
     freeze(resnet_of(backbone), recipe.unfreeze, recipe.train_bn)
@@ -92,15 +93,16 @@ def finetune(recipe: ResNetRecipe, backbone_params: BackboneParams, splits: Spli
     if head_result is not None:  # other shuffles than the head phase's
         train_ds = dataclasses.replace(train_ds, stream=1)
     planner = main_planner(budget, recipe, train_ds, val_steps, schedule)
+    main = None if resume is None else resume.phase("main_phase")
     if head_result is None or live_dir is None:
-        result = fit_recipe(fit, model, recipe, train_ds, val_ds, recipe.epochs, live_dir,
-                            count, phase="main_phase", planner=planner)
+        result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs, live_dir,
+                            count, planner=planner, resume=main)
     else:
-        # The main phase's curves go after the head phase's (a resumable fit keeps a copy
-        # of them beside the backup, for a resumed run).
+        # The main phase's curves go after the head phase's (a fit with a backup keeps a
+        # copy of them beside it, for a resumed run).
         with tempfile.TemporaryDirectory(prefix="finetune-live-") as phase2:
-            result = fit_recipe(fit, model, recipe, train_ds, val_ds, recipe.epochs,
-                                Path(phase2), count, phase="main_phase", planner=planner)
+            result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs,
+                                Path(phase2), count, planner=planner, resume=main)
             append_curves(Path(phase2), live_dir, offset=head_result.epochs_run)
     # The planner's budget: a resumed run's counts the time the killed run had used.
     return Trained(model, result, head_result, size, recipe.family,

@@ -1,23 +1,24 @@
 """``model.fit`` as every training recipe runs it: early stopping, DVCLive curves, a summary.
 
-A run that resumes after a kill wraps this fit (``pipeline.runs.resume``): it settles the
-backup first, hands ``fit`` the epoch to go on from and the callbacks that keep the run's
-state, and merges what the run remembers of the epochs before into the result.
+A run that resumes after a kill hands ``fit`` its backup (``pipeline.runs.resume.Resume``),
+as timm's train script hands its loop a ``CheckpointSaver``: the backup, settled first,
+says the epoch to go on after and gives the callbacks that keep the run's state, and
+``fit`` merges what the run remembers of the epochs before into the result.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # FitResult alone (the head's NumPy fit) must not start TensorFlow
     import keras
     import tensorflow as tf
 
     from pipeline.data.epochs import Epochs
+    from pipeline.runs.resume import Resume
 from pipeline.runs.budget import Plan
 
 
@@ -54,16 +55,6 @@ class FitResult:
             "train_images_per_second": round(self.images_per_second, 1),
         } | ({"resumed_after_epoch": self.first_epoch} if self.first_epoch else {}) | (
             {"budget": self.budget} if self.budget is not None else {})
-
-
-class Fit(Protocol):
-    """How a recipe fits: :func:`fit`, or a wrapper around it that resumes a killed run
-    (``pipeline.runs.resume.Resumable``, which keeps a backup per ``phase``)."""
-
-    def __call__(self, model: keras.Model, train: Epochs, val: tf.data.Dataset, *,
-                 epochs: int, patience: int, monitor: str, live_dir: str | Path | None,
-                 train_count: int, callbacks: list[keras.callbacks.Callback] | None = None,
-                 phase: str = "", planner: Plan | None = None) -> FitResult: ...
 
 
 def direction(monitor: str) -> str:
@@ -126,32 +117,36 @@ def fit(
     live_dir: str | Path | None,
     train_count: int,
     callbacks: list[keras.callbacks.Callback] | None = None,
-    phase: str = "",
-    start: int = 0,
-    stop: keras.callbacks.EarlyStopping | None = None,
-    after: Sequence[keras.callbacks.Callback] = (),
     planner: Plan | None = None,
+    resume: Resume | None = None,
 ) -> FitResult:
     """``model.fit`` with early stopping (best weights restored) and per-epoch DVCLive logs.
 
     ``train`` is the training input addressed by epoch, ``val`` the validation batches.
-    ``live_dir`` None: no curves (a worker other than the chief). ``phase`` names the fit
-    for a wrapper that keeps a backup per phase; a plain fit has no use for it.
-    ``planner``: the fit's time budget (``pipeline.training.budget``), which sets how many
-    of ``epochs`` it runs; None: all of them, unless early stopping ends it.
-
-    For a wrapper that resumes a run (``pipeline.runs.resume``): ``start`` is the epochs
-    done before (the input and the curves go on after them; Keras' BackupAndRestore, among
-    ``after``, restarts the epochs there), ``stop`` the early stopping whose state the
-    wrapper keeps (else one of ``monitor`` and ``patience``), and ``after`` the callbacks
-    that see each epoch once early stopping and DVCLive have. The result then covers this
-    fit's epochs only.
+    ``live_dir`` None: no curves (a worker other than the chief). ``planner``: the fit's
+    time budget (``pipeline.training.budget``), which sets how many of ``epochs`` it runs;
+    None: all of them, unless early stopping ends it. ``resume``: the run's backup
+    (``pipeline.runs.resume``), which a killed run started again goes on from: the
+    input, the curves and Keras' epochs after the epochs it holds, early stopping with the
+    state it kept, and a result that covers the epochs before too; None: no backup.
     """
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
-    if stop is None:
-        stop = early_stopping(monitor, patience)
+    from pipeline.runs.resume import Ended  # imports TensorFlow: not at the top, for FitResult
+
+    live_dir = None if live_dir is None else Path(live_dir)
+    stop = early_stopping(monitor, patience)
+    resumed = None
+    if resume is not None:
+        resumed = resume.begin(model, epochs=epochs, stop=stop, live_dir=live_dir,
+                               planner=planner)
+        if isinstance(resumed, Ended):  # killed once it was over: nothing left to fit
+            return result(resumed.history, resumed.best_epoch, resumed.epochs_run,
+                          resumed.seconds, train_count, first_epoch=resumed.epochs_run,
+                          history_from=resumed.history_from, stopped_by=resumed.stopped_by,
+                          planner=planner)
+    start = 0 if resumed is None else resumed.epoch
     logged = []
     if live_dir is not None:
         # dvcyaml=None: the plots are declared in dvc.yaml, not written by DVCLive;
@@ -159,7 +154,7 @@ def fit(
         live = Live(str(live_dir), dvcyaml=None, save_dvc_exp=False, resume=start > 0)
         if start:
             live.step = start  # DVCLive's own resume restarts at 0 after a one-epoch run
-        logged.append(DVCLiveCallback(live=live))  # logs an epoch before ``after`` sees it
+        logged.append(DVCLiveCallback(live=live))  # logs an epoch before the backup sees it
     # A model fitted before under BackupAndRestore keeps that callback's epoch: this fit
     # (the fine-tune's second phase) would start there.
     model._initial_epoch = None
@@ -170,13 +165,19 @@ def fit(
         shuffle=False,  # the input shuffles itself
         validation_data=val,
         epochs=epochs,
-        # The planner before the callbacks that keep the run (``after``): its epoch's plan
-        # is then in the run's memory.
-        callbacks=[*(callbacks or []), *([planner] if planner else []), stop, *logged, *after],
+        # The planner before the callbacks that keep the run (the backup's): its epoch's
+        # plan is then in the run's memory.
+        callbacks=[*(callbacks or []), *([planner] if planner else []), stop, *logged,
+                   *(resumed.callbacks if resumed is not None else [])],
         verbose=2,
     )
     seconds = time.perf_counter() - began
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    return scored(hist, monitor, epochs_run=start + len(hist.get("loss", [])), seconds=seconds,
-                  train_count=train_count, first_epoch=start, history_from=start,
+    epochs_run, history_from = start + len(hist.get("loss", [])), start
+    if resumed is not None:  # the epochs before the resume too, as far as memory goes
+        memory = resumed.end()
+        hist, history_from = memory.history, memory.history_from
+        seconds += memory.seconds_before
+    return scored(hist, monitor, epochs_run=epochs_run, seconds=seconds,
+                  train_count=train_count, first_epoch=start, history_from=history_from,
                   stopped_by=stop_reason(stop), planner=planner)

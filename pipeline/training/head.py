@@ -28,7 +28,7 @@ from pipeline.models.head import standardization
 from pipeline.models.head_file import HeadFile, standardize
 from pipeline.runs.budget import Budget
 from pipeline.runs.save import Outcome
-from pipeline.training.fit import Fit, FitResult, fit, result, trainable_params
+from pipeline.training.fit import FitResult, fit, result, trainable_params
 from pipeline.training.softmax import fit_softmax
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
     from pipeline.runs.placement import Placement
+    from pipeline.runs.resume import Resume
 
 
 def fit_head(train: Features, val: Features, head: HeadParams, live_dir: str | Path | None
@@ -113,11 +114,12 @@ def batches(split: Features, batch_size: int) -> tf.data.Dataset:
 
 
 def train_head(train: Features, val: Features, head: HeadParams, live_dir: str | Path | None,
-               placement: Placement, seed: int = 0, fit: Fit = fit
+               placement: Placement, seed: int = 0, resume: Resume | None = None
                ) -> tuple[keras.Model, FitResult]:
     """Build, compile and fit the head by the ``head`` section under ``placement``'s
     strategy (``head.solver: keras``); the caller has seeded. ``live_dir`` None: no
-    curves (not the chief)."""
+    curves (not the chief). ``resume``: a backup the fit goes on from (None: none; the
+    stage keeps none, the head fits in seconds)."""
     from pipeline.data.epochs import Epochs
     from pipeline.models.head import build_head
 
@@ -134,7 +136,7 @@ def train_head(train: Features, val: Features, head: HeadParams, live_dir: str |
         budget, epochs=head.epochs, steps=epochs.steps, val_steps=-(-len(val.labels) // batch))
     result = fit(model, epochs, batches(val, batch), epochs=head.epochs,
                  patience=head.patience, monitor=head.monitor, live_dir=live_dir,
-                 train_count=len(train.labels), planner=planner)
+                 train_count=len(train.labels), planner=planner, resume=resume)
     return model, result
 
 

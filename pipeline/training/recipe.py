@@ -19,9 +19,10 @@ from pipeline.core.params import Recipe
 from pipeline.data.epochs import Epochs
 from pipeline.models.classifier import IMAGE_INPUT, inference_copy
 from pipeline.runs.budget import Budget
+from pipeline.runs.resume import Resume
 from pipeline.runs.save import Outcome
 from pipeline.training.budget import Planner
-from pipeline.training.fit import Fit, FitResult, trainable_params
+from pipeline.training.fit import FitResult, fit, trainable_params
 from pipeline.training.optimizers import make_optimizer
 from pipeline.training.schedules import PlannedSchedule
 
@@ -46,14 +47,15 @@ def compile_model(model: keras.Model, recipe: Recipe,
     )
 
 
-def fit_recipe(fit: Fit, model: keras.Model, recipe: Recipe, train: Epochs,
-               val: tf.data.Dataset, epochs: int, live_dir: Path | None, count: int,
-               phase: str = "", planner: Planner | None = None) -> FitResult:
+def fit_recipe(model: keras.Model, recipe: Recipe, train: Epochs, val: tf.data.Dataset,
+               epochs: int, live_dir: Path | None, count: int,
+               planner: Planner | None = None, resume: Resume | None = None) -> FitResult:
     """``fit`` with the recipe's early stopping, and the learning rate in the curves;
-    ``planner``: its time budget, if it has one."""
+    ``planner``: its time budget, if it has one; ``resume``: the backup a killed run
+    goes on from, if it keeps one."""
     return fit(model, train, val, epochs=epochs, patience=recipe.patience,
                monitor=recipe.monitor, live_dir=live_dir, train_count=count,
-               callbacks=[LearningRateLogger()], phase=phase, planner=planner)
+               callbacks=[LearningRateLogger()], planner=planner, resume=resume)
 
 
 def main_planner(budget: Budget | None, recipe: Recipe, train: Epochs, val_steps: int,

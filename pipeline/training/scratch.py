@@ -11,22 +11,22 @@ from pipeline.core.params import BiTRecipe, ResNet9Recipe, WRNRecipe
 from pipeline.models.classifier import build_scratch_model
 from pipeline.runs.budget import Budget
 from pipeline.runs.placement import Placement
-from pipeline.training.fit import Fit, fit
+from pipeline.runs.resume import Resume
 from pipeline.training.inputs import Splits, datasets, draw_batch
 from pipeline.training.recipe import Trained, compile_model, fit_recipe, main_planner
 from pipeline.training.schedules import make_schedule
 
 
 def train_scratch(name: str, recipe: WRNRecipe | BiTRecipe | ResNet9Recipe, splits: Splits, *,
-                  seed: int, live_dir: str | Path | None, placement: Placement, fit: Fit = fit,
+                  seed: int, live_dir: str | Path | None, placement: Placement,
                   batch_picture: str | Path | None = None,
-                  budget: Budget | None = None) -> Trained:
+                  budget: Budget | None = None, resume: Resume | None = None) -> Trained:
     """Train the ``scratch.<name>`` network by ``recipe``; the caller has seeded everything.
 
-    ``fit``: the plain fit, or one that resumes a killed run (``pipeline.runs.resume``).
     ``batch_picture``: where to draw the first augmented training batch (the input is
     stateless: drawing it changes nothing in the training). ``budget``: the time budget
-    (None: ``recipe.budget_seconds`` from this process's start, as a stage has it)."""
+    (None: ``recipe.budget_seconds`` from this process's start, as a stage has it).
+    ``resume``: the run's backup, which a killed run goes on from (None: none)."""
     budget = budget or Budget.of_process(recipe.budget_seconds)
     count = len(splits.train[0])
     batch = placement.global_batch(recipe.batch_size)
@@ -41,8 +41,9 @@ def train_scratch(name: str, recipe: WRNRecipe | BiTRecipe | ResNet9Recipe, spli
                    batch_picture)
     planner = main_planner(budget, recipe, train_ds, math.ceil(len(splits.val[0]) / batch),
                            schedule)
-    result = fit_recipe(fit, model, recipe, train_ds, val_ds, recipe.epochs,
-                        None if live_dir is None else Path(live_dir), count, planner=planner)
+    result = fit_recipe(model, recipe, train_ds, val_ds, recipe.epochs,
+                        None if live_dir is None else Path(live_dir), count, planner=planner,
+                        resume=resume)
     # The planner's budget: a resumed run's counts the time the killed run had used.
     return Trained(model, result, None, recipe.image_size, recipe.family,
                    planner.budget if planner is not None else None, recipe.flip_tta)
