@@ -231,3 +231,31 @@ def test_every_stage_runs_after_the_params_check():
     # before their stage runs: a check that refuses leaves the previous record.
     assert all(persist[p] for p in ("data/params_checked.json", "data/source_fingerprint.json",
                                     "data/weights.json", "data/scratch_weights")), persist
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # DVC's own use of pygtrie
+def test_bytecode_and_editor_files_leave_a_code_folder_dep_unchanged(tmp_path, monkeypatch):
+    """A stage that depends on a folder of modules, with the project's .dvcignore: Python's
+    bytecode and an editor's swap and backup files beside the modules re-run nothing, an
+    edit of a module does."""
+    import py_compile
+
+    from dvc.repo import Repo
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "a.py").write_text("x = 1\n")
+    shutil.copy(ROOT / ".dvcignore", tmp_path / ".dvcignore")
+    monkeypatch.chdir(tmp_path)  # DVC takes stage paths from the working directory
+    repo = Repo.init(str(tmp_path), no_scm=True)
+    repo.stage.add(name="s", cmd="true", deps=["code"])
+    repo.commit("s", force=True)
+    assert repo.status() == {}
+    py_compile.compile(str(code / "a.py"))  # __pycache__/a.cpython-3XX.pyc
+    (code / "a.pyc").write_bytes(b"")
+    for name in (".a.py.swp", "a.py~", ".#a.py", "#a.py#", ".DS_Store"):
+        (code / name).write_text("")
+    assert list(code.glob("__pycache__/*.pyc")), "no bytecode written"
+    assert repo.status() == {}
+    (code / "a.py").write_text("x = 2\n")
+    assert repo.status() == {"s": [{"changed deps": {"code": "modified"}}]}
