@@ -247,15 +247,15 @@ def test_bytecode_and_editor_files_leave_a_code_folder_dep_unchanged(tmp_path, m
     (code / "a.py").write_text("x = 1\n")
     shutil.copy(ROOT / ".dvcignore", tmp_path / ".dvcignore")
     monkeypatch.chdir(tmp_path)  # DVC takes stage paths from the working directory
-    repo = Repo.init(str(tmp_path), no_scm=True)
-    repo.stage.add(name="s", cmd="true", deps=["code"])
-    repo.commit("s", force=True)
-    assert repo.status() == {}
-    py_compile.compile(str(code / "a.py"))  # __pycache__/a.cpython-3XX.pyc
-    (code / "a.pyc").write_bytes(b"")
-    for name in (".a.py.swp", "a.py~", ".#a.py", "#a.py#", ".DS_Store"):
-        (code / name).write_text("")
-    assert list(code.glob("__pycache__/*.pyc")), "no bytecode written"
-    assert repo.status() == {}
-    (code / "a.py").write_text("x = 2\n")
-    assert repo.status() == {"s": [{"changed deps": {"code": "modified"}}]}
+    with Repo.init(str(tmp_path), no_scm=True) as repo:
+        repo.stage.add(name="s", cmd="true", deps=["code"])
+        repo.commit("s", force=True)
+        assert repo.status() == {}
+        py_compile.compile(str(code / "a.py"))  # __pycache__/a.cpython-3XX.pyc
+        (code / "a.pyc").write_bytes(b"")
+        for name in (".a.py.swp", "a.py~", ".#a.py", "#a.py#", ".DS_Store"):
+            (code / name).write_text("")
+        assert list(code.glob("__pycache__/*.pyc")), "no bytecode written"
+        assert repo.status() == {}
+        (code / "a.py").write_text("x = 2\n")
+        assert repo.status() == {"s": [{"changed deps": {"code": "modified"}}]}
