@@ -1,12 +1,15 @@
-"""dvc.yaml's code ``deps`` are exactly the first-party files each stage runs.
+"""dvc.yaml's code ``deps`` cover every first-party file each stage runs, by package.
 
-DVC re-runs a stage when one of its ``deps`` changes, and only then: a module that
-a stage imports but does not list would let ``dvc repro`` serve a stale result, and
-a module listed but not run re-runs the stage for nothing. This follows each stage
-script's imports (every ``import`` statement in a file, including those inside
-functions, since the stages import heavy modules lazily) through the ``pipeline``
-package, with the ``__init__.py`` of every package on the way, and compares them
-with the stage's ``deps``.
+DVC re-runs a stage when one of its ``deps`` changes, and only then: a module that a
+stage imports outside its deps would let ``dvc repro`` serve a stale result. A stage
+lists its script and the ``pipeline/`` folders it imports from (or a lone module of a
+busy package), so a code dep may cover modules the stage does not run; but each listed
+folder or file must hold one it does, or the stage re-runs for nothing. This follows
+each stage script's imports (every ``import`` statement in a file, including those
+inside functions, since the stages import heavy modules lazily) through the
+``pipeline`` package, with the ``__init__.py`` of every package on the way, adds the
+data files those modules name (a recipe's YAML, the expectation suites), and checks
+them against the stage's ``deps``. .dvcignore keeps bytecode out of a folder's hash.
 """
 
 from __future__ import annotations
@@ -90,15 +93,40 @@ def _covered(file: Path, deps: tuple[str, ...]) -> bool:
     return any(file == Path(d) or Path(d) in file.parents for d in deps)
 
 
+def _strings(file: Path) -> set[str]:
+    return {node.value for node in ast.walk(ast.parse(file.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+
+
+def data_files(ran: set[Path], root: Path = Path(".")) -> set[Path]:
+    """The files of the package that are not Python (a recipe's YAML, the expectation
+    suites) that a module in ``ran`` names, by its own name or its folder's
+    (``with_name("resnet9_recipe.yaml")``, ``parents[1] / "suites"``), from the same
+    package: those modules read them when they run."""
+    found = set()
+    for data in (root / PACKAGE).rglob("*"):
+        if not data.is_file() or data.suffix in (".py", ".pyc") or "__pycache__" in data.parts:
+            continue
+        package = next(p for p in data.parents if (p / "__init__.py").is_file())
+        names = {data.name, data.parent.name} if data.parent != package else {data.name}
+        if any(package in (root / m).parents and names & _strings(root / m) for m in ran):
+            found.add(data.relative_to(root))
+    return found
+
+
 def problems(root: Path = Path(".")) -> list[str]:
-    """One line per stage and file: an imported module the deps miss, or a code dep (a
-    ``.py`` file, or a folder of them) that the stage does not run."""
+    """One line per stage and file: a module it runs, or a data file it reads, that the
+    deps miss; or a code dep (a ``.py`` file, or a folder of them) holding nothing the
+    stage runs."""
     lines = []
     for stage in stages(root / "dvc.yaml"):
         ran = imports(stage.script, root)
         for file in sorted(ran):
             if not _covered(file, stage.deps):
                 lines.append(f"{stage.name}: runs {file.as_posix()}, which is not in its deps")
+        for file in sorted(data_files(ran, root)):
+            if not _covered(file, stage.deps):
+                lines.append(f"{stage.name}: reads {file.as_posix()}, which is not in its deps")
         for dep in stage.deps:
             path = Path(dep)
             code = path.suffix == ".py" or (
@@ -109,35 +137,61 @@ def problems(root: Path = Path(".")) -> list[str]:
     return lines
 
 
-def test_every_stage_lists_exactly_the_code_it_runs():
+def test_every_stage_depends_on_the_code_it_runs_and_no_more():
     found = problems(ROOT)
     assert not found, "dvc.yaml deps out of date:\n" + "\n".join(found)
 
 
-def _copy_with(tmp_path: Path, old: str, new: str) -> Path:
-    """The project's code in ``tmp_path``, with ``old`` replaced by ``new`` in dvc.yaml."""
+def _copy_with(tmp_path: Path, stage: str, drop: str, add: tuple[str, ...] = ()) -> Path:
+    """The project's code in ``tmp_path``, with ``stage``'s dep ``drop`` replaced by ``add``
+    in dvc.yaml."""
     for name in ("pipeline", "stages"):
         shutil.copytree(ROOT / name, tmp_path / name,
                         ignore=shutil.ignore_patterns("__pycache__"))
-    text = (ROOT / "dvc.yaml").read_text(encoding="utf-8")
-    assert old in text
-    (tmp_path / "dvc.yaml").write_text(text.replace(old, new, 1), encoding="utf-8")
+    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))
+    body = pipeline["stages"][stage]
+    deps = body.get("do", body)["deps"]
+    at = deps.index(drop)
+    body.get("do", body)["deps"] = deps[:at] + list(add) + deps[at + 1:]
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(pipeline), encoding="utf-8")
     return tmp_path
 
 
-def test_a_missing_dep_line_is_named(tmp_path):
-    """Delete one dep line from a copy of the project: the check names stage and file."""
-    _copy_with(tmp_path, "      - pipeline/models/head.py\n", "")
-    assert problems(tmp_path) == [
-        "train_head: runs pipeline/models/head.py, which is not in its deps"]
+def test_a_package_missing_from_the_deps_is_named_with_each_module(tmp_path):
+    _copy_with(tmp_path, "train_head", "pipeline/training")
+    found = problems(tmp_path)
+    assert "train_head: runs pipeline/training/fit.py, which is not in its deps" in found
+    assert all(line.startswith("train_head: runs pipeline/training/") for line in found), found
 
 
-def test_a_dep_on_code_the_stage_never_runs_is_named(tmp_path):
-    line = "      - pipeline/data/sample.py\n"
-    _copy_with(tmp_path, line, line + "      - pipeline/evaluation/scores.py\n")
+def test_a_lone_module_missing_from_the_deps_is_named(tmp_path):
+    _copy_with(tmp_path, "features", "pipeline/runs/placement.py")
     assert problems(tmp_path) == [
-        "sample: lists pipeline/evaluation/scores.py, which it does not run "
+        "features: runs pipeline/runs/placement.py, which is not in its deps"]
+
+
+def test_a_package_the_stage_never_runs_is_named(tmp_path):
+    _copy_with(tmp_path, "sample", "pipeline/data", ("pipeline/data", "pipeline/evaluation"))
+    assert problems(tmp_path) == [
+        "sample: lists pipeline/evaluation, which it does not run "
         "(a change there would re-run it for nothing)"]
+
+
+def test_a_data_file_a_module_reads_must_be_covered(tmp_path):
+    """scratch@ builds ResNet-9 from pipeline/models/resnet9_recipe.yaml: listing the
+    models it runs one by one, not the folder, leaves the recipe out."""
+    modules = sorted(f.as_posix() for f in imports(Path("stages/scratch.py"), ROOT)
+                     if f.parent == Path("pipeline/models"))
+    assert "pipeline/models/resnet9.py" in modules
+    _copy_with(tmp_path, "scratch", "pipeline/models", tuple(modules))
+    assert problems(tmp_path) == [
+        "scratch: reads pipeline/models/resnet9_recipe.yaml, which is not in its deps"]
+
+
+def test_the_suites_are_data_of_the_validation_modules():
+    ran = imports(Path("stages/validate.py"), ROOT)
+    assert data_files(ran, ROOT) == {Path("pipeline/data/suites/manifest.yaml")}
+    assert data_files(imports(Path("stages/sample.py"), ROOT), ROOT) == set()
 
 
 def test_imports_inside_functions_count():
@@ -177,3 +231,31 @@ def test_every_stage_runs_after_the_params_check():
     # before their stage runs: a check that refuses leaves the previous record.
     assert all(persist[p] for p in ("data/params_checked.json", "data/source_fingerprint.json",
                                     "data/weights.json", "data/scratch_weights")), persist
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # DVC's own use of pygtrie
+def test_bytecode_and_editor_files_leave_a_code_folder_dep_unchanged(tmp_path, monkeypatch):
+    """A stage that depends on a folder of modules, with the project's .dvcignore: Python's
+    bytecode and an editor's swap and backup files beside the modules re-run nothing, an
+    edit of a module does."""
+    import py_compile
+
+    from dvc.repo import Repo
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "a.py").write_text("x = 1\n")
+    shutil.copy(ROOT / ".dvcignore", tmp_path / ".dvcignore")
+    monkeypatch.chdir(tmp_path)  # DVC takes stage paths from the working directory
+    with Repo.init(str(tmp_path), no_scm=True) as repo:
+        repo.stage.add(name="s", cmd="true", deps=["code"])
+        repo.commit("s", force=True)
+        assert repo.status() == {}
+        py_compile.compile(str(code / "a.py"))  # __pycache__/a.cpython-3XX.pyc
+        (code / "a.pyc").write_bytes(b"")
+        for name in (".a.py.swp", "a.py~", ".#a.py", "#a.py#", ".DS_Store"):
+            (code / name).write_text("")
+        assert list(code.glob("__pycache__/*.pyc")), "no bytecode written"
+        assert repo.status() == {}
+        (code / "a.py").write_text("x = 2\n")
+        assert repo.status() == {"s": [{"changed deps": {"code": "modified"}}]}
