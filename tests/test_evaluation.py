@@ -122,7 +122,8 @@ def test_confused_pairs_are_counted_and_drawn_most_frequent_first(tmp_path):
 
 
 def test_the_report_has_calibration_and_confused_pairs(tmp_path):
-    from pipeline.evaluation.report import ModelResult, compare, markdown, to_html
+    from pipeline.evaluation.comparison import ModelResult, compare
+    from pipeline.evaluation.report import markdown, to_html
 
     table = pd.DataFrame({"path": ["a", "b", "c", "d"], "label": ["cat", "dog", "cat", "fox"],
                           "predicted": ["dog", "dog", "dog", "fox"],
@@ -142,7 +143,8 @@ def test_the_report_has_calibration_and_confused_pairs(tmp_path):
 
 
 def test_the_report_says_when_the_temperature_did_not_help_beside_the_figures():
-    from pipeline.evaluation.report import ModelResult, compare, markdown, to_html
+    from pipeline.evaluation.comparison import ModelResult, compare
+    from pipeline.evaluation.report import markdown, to_html
 
     table = pd.DataFrame({"path": ["a", "b"], "label": ["ants", "bees"],
                           "predicted": ["ants", "bees"], "confidence": 0.9,
@@ -221,7 +223,7 @@ def test_the_shipped_size_counts_every_weight_the_export_ships(tmp_path, monkeyp
 
 def _scored(name: str, right: list[bool], metrics: dict | None = None, card: dict | None = None,
             paths: list[str] | None = None):
-    from pipeline.evaluation.report import ModelResult
+    from pipeline.evaluation.comparison import ModelResult
 
     paths = paths or [f"test/cat/{i}.jpg" for i in range(len(right))]
     table = pd.DataFrame({"path": paths, "label": "cat",
@@ -242,7 +244,7 @@ EVALUATE_FACTS = ("inference_images_per_second", "runtime", "shipped_params", "s
 def test_models_scored_on_other_test_images_are_refused_not_paired():
     """Same number of images, other files (or another order): no pairing, one line saying
     which model to re-evaluate."""
-    from pipeline.evaluation.report import compare
+    from pipeline.evaluation.comparison import compare
 
     right = [True, False, True]
     first = _scored("wrn", right)
@@ -271,7 +273,7 @@ def test_each_cost_is_read_where_the_pipeline_records_it():
 
 
 def test_the_report_metrics_are_the_chosen_models_four_figures():
-    from pipeline.evaluation.report import compare
+    from pipeline.evaluation.comparison import compare
 
     good = _scored("wrn", [True] * 9 + [False], {"shipped_params": 10})
     bad = _scored("small", [True] + [False] * 9, {"shipped_params": 1})
@@ -283,7 +285,7 @@ def test_the_report_metrics_are_the_chosen_models_four_figures():
 
 
 def test_a_measured_cost_warns_only_when_it_decided_between_tied_models():
-    from pipeline.evaluation.report import compare
+    from pipeline.evaluation.comparison import compare
 
     good = _scored("wrn", [True] * 20, card={"train_seconds": 5.0})
     bad = _scored("small", [False] * 20, card={"train_seconds": 1.0})
@@ -344,7 +346,7 @@ def test_the_choice_reads_every_models_evaluation_and_names_the_stage_of_a_missi
 def test_the_report_applies_its_own_alpha_and_names_the_metric():
     """report.alpha decides both the verdicts and the candidates: at 0.5 a model with
     McNemar p = 0.45 is worse, not a cheaper tie."""
-    from pipeline.evaluation.report import compare
+    from pipeline.evaluation.comparison import compare
 
     best = [True] * 54 + [False] * 6
     other = [False] * 5 + [True] * 49 + [True, True] + [False] * 4  # 5 / 2 discordant
