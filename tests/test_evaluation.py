@@ -174,6 +174,40 @@ def test_the_report_says_when_the_temperature_did_not_help_beside_the_figures():
     assert "<p class='warn'>⚠ resnet50: temperature scaling (T = 1.31) did not improve" in page
 
 
+def test_the_report_writes_names_and_reasons_as_text_in_either_format():
+    """A class, a model or an export's reason may hold "<", "&", quotes or "|": the HTML
+    shows them as text (no markup of theirs reaches the page), and in the Markdown each
+    stays inside its table cell."""
+    from pipeline.evaluation.comparison import ModelResult, compare
+    from pipeline.evaluation.report import markdown, to_html
+
+    odd = "<i>dog</i> & co"
+    table = pd.DataFrame({"path": ["a", "b"], "label": [odd, "cat|lynx"],
+                          "predicted": [odd, odd], "confidence": 0.9, "correct": [True, False]})
+    report = compare([ModelResult("m<1>", "f", {}, {}, table)], "train_seconds", 0.05)
+    export = {"model": "m<1>", "temperature": 1.0, "test_images": 2, "formats": {
+        "onnx": {"file": "model.onnx", "status": "failed",
+                 "reason": "|dp| > 1e-3 for <op> & 'x'"}}}
+    text = markdown(report, {}, {}, export=export)
+    assert "| cat\\|lynx | 1 | 0.00 |" in text
+    assert "| m<1> | 1 | cat\\|lynx → <i>dog</i> & co: 1 |" in text
+    assert "| failed: \\|dp\\| > 1e-3 for <op> & 'x' |" in text
+    page = to_html(report, {}, {}, export=export)
+    assert "<i>" not in page and "<op>" not in page and "m<1>" not in page
+    assert "<td>&lt;i&gt;dog&lt;/i&gt; &amp; co</td>" in page
+    assert "<td>failed: |dp| &gt; 1e-3 for &lt;op&gt; &amp; &#x27;x&#x27;</td>" in page
+    assert "<b>Recommended: m&lt;1&gt;.</b>" in page
+
+
+def test_the_report_templates_ship_with_the_package():
+    """A non-editable install carries the templates the report renders with."""
+    from helpers import ROOT, package_data
+
+    templates = (ROOT / "pipeline/evaluation/templates").resolve()
+    assert [p.name for p in sorted(templates.iterdir())] == ["report.html.j2", "report.md.j2"]
+    assert set(templates.iterdir()) <= package_data()
+
+
 def test_the_shipped_size_counts_every_weight_the_export_ships(tmp_path, monkeypatch):
     import keras
 
