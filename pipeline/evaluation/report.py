@@ -42,6 +42,8 @@ CONFUSED_NOTE = (
 
 @dataclass(frozen=True)
 class Table:
+    """A table of the page: its column names and its rows, each cell as text."""
+
     header: list[str]
     rows: list[list[str]]
 
