@@ -34,9 +34,10 @@ log = logging.getLogger(__name__)
 
 
 def main(params: Params) -> None:
+    from pipeline.evaluation.charts import accuracy_vs_compute
     from pipeline.evaluation.choice import recommendation
     from pipeline.evaluation.curves import write_curve_tables
-    from pipeline.evaluation.report import compute_chart, export_record, markdown, to_html
+    from pipeline.evaluation.report import export_record, markdown, to_html
 
     report = recommendation(params)
     exported = read_json(paths.BEST / "card.json").get("model")
@@ -48,7 +49,7 @@ def main(params: Params) -> None:
     data = read_json(paths.DATA_REPORTS / "prepare.json")
     data["validation_warnings"] = read_json(paths.METRICS / "validation.json").get("warnings", 0)
     chart = paths.FIGURES / "accuracy_vs_compute.png"
-    compute_chart(report, chart)
+    accuracy_vs_compute(report, chart)
     write_curve_tables(params.models(), paths.FIGURES)
     pictures = {
         "Accuracy against training compute": chart,

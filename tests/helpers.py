@@ -152,6 +152,18 @@ def run_stage(cwd: Path, name: str, *args: str, timeout: float = 300
                           env=os.environ.copy(), check=False)
 
 
+def package_data() -> set[Path]:
+    """The files beside the code that a non-editable install carries: setuptools'
+    package-data globs in pyproject.toml (relative to each package's folder), matched."""
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return {path.resolve()
+            for package, patterns in pyproject["tool"]["setuptools"]["package-data"].items()
+            for pattern in patterns
+            for path in ROOT.joinpath(*package.split(".")).glob(pattern)}
+
+
 def snapshot(path: Path) -> dict[str, tuple]:
     """Every entry under ``path`` (or the file itself): bytes, mtime, link target."""
     entries = [path, *sorted(path.rglob("*"))] if path.is_dir() else [path]

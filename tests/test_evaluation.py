@@ -122,7 +122,8 @@ def test_confused_pairs_are_counted_and_drawn_most_frequent_first(tmp_path):
 
 
 def test_the_report_has_calibration_and_confused_pairs(tmp_path):
-    from pipeline.evaluation.report import ModelResult, compare, markdown, to_html
+    from pipeline.evaluation.comparison import ModelResult, compare
+    from pipeline.evaluation.report import markdown, to_html
 
     table = pd.DataFrame({"path": ["a", "b", "c", "d"], "label": ["cat", "dog", "cat", "fox"],
                           "predicted": ["dog", "dog", "dog", "fox"],
@@ -142,7 +143,8 @@ def test_the_report_has_calibration_and_confused_pairs(tmp_path):
 
 
 def test_the_report_says_when_the_temperature_did_not_help_beside_the_figures():
-    from pipeline.evaluation.report import ModelResult, compare, markdown, to_html
+    from pipeline.evaluation.comparison import ModelResult, compare
+    from pipeline.evaluation.report import markdown, to_html
 
     table = pd.DataFrame({"path": ["a", "b"], "label": ["ants", "bees"],
                           "predicted": ["ants", "bees"], "confidence": 0.9,
@@ -170,6 +172,40 @@ def test_the_report_says_when_the_temperature_did_not_help_beside_the_figures():
     assert "head: temperature" not in calibration
     page = to_html(report, data, {})
     assert "<p class='warn'>⚠ resnet50: temperature scaling (T = 1.31) did not improve" in page
+
+
+def test_the_report_writes_names_and_reasons_as_text_in_either_format():
+    """A class, a model or an export's reason may hold "<", "&", quotes or "|": the HTML
+    shows them as text (no markup of theirs reaches the page), and in the Markdown each
+    stays inside its table cell."""
+    from pipeline.evaluation.comparison import ModelResult, compare
+    from pipeline.evaluation.report import markdown, to_html
+
+    odd = "<i>dog</i> & co"
+    table = pd.DataFrame({"path": ["a", "b"], "label": [odd, "cat|lynx"],
+                          "predicted": [odd, odd], "confidence": 0.9, "correct": [True, False]})
+    report = compare([ModelResult("m<1>", "f", {}, {}, table)], "train_seconds", 0.05)
+    export = {"model": "m<1>", "temperature": 1.0, "test_images": 2, "formats": {
+        "onnx": {"file": "model.onnx", "status": "failed",
+                 "reason": "|dp| > 1e-3 for <op> & 'x'"}}}
+    text = markdown(report, {}, {}, export=export)
+    assert "| cat\\|lynx | 1 | 0.00 |" in text
+    assert "| m<1> | 1 | cat\\|lynx → <i>dog</i> & co: 1 |" in text
+    assert "| failed: \\|dp\\| > 1e-3 for <op> & 'x' |" in text
+    page = to_html(report, {}, {}, export=export)
+    assert "<i>" not in page and "<op>" not in page and "m<1>" not in page
+    assert "<td>&lt;i&gt;dog&lt;/i&gt; &amp; co</td>" in page
+    assert "<td>failed: |dp| &gt; 1e-3 for &lt;op&gt; &amp; &#x27;x&#x27;</td>" in page
+    assert "<b>Recommended: m&lt;1&gt;.</b>" in page
+
+
+def test_the_report_templates_ship_with_the_package():
+    """A non-editable install carries the templates the report renders with."""
+    from helpers import ROOT, package_data
+
+    templates = (ROOT / "pipeline/evaluation/templates").resolve()
+    assert [p.name for p in sorted(templates.iterdir())] == ["report.html.j2", "report.md.j2"]
+    assert set(templates.iterdir()) <= package_data()
 
 
 def test_the_shipped_size_counts_every_weight_the_export_ships(tmp_path, monkeypatch):
@@ -221,7 +257,7 @@ def test_the_shipped_size_counts_every_weight_the_export_ships(tmp_path, monkeyp
 
 def _scored(name: str, right: list[bool], metrics: dict | None = None, card: dict | None = None,
             paths: list[str] | None = None):
-    from pipeline.evaluation.report import ModelResult
+    from pipeline.evaluation.comparison import ModelResult
 
     paths = paths or [f"test/cat/{i}.jpg" for i in range(len(right))]
     table = pd.DataFrame({"path": paths, "label": "cat",
@@ -242,7 +278,7 @@ EVALUATE_FACTS = ("inference_images_per_second", "runtime", "shipped_params", "s
 def test_models_scored_on_other_test_images_are_refused_not_paired():
     """Same number of images, other files (or another order): no pairing, one line saying
     which model to re-evaluate."""
-    from pipeline.evaluation.report import compare
+    from pipeline.evaluation.comparison import compare
 
     right = [True, False, True]
     first = _scored("wrn", right)
@@ -271,7 +307,7 @@ def test_each_cost_is_read_where_the_pipeline_records_it():
 
 
 def test_the_report_metrics_are_the_chosen_models_four_figures():
-    from pipeline.evaluation.report import compare
+    from pipeline.evaluation.comparison import compare
 
     good = _scored("wrn", [True] * 9 + [False], {"shipped_params": 10})
     bad = _scored("small", [True] + [False] * 9, {"shipped_params": 1})
@@ -283,7 +319,7 @@ def test_the_report_metrics_are_the_chosen_models_four_figures():
 
 
 def test_a_measured_cost_warns_only_when_it_decided_between_tied_models():
-    from pipeline.evaluation.report import compare
+    from pipeline.evaluation.comparison import compare
 
     good = _scored("wrn", [True] * 20, card={"train_seconds": 5.0})
     bad = _scored("small", [False] * 20, card={"train_seconds": 1.0})
@@ -344,7 +380,7 @@ def test_the_choice_reads_every_models_evaluation_and_names_the_stage_of_a_missi
 def test_the_report_applies_its_own_alpha_and_names_the_metric():
     """report.alpha decides both the verdicts and the candidates: at 0.5 a model with
     McNemar p = 0.45 is worse, not a cheaper tie."""
-    from pipeline.evaluation.report import compare
+    from pipeline.evaluation.comparison import compare
 
     best = [True] * 54 + [False] * 6
     other = [False] * 5 + [True] * 49 + [True, True] + [False] * 4  # 5 / 2 discordant

@@ -13,7 +13,8 @@ from helpers import params, sh
 
 from pipeline.core import machine
 from pipeline.evaluation import modelcard
-from pipeline.evaluation.report import ModelResult, compare, markdown, to_html
+from pipeline.evaluation.comparison import ModelResult, compare
+from pipeline.evaluation.report import markdown, to_html
 
 XEON = """processor\t: 0
 vendor_id\t: GenuineIntel

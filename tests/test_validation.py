@@ -20,7 +20,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers import ROOT, images_params, params, run_stage, validate_params, write_params
+from helpers import (
+    ROOT,
+    images_params,
+    package_data,
+    params,
+    run_stage,
+    validate_params,
+    write_params,
+)
 from PIL import Image
 
 from pipeline.core.params import ValidateParams
@@ -415,16 +423,7 @@ def test_suite_yaml_is_driven_by_params() -> None:
 def test_the_suite_yaml_ships_with_the_package() -> None:
     """A non-editable install carries the YAML this module reads: setuptools' package-data
     globs (relative to each package's folder) match SUITE_FILE."""
-    import tomllib
-
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    globs = pyproject["tool"]["setuptools"]["package-data"]
-    shipped = {
-        path.resolve()
-        for package, patterns in globs.items()
-        for pattern in patterns
-        for path in ROOT.joinpath(*package.split(".")).glob(pattern)
-    }
+    shipped = package_data()
     assert SUITE_FILE.resolve() in shipped, sorted(map(str, shipped))
 
 

@@ -11,7 +11,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_json
 from pipeline.core.params import Params
 from pipeline.evaluation import predictions
-from pipeline.evaluation.report import ModelResult, Report, compare
+from pipeline.evaluation.comparison import ModelResult, Report, compare
 
 
 def evaluate_stage(params: Params, name: str) -> str:

@@ -1,108 +1,82 @@
 """The one page a person reads to choose a model: data, models side by side, honest error bars.
 
-Every model was scored on the same test images (pipeline.evaluation.predictions), so
-each is compared with the best *paired*, image by image (McNemar's exact test), and
-each accuracy gets a 95 % Wilson interval: on 60 test images one image is 1.7 points,
-and the page says which gaps are noise. The recommendation follows the rule in
-params.yaml's ``report`` section: the best on accuracy, or among the models not
-significantly worse than it, the cheapest.
+:func:`page` builds what the page says once, as text (:class:`Page`: the tables' cells,
+the banner, the verdicts, the notes, the data lines); one Jinja2 template per format
+(templates/report.md.j2, templates/report.html.j2) lays it out, so the two cannot say
+different things. The comparison it shows is pipeline.evaluation.comparison's.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import html
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+import jinja2
+from markupsafe import Markup
 
 from pipeline.core import machine, paths
+from pipeline.evaluation.comparison import MEASURED, Report, megabytes
 from pipeline.evaluation.modelcard import weights_in_words
-from pipeline.evaluation.stats import Comparison, Recommendation, compare_to_best, recommend
 
-MEASURED = "measured seconds: depends on the machine and its load"
 COST_TITLES = {
     "shipped_params": "parameters of the network that ships (a head with its backbone)",
     "train_seconds": f"training seconds ({MEASURED})",
     "trainable_params": "trainable parameters",
     "inference_seconds": f"seconds per 1,000 test images ({MEASURED})",
 }
+CALIBRATION_NOTE = (
+    "Temperature fitted on the validation split (NLL; none with params.yaml's "
+    "evaluate.calibration: none); ECE (15 confidence bins) and NLL on "
+    "the test split, lower is better. T > 1: the model was over-confident; T < 1: "
+    "under-confident. Accuracy is unchanged. `python -m pipeline.predict` applies T "
+    "(`--uncalibrated` to skip it)."
+)
+CONFUSED_NOTE = (
+    "A pair several models share points at the data (look-alike classes); one a single "
+    "model has, at that model. The sheet shows the recommended model's pairs."
+)
 
 
 @dataclass(frozen=True)
-class ModelResult:
-    """What the report knows of one model."""
+class Table:
+    """A table of the page: its column names and its rows, each cell as text."""
 
-    name: str
-    family: str
-    metrics: dict  # metrics/evaluate/<name>.json: the results
-    card: dict  # models/<name>.json
-    predictions: pd.DataFrame  # per test image, manifest order
-    # reports/runs/evaluate/<name>.json: how the evaluation ran (speed, runtime, machine)
-    # and the size of what ships
-    facts: dict = field(default_factory=dict)
-
-    def cost(self, kind: str) -> float:
-        if kind == "inference_seconds":
-            speed = self.facts.get("inference_images_per_second") or 0
-            return 1000.0 / speed if speed else float("inf")
-        if kind == "shipped_params":  # the evaluate stage counted what the export ships
-            return float(self.facts.get(kind, float("inf")))
-        return float(self.card.get(kind, float("inf")))
-
-    @property
-    def shipped(self) -> str:
-        """The size of what ships, for the reason and the table: "94.4 MB"."""
-        mb = self.facts.get("shipped_mb")
-        return "size unknown" if mb is None else f"{_megabytes(mb)} MB shipped"
-
-
-def _megabytes(mb: float) -> str:
-    return f"{mb:.1f}" if mb >= 1 else f"{mb:.2g}"
+    header: list[str]
+    rows: list[list[str]]
 
 
 @dataclass(frozen=True)
-class Report:
-    models: list[ModelResult]
-    rows: list[Comparison]
-    choice: Recommendation
-    cost: str
-    alpha: float
+class Page:
+    """Everything the report says, as text; a template only lays it out. Pictures map a
+    caption to what the format shows (a path relative to the page, a data: URL)."""
 
-    @property
-    def test_images(self) -> int:
-        return len(self.models[0].predictions)
-
-    def row(self, name: str) -> Comparison:
-        return next(r for r in self.rows if r.name == name)
-
-    def to_metrics(self) -> dict:
-        """The few numbers `dvc exp show` and the gate compare runs on."""
-        chosen = self.row(self.choice.model)
-        return {
-            "recommended": self.choice.model,
-            "accuracy": round(chosen.accuracy, 4),
-            "accuracy_low": round(chosen.low, 4),
-            "accuracy_high": round(chosen.high, 4),
-        }
-
-
-def compare(models: list[ModelResult], cost: str, alpha: float) -> Report:
-    """Pair every model with the best on the same test images, and apply the rule."""
-    images = models[0].predictions["path"].tolist()
-    for m in models[1:]:
-        if m.predictions["path"].tolist() != images:
-            raise ValueError(f"{m.name} was not scored on the same test images as "
-                             f"{models[0].name}; re-run its evaluate stage")
-    correct = {m.name: m.predictions["correct"].to_numpy(dtype=bool) for m in models}
-    rows = compare_to_best(correct, alpha=alpha)
-    choice = recommend(rows, {m.name: m.cost(cost) for m in models}, "accuracy", alpha,
-                       notes={m.name: m.shipped for m in models})
-    if cost.endswith("_seconds") and len(choice.candidates) > 1:  # the cost decided
-        choice = replace(choice, reason=f"{choice.reason} The cost is {MEASURED}: a re-run "
-                         "can recommend another of the tied models.")
-    return Report(models, rows, choice, cost, alpha)
+    weights: str  # where the backbone's weights came from
+    random_weights: bool  # said loudly: no transfer learning happened
+    machines: list[str]  # where the scores came from
+    model: str  # the recommended model
+    reason: str
+    test_images: int
+    alpha: str  # the rule's significance level
+    cost: str  # the rule's cost, in words
+    image_points: str  # one test image in accuracy points
+    models: Table
+    verdicts: list[str]  # each model against the best
+    recall: Table
+    calibration: Table
+    calibration_warnings: list[str]
+    calibration_note: str
+    confused: Table
+    confused_note: str
+    formats: Table | None  # the export's formats, when there was an export
+    formats_note: str | None
+    data: list[str]
+    pictures: dict[str, str]  # after the models' table
+    reliability: dict[str, str]  # after the calibration table
+    error_pictures: dict[str, str]  # after the confused pairs
+    data_pictures: dict[str, str]  # after the data
 
 
 def provenance(report: Report, weights: dict | None) -> tuple[str, list[str]]:
@@ -122,73 +96,53 @@ def provenance(report: Report, weights: dict | None) -> tuple[str, list[str]]:
                    for line, names in where.items()]
 
 
-def _banner_md(report: Report, weights: dict | None) -> list[str]:
-    words, machines = provenance(report, weights)
-    loud = weights is not None and weights.get("source") == "random"
-    return [f"> **⚠ {words}**" if loud else f"> {words}", ">",
-            *[f"> {line}" for line in machines], ""]
-
-
-def _banner_html(report: Report, weights: dict | None) -> str:
-    words, machines = provenance(report, weights)
-    loud = weights is not None and weights.get("source") == "random"
-    colour = "#fdecea; border-left: 4px solid #b3261e" if loud else "#f4f4f4"
-    head = f"<b>⚠ {html.escape(words)}</b>" if loud else html.escape(words)
-    lines = "".join(f"<br><span class='muted'>{html.escape(x)}</span>" for x in machines)
-    return f"<p style='background: {colour}; padding: .8em 1em'>{head}{lines}</p>"
-
-
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
-def _model_table(report: Report) -> list[list[str]]:
+def _model_table(report: Report) -> Table:
     header = ["model", "family", "accuracy % (95 % CI)", "macro-F1", "vs the best",
               "shipped params", "shipped MB", "trainable params", "train s",
               "inference img/s"]
-    out = [header]
-    order = sorted(report.models, key=lambda m: -report.row(m.name).accuracy)
-    for m in order:
+    rows = []
+    for m in sorted(report.models, key=lambda m: -report.row(m.name).accuracy):
         r = report.row(m.name)
         star = " ★" if m.name == report.choice.model else ""
-        out.append([
+        rows.append([
             f"{m.name}{star}", m.family,
             f"{_pct(r.accuracy)} ({_pct(r.low)}–{_pct(r.high)})",
             f"{m.metrics.get('macro_f1', float('nan')):.3f}", r.verdict,
             f"{m.facts['shipped_params']:,}" if "shipped_params" in m.facts else "–",
-            _megabytes(m.facts["shipped_mb"]) if "shipped_mb" in m.facts else "–",
+            megabytes(m.facts["shipped_mb"]) if "shipped_mb" in m.facts else "–",
             f"{int(m.card.get('trainable_params', 0)):,}",
             f"{m.card.get('train_seconds', float('nan')):.1f}",
             f"{m.facts.get('inference_images_per_second', float('nan')):.1f}",
         ])
-    return out
+    return Table(header, rows)
 
 
-def _recall_table(report: Report) -> list[list[str]]:
+def _recall_table(report: Report) -> Table:
     classes = sorted(report.models[0].predictions["label"].unique())
-    out = [["class", "test images", *[m.name for m in report.models]]]
+    first = report.models[0].predictions
+    rows = []
     for c in classes:
-        cells = [c]
-        first = report.models[0].predictions
-        cells.append(str(int((first["label"] == c).sum())))
+        cells = [c, str(int((first["label"] == c).sum()))]
         for m in report.models:
             p = m.predictions[m.predictions["label"] == c]
             cells.append(f"{p['correct'].mean():.2f}" if len(p) else "–")
-        out.append(cells)
-    return out
+        rows.append(cells)
+    return Table(["class", "test images", *[m.name for m in report.models]], rows)
 
 
-def _calibration_table(report: Report) -> list[list[str]]:
+def _calibration_table(report: Report) -> Table:
     """Temperature, ECE and NLL on the test split before -> after (pipeline.evaluation.
     calibration), and whether T lowered both; "–" for a model evaluated before calibration
     existed."""
-    out = [["model", "temperature", "ECE", "ECE calibrated", "NLL", "NLL calibrated",
-            "T lowered them?"]]
     keys = ("temperature", "ece", "ece_calibrated", "nll", "nll_calibrated")
-    for m in report.models:
-        out.append([m.name, *(f"{m.metrics[k]:.3f}" if k in m.metrics else "–" for k in keys),
-                    _helped(m.metrics)])
-    return out
+    return Table(["model", "temperature", "ECE", "ECE calibrated", "NLL", "NLL calibrated",
+                  "T lowered them?"],
+                 [[m.name, *(f"{m.metrics[k]:.3f}" if k in m.metrics else "–" for k in keys),
+                   _helped(m.metrics)] for m in report.models])
 
 
 def _helped(metrics: dict) -> str:
@@ -209,51 +163,17 @@ def calibration_warnings(report: Report, val_images: int | None) -> list[str]:
     return [f"{name}: {said}." for name, said in found if said]
 
 
-def _confused_table(report: Report, top: int = 5) -> list[list[str]]:
+def _confused_table(report: Report, top: int = 5) -> Table:
     """Each model's most-confused pairs (true → predicted, count), most frequent first."""
     from pipeline.evaluation.confused import confused_pairs
 
-    out = [["model", "wrong", f"most-confused pairs (true → predicted: count), top {top}"]]
+    rows = []
     for m in report.models:
         pairs = confused_pairs(m.predictions).head(top)
         cells = ", ".join(f"{r.label} → {r.predicted}: {r.count}" for r in pairs.itertuples())
-        out.append([m.name, str(int((~m.predictions["correct"]).sum())), cells or "none"])
-    return out
-
-
-CALIBRATION_NOTE = (
-    "Temperature fitted on the validation split (NLL; none with params.yaml's "
-    "evaluate.calibration: none); ECE (15 confidence bins) and NLL on "
-    "the test split, lower is better. T > 1: the model was over-confident; T < 1: "
-    "under-confident. Accuracy is unchanged. `python -m pipeline.predict` applies T "
-    "(`--uncalibrated` to skip it)."
-)
-CONFUSED_NOTE = (
-    "A pair several models share points at the data (look-alike classes); one a single "
-    "model has, at that model. The sheet shows the recommended model's pairs."
-)
-
-
-def _md_errors(report: Report, pictures: dict[str, str], val_images: int | None) -> list[str]:
-    """Calibration and the most-confused pairs, as Markdown lines; ``pictures`` as for
-    :func:`markdown`; ``val_images``: the validation split the temperatures were fitted on."""
-    return [
-        "## Calibration",
-        "",
-        _md_table(_calibration_table(report)),
-        "",
-        *[f"> **⚠ {line}**\n" for line in calibration_warnings(report, val_images)],
-        CALIBRATION_NOTE,
-        "",
-        *[f"![{c}]({p})\n" for c, p in pictures.items() if "reliab" in c.lower()],
-        "## Most-confused classes",
-        "",
-        _md_table(_confused_table(report)),
-        "",
-        CONFUSED_NOTE,
-        "",
-        *[f"![{c}]({p})\n" for c, p in pictures.items() if "reliab" not in c.lower()],
-    ]
+        rows.append([m.name, str(int((~m.predictions["correct"]).sum())), cells or "none"])
+    return Table(["model", "wrong", f"most-confused pairs (true → predicted: count), top {top}"],
+                 rows)
 
 
 def export_record(check: dict, facts: dict) -> dict:
@@ -264,17 +184,16 @@ def export_record(check: dict, facts: dict) -> dict:
                                 for name, row in check["formats"].items()}}
 
 
-def _formats_table(export: dict) -> list[list[str]]:
+def _formats_table(export: dict) -> Table:
     """The export's record (:func:`export_record`) as rows: each format of
     artifacts/classifier/ against the Keras model."""
-    out = [["format", "file", "size MB", "agreement %", "max abs Δp", "latency p50/p95 ms",
-            "batch img/s", "status"]]
+    rows = []
     for name, f in export["formats"].items():
         measured = "agreement" in f
         status = f["status"] + (f": {f['reason']}" if f.get("reason") else "")
         if measured and "accuracy_change" in f and name.endswith("int8") and not f.get("reason"):
             status += f" (accuracy {100 * f['accuracy_change']:+.1f} points)"
-        out.append([
+        rows.append([
             name, f["file"],
             f"{f['size_bytes'] / 1e6:.1f}" if "size_bytes" in f else "–",
             f"{100 * f['agreement']:.1f}" if measured else "–",
@@ -284,7 +203,8 @@ def _formats_table(export: dict) -> list[list[str]]:
             f"{f['batch_images_per_second']:.1f}" if "batch_images_per_second" in f else "–",
             status,
         ])
-    return out
+    return Table(["format", "file", "size MB", "agreement %", "max abs Δp",
+                  "latency p50/p95 ms", "batch img/s", "status"], rows)
 
 
 def _formats_note(export: dict) -> str:
@@ -292,13 +212,6 @@ def _formats_note(export: dict) -> str:
             f"format against model.keras on the same {export['test_images']} test images; "
             "latency of one image, throughput on batches, on the machine that ran the "
             f"export stage ({paths.RUNS / 'export.json'}; docs/deploy.md).")
-
-
-def _md_table(rows: list[list[str]]) -> str:
-    def row(cells: list[str]) -> str:  # a "|" inside a cell would end it (a reason's |dp|)
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    return "\n".join([row(rows[0]), "|" + "---|" * len(rows[0]), *map(row, rows[1:])])
 
 
 def _data_lines(data: dict) -> list[str]:
@@ -323,10 +236,6 @@ def _data_lines(data: dict) -> list[str]:
     return lines
 
 
-def _val_images(data: dict) -> int | None:
-    return (data.get("splits") or {}).get("val")
-
-
 def _verdicts(report: Report) -> list[str]:
     best = next(r for r in report.rows if r.p_value is None)
     out = []
@@ -341,6 +250,66 @@ def _verdicts(report: Report) -> list[str]:
     return out
 
 
+def page(report: Report, data: dict, pictures: dict[str, str],
+         data_pictures: dict[str, str] | None = None,
+         error_pictures: dict[str, str] | None = None, weights: dict | None = None,
+         export: dict | None = None) -> Page:
+    """What the report says, for either format; the arguments as for :func:`markdown`, with
+    each picture given as the format shows it."""
+    words, machines = provenance(report, weights)
+    errors = error_pictures or {}
+    return Page(
+        weights=words,
+        random_weights=weights is not None and weights.get("source") == "random",
+        machines=machines,
+        model=report.choice.model,
+        reason=report.choice.reason,
+        test_images=report.test_images,
+        alpha=f"{report.alpha:g}",
+        cost=COST_TITLES[report.cost],
+        image_points=f"{100 / report.test_images:.1f}",
+        models=_model_table(report),
+        verdicts=_verdicts(report),
+        recall=_recall_table(report),
+        calibration=_calibration_table(report),
+        calibration_warnings=calibration_warnings(report, (data.get("splits") or {}).get("val")),
+        calibration_note=CALIBRATION_NOTE,
+        confused=_confused_table(report),
+        confused_note=CONFUSED_NOTE,
+        formats=_formats_table(export) if export else None,
+        formats_note=_formats_note(export) if export else None,
+        data=_data_lines(data),
+        pictures=dict(pictures),
+        reliability={c: p for c, p in errors.items() if "reliab" in c.lower()},
+        error_pictures={c: p for c, p in errors.items() if "reliab" not in c.lower()},
+        data_pictures=dict(data_pictures or {}),
+    )
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a "|" inside a cell would end it (a reason's |dp|)
+
+
+def _html_escape(value: object) -> Markup:
+    """What the HTML template writes of a value: escaped as html.escape does (quotes as
+    &quot; and &#x27;, where MarkupSafe's own escaping writes &#34; and &#39;), so the page
+    keeps its bytes; markup the template made itself (a macro's table) is left alone."""
+    return value if isinstance(value, Markup) else Markup(html.escape(str(value)))
+
+
+@functools.cache
+def _template(kind: str) -> jinja2.Template:
+    """The template of one format: "md" (nothing escaped but a "|" in a table cell, by the
+    ``cell`` filter) or "html" (every value escaped)."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pipeline.evaluation", "templates"),
+        autoescape=kind == "html", finalize=_html_escape if kind == "html" else None,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined)
+    env.filters["cell"] = _markdown_cell
+    return env.get_template(f"report.{kind}.j2")
+
+
 def markdown(report: Report, data: dict, pictures: dict[str, str],
              data_pictures: dict[str, str] | None = None,
              error_pictures: dict[str, str] | None = None, weights: dict | None = None,
@@ -350,151 +319,24 @@ def markdown(report: Report, data: dict, pictures: dict[str, str],
     the confused pairs) map a caption to a path relative to the page; ``weights``
     (data/weights.json) heads the page with where the numbers came from; ``export``
     (:func:`export_record`) gives the formats table."""
-    n = report.test_images
-    parts = [
-        "# Which model to ship",
-        "",
-        *_banner_md(report, weights),
-        f"**Recommended: {report.choice.model}.** {report.choice.reason}",
-        "",
-        f"Rule (params.yaml `report`): the best on accuracy; among the models not "
-        f"significantly worse than it (McNemar's exact test on the same {n} test images, "
-        f"alpha = {report.alpha:g}), the cheapest in {COST_TITLES[report.cost]}.",
-        "",
-        "## Models on the same test images",
-        "",
-        _md_table(_model_table(report)),
-        "",
-        f"One test image is {100 / n:.1f} accuracy points; the 95 % intervals are Wilson's.",
-        "",
-        *[f"- {line}" for line in _verdicts(report)],
-        "",
-        *[f"![{caption}]({path})\n" for caption, path in pictures.items()],
-        "### Recall per class",
-        "",
-        _md_table(_recall_table(report)),
-        "",
-        *_md_errors(report, error_pictures or {}, _val_images(data)),
-        *(["## Formats", "", _formats_note(export), "", _md_table(_formats_table(export)), ""]
-          if export else []),
-        "## Data",
-        "",
-        *[f"- {line}" for line in _data_lines(data)],
-        "",
-        *[f"![{caption}]({path})\n" for caption, path in (data_pictures or {}).items()],
-    ]
-    return "\n".join(parts)
+    def shown(found: dict | None) -> dict[str, str]:
+        return {c: str(p) for c, p in (found or {}).items()}
 
-
-def _html_table(rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                   for r in rows[1:])
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-STYLE = """
-body { font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto;
-       padding: 0 1em; color: #222; }
-h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { margin-top: 1.6em; }
-.choice { background: #eef6ee; border-left: 4px solid #3a7d44; padding: .8em 1em; }
-table { border-collapse: collapse; margin: .6em 0; }
-th, td { border-bottom: 1px solid #ddd; padding: .35em .7em; text-align: right; }
-th:first-child, td:first-child, td:nth-child(2), td:nth-child(5) { text-align: left; }
-th { background: #f4f4f4; } .muted { color: #666; font-size: .9em; }
-.warn { background: #fdecea; border-left: 4px solid #b3261e; padding: .5em 1em; }
-img { max-width: 100%; border: 1px solid #eee; margin: .4em 0; }
-.row { display: flex; flex-wrap: wrap; gap: .8em; } .row figure { margin: 0; }
-"""
-
-
-def _figures(pictures: dict[str, Path]) -> str:
-    return "".join(
-        f"<figure><img alt='{html.escape(c)}' src='data:image/png;base64,"
-        f"{base64.b64encode(p.read_bytes()).decode()}'><figcaption class='muted'>"
-        f"{html.escape(c)}</figcaption></figure>"
-        for c, p in pictures.items() if p.is_file()
-    )
-
-
-def _html_errors(report: Report, pictures: dict[str, Path], val_images: int | None) -> str:
-    """Calibration and the most-confused pairs, as HTML (the reliability diagrams in a row)."""
-    reliability = {c: p for c, p in pictures.items() if "reliab" in c.lower()}
-    others = {c: p for c, p in pictures.items() if c not in reliability}
-    warnings = "".join(f"<p class='warn'>⚠ {html.escape(line)}</p>"
-                       for line in calibration_warnings(report, val_images))
-    return f"""<h2>Calibration</h2>
-{_html_table(_calibration_table(report))}
-{warnings}
-<p class="muted">{html.escape(CALIBRATION_NOTE)}</p>
-<div class="row">{_figures(reliability)}</div>
-<h2>Most-confused classes</h2>
-{_html_table(_confused_table(report))}
-<p class="muted">{html.escape(CONFUSED_NOTE)}</p>
-{_figures(others)}"""
+    return _template("md").render(page=page(
+        report, data, shown(pictures), shown(data_pictures), shown(error_pictures), weights,
+        export))
 
 
 def to_html(report: Report, data: dict, pictures: dict[str, Path],
             data_pictures: dict[str, Path] | None = None,
             error_pictures: dict[str, Path] | None = None, weights: dict | None = None,
             export: dict | None = None) -> str:
-    """The report as one self-contained page: styles inline, pictures as data: URLs."""
-    n = report.test_images
-    verdicts = "".join(f"<li>{html.escape(v)}</li>" for v in _verdicts(report))
-    data_items = "".join(f"<li>{html.escape(v)}</li>" for v in _data_lines(data))
-    formats = (f"<h2>Formats</h2>\n<p class='muted'>{html.escape(_formats_note(export))}</p>\n"
-               f"{_html_table(_formats_table(export))}" if export else "")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Which model to ship</title>
-<style>{STYLE}</style></head><body>
-<h1>Which model to ship</h1>
-{_banner_html(report, weights)}
-<p class="choice"><b>Recommended: {html.escape(report.choice.model)}.</b>
-{html.escape(report.choice.reason)}</p>
-<p class="muted">Rule (params.yaml <code>report</code>): the best on accuracy; among the models
-not significantly worse than it (McNemar's exact test on the same {n} test images, alpha =
-{report.alpha:g}), the cheapest in {COST_TITLES[report.cost]}.</p>
-<h2>Models on the same test images</h2>
-{_html_table(_model_table(report))}
-<p class="muted">One test image is {100 / n:.1f} accuracy points; the 95 % intervals are
-Wilson's. ★ marks the recommended model.</p>
-<ul>{verdicts}</ul>
-{_figures(pictures)}
-<h3>Recall per class</h3>
-{_html_table(_recall_table(report))}
-{_html_errors(report, error_pictures or {}, _val_images(data))}
-{formats}
-<h2>Data</h2>
-<ul>{data_items}</ul>
-{_figures(data_pictures or {})}
-</body></html>
-"""
+    """The report as one self-contained page: styles inline, pictures (those that exist)
+    as data: URLs."""
+    def inline(found: dict[str, Path] | None) -> dict[str, str]:
+        return {c: "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode()
+                for c, p in (found or {}).items() if p.is_file()}
 
-
-def compute_chart(report: Report, path: Path) -> None:
-    """Accuracy (with its interval) against training seconds, one point per model, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-    for m in report.models:
-        r = report.row(m.name)
-        x = max(float(m.card.get("train_seconds", 0.0)), 0.1)
-        colour = "#3a7d44" if m.name == report.choice.model else "#4a6fa5"
-        ax.errorbar([x], [100 * r.accuracy],
-                    yerr=[[100 * (r.accuracy - r.low)], [100 * (r.high - r.accuracy)]],
-                    fmt="o", color=colour, capsize=4)
-        ax.annotate(m.name, (x, 100 * r.accuracy), textcoords="offset points", xytext=(7, 4))
-    ax.set_xscale("log")
-    ax.set_xlabel("training time (s, log scale)")
-    ax.set_ylabel("test accuracy % (95 % CI)")
-    ax.set_title(f"Accuracy against training compute ({report.test_images} test images)")
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    from pipeline.core.io import atomic_path
-
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
-    plt.close(fig)
+    return _template("html").render(page=page(
+        report, data, inline(pictures), inline(data_pictures), inline(error_pictures), weights,
+        export))
