@@ -165,7 +165,8 @@ def test_data_root_takes_the_top_level_a_sub_folder_or_null(root, loaded):
 def test_data_root_outside_the_source_is_refused(root):
     raw = repo_params()
     raw["data"]["root"] = root
-    with pytest.raises(ParamsError, match=r"data\.root"):
+    with pytest.raises(ParamsError, match=r"  data\.root: Value error, .+: a sub-folder of "
+                                          r"data\.source \(relative, no '\.\.'\), '\.' or null"):
         params.parse(raw)
 
 
@@ -412,6 +413,25 @@ def test_a_key_of_another_family_is_refused_with_the_keys_this_family_takes():
     dropout = next(line for line in lines if line.startswith("  scratch.bit.dropout:"))
     assert dropout.startswith("  scratch.bit.dropout: unknown key; scratch.bit takes ")
     assert "depth" not in dropout and "weights" in dropout
+
+
+def test_a_format_listed_twice_is_named():
+    raw = repo_params()
+    raw["export"]["formats"] = ["tflite", "onnx", "tflite", "onnx", "saved_model"]
+    with pytest.raises(ParamsError) as err:
+        params.parse(raw)
+    assert str(err.value).splitlines()[1:] == [
+        "  export.formats: Value error, ['onnx', 'tflite'] listed more than once (got "
+        "['tflite', 'onnx', 'tflite', 'onnx', 'saved_model'])"]
+
+
+def test_a_rule_between_sections_is_named_as_the_top_level():
+    raw = repo_params()
+    raw["finetune"]["wrn"] = raw["finetune"]["resnet50"]
+    with pytest.raises(ParamsError) as err:
+        params.parse(raw)
+    assert str(err.value).splitlines()[1].startswith(
+        "  (top level): Value error, model name(s) ['wrn'] in both finetune and scratch")
 
 
 def test_a_bad_list_entry_is_named_by_its_index_first_to_last():

@@ -183,7 +183,7 @@ def _sub_folder(root: str | None) -> str | None:
         return None
     if root.strip() == ".":  # the top level as it is (Path(".").parts is empty)
         return "."
-    parts = Path(root.strip()).parts if root.strip() else ()
+    parts = Path(root.strip()).parts  # "" gives no parts
     if not parts or Path(root).is_absolute() or ".." in parts:
         raise ValueError(
             f"{root!r}: a sub-folder of data.source (relative, no '..'), '.' or null")
@@ -530,10 +530,10 @@ def _typed(loc: tuple[Any, ...], raw: Any) -> tuple[Any, ...]:
                 isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
             kept.append(part)
             node = node[part]
-        elif not isinstance(node, dict) or (kept[:1] == ["scratch"] and len(kept) == 2):
-            continue  # a union member's tag, or the scratch entry's family tag
-        else:
-            kept.append(part)  # a key that is missing from a mapping
+        elif not isinstance(node, dict):
+            continue  # a union member's tag (``constrained-int``)
+        else:  # a key missing from a mapping, or a scratch entry's family tag (_key drops it)
+            kept.append(part)
     return tuple(kept)
 
 
