@@ -205,6 +205,19 @@ def test_a_significant_drop_of_another_model_fails_only_beyond_max_drop(
         capsys.readouterr().out
 
 
+def test_an_unpaired_gain_within_the_interval_is_not_called_significant(repo, capsys):
+    """0.50 -> 0.55 on other test images: the baseline lies inside today's interval."""
+    images = [f"{CLASSES[i % 5]}/new{i:03d}.jpg" for i in range(N)]
+    _write_run(repo, BASELINE | {"wrn": set(range(33))}, "wrn", images)
+    assert gate.main([]) == 0
+    assert ("change +0.0500 (within the 95 % interval: not a significant change) |"
+            ) in capsys.readouterr().out
+    _write_run(repo, BASELINE | {"wrn": set(range(48))}, "wrn", images)  # 0.80: low 0.68
+    assert gate.main([]) == 0
+    out = capsys.readouterr().out
+    assert "change +0.3000 |" in out and "not a significant change" not in out
+
+
 def test_without_committed_predictions_the_unpaired_rule_applies(repo, capsys):
     _git(repo, "rm", "-rq", "--cached", "reports/predictions")
     _git(repo, "commit", "-qm", "no predictions")
@@ -317,6 +330,27 @@ def test_a_baseline_whose_metrics_were_removed_cannot_be_judged(repo, capsys):
             f"the baseline's metrics are gone; compare with a revision that has them "
             f"(--against {had})") in captured.err
     assert "PASSED" not in captured.out
+
+
+def test_a_revision_without_metrics_names_the_last_commit_before_it_that_had_them(repo,
+                                                                                 capsys):
+    """--against an old revision: the commit it points to is one up to that revision, never
+    a later one that put the metrics back."""
+    def short(rev: str) -> str:
+        return subprocess.run(["git", "rev-parse", "--short=7", rev], cwd=repo, text=True,
+                              capture_output=True).stdout.strip()
+
+    _write_run(repo, BASELINE | {"wrn": set(range(31))}, "wrn")
+    _git(repo, "commit", "-qam", "a second run")
+    second = short("HEAD")
+    _git(repo, "rm", "-q", "--cached", "metrics/report.json")
+    _git(repo, "commit", "-qm", "drop it")
+    dropped = short("HEAD")
+    _git(repo, "add", "metrics/report.json")
+    _git(repo, "commit", "-qm", "put it back")
+    assert gate.main([f"--against={dropped}"]) == gate.CANNOT_JUDGE
+    assert (f"`{dropped}` holds no metrics/report.json, though commit {second} had it"
+            ) in capsys.readouterr().err
 
 
 def test_a_first_run_has_no_baseline_and_says_so(tmp_path, monkeypatch, capsys):
@@ -509,6 +543,23 @@ def test_stale_stages_are_each_listed_once_with_the_command_that_fixes_them(
     assert "gate: run `dvc repro`" in captured.err
     assert "3 stale stage(s) (threshold in sync): finetune@resnet50, export, report" in \
         captured.err
+
+
+def test_a_mixed_folder_dep_drifts_only_when_its_git_files_changed(repo):
+    """A folder of git files and cached ones (like models/), its cache missing: drift only
+    if a file of git's in it was edited, whatever the folder's name (even a leading '-')."""
+    from pipeline.gating.lock import stale_stages
+
+    folder = repo / "-notes"
+    folder.mkdir()
+    (folder / "card.json").write_text("{}")
+    _git(repo, "add", "--", "-notes/card.json")
+    _git(repo, "commit", "-qm", "a card")
+    status = {"evaluate": [{"changed deps": {"-notes": "modified"}},
+                           {"changed outs": {"-notes/model.keras": "not in cache"}}]}
+    assert stale_stages(status) == {}
+    (folder / "card.json").write_text('{"edited": true}')
+    assert stale_stages(status) == {"evaluate": ["-notes modified"]}
 
 
 def test_drift_between_dvc_lock_and_params_fails(repo, monkeypatch, capsys):
