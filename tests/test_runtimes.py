@@ -101,7 +101,7 @@ def test_auto_falls_back_to_tensorflow_when_the_other_runtime_disagrees(monkeypa
     model = backbone()
     monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: True)
     monkeypatch.setattr(  # a runtime that computes something else
-        "pipeline.runtimes.openvino.openvino_forward",
+        "pipeline.runtimes.openvino.forward",
         lambda m, precision, note="": Forward(lambda b: np.ones((len(b), 16), np.float32),
                                               "openvino", precision))
     forward = compile_forward(model, "auto", "float32")
@@ -148,7 +148,7 @@ def test_a_failed_conversion_is_named_in_one_line_of_at_most_300_characters(
     def failing(m, precision, note=""):
         raise ValueError(message)
 
-    monkeypatch.setattr("pipeline.runtimes.openvino.openvino_forward", failing)
+    monkeypatch.setattr("pipeline.runtimes.openvino.forward", failing)
     assert compile_forward(model, "auto", "float32").note == f"fell back: {why}"
     assert capsys.readouterr().err == f"inference: falling back to TensorFlow: {why}\n"
     with pytest.raises(RuntimeChoiceError) as err:
@@ -159,7 +159,7 @@ def test_a_failed_conversion_is_named_in_one_line_of_at_most_300_characters(
 def _fake_openvino(monkeypatch, outputs) -> None:
     """OpenVINO installed, and a conversion whose forward pass gives ``outputs(batch)``."""
     monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: True)
-    monkeypatch.setattr("pipeline.runtimes.openvino.openvino_forward",
+    monkeypatch.setattr("pipeline.runtimes.openvino.forward",
                         lambda m, precision, note="": Forward(outputs, "openvino", precision))
 
 
