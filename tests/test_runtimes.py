@@ -328,6 +328,17 @@ def test_a_registered_runtime_is_selectable_by_name_and_an_unknown_one_is_refuse
     fake_runtime.installed = True
     assert compile_forward(model, "auto", "float32").label() == "fake float32"
     assert "fake: Fake does not run bfloat16" in compile_forward(model, "auto", "bfloat16").note
+    # With no other runtime that runs it, the refusal says so; with TensorFlow alone, auto
+    # runs it with nothing to fall back from.
+    del registry.RUNTIMES["openvino"]
+    with pytest.raises(RuntimeChoiceError) as err:
+        compile_forward(model, "fake", "bfloat16")
+    assert str(err.value) == "inference.precision: bfloat16 runs on no registered runtime"
+    del registry.RUNTIMES["fake"]
+    capsys.readouterr()
+    alone = compile_forward(model, "auto", "auto")
+    assert alone.label() == "tensorflow float32" and alone.note == ""
+    assert capsys.readouterr().err == ""
 
 
 def test_a_runtime_is_imported_only_when_selection_tries_it(monkeypatch):
