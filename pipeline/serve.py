@@ -4,7 +4,7 @@
         [--max-bytes 10000000] [--max-pixels N] [--max-request-pixels N] [--max-images 32]
         [--max-connections 32] [--header-timeout 10] [--body-timeout 30]
         [--shutdown-timeout 5] [--top-k 3]
-        [--runtime auto|tensorflow|openvino] [--precision auto|float32|bfloat16]
+        [--runtime auto|RUNTIME] [--precision auto|float32|bfloat16]
         [--verbose | -q]
 
 ``POST /predict`` (a multipart image file, or a JSON list of base64 images) returns
@@ -12,8 +12,9 @@ labels, probabilities, the model's name and version; ``GET /health``, ``GET /met
 (both name the runtime that runs the model); ``/`` is a page to drop an image on. Images
 go through Pillow checks, then the decode and resize of training
 (pipeline.data.input.decode_image, with the EXIF orientation as card.json records it).
-The model runs on the inference runtime of pipeline.runtimes: ``auto`` is OpenVINO
-(bfloat16 on a CPU with native bf16) when it converts the model and agrees with
+The model runs on the inference runtime of pipeline.runtimes (``RUNTIME``: a name its
+registry lists, tensorflow or openvino): ``auto`` is the first registered runtime
+(OpenVINO, bfloat16 on a CPU with native bf16) that converts the model and agrees with
 TensorFlow float32, else TensorFlow, with the one-line reason. docs/serving.md has examples.
 
 Every connection has deadlines (its headers, its body), their number a cap, and SIGTERM
@@ -38,7 +39,8 @@ from pathlib import Path
 
 from pipeline.core import logs, paths
 from pipeline.core.errors import PipelineError
-from pipeline.runtimes.select import PRECISIONS, RUNTIMES
+from pipeline.runtimes import registry
+from pipeline.runtimes.select import PRECISIONS
 from pipeline.serving.connections import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
@@ -92,14 +94,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="seconds requests in flight get after SIGTERM before they are "
                         f"cancelled (default: {DEFAULT_SHUTDOWN_TIMEOUT:g})")
     parser.add_argument("--top-k", type=int, default=3, help="default top-k of /predict")
-    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
-                        help="what runs the model: auto (OpenVINO when installed and it "
-                        "agrees with TensorFlow float32, else TensorFlow, saying why), "
-                        "tensorflow, or openvino (an error if it cannot run); as "
-                        "params.yaml's inference.runtime (default: auto)")
+    tried = " then ".join(r.label for r in registry.candidates())
+    bf16 = " or ".join(r.label for r in registry.RUNTIMES.values() if "bfloat16" in r.precisions)
+    parser.add_argument("--runtime", choices=registry.names(), default="auto",
+                        help=f"what runs the model: auto (tries {tried}: the first installed "
+                        "that agrees with TensorFlow float32 runs, else TensorFlow, saying "
+                        "why), or one by name (an error if it cannot run); as params.yaml's "
+                        "inference.runtime (default: auto)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto (bfloat16 on OpenVINO where the CPU has native bf16, "
-                        "else float32), float32, or bfloat16 (OpenVINO only); as "
+                        help=f"auto (bfloat16 on {bf16} where the CPU has native bf16, "
+                        f"else float32), float32, or bfloat16 ({bf16} only); as "
                         "params.yaml's inference.precision (default: auto)")
     logs.add_flags(parser)
     args = parser.parse_args(argv)

@@ -9,8 +9,10 @@ draws; outputs are compared row by row with TensorFlow float32's.
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
+import types
 import warnings
 
 import keras
@@ -18,14 +20,16 @@ import numpy as np
 import pytest
 from helpers import ROOT
 
+from pipeline.core.params import INFERENCE_RUNTIMES
 from pipeline.models.backbone import ResNetPreprocess
 from pipeline.models.bit import StandardizedConv2D
 from pipeline.models.head import build_head
 from pipeline.models.temperature import Temperature, with_temperature
-from pipeline.runtimes import select
+from pipeline.runtimes import registry, select
 from pipeline.runtimes.forward import Forward
 from pipeline.runtimes.numpy_head import UnsupportedHead, head_probabilities
 from pipeline.runtimes.openvino import available
+from pipeline.runtimes.registry import Runtime
 from pipeline.runtimes.select import RuntimeChoiceError, compile_forward, min_cosine
 
 SIZE = 32
@@ -101,7 +105,7 @@ def test_auto_falls_back_to_tensorflow_when_the_other_runtime_disagrees(monkeypa
     model = backbone()
     monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: True)
     monkeypatch.setattr(  # a runtime that computes something else
-        "pipeline.runtimes.openvino.openvino_forward",
+        "pipeline.runtimes.openvino.forward",
         lambda m, precision, note="": Forward(lambda b: np.ones((len(b), 16), np.float32),
                                               "openvino", precision))
     forward = compile_forward(model, "auto", "float32")
@@ -148,7 +152,7 @@ def test_a_failed_conversion_is_named_in_one_line_of_at_most_300_characters(
     def failing(m, precision, note=""):
         raise ValueError(message)
 
-    monkeypatch.setattr("pipeline.runtimes.openvino.openvino_forward", failing)
+    monkeypatch.setattr("pipeline.runtimes.openvino.forward", failing)
     assert compile_forward(model, "auto", "float32").note == f"fell back: {why}"
     assert capsys.readouterr().err == f"inference: falling back to TensorFlow: {why}\n"
     with pytest.raises(RuntimeChoiceError) as err:
@@ -159,7 +163,7 @@ def test_a_failed_conversion_is_named_in_one_line_of_at_most_300_characters(
 def _fake_openvino(monkeypatch, outputs) -> None:
     """OpenVINO installed, and a conversion whose forward pass gives ``outputs(batch)``."""
     monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: True)
-    monkeypatch.setattr("pipeline.runtimes.openvino.openvino_forward",
+    monkeypatch.setattr("pipeline.runtimes.openvino.forward",
                         lambda m, precision, note="": Forward(outputs, "openvino", precision))
 
 
@@ -272,6 +276,102 @@ def test_explicit_choices_that_cannot_run_name_the_setting(monkeypatch):
     assert str(err.value) == ("inference.runtime: openvino: OpenVINO is not installed "
                               "(pip install openvino)")
     assert compile_forward(model, "auto", "auto").runtime == "tensorflow"
+
+
+
+@pytest.fixture
+def fake_runtime(monkeypatch):
+    """A runtime registered for one test, as docs/runtimes.md registers one: a module with
+    available() and forward() (here TensorFlow's pass under another name), one entry."""
+    monkeypatch.setattr(registry, "RUNTIMES", dict(registry.RUNTIMES))
+    module = types.ModuleType("fake_runtime")
+    module.installed = True
+    module.available = lambda: module.installed
+    module.forward = lambda model, precision, note="": Forward(
+        compile_forward(model, "tensorflow").run, "fake", precision, note)
+    monkeypatch.setitem(sys.modules, "fake_runtime", module)
+    registry.register(Runtime("fake", "Fake", "fake_runtime", ("float32",),
+                              "pip install fake-runtime"))
+    return module
+
+
+def test_a_registered_runtime_is_selectable_by_name_and_an_unknown_one_is_refused(
+        fake_runtime, monkeypatch, capsys):
+    model = backbone()
+    chosen = compile_forward(model, "fake", "auto")
+    assert chosen.label() == "fake float32"
+    assert chosen.note == "least cosine to TensorFlow float32 1.000000 on 4 inputs"
+    np.testing.assert_allclose(chosen(images()), model.predict(images(), verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(RuntimeChoiceError) as err:
+        compile_forward(model, "fakes", "float32")
+    assert str(err.value) == ("inference.runtime: 'fakes' is not one of "
+                              "('auto', 'tensorflow', 'openvino', 'fake')")
+    # What it does not run, or cannot here, is refused naming it, as OpenVINO's would be.
+    with pytest.raises(RuntimeChoiceError) as err:
+        compile_forward(model, "fake", "bfloat16")
+    assert str(err.value) == ("inference.precision: bfloat16 runs on OpenVINO "
+                              "(inference.runtime: openvino or auto)")
+    fake_runtime.installed = False
+    with pytest.raises(RuntimeChoiceError) as err:
+        compile_forward(model, "fake", "float32")
+    assert str(err.value) == ("inference.runtime: fake: Fake is not installed "
+                              "(pip install fake-runtime)")
+    # auto tries the registered runtimes in order, and names each one's reason.
+    monkeypatch.setattr("pipeline.runtimes.openvino.available", lambda: False)
+    fallback = compile_forward(model, "auto", "float32")
+    assert fallback.runtime == "tensorflow"
+    assert fallback.note == ("fell back: openvino: OpenVINO is not installed (pip install "
+                             "openvino); fake: Fake is not installed (pip install fake-runtime)")
+    assert capsys.readouterr().err == f"inference: falling back to TensorFlow: " \
+                                      f"{fallback.note.removeprefix('fell back: ')}\n"
+    fake_runtime.installed = True
+    assert compile_forward(model, "auto", "float32").label() == "fake float32"
+    assert "fake: Fake does not run bfloat16" in compile_forward(model, "auto", "bfloat16").note
+    # With no other runtime that runs it, the refusal says so; with TensorFlow alone, auto
+    # runs it with nothing to fall back from.
+    del registry.RUNTIMES["openvino"]
+    with pytest.raises(RuntimeChoiceError) as err:
+        compile_forward(model, "fake", "bfloat16")
+    assert str(err.value) == "inference.precision: bfloat16 runs on no registered runtime"
+    del registry.RUNTIMES["fake"]
+    capsys.readouterr()
+    alone = compile_forward(model, "auto", "auto")
+    assert alone.label() == "tensorflow float32" and alone.note == ""
+    assert capsys.readouterr().err == ""
+
+
+def test_a_runtime_is_imported_only_when_selection_tries_it(monkeypatch):
+    """Registering (and listing) a runtime imports nothing: a module that cannot be
+    imported at all stays unnoticed until it is chosen."""
+    monkeypatch.setattr(registry, "RUNTIMES", dict(registry.RUNTIMES))
+    registry.register(Runtime("ghost", "Ghost", "no_such_runtime_module", ("float32",), ""))
+    assert registry.names() == ("auto", "tensorflow", "openvino", "ghost")
+    model = backbone()
+    assert compile_forward(model, "tensorflow").runtime == "tensorflow"
+    with pytest.raises(RuntimeChoiceError, match="inference.runtime: ghost: No module named "
+                                                 "'no_such_runtime_module'"):
+        compile_forward(model, "ghost", "float32")
+    with pytest.raises(ValueError, match="inference runtime 'ghost' is already registered"):
+        registry.register(Runtime("ghost", "Ghost", "elsewhere", ("float32",), ""))
+    with pytest.raises(ValueError, match="'auto' is already registered"):
+        registry.register(Runtime("auto", "Auto", "elsewhere", ("float32",), ""))
+
+
+def test_params_yaml_accepts_exactly_the_registered_runtimes():
+    """params.yaml is checked in core, which cannot import the registry: its list of names
+    is a copy, kept here. A runtime added to one and not the other fails this test."""
+    assert registry.names() == INFERENCE_RUNTIMES, (
+        "pipeline/core/params.py INFERENCE_RUNTIMES and pipeline/runtimes/registry.py differ: "
+        "add the runtime's name to both (docs/runtimes.md)")
+
+
+def test_the_docs_list_the_registered_runtimes():
+    """docs/runtimes.md's table has one row per registered runtime, in the registry's
+    order (the order auto tries them in)."""
+    text = (ROOT / "docs" / "runtimes.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)` \| (\w[^|]*?) \| `([\w.]+)` \|", text, re.MULTILINE)
+    assert rows == [(r.name, r.label, r.module) for r in registry.RUNTIMES.values()]
 
 
 def test_cpu_flags_come_from_cpuinfo(tmp_path):

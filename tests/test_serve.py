@@ -326,6 +326,27 @@ def test_without_openvino_auto_falls_back_with_one_line_and_openvino_is_an_error
         main(["--model", str(model_dir), "--runtime", "onnxruntime"])
 
 
+
+def test_runtime_flag_offers_the_registered_runtimes(monkeypatch, capsys):
+    """--runtime's choices and help come from the registry: a runtime registered there
+    is a choice (and auto's help names it) with no edit of the server."""
+    from pipeline.runtimes import registry
+    from pipeline.runtimes.registry import Runtime
+    from pipeline.serve import parse_args
+
+    monkeypatch.setattr(registry, "RUNTIMES", dict(registry.RUNTIMES))
+    registry.register(Runtime("fake", "Fake", "fake_runtime", ("float32", "bfloat16"), ""))
+    assert parse_args(["--runtime", "fake"]).runtime == "fake"
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--runtime {auto,tensorflow,openvino,fake}" in shown
+    assert "auto (tries OpenVINO then Fake: the first installed" in shown
+    assert "bfloat16 (OpenVINO or Fake only)" in shown
+    with pytest.raises(SystemExit):
+        parse_args(["--runtime", "fakes"])
+    assert "invalid choice: 'fakes'" in capsys.readouterr().err
+
 # --------------------------------------------------------------------------- bad requests
 
 

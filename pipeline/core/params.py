@@ -381,11 +381,17 @@ class DistributeParams(_Section):
     mixed_precision: Literal["none", "mixed_float16", "mixed_bfloat16"]
 
 
+# inference.runtime's values: the runtimes registered in pipeline/runtimes/registry.py,
+# named here because params.yaml is checked at load, in core, which cannot import the
+# runtimes (the layers of docs/pipeline.md); tests/test_runtimes.py keeps the two equal.
+INFERENCE_RUNTIMES = ("auto", "tensorflow", "openvino")
+
+
 class InferenceParams(_Section):
     """Which runtime and precision run every forward pass that does not train: the
     features stage, the evaluate stages, pipeline.predict (pipeline/runtimes/)."""
 
-    runtime: Literal["auto", "tensorflow", "openvino"]  # auto: the fastest that agrees with TF
+    runtime: Literal[INFERENCE_RUNTIMES]  # auto: the fastest that agrees with TF
     precision: Literal["auto", "float32", "bfloat16"]  # auto: bfloat16 on native-bf16 CPUs
 
 

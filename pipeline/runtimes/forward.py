@@ -13,7 +13,7 @@ class Forward:
     """``forward(batch) -> outputs``: a float32 NumPy batch in, a float32 NumPy array out."""
 
     run: Callable[[np.ndarray], np.ndarray]
-    runtime: str  # tensorflow | openvino: what actually runs
+    runtime: str  # the registered name of what actually runs: tensorflow, openvino
     precision: str  # float32 | bfloat16: the precision of its arithmetic
     note: str = ""  # why auto chose it, or why it fell back
 

@@ -35,7 +35,7 @@ def available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
-def openvino_forward(model, precision: str, note: str = "") -> Forward:
+def forward(model, precision: str, note: str = "") -> Forward:
     """``model`` (a Keras model taking float32 batches) compiled for the CPU.
 
     LATENCY: one stream over every core, since callers send one batch at a time (THROUGHPUT

@@ -1,11 +1,12 @@
 """``compile_forward``: params.yaml's ``inference`` section resolved on this machine.
 
-``auto`` runtime: OpenVINO when it is installed, converts the model, and its outputs on a
-few synthetic inputs agree with TensorFlow float32's (per-row cosine); otherwise
-TensorFlow, with the reason printed and recorded. ``auto`` precision: bfloat16 where the
-CPU computes it natively (/proc/cpuinfo ``amx_bf16`` or ``avx512_bf16``) and OpenVINO
-runs it; float32 elsewhere. The accuracy side of that choice (the head's test accuracy
-moves by at most 0.5 point on flowers) was measured once: docs/performance.md.
+``auto`` runtime: the first runtime of the registry (``pipeline.runtimes.registry``:
+OpenVINO) that is installed, converts the model, and whose outputs on a few synthetic
+inputs agree with TensorFlow float32's (per-row cosine); otherwise TensorFlow, with the
+reason printed and recorded. ``auto`` precision: bfloat16 where the CPU computes it
+natively (/proc/cpuinfo ``amx_bf16`` or ``avx512_bf16``) and the runtime runs it; float32
+elsewhere. The accuracy side of that choice (the head's test accuracy moves by at most 0.5
+point on flowers) was measured once: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import PipelineError
+from pipeline.runtimes import registry
 from pipeline.runtimes.forward import Forward
+from pipeline.runtimes.registry import Runtime
 
 log = logging.getLogger(__name__)
 
-RUNTIMES = ("auto", "tensorflow", "openvino")
 PRECISIONS = ("auto", "float32", "bfloat16")
 NATIVE_BF16 = ("amx_bf16", "avx512_bf16")
 # Least per-row cosine to TensorFlow float32 on the check inputs: bfloat16 keeps about
@@ -76,7 +78,8 @@ def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
 def resolve_precision(runtime: str, precision: str, flags: set[str] | None = None) -> str:
     if precision != "auto":
         return precision
-    return "bfloat16" if runtime == "openvino" and native_bf16(flags) else "float32"
+    runs_bf16 = "bfloat16" in registry.RUNTIMES[runtime].precisions
+    return "bfloat16" if runs_bf16 and native_bf16(flags) else "float32"
 
 
 def compile_forward(model, runtime: str = "auto", precision: str = "auto", *,
@@ -86,42 +89,64 @@ def compile_forward(model, runtime: str = "auto", precision: str = "auto", *,
     An explicit runtime that is missing or disagrees with TensorFlow raises
     :class:`RuntimeChoiceError`; ``auto`` falls back to TensorFlow and says why. The
     TensorFlow runtime runs the model in the precision it was built in (bfloat16 there
-    is distribute.mixed_precision's job), so an explicit bfloat16 asks for OpenVINO."""
-    if runtime not in RUNTIMES:
-        raise RuntimeChoiceError(f"inference.runtime: {runtime!r} is not one of {RUNTIMES}")
+    is distribute.mixed_precision's job), so an explicit bfloat16 asks for another."""
+    runtimes = registry.names()
+    if runtime not in runtimes:
+        raise RuntimeChoiceError(f"inference.runtime: {runtime!r} is not one of {runtimes}")
     if precision not in PRECISIONS:
         raise RuntimeChoiceError(f"inference.precision: {precision!r} is not one of "
                                  f"{PRECISIONS}")
-    from pipeline.runtimes.tensorflow import tensorflow_forward
-
-    reference = tensorflow_forward(model)
-    if runtime == "tensorflow":
-        if precision == "bfloat16":
-            raise RuntimeChoiceError(
-                "inference.precision: bfloat16 runs on OpenVINO (inference.runtime: openvino "
-                "or auto); on TensorFlow use distribute.mixed_precision: mixed_bfloat16")
+    chosen = registry.RUNTIMES.get(runtime)  # None: auto
+    if chosen is not None and precision not in ("auto", *chosen.precisions):
+        raise RuntimeChoiceError(_refused_precision(chosen, precision))
+    reference = registry.RUNTIMES[registry.REFERENCE].forward(model, "float32")
+    if runtime == registry.REFERENCE:
         return reference
-    from pipeline.runtimes.openvino import available, openvino_forward
+    tried = registry.candidates() if chosen is None else [chosen]
+    reasons = []
+    for candidate in tried:
+        try:
+            return _checked(candidate, model, reference, precision, check)
+        except Exception as err:  # conversion and plugin errors have many types
+            why = " ".join(str(err).split())[:300] or type(err).__name__
+            if chosen is not None:
+                raise RuntimeChoiceError(f"inference.runtime: {runtime}: {why}") from None
+            reasons.append(f"{candidate.name}: {why}" if len(tried) > 1 else why)
+    if not reasons:  # TensorFlow is the only runtime registered
+        return reference
+    why = "; ".join(reasons)
+    if not quiet:
+        log.warning(f"inference: falling back to TensorFlow: {why}")
+    return replace(reference, note=f"fell back: {why}")
 
-    wanted = resolve_precision("openvino", precision)
-    try:
-        if not available():
-            raise RuntimeChoiceError("OpenVINO is not installed (pip install openvino)")
-        candidate = openvino_forward(model, wanted)
-        if check:
-            inputs = check_inputs(model.input_shape)
-            cosine = min_cosine(candidate(inputs), reference(inputs))
-            if not cosine >= MIN_COSINE[wanted]:
-                raise RuntimeChoiceError(
-                    f"OpenVINO {wanted} disagrees with TensorFlow float32 (least cosine "
-                    f"{cosine:.6f} < {MIN_COSINE[wanted]}) on {CHECK_ROWS} test inputs")
-            note = f"least cosine to TensorFlow float32 {cosine:.6f} on {CHECK_ROWS} inputs"
-            candidate = replace(candidate, note=note)
-        return candidate
-    except Exception as err:  # conversion and plugin errors have many types
-        why = " ".join(str(err).split())[:300] or type(err).__name__
-        if runtime == "openvino":
-            raise RuntimeChoiceError(f"inference.runtime: openvino: {why}") from None
-        if not quiet:
-            log.warning(f"inference: falling back to TensorFlow: {why}")
-        return replace(reference, note=f"fell back: {why}")
+
+def _checked(candidate: Runtime, model, reference: Forward, precision: str,
+             check: bool) -> Forward:
+    """``model`` on ``candidate``, or an error saying why it cannot run or disagrees."""
+    wanted = resolve_precision(candidate.name, precision)
+    if wanted not in candidate.precisions:  # auto, with an explicit precision
+        raise RuntimeChoiceError(f"{candidate.label} does not run {wanted}")
+    if not candidate.available():
+        raise RuntimeChoiceError(f"{candidate.label} is not installed ({candidate.install})")
+    forward = candidate.forward(model, wanted)
+    if check:
+        inputs = check_inputs(model.input_shape)
+        cosine = min_cosine(forward(inputs), reference(inputs))
+        if not cosine >= MIN_COSINE[wanted]:
+            raise RuntimeChoiceError(
+                f"{candidate.label} {wanted} disagrees with TensorFlow float32 (least cosine "
+                f"{cosine:.6f} < {MIN_COSINE[wanted]}) on {CHECK_ROWS} test inputs")
+        note = f"least cosine to TensorFlow float32 {cosine:.6f} on {CHECK_ROWS} inputs"
+        forward = replace(forward, note=note)
+    return forward
+
+
+def _refused_precision(runtime: Runtime, precision: str) -> str:
+    """Why an explicit runtime cannot run an explicit precision, and what can."""
+    able = [r for r in registry.RUNTIMES.values() if precision in r.precisions]
+    text = f"inference.precision: {precision} runs on " + (
+        f"{' or '.join(r.label for r in able)} (inference.runtime: "
+        f"{' or '.join(r.name for r in able)} or auto)" if able else "no registered runtime")
+    if runtime.name == registry.REFERENCE:
+        text += f"; on TensorFlow use distribute.mixed_precision: mixed_{precision}"
+    return text
