@@ -465,7 +465,44 @@ def test_no_dvc_on_path_is_one_error_line(repo, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(bin_dir))
     assert gate.main([]) == gate.ERROR
     err = capsys.readouterr().err
-    assert err.startswith("error: dvc is not on PATH") and len(err.strip().splitlines()) == 1
+    assert err == ("error: dvc is not on PATH: `dvc status` checks dvc.lock against "
+                   "params.yaml, the code and the outputs (activate the project's "
+                   "environment)\n")
+
+
+def _scripted_dvc(tmp_path: Path, monkeypatch, body: str) -> None:
+    """A `dvc` on PATH that runs ``body`` (sh) for `dvc status --json` only, and fails
+    with a usage line for any other arguments."""
+    bin_dir = tmp_path / "scripted-bin"
+    bin_dir.mkdir()
+    script = bin_dir / "dvc"
+    script.write_text('#!/bin/sh\nif [ "$*" != "status --json" ]; then echo "usage: $*" >&2; '
+                      f"exit 254; fi\n{body}\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(gate, "lock_status", gate_lock_status)
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    ("printf 'ERROR: first\\n\\nERROR: the last line says why\\n\\n' >&2; exit 1",
+     "error: dvc status failed: ERROR: the last line says why\n"),
+    ("exit 3", "error: dvc status failed: 3\n"),
+    ("printf '%0300d' 0", f"error: dvc status --json printed no JSON: {'0' * 200!r}\n"),
+    ("echo '[1, 2]'", "error: dvc status --json printed list, not a mapping\n"),
+], ids=["stderr", "silent", "not-json", "a-list"])
+def test_a_failing_dvc_status_is_one_line_saying_why(repo, tmp_path, monkeypatch, capsys, body,
+                                                      said):
+    _scripted_dvc(tmp_path, monkeypatch, body)
+    assert gate.main([]) == gate.ERROR
+    assert capsys.readouterr().err == said
+
+
+def test_dvc_status_printing_nothing_is_in_sync(repo, tmp_path, monkeypatch, capsys):
+    """DVC 3.6 prints "{}" when all is up to date; an empty answer means the same."""
+    _scripted_dvc(tmp_path, monkeypatch, "exit 0")
+    assert gate.main([]) == gate.PASSED
+    assert "| dvc.lock matches params.yaml, the code and the outputs | in sync |" in \
+        capsys.readouterr().out
 
 
 # ----------------------------------------------------------------- drift and stale stages
@@ -545,9 +582,10 @@ def test_stale_stages_are_each_listed_once_with_the_command_that_fixes_them(
         captured.err
 
 
-def test_a_mixed_folder_dep_drifts_only_when_its_git_files_changed(repo):
+def test_a_mixed_folder_dep_drifts_only_when_its_git_files_changed(repo, capfd):
     """A folder of git files and cached ones (like models/), its cache missing: drift only
-    if a file of git's in it was edited, whatever the folder's name (even a leading '-')."""
+    if a file of git's in it was edited, whatever the folder's name (even a leading '-').
+    Data that is not git's, deleted, is no drift, and git's own answers stay quiet."""
     from pipeline.gating.lock import stale_stages
 
     folder = repo / "-notes"
@@ -555,11 +593,13 @@ def test_a_mixed_folder_dep_drifts_only_when_its_git_files_changed(repo):
     (folder / "card.json").write_text("{}")
     _git(repo, "add", "--", "-notes/card.json")
     _git(repo, "commit", "-qm", "a card")
-    status = {"evaluate": [{"changed deps": {"-notes": "modified"}},
+    status = {"evaluate": [{"changed deps": {"-notes": "modified",
+                                             "data/features.npz": "deleted"}},
                            {"changed outs": {"-notes/model.keras": "not in cache"}}]}
     assert stale_stages(status) == {}
     (folder / "card.json").write_text('{"edited": true}')
     assert stale_stages(status) == {"evaluate": ["-notes modified"]}
+    assert capfd.readouterr() == ("", "")
 
 
 def test_drift_between_dvc_lock_and_params_fails(repo, monkeypatch, capsys):
