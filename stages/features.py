@@ -18,7 +18,7 @@ import numpy as np
 from pipeline.core import paths, run_facts, stage
 from pipeline.core.io import atomic_dir, read_json, write_json
 from pipeline.core.params import Params
-from pipeline.core.runtime import seed_everything
+from pipeline.core.process_setup import seed_everything
 from pipeline.data.manifest import classes, read
 from pipeline.data.sources import data_root
 from pipeline.data.splits import SPLITS

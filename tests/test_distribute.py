@@ -193,7 +193,7 @@ def test_mixed_bfloat16_trains_with_finite_loss_and_float32_outputs(tmp_path):
     from helpers import head_params, wrn_recipe
 
     from pipeline.models.features import extract
-    from pipeline.training.head import train_head
+    from pipeline.training.head_recipes import train_head
     from pipeline.training.inputs import Splits
     from pipeline.training.scratch import train_scratch
 

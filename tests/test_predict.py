@@ -312,7 +312,7 @@ def test_head_model_is_chained_behind_the_features_backbone(tmp_path, monkeypatc
     """models/head.keras takes features: the backbone is rebuilt as the features stage did."""
     from tensorflow.python.framework import config as tf_config
 
-    from pipeline.core.runtime import seed_everything
+    from pipeline.core.process_setup import seed_everything
     from pipeline.data.input import load_image
     from pipeline.models.backbone import build_backbone
     from pipeline.models.features import Features

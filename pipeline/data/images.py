@@ -31,7 +31,7 @@ from typing import Literal
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipeline.core.formats import EXTENSION_FORMATS, FORMAT_ALIASES, jpeg_orientation
+from pipeline.core.image_formats import EXTENSION_FORMATS, FORMAT_ALIASES, jpeg_orientation
 from pipeline.core.params import ImagesParams, ValidateParams
 from pipeline.core.pixels import TooManyPixels, bomb_pixels, check_pixels
 from pipeline.data.phash import phash

@@ -5,7 +5,7 @@ Keras' ``BackupAndRestore`` keeps the weights, the optimizer and the epoch. It d
 early stopping's memory (the best score, its epoch and weights, the epochs waited), the
 scores of the epochs before the kill, the training time so far, the state of the
 model's random generators (Dropout's ``SeedGenerator``s: Keras saves weights, not seeds),
-nor a time budget's plan and the time it has used (``pipeline.training.budget``).
+nor a time budget's plan and the time it has used (``pipeline.training.budget_planner``).
 :class:`Memory` writes those beside the checkpoint after every epoch, before the checkpoint
 itself, and puts them back when the run resumes. With the input addressed by epoch
 (``pipeline.data.epochs.Epochs``) a resumed run then computes what an uninterrupted one

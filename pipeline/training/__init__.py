@@ -1,6 +1,6 @@
 """Training: ``fit`` with early stopping and DVCLive curves, optimizers, learning-rate
-schedules, the time budget's planner (``budget``), batch augmentation, training inputs,
-and the recipes that use them: the head on cached features (``head``, with ``softmax``:
+schedules, the time budget's planner (``budget_planner``), batch augmentation, training inputs,
+and the recipes that use them: the head on cached features (``head_recipes``, with ``softmax``:
 its L-BFGS fit), the backbone + head fine-tuned end to end (``finetune``, with
 ``freeze``) and a network trained on the images by itself (``scratch``). Running a
 recipe (placement, the backup a killed run resumes from, saving) is ``pipeline.runs``',

@@ -10,8 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.core import paths
+from pipeline.core.contact_sheets import Tile, save_png, sheet
 from pipeline.core.params import DataParams, Recipe
-from pipeline.core.pictures import Tile, save_png, sheet
 from pipeline.data.epochs import Epochs
 from pipeline.data.input import image_dataset, load_image, split_arrays
 from pipeline.data.manifest import classes, read

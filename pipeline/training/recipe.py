@@ -21,7 +21,7 @@ from pipeline.models.classifier import IMAGE_INPUT, inference_copy
 from pipeline.runs.budget import Budget
 from pipeline.runs.resume import Resume
 from pipeline.runs.save import Outcome
-from pipeline.training.budget import Planner
+from pipeline.training.budget_planner import Planner
 from pipeline.training.fit import FitResult, fit, trainable_params
 from pipeline.training.optimizers import make_optimizer
 from pipeline.training.schedules import PlannedSchedule

@@ -21,7 +21,7 @@ from pipeline.core import paths
 from pipeline.core.hashing import file_digest
 from pipeline.core.net import redacted
 from pipeline.core.params import DataParams, DownloadParams
-from pipeline.data.errors import SourceError
+from pipeline.data.source_errors import SourceError
 from pipeline.data.sources.archives import TAR_SUFFIXES, ZIP_SUFFIXES, archive_type, extract_archive
 from pipeline.data.sources.download import download
 from pipeline.data.sources.layout import class_root, find_presplit, select_root

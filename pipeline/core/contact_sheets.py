@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from pipeline.core.formats import jpeg_orientation
+from pipeline.core.image_formats import jpeg_orientation
 from pipeline.core.io import atomic_path
 
 THUMB = 72  # px, the side of a thumbnail
