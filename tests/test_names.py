@@ -7,6 +7,7 @@ and a reader guesses which one an import means; a module named like a subpackage
 
 from __future__ import annotations
 
+import ast
 from collections import defaultdict
 from pathlib import Path
 
@@ -47,3 +48,24 @@ def test_a_shared_name_is_named(tmp_path):
         "report": ["pipeline/core/report.py", "pipeline/evaluation/report.py"],
         "runs": ["pipeline/gating/runs.py", "pipeline/runs/"],
     }
+
+
+def unlisted(init: Path) -> list[str]:
+    """The modules and subpackages of ``init``'s package its docstring does not name, as
+    ``name`` or :mod:`.name`."""
+    doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+    package = init.parent
+    names = sorted([p.stem for p in package.glob("*.py") if p.name != "__init__.py"]
+                   + [p.parent.name for p in package.glob("*/__init__.py")])
+    return [name for name in names if f"``{name}``" not in doc and f":mod:`.{name}`" not in doc]
+
+
+def test_every_package_docstring_names_its_modules():
+    """A reader opening a package's ``__init__.py`` learns every module in it, so a module
+    added, moved or renamed is said there too."""
+    found = {init.parent.relative_to(ROOT).as_posix(): unlisted(init)
+             for init in sorted(PACKAGE.rglob("*/__init__.py"))}
+    assert len(found) > 10
+    missing = {package: names for package, names in found.items() if names}
+    assert missing == {}, "name these in their package's docstring: " + "; ".join(
+        f"{package}: {', '.join(names)}" for package, names in missing.items())

@@ -1,8 +1,8 @@
 """What every network recipe shares: compile by the recipe, fit with its early stopping.
 
-A recipe is one ``finetune.<name>`` entry of params.yaml: optimizer, schedule,
-regularisation, augmentation, early stopping. :class:`Trained` is what a recipe
-gives back: the model and how its training went, as metrics/finetune/<name>.json.
+A recipe is one ``finetune.<name>`` or ``scratch.<name>`` entry of params.yaml: optimizer,
+schedule, regularisation, augmentation, early stopping. :class:`Trained` is what a recipe
+gives back: the model and how its training went, as metrics/train/<name>.json.
 """
 
 from __future__ import annotations
