@@ -22,6 +22,7 @@ import pytest
 import yaml
 from helpers import (
     ROOT,
+    hamming,
     images_params,
     package_data,
     params,
@@ -34,7 +35,7 @@ from PIL import Image
 from pipeline.core.params import ValidateParams
 from pipeline.data.data_docs import make_offline
 from pipeline.data.duplicates import mark_copies
-from pipeline.data.phash import hamming, phash
+from pipeline.data.phash import phash
 from pipeline.data.validation.run import validate_manifest
 from pipeline.data.validation.suite import (
     SUITE_FILE,

@@ -142,12 +142,6 @@ def check_part(name: str, content_type: str | None, limits: Limits) -> None:
 # --------------------------------------------------------------------------- one image
 
 
-def check_image(upload: Upload, limits: Limits) -> None:
-    """Raise UploadError naming ``upload`` unless it is an image the pipeline decodes."""
-    check_header(upload, limits)
-    check_decodes(upload)
-
-
 def check_header(upload: Upload, limits: Limits) -> int:
     """Its pixels (width x height), from its header, once it is an image of a format the
     pipeline reads and within the pixel rule; else UploadError. No pixel is decoded."""
