@@ -58,7 +58,7 @@ MODULES: dict[str, dict] = {
                "tests": ["tests/test_evaluation.py", "tests/test_provenance.py",
                          "-k", "not shipped_size and not dvc_metrics_diff"]},
     "gate": {"files": ["pipeline/gate.py", "pipeline/gating/lock.py",
-                       "pipeline/gating/revisions.py", "pipeline/gating/runs.py"],
+                       "pipeline/gating/revisions.py", "pipeline/gating/run_results.py"],
              "tests": ["tests/test_gate.py"]},
     # The formats' own runners (TensorFlow, seconds each) are left to pytest: parity's
     # functions are checked on fake runners and a fake clock.
@@ -84,7 +84,7 @@ MODULES: dict[str, dict] = {
     # sheets) and what a model's card says; then the tf.data decoder's own reader, whose
     # graph code makes many mutants (each test traces it: slow). The tests that run a
     # stage in a subprocess are left out (see above).
-    "orientation": {"files": ["pipeline/core/formats.py", "pipeline/models/card.py"],
+    "orientation": {"files": ["pipeline/core/image_formats.py", "pipeline/models/card.py"],
                     "tests": ["tests/test_layouts.py", "tests/test_predict.py",
                               "tests/test_serve.py", "-k",
                               "contact_sheets or turned_as or orientation and not "

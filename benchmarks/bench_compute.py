@@ -240,7 +240,7 @@ def head_accuracy(features, labels: list[int], seed: int = 0) -> float:
     from pipeline.core.params import load
     from pipeline.models.features import Features
     from pipeline.runs.placement import place
-    from pipeline.training.head import train_head
+    from pipeline.training.head_recipes import train_head
 
     params = load(ROOT_PARAMS)
     y = np.array(labels, dtype=np.int32)

@@ -126,7 +126,7 @@ def train_one(model: str, precision: str, seed: int, splits, test, args, params)
     import numpy as np
 
     from pipeline.core.io import write_json
-    from pipeline.core.runtime import seed_everything
+    from pipeline.core.process_setup import seed_everything
     from pipeline.data.input import image_dataset
     from pipeline.models.head import build_head
     from pipeline.runs.placement import place

@@ -53,7 +53,7 @@ def test_accuracy(solver: str, head, train: Features, val: Features, test: Featu
 
         from pipeline.core.params import DistributeParams
         from pipeline.runs.placement import place
-        from pipeline.training.head import train_head
+        from pipeline.training.head_recipes import train_head
 
         keras.utils.set_random_seed(seed)
         placement = place(DistributeParams(strategy="default", mixed_precision="none"))
@@ -61,7 +61,7 @@ def test_accuracy(solver: str, head, train: Features, val: Features, test: Featu
         proba = model.predict(test.features, verbose=0)
     else:
         from pipeline.models.head_file import standardize
-        from pipeline.training.head import fit_head
+        from pipeline.training.head_recipes import fit_head
 
         model, result = fit_head(train, val, head, None)
         z = standardize(test.features, model.mean, model.variance)

@@ -14,7 +14,7 @@ What each row means:
 1. **matmul**: GFLOP/s of a 2048 x 2048 ``tf.linalg.matmul`` in a ``tf.function``
    (2 n^3 FLOPs a call, after a warm-up), in float32 and in bfloat16: what this CPU
    and TensorFlow's kernels can do at best, the reference for the fractions below.
-2. **features, project path**: images/s of ``pipeline.models.features.extract`` over
+2. **features, project path**: images/s of ``pipeline.models.features.Extractor`` over
    ``pipeline.data.input.image_dataset`` (decode + resize, batch 32) with
    ``build_backbone("resnet50", size, None)`` (random weights) on real flower photos,
    at 128 and 224 px. Each pass includes its one graph trace, as a stage run does.

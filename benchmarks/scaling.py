@@ -45,10 +45,10 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
 from pipeline.core.params import DistributeParams, load
-from pipeline.core.runtime import seed_everything
+from pipeline.core.process_setup import seed_everything
 from pipeline.models.features import Features
 from pipeline.runs.placement import place
-from pipeline.training.head import train_head
+from pipeline.training.head_recipes import train_head
 
 params = load("params.yaml")
 splits = {s: Features.load(f"data/features/{s}.npz") for s in ("train", "val", "test")}

@@ -164,7 +164,7 @@ def main() -> None:
     import tensorflow as tf
 
     from pipeline.core.params import AugmentParams
-    from pipeline.core.runtime import seed_everything
+    from pipeline.core.process_setup import seed_everything
     from pipeline.training.augment import make_augment
     from pipeline.training.optimizers import make_optimizer
 

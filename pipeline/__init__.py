@@ -24,6 +24,6 @@ holds the order and checks every import; docs/pipeline.md, "Layers"):
 ``stages/`` holds one thin script per DVC stage over these.
 """
 
-from pipeline.core.runtime import quiet_tensorflow
+from pipeline.core.process_setup import quiet_tensorflow
 
 quiet_tensorflow()

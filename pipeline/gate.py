@@ -40,11 +40,11 @@ import pandas as pd
 from pipeline.core import logs
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import GateParams, load
-from pipeline.core.runtime import verbose
+from pipeline.core.process_setup import verbose
 from pipeline.evaluation.stats import format_p_value, mcnemar_exact
 from pipeline.gating import revisions
 from pipeline.gating.lock import FIX, stale_stages
-from pipeline.gating.runs import REPORT_METRICS, Run, Source, missing_evidence, read_run
+from pipeline.gating.run_results import REPORT_METRICS, Run, Source, missing_evidence, read_run
 
 log = logging.getLogger(__name__)
 PASSED, FAILED, ERROR, CANNOT_JUDGE = 0, 1, 2, 3

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.core import logs, paths
-from pipeline.core.formats import IMAGE_EXTENSIONS
+from pipeline.core.image_formats import IMAGE_EXTENSIONS
 from pipeline.data.sources.names import not_utf8
 from pipeline.evaluation.inference import (
     CLASSES_FROM,

@@ -139,8 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(args.verbosity)
     from PIL import Image
 
-    from pipeline.core.runtime import quiet_tensorflow
-    from pipeline.serving.memory import return_large_blocks
+    from pipeline.core.process_setup import quiet_tensorflow
+    from pipeline.serving.malloc import return_large_blocks
     from pipeline.serving.model import load_served
 
     return_large_blocks()  # before anything large is allocated

@@ -41,20 +41,20 @@ def main(params: Params) -> None:
     from pipeline.evaluation.choice import recommendation
     from pipeline.evaluation.modelcard import write_model_card
     from pipeline.export.formats import RUN_FACT_KEYS, export_all
-    from pipeline.export.keras_model import image_network, temperature_of
+    from pipeline.export.keras_model import fitted_temperature, image_network
     from pipeline.export.samples import split_images
 
     report = recommendation(params)
     name = report.choice.model
-    temperature = temperature_of(name)
+    temperature = fitted_temperature(name)
     network, card = image_network(name, params.backbone, params.seed, temperature,
                                   params.data.images.max_pixels)
     manifest, root, size = read(paths.MANIFEST), data_root(params.data), card["image_size"]
-    upright = card["exif_orientation"]  # the decode the model was trained on
-    test = split_images(manifest, root, "test", card["classes"], size, exif_orientation=upright,
-                        max_pixels=card["max_pixels"])
+    exif_orientation = card["exif_orientation"]  # the decode the model was trained on
+    test = split_images(manifest, root, "test", card["classes"], size,
+                        exif_orientation=exif_orientation, max_pixels=card["max_pixels"])
     calibration = (split_images(manifest, root, "train", card["classes"], size,
-                                params.export.int8_images, params.seed, upright,
+                                params.export.int8_images, params.seed, exif_orientation,
                                 card["max_pixels"])
                    if "tflite_int8" in params.export.formats else None)
     with atomic_dir(paths.BEST) as folder:

@@ -18,7 +18,7 @@ import numpy as np
 from pipeline.core import paths, run_facts, stage
 from pipeline.core.io import atomic_dir, read_json, write_json
 from pipeline.core.params import Params
-from pipeline.core.runtime import seed_everything
+from pipeline.core.process_setup import seed_everything
 from pipeline.data.manifest import classes, read
 from pipeline.data.sources import data_root
 from pipeline.data.splits import SPLITS
@@ -42,7 +42,7 @@ def main(params: Params) -> None:
     from pipeline.runtimes.select import compile_forward
 
     bb = params.backbone
-    upright = params.data.images.exif_orientation
+    exif_orientation = params.data.images.exif_orientation
     record = read_json(paths.WEIGHTS_RECORD)
     with placement.scope():
         backbone = build_backbone(bb.arch, bb.image_size, weights_path(record))
@@ -58,7 +58,7 @@ def main(params: Params) -> None:
         for split in SPLITS:
             files, labels = split_arrays(manifest, root, split, names)
             ds = image_dataset(files, labels, bb.image_size, placement.global_batch(bb.batch_size),
-                               exif_orientation=upright)
+                               exif_orientation=exif_orientation)
             feats, speed[split] = extractor(ds, len(files), desc=f"features {split}")
             rel = manifest.loc[manifest["split"] == split, "path"].to_numpy(dtype=str)
             Features(feats, labels, rel, np.array(names)).save(out / f"{split}.npz")
@@ -68,7 +68,7 @@ def main(params: Params) -> None:
                 "distribute": placement.label(),
                 "runtime": forward.label() if forward else "tensorflow (distributed)"}
         write_json(out / "info.json", made | {
-            "arch": bb.arch, "image_size": bb.image_size, "exif_orientation": upright,
+            "arch": bb.arch, "image_size": bb.image_size, "exif_orientation": exif_orientation,
             "dim": int(backbone.output_shape[-1]), "images": total,
             "params": params, "weight_bytes": weight_bytes})
     run_facts.write("features", made)

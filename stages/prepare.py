@@ -74,10 +74,10 @@ def main(params: Params) -> None:
         "images": counts["images"], "classes": counts["classes"], "left_out": len(dropped)})
     per_class = summary.class_summary(kept)
     write_json(paths.DATA_REPORTS / "classes.json", per_class)
-    upright = params.data.images.exif_orientation
-    draw_samples(kept, info.root, paths.PLOTS / "data" / "samples.png", upright)
+    exif_orientation = params.data.images.exif_orientation
+    draw_samples(kept, info.root, paths.PLOTS / "data" / "samples.png", exif_orientation)
     draw_left_out(kept, dropped, info.root, paths.PLOTS / "data" / "left_out.png",
-                  exif_orientation=upright)
+                  exif_orientation=exif_orientation)
     report(params, info, counts, per_class, kept, dropped, found, emptied)
 
 

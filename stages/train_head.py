@@ -26,7 +26,7 @@ def main(params: Params) -> None:
 
     if params.head.solver == "lbfgs":
         from pipeline.runs.shell import run_numpy
-        from pipeline.training.head import fit_head, head_outcome
+        from pipeline.training.head_recipes import fit_head, head_outcome
 
         def fitted():
             train, val = splits()
@@ -40,7 +40,7 @@ def main(params: Params) -> None:
     from pipeline.runs.shell import Run, run
 
     def outcome(r: Run):
-        from pipeline.training.head import head_outcome, train_head
+        from pipeline.training.head_recipes import head_outcome, train_head
 
         train, val = splits()
         model, result = train_head(train, val, params.head, r.chief_only(paths.LIVE / "head"),

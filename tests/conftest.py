@@ -15,7 +15,7 @@ sys.path.insert(0, str(NETGUARD))
 import netguard  # noqa: E402  (lives in tests/netguard, beside sitecustomize.py)
 
 from pipeline.core import logs  # noqa: E402
-from pipeline.core.runtime import VERBOSE_ENV  # noqa: E402
+from pipeline.core.process_setup import VERBOSE_ENV  # noqa: E402
 
 _OFFSET = pytest.StashKey[int]()
 

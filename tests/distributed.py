@@ -64,7 +64,7 @@ def mirrored(out: Path, work: Path) -> None:
     from pipeline.models.head import build_head
     from pipeline.runs.placement import place
     from pipeline.training.finetune import finetune
-    from pipeline.training.head import train_head
+    from pipeline.training.head_recipes import train_head
     from pipeline.training.inputs import Splits
 
     work.mkdir(parents=True, exist_ok=True)

@@ -515,3 +515,29 @@ def sideways_jpeg(seed: int = 5, orientation: int = 6) -> bytes:
     buffer = io.BytesIO()
     img.save(buffer, "JPEG", quality=95, exif=exif.tobytes())
     return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- one file at a time
+
+
+def hamming(a: str, b: str) -> int:
+    """Bits that differ between two perceptual hashes (``pipeline.data.phash``, hex)."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def inspect_image(path: Path, rel: str, policy, root: Path | None = None) -> dict:
+    """One image's manifest row, as prepare's ``inspect_all`` makes it (Pillow's limits
+    set as there); ``root`` defaults to ``path`` minus ``rel``."""
+    from pipeline.data.images import _inspect, pillow_limits
+
+    with pillow_limits(policy):
+        return _inspect(Path(path), rel, policy, root)
+
+
+def check_image(upload, limits) -> None:
+    """The server's checks of one uploaded image, header then decode: raises
+    ``UploadError`` naming ``upload`` unless it is an image the pipeline decodes."""
+    from pipeline.serving.uploads import check_decodes, check_header
+
+    check_header(upload, limits)
+    check_decodes(upload)

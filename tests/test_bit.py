@@ -9,17 +9,66 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 from helpers import normal_images
 
-from pipeline.models.bit import BiTResNet, StandardizedConv2D, bit_param_count
-from pipeline.models.bit_npz import bit_weight_map, export_bit_npz, load_bit_npz
+from pipeline.models.bit import R50_BLOCKS, BiTResNet, StandardizedConv2D
+from pipeline.models.bit_npz import HEAD_KEYS, _head_layer, bit_weight_map, load_bit_npz
 
 TINY = (1, 1)  # two blocks of one unit each: 0.46 M parameters at width 1
 SIZE = 32
+
+
+def bit_param_count(
+    width: int, block_counts: Sequence[int] = R50_BLOCKS, classes: int | None = None
+) -> int:
+    """Count a BiT ResNet's parameters from the architecture, without building it.
+
+    Convolutions have no bias, GroupNorm has gamma and beta (no moving statistics), so
+    every parameter is trainable. `classes=None` (or 0) counts the headless network.
+    """
+    counts = tuple(block_counts)
+    total = 7 * 7 * 3 * 64 * width  # root conv on RGB
+    c_in = 64 * width
+    for b, units in enumerate(counts):
+        mid = 64 * width * 2**b
+        out = 4 * mid
+        for u in range(units):
+            cin = c_in if u == 0 else out
+            total += 2 * cin + cin * mid  # a: GN, 1x1
+            total += 2 * mid + 9 * mid * mid  # b: GN, 3x3
+            total += 2 * mid + mid * out  # c: GN, 1x1
+            if u == 0:  # projection (every first unit changes stride or width)
+                total += cin * out
+        c_in = out
+    total += 2 * c_in  # final GN
+    if classes:
+        total += c_in * classes + classes
+    return total
+
+
+def export_bit_npz(model: keras.Model, path: str | Path) -> Path:
+    """Write a `BiTResNet`'s weights as an `.npz` with the published BiT key names.
+
+    A Dense top named "predictions" is written as the 1x1 conv head BiT uses,
+    `resnet/head/conv2d/kernel` of shape (1, 1, C, classes). The file is written at
+    exactly `path` (numpy would otherwise append ".npz").
+    """
+    arrays = {key: np.asarray(var.numpy()) for key, var, _ in bit_weight_map(model)}
+    head = _head_layer(model)
+    if head is not None:
+        kernel, bias = (np.asarray(w) for w in head.get_weights())
+        arrays[HEAD_KEYS[0]] = kernel.reshape(1, 1, *kernel.shape)
+        arrays[HEAD_KEYS[1]] = bias
+    path = Path(path)
+    with path.open("wb") as f:
+        np.savez(f, **arrays)
+    return path
 
 
 def _tiny(classes: int | None = 5, **kwargs) -> keras.Model:

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from pipeline.runs.budget import Budget, plan_epochs, process_age
-from pipeline.training.budget import Planner
+from pipeline.training.budget_planner import Planner
 from pipeline.training.schedules import PlannedSchedule
 
 STEPS = 10  # training batches an epoch (40 examples, batch 4)

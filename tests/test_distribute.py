@@ -192,8 +192,8 @@ def test_mixed_bfloat16_trains_with_finite_loss_and_float32_outputs(tmp_path):
     import tensorflow as tf
     from helpers import head_params, wrn_recipe
 
-    from pipeline.models.features import extract
-    from pipeline.training.head import train_head
+    from pipeline.models.features import Extractor
+    from pipeline.training.head_recipes import train_head
     from pipeline.training.inputs import Splits
     from pipeline.training.scratch import train_scratch
 
@@ -217,7 +217,7 @@ def test_mixed_bfloat16_trains_with_finite_loss_and_float32_outputs(tmp_path):
             backbone = keras.applications.ResNet50(include_top=False, weights=None,
                                                    input_shape=(32, 32, 3), pooling="avg")
             ds = tf.data.Dataset.from_tensor_slices((images, np.zeros(12))).batch(4)
-            features[policy] = extract(backbone, ds, 12)[0]
+            features[policy] = Extractor(backbone)(ds, 12)[0]
         assert backbone.compute_dtype == "bfloat16" and placement.label().endswith("bfloat16")
         model, result = train_head(train, val, head_params(epochs=2, patience=2), None,
                                    placement)

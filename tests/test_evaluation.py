@@ -103,7 +103,7 @@ def test_predictions_line_up_with_the_test_images_and_read_back(tmp_path):
 def test_confused_pairs_are_counted_and_drawn_most_frequent_first(tmp_path):
     from PIL import Image
 
-    from pipeline.evaluation.confused import confused_pairs, draw_confused_pairs
+    from pipeline.evaluation.confused_pairs import confused_pairs, draw_confused_pairs
 
     # cat -> dog three times, fox -> cat twice, dog -> fox once, two right.
     truth = ["cat"] * 3 + ["fox"] * 2 + ["dog", "cat", "dog"]

@@ -9,7 +9,7 @@ from helpers import default_placement, head_params
 
 from pipeline.core.params import HeadParams
 from pipeline.models.features import Features
-from pipeline.training.head import train_head
+from pipeline.training.head_recipes import train_head
 
 CLASSES = 3
 
@@ -109,7 +109,7 @@ def test_lbfgs_and_keras_heads_agree(tmp_path):
     """The two solvers fit the same head: on data the test makes, the same accuracy within
     noise and mostly the same predictions; the L-BFGS head saved and loaded by Keras."""
     from pipeline.models.saving import load_model
-    from pipeline.training.head import fit_head
+    from pipeline.training.head_recipes import fit_head
 
     train, val, test = mixed(400, 1), mixed(200, 2), mixed(1000, 3)
     head = head_params(epochs=60, patience=8, learning_rate=0.003, dropout=0.2, l2=1e-4)
@@ -166,7 +166,7 @@ def test_lbfgs_early_stopping_keeps_the_best_iterate():
     """An over-fitting fit (few images, many features, no penalty) stops after ``patience``
     iterations without a better validation loss, and hands back the best iterate."""
     from pipeline.models.head_file import standardize
-    from pipeline.training.head import fit_head
+    from pipeline.training.head_recipes import fit_head
     from pipeline.training.softmax import cross_entropy
 
     train, val = mixed(40, 4, width=200, noise=4.0), mixed(200, 5, width=200, noise=4.0)
@@ -236,7 +236,7 @@ def test_lbfgs_curves_are_dvclives(tmp_path):
     same scores (what the report and `dvc plots` read)."""
     from dvclive import Live
 
-    from pipeline.training.head import log_curves
+    from pipeline.training.head_recipes import log_curves
 
     history = {"loss": [1.5, 1.2, 1.1], "accuracy": [0.3, 0.5, 0.6],
                "val_loss": [1.6, 1.4, 1.45], "val_accuracy": [0.2, 0.4, 0.41]}
@@ -305,7 +305,7 @@ def test_an_lbfgs_head_out_of_budget_stops_with_its_best_iterate(monkeypatch):
     reserve (here each iteration costs a second of a fake clock), and what it hands back
     is a head as good as its best iterate, with the budget on its card."""
     from pipeline.runs.budget import Budget
-    from pipeline.training import head as head_module
+    from pipeline.training import head_recipes as head_module
 
     ticks = iter(range(1, 10_000))
     monkeypatch.setattr(head_module.Budget, "of_process", classmethod(

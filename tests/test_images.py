@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import (
+    hamming,
     image_policy,
     images_params,
+    inspect_image,
     noise,
     snapshot,
     validate_params,
@@ -22,8 +24,8 @@ from PIL import Image
 
 from pipeline.data import images
 from pipeline.data.duplicates import near_duplicates
-from pipeline.data.images import ImagePolicy, inspect_all, inspect_image
-from pipeline.data.phash import hamming, phash, to_rgb
+from pipeline.data.images import ImagePolicy, inspect_all
+from pipeline.data.phash import phash, to_rgb
 from pipeline.data.policy import apply_policy, problems
 
 POLICY = image_policy()

@@ -443,7 +443,7 @@ def test_prepare_reads_a_jpeg_s_orientation_and_nothing_else():
     """Prepare and the contact sheets turn by what the decoder reads: a JPEG's tag 1-8
     (a camera's multi-picture JPEG too), and no turn for no tag, a value out of range, a
     PNG's tag or an EXIF block Pillow cannot read."""
-    from pipeline.core.formats import jpeg_orientation
+    from pipeline.core.image_formats import jpeg_orientation
 
     for orientation in range(1, 9):
         assert jpeg_orientation(_tagged("JPEG", orientation)) == orientation
@@ -515,7 +515,7 @@ def test_contact_sheets_draw_a_photo_as_the_network_sees_it(tmp_path, switch):
     it as stored when it is off: the picture a person checks is the one the network got."""
     import pandas as pd
 
-    from pipeline.core.pictures import THUMB, _thumbnail
+    from pipeline.core.contact_sheets import THUMB, _thumbnail
     from pipeline.data.pictures import draw_samples
     from pipeline.evaluation.mistakes import draw_mistakes
 
@@ -547,7 +547,7 @@ def test_contact_sheets_leave_a_png_s_exif_chunk_alone_as_the_decoder_does(tmp_p
     must draw them too, even with data.images.exif_orientation on."""
     from PIL import ImageOps
 
-    from pipeline.core.pictures import THUMB, _thumbnail
+    from pipeline.core.contact_sheets import THUMB, _thumbnail
     from pipeline.data.input import exif_orientation_of
 
     photo = tmp_path / "tagged.png"

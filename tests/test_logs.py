@@ -14,7 +14,7 @@ import pytest
 from helpers import PNG, ROOT, write_params
 
 from pipeline.core import logs
-from pipeline.core.runtime import VERBOSE_ENV
+from pipeline.core.process_setup import VERBOSE_ENV
 
 
 def _source(tmp_path: Path, *flags: str, **changes: object) -> subprocess.CompletedProcess:

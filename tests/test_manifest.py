@@ -11,9 +11,9 @@ from helpers import image_policy
 from PIL import Image
 
 from pipeline.data import manifest
-from pipeline.data.errors import DataSourceError
 from pipeline.data.images import inspect_all
 from pipeline.data.scan import check_classes, scan
+from pipeline.data.source_errors import DataSourceError
 from pipeline.data.splits import stratified_split
 
 

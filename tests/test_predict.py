@@ -173,12 +173,12 @@ def test_predict_serve_prepare_and_export_refuse_the_same_images_alike(project, 
     """One rule (pipeline.core.pixels): at a limit of 1,199 pixels a 40 x 30 image is refused
     by all four, in the same words; at 1,200 all four take it."""
     import pandas as pd
+    from helpers import check_image, inspect_image
 
     from pipeline.core.errors import PipelineError
     from pipeline.core.pixels import TooManyPixels
-    from pipeline.data.images import inspect_image
     from pipeline.export.samples import split_images
-    from pipeline.serving.uploads import Limits, Upload, UploadError, check_image
+    from pipeline.serving.uploads import Limits, Upload, UploadError
 
     image = project / "photos" / "a.png"
     data = image.read_bytes()
@@ -312,7 +312,7 @@ def test_head_model_is_chained_behind_the_features_backbone(tmp_path, monkeypatc
     """models/head.keras takes features: the backbone is rebuilt as the features stage did."""
     from tensorflow.python.framework import config as tf_config
 
-    from pipeline.core.runtime import seed_everything
+    from pipeline.core.process_setup import seed_everything
     from pipeline.data.input import load_image
     from pipeline.models.backbone import build_backbone
     from pipeline.models.features import Features

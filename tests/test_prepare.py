@@ -352,7 +352,7 @@ def test_split_folders_without_train_are_an_error_not_classes(tmp_path):
 
 
 def test_presplit_use_requires_the_split_folders(tmp_path):
-    from pipeline.data.errors import DataSourceError
+    from pipeline.data.source_errors import DataSourceError
     from pipeline.data.sources.layout import presplit_folders
 
     (tmp_path / "cat").mkdir()

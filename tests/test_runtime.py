@@ -9,7 +9,7 @@ import sys
 
 from helpers import ROOT
 
-from pipeline.core.runtime import _NOISE, VERBOSE_ENV
+from pipeline.core.process_setup import _NOISE, VERBOSE_ENV
 
 FIRST_OP = "import tensorflow as tf; tf.constant(1.0) + 1; print('ran', flush=True)"
 

@@ -433,7 +433,9 @@ def test_bad_request_gets_a_4xx_naming_the_problem(client, tmp_path, kwargs, sta
 
 
 def test_pixel_cap_is_the_setting_not_only_pillows():
-    from pipeline.serving.uploads import Limits, Upload, UploadError, check_image
+    from helpers import check_image
+
+    from pipeline.serving.uploads import Limits, Upload, UploadError
 
     check_image(Upload("photo.jpg", JPEG), Limits())
     with pytest.raises(UploadError, match=r"photo.jpg: decompression bomb: 6,300 pixels, "
@@ -466,7 +468,9 @@ def _png_with(damage: str) -> bytes:
                  "in b'IDAT'))"),
 ])
 def test_damaged_image_data_is_a_422_naming_the_upload_and_the_damage(damage, message):
-    from pipeline.serving.uploads import Limits, Upload, UploadError, check_image
+    from helpers import check_image
+
+    from pipeline.serving.uploads import Limits, Upload, UploadError
 
     with pytest.raises(UploadError) as caught:
         check_image(Upload("photo.png", _png_with(damage)), Limits())
@@ -523,8 +527,10 @@ def test_the_pixel_rule_is_the_model_cards_unless_a_flag_says_otherwise(model_di
     card stops the command with one line."""
     import shutil
 
+    from helpers import check_image
+
     from pipeline.serve import limits_of, main, parse_args
-    from pipeline.serving.uploads import Upload, UploadError, check_image
+    from pipeline.serving.uploads import Upload, UploadError
 
     card = json.loads((model_dir / "card.json").read_text())
     limits = limits_of(parse_args([]), card | {"max_pixels": 5000})

@@ -17,7 +17,7 @@ from helpers import PNG, ROOT, STAGES, params, sh, snapshot, write_params
 
 from pipeline.core.params import ParamsError
 from pipeline.data import images, scan, sources
-from pipeline.data.errors import SourceError
+from pipeline.data.source_errors import SourceError
 from pipeline.data.sources import fingerprint as fp
 
 
@@ -77,7 +77,7 @@ def test_url_fingerprint_is_the_pin_without_a_request(tmp_path, no_network):
 PROBE = """
 import json, sys, yaml
 from pipeline.core.params import parse
-from pipeline.data.errors import SourceError
+from pipeline.data.source_errors import SourceError
 from pipeline.data.sources import resolve
 from pipeline.data.sources.fingerprint import fingerprint
 raw = yaml.safe_load(open("params.yaml"))
@@ -287,7 +287,7 @@ def test_a_missing_or_special_source_is_refused_by_the_source_stage(tmp_path):
     does not remove first (persist), so a refused source changes nothing."""
     from helpers import params, run_stage
 
-    from pipeline.data.errors import SourceError
+    from pipeline.data.source_errors import SourceError
 
     (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
     for name, says in [("no such photos", "does not exist"),

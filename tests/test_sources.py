@@ -22,7 +22,7 @@ from helpers import GOOD, PNG, link, make_tar, make_zip, params
 from pipeline.core.hashing import file_digest
 from pipeline.core.params import DownloadParams, ParamsError
 from pipeline.data import sources
-from pipeline.data.errors import DataSourceError, SourceError
+from pipeline.data.source_errors import DataSourceError, SourceError
 from pipeline.data.sources import archives, layout, resolve_source
 from pipeline.evaluation import modelcard
 

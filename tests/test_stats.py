@@ -9,12 +9,10 @@ import pytest
 
 from pipeline.evaluation import stats
 from pipeline.evaluation.stats import (
-    BootstrapResult,
     McNemarResult,
     compare_to_best,
     format_p_value,
     mcnemar_exact,
-    paired_bootstrap,
     recommend,
     wilson_interval,
 )
@@ -106,69 +104,12 @@ def test_mcnemar_exact_fallback_matches_scipy(monkeypatch):
 def test_length_mismatch_names_both_lengths():
     with pytest.raises(ValueError, match="correct_a has 60 entries but correct_b has 59"):
         mcnemar_exact(np.ones(60, bool), np.ones(59, bool))
-    with pytest.raises(ValueError, match="60.*59"):
-        paired_bootstrap(np.ones(60, bool), np.ones(59, bool))
 
 
 def test_labels_passed_instead_of_correctness_are_refused():
     with pytest.raises(ValueError, match="booleans or 0/1"):
         mcnemar_exact(np.array([0, 1, 2]), np.array([0, 1, 1]))
     assert mcnemar_exact(np.array([1, 0, 1]), np.array([0, 0, 1])).a_only == 1  # 0/1 is fine
-
-
-# --- bootstrap ------------------------------------------------------------------------------
-
-
-def test_bootstrap_contains_the_observed_difference_and_is_deterministic():
-    a, b = pairs(12, 4, both=30, neither=14)  # 60 images, A - B = 8 / 60
-    first = paired_bootstrap(a, b, n_resamples=2000, seed=7)
-    assert isinstance(first, BootstrapResult)
-    assert first.difference == pytest.approx(8 / 60)
-    assert first.low < first.difference < first.high
-    assert paired_bootstrap(a, b, n_resamples=2000, seed=7) == first
-    assert paired_bootstrap(a, b, n_resamples=2000, seed=8) != first
-
-
-def test_bootstrap_interval_shrinks_as_the_test_split_grows():
-    a, b = pairs(12, 4, both=30, neither=14)
-    small = paired_bootstrap(a, b, n_resamples=2000)
-    large = paired_bootstrap(np.tile(a, 16), np.tile(b, 16), n_resamples=2000)
-    assert large.difference == pytest.approx(small.difference)
-    # width scales like 1 / sqrt(n): 16x the images -> about a quarter of the width
-    ratio = (large.high - large.low) / (small.high - small.low)
-    assert 0.18 < ratio < 0.35
-
-
-def test_bootstrap_p_value_sign_method():
-    clear = paired_bootstrap(*pairs(40, 2, both=150, neither=8), n_resamples=2000)
-    assert clear.p_value < 0.01
-    tie = paired_bootstrap(*pairs(6, 6, both=40), n_resamples=500)
-    assert tie.difference == 0.0 and tie.p_value == 1.0
-    worse = paired_bootstrap(*pairs(3, 5, both=40), n_resamples=2000)
-    assert worse.difference < 0 and 0.2 < worse.p_value <= 1.0  # 2 of 48 is noise
-
-
-def test_bootstrap_p_value_matches_the_exact_resampling_distribution():
-    # Resampling n images draws K ~ Bin(n, 8/n) discordant ones, of which N_A ~ Bin(K, 3/8)
-    # favour A; the sign p-value is 2 * P(N_A >= K - N_A) (observed A - B is negative).
-    n, a_only, b_only = 48, 3, 5
-    q, r = (a_only + b_only) / n, a_only / (a_only + b_only)
-    exact = 2 * sum(
-        math.comb(n, k)
-        * q**k
-        * (1 - q) ** (n - k)
-        * sum(math.comb(k, j) * r**j * (1 - r) ** (k - j) for j in range(k + 1) if 2 * j >= k)
-        for k in range(n + 1)
-    )
-    result = paired_bootstrap(*pairs(a_only, b_only, both=40), n_resamples=4000)
-    assert result.p_value == pytest.approx(exact, abs=0.04)  # Monte Carlo sd is about 0.015
-
-
-def test_bootstrap_chunks_large_splits(monkeypatch):
-    monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 1000)  # 10 resamples of 100 per chunk
-    a, b = pairs(20, 10, both=60, neither=10)
-    result = paired_bootstrap(a, b, n_resamples=95)  # last chunk is partial
-    assert result.low < result.difference < result.high
 
 
 # --- compare_to_best and recommend --------------------------------------------------------
@@ -274,8 +215,6 @@ def test_a_confidence_of_0_or_1_is_refused_everywhere():
     for confidence in (0.0, 1.0):
         with pytest.raises(ValueError, match="confidence must be strictly between 0 and 1"):
             wilson_interval(3, 10, confidence=confidence)
-        with pytest.raises(ValueError, match="confidence must be strictly between 0 and 1"):
-            paired_bootstrap(*pairs(3, 1), confidence=confidence)
 
 
 def test_without_scipy_95_percent_is_the_built_in_one_and_nothing_near_it(monkeypatch):
@@ -333,67 +272,6 @@ def test_a_p_value_equal_to_alpha_is_not_significant(models):
 def test_no_test_images_give_no_accuracy_and_an_interval_of_everything():
     rows = compare_to_best({"a": np.array([], bool), "b": np.array([], bool)})
     assert [(r.accuracy, r.low, r.high) for r in rows] == [(0.0, 0.0, 1.0)] * 2
-
-
-# --- bootstrap, exactly --------------------------------------------------------------------
-
-
-def test_bootstrap_defaults_are_10000_resamples_seeded_0():
-    a, b = pairs(12, 4, both=30, neither=14)
-    assert paired_bootstrap(a, b) == paired_bootstrap(a, b, n_resamples=10_000, seed=0)
-    assert paired_bootstrap(a, b) != paired_bootstrap(a, b, seed=1)
-    assert paired_bootstrap(a, b) != paired_bootstrap(a, b, n_resamples=10_001)
-
-
-def test_bootstrap_of_one_image_and_one_resample():
-    result = paired_bootstrap(np.array([True]), np.array([False]), n_resamples=1)
-    assert result == BootstrapResult(difference=1.0, low=1.0, high=1.0, p_value=0.0)
-
-
-def test_bootstrap_refuses_what_it_cannot_resample():
-    with pytest.raises(ValueError, match="^cannot bootstrap an empty test split$"):
-        paired_bootstrap(np.array([], bool), np.array([], bool))
-    with pytest.raises(ValueError, match="^n_resamples must be at least 1, got 0$"):
-        paired_bootstrap(*pairs(3, 1), n_resamples=0)
-
-
-def test_bootstrap_p_value_is_1_for_a_tie_and_never_above_1_whatever_the_resamples():
-    for seed in range(20):  # one resample of a tie lands on +1, 0 or -1
-        assert paired_bootstrap(*pairs(1, 1), n_resamples=1, seed=seed).p_value == 1.0
-        assert paired_bootstrap(*pairs(1, 0, both=5), n_resamples=1, seed=seed).p_value <= 1.0
-
-
-def _exact_differences(a_only: int, b_only: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The resampling distribution of (A right) - (B right) over n images drawn with
-    replacement: N_A ~ Bin(n, a_only / n), then N_B ~ Bin(n - N_A, b_only / (n - a_only))."""
-    from scipy.stats import binom
-
-    dist: dict[int, float] = {}
-    for k in range(n + 1):
-        m = np.arange(n - k + 1)
-        probability = binom.pmf(k, n, a_only / n) * binom.pmf(m, n - k, b_only / (n - a_only))
-        for mm, p in zip(m, probability, strict=True):
-            dist[k - int(mm)] = dist.get(k - int(mm), 0.0) + p
-    values = np.array(sorted(dist))
-    return values, np.cumsum([dist[v] for v in values])
-
-
-def test_bootstrap_interval_is_the_percentile_interval_of_the_exact_distribution():
-    values, cdf = _exact_differences(120, 40, 600)
-    low, high = (values[np.searchsorted(cdf, q)] / 600 for q in (0.025, 0.975))
-    result = paired_bootstrap(*pairs(120, 40, both=300, neither=140))
-    # Monte Carlo: 10,000 resamples put each end within one image (1 / 600) of the exact.
-    assert result.low == pytest.approx(low, abs=1 / 600 + 1e-12)
-    assert result.high == pytest.approx(high, abs=1 / 600 + 1e-12)
-
-
-def test_bootstrap_p_value_of_a_gain_counts_the_resampled_ties_against_it():
-    # Observed A - B > 0: p = 2 * P(resampled difference <= 0), ties at 0 included.
-    values, cdf = _exact_differences(5, 3, 48)
-    exact = 2 * cdf[np.searchsorted(values, 0)]
-    result = paired_bootstrap(*pairs(5, 3, both=40), n_resamples=4000)
-    assert result.difference > 0
-    assert result.p_value == pytest.approx(exact, abs=0.04)
 
 
 # --- the recommendation's rule and its reason ---------------------------------------------

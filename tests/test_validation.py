@@ -22,6 +22,7 @@ import pytest
 import yaml
 from helpers import (
     ROOT,
+    hamming,
     images_params,
     package_data,
     params,
@@ -34,8 +35,7 @@ from PIL import Image
 from pipeline.core.params import ValidateParams
 from pipeline.data.data_docs import make_offline
 from pipeline.data.duplicates import mark_copies
-from pipeline.data.phash import hamming, phash
-from pipeline.data.validation.report import Failure, ValidationReport
+from pipeline.data.phash import phash
 from pipeline.data.validation.run import validate_manifest
 from pipeline.data.validation.suite import (
     SUITE_FILE,
@@ -45,6 +45,7 @@ from pipeline.data.validation.suite import (
     suite_values,
 )
 from pipeline.data.validation.tables import REQUIRED_COLUMNS
+from pipeline.data.validation.validation_report import Failure, ValidationReport
 
 CLASSES = ["cat", "dog"]
 PER_SPLIT = {"train": 6, "val": 5, "test": 5}

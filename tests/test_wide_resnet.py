@@ -2,18 +2,59 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import keras
 import numpy as np
 import pytest
 from helpers import normal_images
 
-from pipeline.models.wide_resnet import WideResNet, blocks_per_group, wrn_param_count
+from pipeline.models.wide_resnet import (
+    STEM_FILTERS,
+    WideResNet,
+    blocks_per_group,
+    group_widths,
+)
 
 # Trainable counts of the reference PyTorch port (xternalz/WideResNet-pytorch), 10 classes,
 # which counts BN gamma/beta but not the running statistics, as Keras' trainable count does.
 PYTORCH_TRAINABLE = {(28, 10): 36_479_194, (16, 4): 2_748_890}
 # Paper's Table (Zagoruyko and Komodakis 2016), millions, rounded to 0.1 M.
 PAPER_MILLIONS = {(40, 4): 8.9, (16, 8): 11.0, (28, 10): 36.5, (16, 4): 2.7}
+
+
+class WRNParams(NamedTuple):
+    """Parameter count of a WRN as Keras reports it."""
+
+    trainable: int  # conv kernels, BN gamma/beta, dense kernel/bias
+    non_trainable: int  # BN moving mean/variance
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.non_trainable
+
+
+def wrn_param_count(depth: int, width: int, classes: int | None = 10) -> WRNParams:
+    """Count WRN-depth-width parameters from the architecture, without building it.
+
+    `classes=None` (or 0) counts the headless network. The counts are what
+    `model.count_params()` splits into trainable and non-trainable weights.
+    """
+    n = blocks_per_group(depth)
+    convs = 3 * 3 * 3 * STEM_FILTERS  # stem, RGB input
+    bn_channels = 0  # every BN contributes 2 trainable + 2 non-trainable per channel
+    c_in = STEM_FILTERS
+    for c_out in group_widths(width):
+        for block in range(n):
+            cin = c_in if block == 0 else c_out
+            bn_channels += cin + c_out
+            convs += 9 * cin * c_out + 9 * c_out * c_out
+            if block == 0 and cin != c_out:
+                convs += cin * c_out  # 1x1 projection
+        c_in = c_out
+    bn_channels += c_in  # final BN
+    dense = (c_in * classes + classes) if classes else 0
+    return WRNParams(trainable=convs + 2 * bn_channels + dense, non_trainable=2 * bn_channels)
 
 
 @pytest.mark.parametrize("depth", [0, 12, 15, 17, 27, 29])

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from pipeline.core.runtime import VERBOSE_ENV, Captured, captured_fd2, verbose
+from pipeline.core.process_setup import VERBOSE_ENV, Captured, captured_fd2, verbose
 
 QUIET, NORMAL, VERBOSE = -1, 0, 1
 # The first-party loggers: the package's modules and the script being run.

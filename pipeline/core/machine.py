@@ -1,8 +1,8 @@
 """Which machine produced a number: the CPU, the kernel-selecting instruction sets, versions.
 
 oneDNN and XLA pick their kernels by CPU feature (AVX-512, AVX512_BF16, AMX), so the same
-seed and code can give a different accuracy on another CPU (the issue's reading: wrn 0.45
-on an Intel Xeon with AMX, 0.50 on an AMD EPYC). The metrics, the model card and the report
+seed and code can give a different accuracy on another CPU (one reading: wrn 0.45 on an
+Intel Xeon with AMX, 0.50 on an AMD EPYC). The metrics, the model card and the report
 record it, so ``dvc metrics diff`` shows the cause next to the change. The cards keep the
 dict; the metrics files keep one flat string (``record``), as they keep ``distribute``:
 DVC 3.67 shows strings in ``dvc metrics show/diff`` and ``dvc exp show`` but silently drops

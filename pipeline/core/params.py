@@ -38,7 +38,7 @@ from pydantic import (
 )
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.formats import TF_FORMATS, TF_MODES
+from pipeline.core.image_formats import TF_FORMATS, TF_MODES
 
 PARAMS_FILE = "params.yaml"
 # The YAML nodes (keys, values, sections) params.yaml may hold once its aliases are
@@ -279,7 +279,7 @@ class _Recipe(_Section):
     # bfloat16 (mixed_bfloat16), or auto: bfloat16 where the CPU computes it natively.
     precision: Literal["distribute", "auto", "float32", "bfloat16"]
     # Wall seconds of the whole stage (its process's start to the model saved): the epochs
-    # are then as many as fit in it, ``epochs`` at most (pipeline/training/budget.py);
+    # are then as many as fit in it, ``epochs`` at most (pipeline/training/budget_planner.py);
     # None: no budget, ``epochs`` run.
     budget_seconds: Seconds | None
 

@@ -26,7 +26,7 @@ from pipeline.core import logs
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import write_text
 from pipeline.core.params import load
-from pipeline.core.runtime import verbose
+from pipeline.core.process_setup import verbose
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from typing import Literal
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipeline.core.formats import EXTENSION_FORMATS, FORMAT_ALIASES, jpeg_orientation
+from pipeline.core.image_formats import EXTENSION_FORMATS, FORMAT_ALIASES, jpeg_orientation
 from pipeline.core.params import ImagesParams, ValidateParams
 from pipeline.core.pixels import TooManyPixels, bomb_pixels, check_pixels
 from pipeline.data.phash import phash
@@ -103,19 +103,6 @@ def pillow_limits(policy: ImagePolicy) -> Iterator[None]:
 # --------------------------------------------------------------------------- one image
 
 
-def inspect_image(
-    path: Path, rel: str, policy: ImagePolicy, root: Path | None = None
-) -> dict:
-    """Decode one image and return its row (see COLUMNS). Never raises for a bad file.
-
-    ``root`` (default: ``path`` minus ``rel``) is the data folder: a file that is a
-    symbolic link resolving outside it is rejected, since the data set would then
-    depend on files the user did not hand in.
-    """
-    with pillow_limits(policy):
-        return _inspect(Path(path), rel, policy, root)
-
-
 def _row(rel: str, **facts) -> dict:
     row = dict.fromkeys(COLUMNS)
     row.update(path=rel, sha256="", decodable=False, truncated=False, format="",
@@ -125,6 +112,13 @@ def _row(rel: str, **facts) -> dict:
 
 
 def _inspect(path: Path, rel: str, policy: ImagePolicy, root: Path | None) -> dict:
+    """Decode one image and return its row (see COLUMNS), within the Pillow limits the caller
+    set (``pillow_limits``). Never raises for a bad file.
+
+    ``root`` (default: ``path`` minus ``rel``) is the data folder: a file that is a
+    symbolic link resolving outside it is rejected, since the data set would then
+    depend on files the user did not hand in.
+    """
     if root is None:
         root = Path(*path.parts[: len(path.parts) - len(Path(rel).parts)])
     try:

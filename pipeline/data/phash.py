@@ -42,7 +42,3 @@ def phash(img: Image.Image) -> str:
     low = (_DCT32 @ pixels @ _DCT32.T)[:8, :8]
     bits = (low > np.median(low)).flatten()
     return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
-
-
-def hamming(a: str, b: str) -> int:
-    return (int(a, 16) ^ int(b, 16)).bit_count()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.core.pictures import Tile, save_png, sheet
+from pipeline.core.contact_sheets import Tile, save_png, sheet
 from pipeline.data.splits import SPLITS
 
 COLUMNS = 8

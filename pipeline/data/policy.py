@@ -11,8 +11,8 @@ from typing import Literal
 import pandas as pd
 
 from pipeline.data.duplicates import copy_kind, mark_copies
-from pipeline.data.errors import DataSourceError
 from pipeline.data.images import CANNOT_READ
+from pipeline.data.source_errors import DataSourceError
 
 
 def apply_policy(

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.core.formats import IMAGE_EXTENSIONS
-from pipeline.data.errors import DataSourceError
+from pipeline.core.image_formats import IMAGE_EXTENSIONS
+from pipeline.data.source_errors import DataSourceError
 from pipeline.data.sources.names import SPECIAL, not_utf8, shown
 from pipeline.data.sources.trees import check_folder_link
 

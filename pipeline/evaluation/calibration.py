@@ -152,12 +152,12 @@ def reliability_chart(table: pd.DataFrame, metrics: dict, model: str, path: Path
     """The reliability diagram as a PNG: accuracy against mean confidence per bin, before and
     after temperature scaling, with the diagonal of a perfectly calibrated model.
 
-    Drawn with Pillow, as the contact sheets are (pipeline.core.pictures: its font, its
+    Drawn with Pillow, as the contact sheets are (pipeline.core.contact_sheets: its font, its
     deterministic PNG), at twice the size and scaled down for smooth lines: importing
     matplotlib and drawing with it took half of the head's whole evaluation."""
     from PIL import Image, ImageDraw
 
-    from pipeline.core.pictures import BACKGROUND, INK, MUTED, load_font, save_png
+    from pipeline.core.contact_sheets import BACKGROUND, INK, MUTED, load_font, save_png
 
     k = 2  # supersampling
     width, height = 420 * k, 400 * k

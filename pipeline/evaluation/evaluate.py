@@ -74,7 +74,7 @@ def evaluate(params: Params, model: str) -> None:
         log.info(f"evaluate {model}: not the chief worker; the chief evaluates")
         return
     from pipeline.evaluation import calibration, predictions
-    from pipeline.evaluation.confused import draw_confused_pairs
+    from pipeline.evaluation.confused_pairs import draw_confused_pairs
     from pipeline.evaluation.confusion import write_confusion
     from pipeline.evaluation.mistakes import draw_mistakes, shown_mistakes
     from pipeline.evaluation.scores import per_class, score

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.core.pictures import Tile, save_png, sheet
+from pipeline.core.contact_sheets import Tile, save_png, sheet
 
 COLUMNS = 8
 

@@ -165,7 +165,7 @@ def calibration_warnings(report: Report, val_images: int | None) -> list[str]:
 
 def _confused_table(report: Report, top: int = 5) -> Table:
     """Each model's most-confused pairs (true → predicted, count), most frequent first."""
-    from pipeline.evaluation.confused import confused_pairs
+    from pipeline.evaluation.confused_pairs import confused_pairs
 
     rows = []
     for m in report.models:

@@ -24,7 +24,6 @@ except ImportError:  # pragma: no cover - exercised by monkeypatching HAVE_SCIPY
     HAVE_SCIPY = False
 
 _Z_95 = 1.959963984540054  # norm.ppf(0.975), the only z available without scipy
-_CHUNK_ELEMENTS = 1 << 21  # resampled indices held at once (16 MiB as int64)
 
 
 @dataclass(frozen=True)
@@ -33,16 +32,6 @@ class McNemarResult:
 
     a_only: int  # images A got right and B got wrong
     b_only: int  # images B got right and A got wrong
-    p_value: float
-
-
-@dataclass(frozen=True)
-class BootstrapResult:
-    """Observed accuracy difference A - B with its percentile interval and sign p-value."""
-
-    difference: float
-    low: float
-    high: float
     p_value: float
 
 
@@ -150,53 +139,6 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemarResult
     n = a_only + b_only
     p = 1.0 if n == 0 else min(1.0, 2.0 * _binom_cdf_half(min(a_only, b_only), n))
     return McNemarResult(a_only=a_only, b_only=b_only, p_value=p)
-
-
-def paired_bootstrap(
-    correct_a: np.ndarray,
-    correct_b: np.ndarray,
-    n_resamples: int = 10_000,
-    seed: int = 0,
-    confidence: float = 0.95,
-) -> BootstrapResult:
-    """Bootstrap of accuracy(A) - accuracy(B), resampling the same test images for both models.
-
-    Keeping the pairing is what makes the interval narrow when the models err on the same images.
-    The interval is the percentile interval. The p-value uses the *sign* method: the fraction of
-    resampled differences on the other side of 0 from the observed one (ties at 0 included, so
-    it is conservative), times 2, capped at 1; it is 1.0 when the observed difference is 0, and
-    0.0 means "below 2 / n_resamples", not impossible. Resamples are drawn in chunks of about
-    2M indices so memory stays small for 100k images; results depend only on the inputs and seed.
-    """
-    a, b = _paired(correct_a, correct_b)
-    n = len(a)
-    if n == 0:
-        raise ValueError("cannot bootstrap an empty test split")
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence}")
-
-    per_image = a.astype(np.int8) - b.astype(np.int8)  # +1 A only, -1 B only, 0 agree
-    observed = float(per_image.mean())
-    rng = np.random.default_rng(seed)
-    rows = max(1, _CHUNK_ELEMENTS // n)
-    sums = np.empty(n_resamples, dtype=np.int64)
-    for start in range(0, n_resamples, rows):
-        stop = min(start + rows, n_resamples)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        sums[start:stop] = per_image[idx].sum(axis=1, dtype=np.int64)
-    diffs = sums / n
-
-    tail = (1.0 - confidence) / 2.0
-    low, high = (float(q) for q in np.quantile(diffs, [tail, 1.0 - tail]))
-    if observed > 0:
-        p = 2.0 * float(np.mean(diffs <= 0))
-    elif observed < 0:
-        p = 2.0 * float(np.mean(diffs >= 0))
-    else:
-        p = 1.0
-    return BootstrapResult(difference=observed, low=low, high=high, p_value=min(1.0, p))
 
 
 def compare_to_best(correct: dict[str, np.ndarray], alpha: float = 0.05) -> list[Comparison]:

@@ -23,7 +23,7 @@ from pipeline.models.saving import load_model
 from pipeline.models.temperature import with_temperature
 
 
-def temperature_of(name: str) -> float:
+def fitted_temperature(name: str) -> float:
     """The temperature the evaluate stage fitted for ``name`` (1.0 when it fitted none)."""
     return float(read_json(paths.METRICS / "evaluate" / f"{name}.json").get("temperature", 1.0))
 

@@ -14,7 +14,9 @@ from typing import Protocol
 
 import numpy as np
 
-FLOAT_TOLERANCE = 1e-4  # the target for the float formats: max |p - p_keras|
+# The agreement a float format must reach with the Keras model on every test image:
+# max |p - p_keras| over the probabilities.
+FLOAT_TOLERANCE = 1e-4
 WARMUP = 3  # untimed runs first: graph tracing, memory planning, caches
 
 

@@ -157,31 +157,3 @@ def BiTResNet(
     return finish(x, img_input, input_tensor, include_top=include_top, pooling=pooling,
                   classes=classes, classifier_activation=classifier_activation,
                   name=name or default_name(width, counts), head_initializer="zeros")
-
-
-def bit_param_count(
-    width: int, block_counts: Sequence[int] = R50_BLOCKS, classes: int | None = None
-) -> int:
-    """Count a BiT ResNet's parameters from the architecture, without building it.
-
-    Convolutions have no bias, GroupNorm has gamma and beta (no moving statistics), so
-    every parameter is trainable. `classes=None` (or 0) counts the headless network.
-    """
-    counts = _check_arch(width, block_counts)
-    total = 7 * 7 * 3 * 64 * width  # root conv on RGB
-    c_in = 64 * width
-    for b, units in enumerate(counts):
-        mid = 64 * width * 2**b
-        out = 4 * mid
-        for u in range(units):
-            cin = c_in if u == 0 else out
-            total += 2 * cin + cin * mid  # a: GN, 1x1
-            total += 2 * mid + 9 * mid * mid  # b: GN, 3x3
-            total += 2 * mid + mid * out  # c: GN, 1x1
-            if u == 0:  # projection (every first unit changes stride or width)
-                total += cin * out
-        c_in = out
-    total += 2 * c_in  # final GN
-    if classes:
-        total += c_in * classes + classes
-    return total

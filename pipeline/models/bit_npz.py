@@ -1,4 +1,4 @@
-"""Big Transfer's published `.npz` weights: loading them into BiTResNet, and exporting.
+"""Big Transfer's published `.npz` weights: loading them into BiTResNet.
 
 The files are keyed like the authors' TF graph
 (`resnet/block1/unit01/a/standardized_conv2d/kernel`); Keras layer names are those
@@ -88,25 +88,6 @@ def bit_weight_map(model: keras.Model) -> Iterator[tuple[str, keras.Variable, ke
             yield f"{prefix}/{suffix}", variable, layer
 
 
-def export_bit_npz(model: keras.Model, path: str | Path) -> Path:
-    """Write a `BiTResNet`'s weights as an `.npz` with the published BiT key names.
-
-    A Dense top named "predictions" is written as the 1x1 conv head BiT uses,
-    `resnet/head/conv2d/kernel` of shape (1, 1, C, classes). The file is written at
-    exactly `path` (numpy would otherwise append ".npz").
-    """
-    arrays = {key: np.asarray(var.numpy()) for key, var, _ in bit_weight_map(model)}
-    head = _head_layer(model)
-    if head is not None:
-        kernel, bias = (np.asarray(w) for w in head.get_weights())
-        arrays[HEAD_KEYS[0]] = kernel.reshape(1, 1, *kernel.shape)
-        arrays[HEAD_KEYS[1]] = bias
-    path = Path(path)
-    with path.open("wb") as f:
-        np.savez(f, **arrays)
-    return path
-
-
 def _open_npz(path: str | Path) -> np.lib.npyio.NpzFile:
     path = Path(path)
     if not path.is_file():
@@ -185,4 +166,3 @@ def load_bit_npz(model: keras.Model, path: str | Path, *, strict: bool = False) 
             raise ValueError(message)
         warnings.warn(message, stacklevel=2)
     return report
-

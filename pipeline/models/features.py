@@ -112,11 +112,3 @@ class Extractor:
         dim = self.backbone.output_shape[-1]
         features = np.concatenate(out) if out else np.zeros((0, dim), "float32")
         return features, count / elapsed if elapsed > 0 else 0.0
-
-
-def extract(
-    backbone: keras.Model, dataset: tf.data.Dataset, count: int, desc: str = "features",
-    strategy: tf.distribute.Strategy | None = None,
-) -> tuple[np.ndarray, float]:
-    """One dataset's features and images per second: an :class:`Extractor` used once."""
-    return Extractor(backbone, strategy)(dataset, count, desc)

@@ -12,7 +12,7 @@ import keras
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import BackboneParams
-from pipeline.core.runtime import seed_everything
+from pipeline.core.process_setup import seed_everything
 from pipeline.models.backbone import build_backbone
 from pipeline.models.classifier import backbone_with_head
 from pipeline.models.weights import weights_path

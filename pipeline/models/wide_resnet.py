@@ -13,8 +13,6 @@ PyTorch port's exactly (e.g. 36,479,194 for WRN-28-10 with a 10-class top).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import keras
 from keras import layers
 
@@ -25,17 +23,6 @@ from pipeline.models.builder import check_pooling, finish, image_input
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 STEM_FILTERS = 16
-
-
-class WRNParams(NamedTuple):
-    """Parameter count of a WRN as Keras reports it."""
-
-    trainable: int  # conv kernels, BN gamma/beta, dense kernel/bias
-    non_trainable: int  # BN moving mean/variance
-
-    @property
-    def total(self) -> int:
-        return self.trainable + self.non_trainable
 
 
 def blocks_per_group(depth: int) -> int:
@@ -56,29 +43,6 @@ def group_widths(width: int) -> tuple[int, int, int]:
     if not isinstance(width, int) or width < 1:
         raise ValueError(f"WideResNet width must be a positive integer; got width={width!r}")
     return (16 * width, 32 * width, 64 * width)
-
-
-def wrn_param_count(depth: int, width: int, classes: int | None = 10) -> WRNParams:
-    """Count WRN-depth-width parameters from the architecture, without building it.
-
-    `classes=None` (or 0) counts the headless network. The counts are what
-    `model.count_params()` splits into trainable and non-trainable weights.
-    """
-    n = blocks_per_group(depth)
-    convs = 3 * 3 * 3 * STEM_FILTERS  # stem, RGB input
-    bn_channels = 0  # every BN contributes 2 trainable + 2 non-trainable per channel
-    c_in = STEM_FILTERS
-    for c_out in group_widths(width):
-        for block in range(n):
-            cin = c_in if block == 0 else c_out
-            bn_channels += cin + c_out
-            convs += 9 * cin * c_out + 9 * c_out * c_out
-            if block == 0 and cin != c_out:
-                convs += cin * c_out  # 1x1 projection
-        c_in = c_out
-    bn_channels += c_in  # final BN
-    dense = (c_in * classes + classes) if classes else 0
-    return WRNParams(trainable=convs + 2 * bn_channels + dense, non_trainable=2 * bn_channels)
 
 
 def _bn(name: str) -> layers.BatchNormalization:

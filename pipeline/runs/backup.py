@@ -95,7 +95,7 @@ def settle(model: keras.Model, folder: Path | None) -> int:
                 None)
     if told is not None and told != recorded:  # killed between the weights and the epoch
         log.warning(f"{folder}: the checkpoint holds the weights of epoch {told} recorded as "
-              f"epoch {recorded}; resuming after epoch {told}")
+                    f"epoch {recorded}; resuming after epoch {told}")
         write_json(folder / METADATA, {"epoch": told, "batch": 0})
         return told
     if recorded == 0:  # weights of no known epoch: nothing to resume

@@ -6,7 +6,7 @@ the model's build and trace) to its model and card written. So :class:`Budget` c
 the process's own start (:func:`process_age`), not from the first training step.
 
 No framework here: the Keras callback that plans a fit by it is
-``pipeline.training.budget.Planner``; a training loop of another kind (the NumPy head)
+``pipeline.training.budget_planner.Planner``; a training loop of another kind (the NumPy head)
 can plan with :class:`Budget` and :func:`plan_epochs` alone.
 """
 
@@ -85,7 +85,7 @@ def plan_epochs(*, done: int, cap: int, epoch_seconds: float, left: float) -> in
 
 class Plan(Protocol):
     """What a fit and a run's memory ask of a budget's planner (the Keras one is
-    ``pipeline.training.budget.Planner``): why it stopped the fit, the state a killed run
+    ``pipeline.training.budget_planner.Planner``): why it stopped the fit, the state a killed run
     resumes with, and the facts a card records."""
 
     budget: Budget

@@ -5,7 +5,7 @@ Keras' ``BackupAndRestore`` keeps the weights, the optimizer and the epoch. It d
 early stopping's memory (the best score, its epoch and weights, the epochs waited), the
 scores of the epochs before the kill, the training time so far, the state of the
 model's random generators (Dropout's ``SeedGenerator``s: Keras saves weights, not seeds),
-nor a time budget's plan and the time it has used (``pipeline.training.budget``).
+nor a time budget's plan and the time it has used (``pipeline.training.budget_planner``).
 :class:`Memory` writes those beside the checkpoint after every epoch, before the checkpoint
 itself, and puts them back when the run resumes. With the input addressed by epoch
 (``pipeline.data.epochs.Epochs``) a resumed run then computes what an uninterrupted one
@@ -110,14 +110,14 @@ class Memory(keras.callbacks.Callback):
             return
         state = recall(self.folder, epoch)
         if state is None:
-            log.warning(f"resuming without the memory of epoch {epoch} (no memory-{epoch:05d}.json "
-                  f"of this version in {self.folder}): early stopping and the random "
-                  "generators start afresh")
+            log.warning(f"resuming without the memory of epoch {epoch} (no "
+                        f"memory-{epoch:05d}.json of this version in {self.folder}): early "
+                        "stopping and the random generators start afresh")
             self.history_from = epoch
             return
         if weights_digest(self.model) != state["weights"]:
-            log.warning(f"{self.folder}: the checkpoint's weights are not those the memory of "
-                  f"epoch {epoch} recorded; resuming with them anyway")
+            log.warning(f"{self.folder}: the checkpoint's weights are not those the memory "
+                        f"of epoch {epoch} recorded; resuming with them anyway")
         self.history, self.history_from = state["history"], state["history_from"]
         self.seconds_before = float(state["seconds"])
         stop = self.stop

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from pipeline.runs.backup import WEIGHTS, settle
 from pipeline.runs.budget import Plan
-from pipeline.runs.curves import KeepCurves, kept_curves, restore_curves
+from pipeline.runs.dvclive_curves import KeepCurves, kept_curves, restore_curves
 from pipeline.runs.memory import Memory, best_weights, ended, recall
 from pipeline.runs.placement import DistributeError
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.core.params import Params
-from pipeline.core.runtime import seed_everything
+from pipeline.core.process_setup import seed_everything
 from pipeline.runs.placement import Placement, is_chief, place, task
 
 log = logging.getLogger(__name__)

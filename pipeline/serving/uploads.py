@@ -3,7 +3,7 @@
 Checks, in order: the request's size and time (streamed, so a lying or missing
 Content-Length cannot push more than the cap into memory, and a body trickling in cannot
 hold the request past its deadline), its content type, an empty body, then per image:
-empty, Pillow can open it, a format the pipeline reads (pipeline/core/formats.py), the
+empty, Pillow can open it, a format the pipeline reads (pipeline/core/image_formats.py), the
 pipeline's pixel rule (pipeline/core/pixels.py), all from the headers; then the
 request's pixels together against its budget, so no pixel of a request over it is
 decoded; then each image's full verify + load, which catches truncated and corrupt data.
@@ -24,7 +24,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.formats import FORMAT_ALIASES, TF_FORMATS
+from pipeline.core.image_formats import FORMAT_ALIASES, TF_FORMATS
 from pipeline.core.pixels import DEFAULT_MAX_PIXELS, TooManyPixels, bomb_pixels, check_pixels
 
 DEFAULT_MAX_BYTES = 10_000_000
@@ -140,12 +140,6 @@ def check_part(name: str, content_type: str | None, limits: Limits) -> None:
 
 
 # --------------------------------------------------------------------------- one image
-
-
-def check_image(upload: Upload, limits: Limits) -> None:
-    """Raise UploadError naming ``upload`` unless it is an image the pipeline decodes."""
-    check_header(upload, limits)
-    check_decodes(upload)
 
 
 def check_header(upload: Upload, limits: Limits) -> int:

@@ -22,10 +22,10 @@ from pipeline.models.classifier import build_resnet_model
 from pipeline.models.saving import load_model
 from pipeline.models.weights import weights_path
 from pipeline.runs.budget import Budget
-from pipeline.runs.curves import append_curves
+from pipeline.runs.dvclive_curves import append_curves
 from pipeline.runs.placement import Placement
 from pipeline.runs.resume import Resume
-from pipeline.training.budget import Planner
+from pipeline.training.budget_planner import Planner
 from pipeline.training.freeze import freeze
 from pipeline.training.inputs import Splits, datasets, draw_batch
 from pipeline.training.recipe import Trained, compile_model, fit_recipe, main_planner

@@ -124,7 +124,7 @@ def fit(
 
     ``train`` is the training input addressed by epoch, ``val`` the validation batches.
     ``live_dir`` None: no curves (a worker other than the chief). ``planner``: the fit's
-    time budget (``pipeline.training.budget``), which sets how many of ``epochs`` it runs;
+    time budget (``pipeline.training.budget_planner``), which sets how many of ``epochs`` it runs;
     None: all of them, unless early stopping ends it. ``resume``: the run's backup
     (``pipeline.runs.resume``), which a killed run started again goes on from: the
     input, the curves and Keras' epochs after the epochs it holds, early stopping with the

@@ -10,8 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.core import paths
+from pipeline.core.contact_sheets import Tile, save_png, sheet
 from pipeline.core.params import DataParams, Recipe
-from pipeline.core.pictures import Tile, save_png, sheet
 from pipeline.data.epochs import Epochs
 from pipeline.data.input import image_dataset, load_image, split_arrays
 from pipeline.data.manifest import classes, read
@@ -56,11 +56,10 @@ def datasets(splits: Splits, recipe: Recipe, image_size: int, seed: int, batch_s
         images, labels = onehot(images, labels)
         return augment(images, labels, batch_seed) if augment else (images, labels)
 
-    upright = splits.exif_orientation
-    load = partial(load_image, image_size=image_size, exif_orientation=upright)
+    load = partial(load_image, image_size=image_size, exif_orientation=splits.exif_orientation)
     train = Epochs(*splits.train, batch_size, seed, load=load, augment=train_map)
     val = image_dataset(*splits.val, image_size, batch_size, augment=onehot,
-                        exif_orientation=upright)
+                        exif_orientation=splits.exif_orientation)
     return train, val
 
 

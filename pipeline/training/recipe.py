@@ -1,8 +1,8 @@
 """What every network recipe shares: compile by the recipe, fit with its early stopping.
 
-A recipe is one ``finetune.<name>`` entry of params.yaml: optimizer, schedule,
-regularisation, augmentation, early stopping. :class:`Trained` is what a recipe
-gives back: the model and how its training went, as metrics/finetune/<name>.json.
+A recipe is one ``finetune.<name>`` or ``scratch.<name>`` entry of params.yaml: optimizer,
+schedule, regularisation, augmentation, early stopping. :class:`Trained` is what a recipe
+gives back: the model and how its training went, as metrics/train/<name>.json.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pipeline.models.classifier import IMAGE_INPUT, inference_copy
 from pipeline.runs.budget import Budget
 from pipeline.runs.resume import Resume
 from pipeline.runs.save import Outcome
-from pipeline.training.budget import Planner
+from pipeline.training.budget_planner import Planner
 from pipeline.training.fit import FitResult, fit, trainable_params
 from pipeline.training.optimizers import make_optimizer
 from pipeline.training.schedules import PlannedSchedule

@@ -46,7 +46,7 @@ class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
 @keras.saving.register_keras_serializable(package="pipeline")
 class PlannedSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """A schedule whose length a time budget sets, and sets again, while the run goes
-    (``pipeline.training.budget.Planner`` calls :meth:`plan`): linear warm-up over
+    (``pipeline.training.budget_planner.Planner`` calls :meth:`plan`): linear warm-up over
     ``warmup_epochs`` (at most half the first plan), then ``kind`` over the decay's
     progress from 0 to 1 at the plan's last step: constant, cosine to 0, one-cycle (linear
     to 0), or x ``factor`` as the progress passes each of ``step_epochs`` (epochs of

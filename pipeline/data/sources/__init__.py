@@ -5,6 +5,13 @@ extracted (pipeline.data.sources.archives), a URL downloaded first (pipeline.dat
 both once, into ``data.cache``, each checked whole before it is used. prepare records
 the folder it resolved to in ``data/source.json``; the stages after it find the images
 through :func:`data_root`.
+
+Its modules: ``urls`` (an http(s) source: its key and credentials, never shown),
+``download`` (once into the cache, whole or nothing), ``archives`` (safe extraction of
+untrusted zip and tar files), ``names`` (file and member names the pipeline cannot
+carry), ``trees`` (what a local source may be and where its links may lead), ``layout``
+(the class folders under wrapping folders, the split folders of a pre-split set) and
+``fingerprint`` (a digest of the source that changes when its content does).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from pipeline.core import paths
 from pipeline.core.hashing import file_digest
 from pipeline.core.net import redacted
 from pipeline.core.params import DataParams, DownloadParams
-from pipeline.data.errors import SourceError
+from pipeline.data.source_errors import SourceError
 from pipeline.data.sources.archives import TAR_SUFFIXES, ZIP_SUFFIXES, archive_type, extract_archive
 from pipeline.data.sources.download import download
 from pipeline.data.sources.layout import class_root, find_presplit, select_root

@@ -42,7 +42,7 @@ from typing import BinaryIO, Literal
 from filelock import FileLock
 
 from pipeline.core.hashing import CHUNK
-from pipeline.data.errors import SourceError
+from pipeline.data.source_errors import SourceError
 from pipeline.data.sources.names import not_utf8, shown, too_long
 
 ZIP_SUFFIXES = (".zip",)

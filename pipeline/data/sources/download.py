@@ -38,7 +38,7 @@ from pathlib import Path, PurePosixPath
 from pipeline.core.hashing import CHUNK, file_digest
 from pipeline.core.io import atomic_path, write_json
 from pipeline.core.net import DOWNLOAD_TIMEOUT, redacted
-from pipeline.data.errors import SourceError
+from pipeline.data.source_errors import SourceError
 from pipeline.data.sources.archives import discard_extraction, verify_archive
 from pipeline.data.sources.urls import bare, cache_key, opener
 

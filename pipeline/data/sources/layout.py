@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.core.formats import IMAGE_EXTENSIONS
-from pipeline.data.errors import SourceError
+from pipeline.core.image_formats import IMAGE_EXTENSIONS
+from pipeline.data.source_errors import SourceError
 from pipeline.data.sources.trees import check_folder_link
 from pipeline.data.splits import SPLIT_FOLDERS
 

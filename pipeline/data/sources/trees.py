@@ -26,7 +26,7 @@ import re
 import stat
 from pathlib import Path
 
-from pipeline.data.errors import SourceError
+from pipeline.data.source_errors import SourceError
 from pipeline.data.sources.names import SPECIAL, shown
 
 MOUNTINFO = Path("/proc/self/mountinfo")

@@ -22,7 +22,7 @@ import urllib.parse
 import urllib.request
 
 from pipeline.core.net import redacted, split_userinfo, with_userinfo
-from pipeline.data.errors import SourceError
+from pipeline.data.source_errors import SourceError
 
 SCHEMES = ("http", "https")
 

@@ -17,5 +17,5 @@ One job per module:
 - :mod:`.tables`: the tables the suites check, derived from the manifest;
 - :mod:`.run`: run Great Expectations 1.x on them (and write its Data Docs);
 - :mod:`.offenders`: name the files (or classes) behind each failed expectation;
-- :mod:`.report`: the report the stage prints and writes.
+- :mod:`.validation_report`: the report the stage prints and writes.
 """

@@ -1,5 +1,5 @@
 """Run the suites on the manifest's tables with Great Expectations 1.x, and turn its
-results into a :class:`~pipeline.data.validation.report.ValidationReport`.
+results into a :class:`~pipeline.data.validation.validation_report.ValidationReport`.
 
 Given a folder, Great Expectations also writes its Data Docs (HTML pages of every
 expectation and result) there, made to render offline (pipeline/data/data_docs.py).
@@ -19,9 +19,9 @@ from pipeline.core.params import ImagesParams, ValidateParams
 from pipeline.data.data_docs import make_offline
 from pipeline.data.splits import SPLITS
 from pipeline.data.validation.offenders import offenders
-from pipeline.data.validation.report import Failure, ValidationReport
 from pipeline.data.validation.suite import SUITE_FILE, build_suite, load_suites, suite_values
 from pipeline.data.validation.tables import build_tables, counts, expected_classes, normalised
+from pipeline.data.validation.validation_report import Failure, ValidationReport
 
 log = logging.getLogger(__name__)
 DOCS_SITE = "data_docs"

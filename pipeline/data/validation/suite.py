@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.formats import FORMAT_ALIASES
+from pipeline.core.image_formats import FORMAT_ALIASES
 from pipeline.core.params import ImagesParams, ValidateParams
-from pipeline.data.validation.report import SEVERITIES
 from pipeline.data.validation.tables import TABLES
+from pipeline.data.validation.validation_report import SEVERITIES
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite

@@ -4,7 +4,7 @@ unmapped when freed.
 glibc raises its mmap threshold each time a large mapped block is freed (up to 32 MB);
 blocks under the raised threshold then come from its heaps, which it returns to the
 system only from their top. After a burst of large images the server kept about 100 MB
-it no longer used (issue 27 saw 400 MB). A fixed threshold (``mallopt(M_MMAP_THRESHOLD)``,
+it no longer used (400 MB in another reading). A fixed threshold (``mallopt(M_MMAP_THRESHOLD)``,
 which also turns the raising off) maps every block over it (a decoded image, its resize,
 a request's body) and unmaps it when freed: benchmarks/serve_load.py's burst then leaves
 +16 MB, not +100 MB. glibc only; elsewhere nothing changes.

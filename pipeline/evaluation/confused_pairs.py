@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.core.pictures import Tile, save_png, sheet
+from pipeline.core.contact_sheets import Tile, save_png, sheet
 
 TOP = 5  # pairs drawn and reported
 EXAMPLES = 8  # images per pair, most confident first

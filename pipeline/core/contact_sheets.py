@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from pipeline.core.formats import jpeg_orientation
+from pipeline.core.image_formats import jpeg_orientation
 from pipeline.core.io import atomic_path
 
 THUMB = 72  # px, the side of a thumbnail
@@ -29,19 +29,20 @@ MUTED = (120, 120, 120)
 @dataclass(frozen=True)
 class Tile:
     """One thumbnail: a file or an RGB array in [0, 255], and up to two caption lines.
-    ``upright``: a file is turned by its EXIF orientation, as the network saw it under
+    ``exif_orientation``: a file is turned by its EXIF orientation, as the network saw it under
     data.images.exif_orientation (false: drawn as stored, as the network saw it then)."""
 
     image: Path | np.ndarray | None  # None: an empty tile (a file that cannot be read)
     caption: str = ""
-    upright: bool = True
+    exif_orientation: bool = True
 
 
 def load_font(size: int = FONT_SIZE) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)  # Pillow's bundled font: the same everywhere
 
 
-def _thumbnail(image: Path | np.ndarray | None, side: int, upright: bool = True) -> Image.Image:
+def _thumbnail(image: Path | np.ndarray | None, side: int,
+               exif_orientation: bool = True) -> Image.Image:
     canvas = Image.new("RGB", (side, side), (235, 235, 235))
     try:
         if image is None:
@@ -52,7 +53,7 @@ def _thumbnail(image: Path | np.ndarray | None, side: int, upright: bool = True)
             with Image.open(image) as opened:
                 opened.draft("RGB", (side * 2, side * 2))  # JPEG: decode at a smaller scale
                 # As the network saw it: a JPEG's tag only (jpeg_orientation), when on.
-                turn = upright and jpeg_orientation(opened) != 1
+                turn = exif_orientation and jpeg_orientation(opened) != 1
                 img = (ImageOps.exif_transpose(opened) if turn else opened).convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError):
         return canvas  # unreadable: the caption says why it is shown
@@ -109,7 +110,7 @@ def sheet(rows: Sequence[tuple[str, Sequence[Tile]]], columns: int, title: str =
             draw.text((label_w, y + PAD), "(none)", fill=MUTED, font=font)
         for c, tile in enumerate(tiles):
             x = label_w + c * cell_w + PAD
-            img.paste(_thumbnail(tile.image, thumb, tile.upright), (x, y + PAD))
+            img.paste(_thumbnail(tile.image, thumb, tile.exif_orientation), (x, y + PAD))
             for k, part in enumerate(_fit(tile.caption, font, thumb, draw)):
                 draw.text((x, y + PAD + thumb + 2 + k * (FONT_SIZE + 2)), part, fill=INK,
                           font=font)

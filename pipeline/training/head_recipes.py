@@ -126,7 +126,7 @@ def train_head(train: Features, val: Features, head: HeadParams, live_dir: str |
     with placement.scope():
         model = build_head(train.features, len(train.classes), head.dropout, head.l2)
         compile_head(model, head)
-    from pipeline.training.budget import Planner
+    from pipeline.training.budget_planner import Planner
 
     batch = placement.global_batch(head.batch_size)
     # Training batches addressed by epoch: the same order under any strategy.
