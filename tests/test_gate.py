@@ -588,18 +588,37 @@ def test_a_mixed_folder_dep_drifts_only_when_its_git_files_changed(repo, capfd):
     Data that is not git's, deleted, is no drift, and git's own answers stay quiet."""
     from pipeline.gating.lock import stale_stages
 
-    folder = repo / "-notes"
+    folder = repo / "-notes-X"
     folder.mkdir()
     (folder / "card.json").write_text("{}")
-    _git(repo, "add", "--", "-notes/card.json")
+    _git(repo, "add", "--", "-notes-X/card.json")
     _git(repo, "commit", "-qm", "a card")
-    status = {"evaluate": [{"changed deps": {"-notes": "modified",
-                                             "data/features.npz": "deleted"}},
-                           {"changed outs": {"-notes/model.keras": "not in cache"}}]}
-    assert stale_stages(status) == {}
-    (folder / "card.json").write_text('{"edited": true}')
-    assert stale_stages(status) == {"evaluate": ["-notes modified"]}
+    for dep in ("-notes-X", "-notes-X/"):  # as dvc.yaml spells it
+        status = {"evaluate": [{"changed deps": {dep: "modified",
+                                                 "data/features.npz": "deleted"}},
+                               {"changed outs": {"-notes-X/model.keras": "not in cache"}}]}
+        (folder / "card.json").write_text("{}")
+        assert stale_stages(status) == {}, dep
+        (folder / "card.json").write_text('{"edited": true}')
+        assert stale_stages(status) == {"evaluate": [f"{dep} modified"]}
     assert capfd.readouterr() == ("", "")
+
+
+def test_changed_params_and_deleted_code_are_drift_named_stage_by_stage(repo):
+    from pipeline.gating.lock import stale_stages
+
+    (repo / "stages").mkdir()
+    (repo / "stages" / "train_head.py").write_text("print('head')\n")
+    _git(repo, "add", "stages/train_head.py")
+    _git(repo, "commit", "-qm", "a stage")
+    (repo / "stages" / "train_head.py").unlink()
+    status = {"train_head": [{"changed deps": {"params.yaml": {"head": "modified",
+                                                               "backbone": "modified"}}}],
+              "evaluate_head": [{"changed deps": {"stages/train_head.py": "deleted"}}],
+              "features": ["always changed"]}
+    assert stale_stages(status) == {
+        "train_head": ["params backbone, head in params.yaml"],
+        "evaluate_head": ["stages/train_head.py deleted"]}
 
 
 def test_drift_between_dvc_lock_and_params_fails(repo, monkeypatch, capsys):
