@@ -404,6 +404,8 @@ def budget_run(repo: Path, name: str, seconds: float) -> tuple[float, dict, dict
     set_params(repo, {f"scratch.{name}.budget_seconds": round(seconds, 1)})
     wall = timed(repo, sys.executable, "stages/scratch.py", name)
     sh(repo, sys.executable, "stages/evaluate.py", name)
-    card = json.loads((repo / "models" / f"{name}.json").read_text())
-    scores = json.loads((repo / "metrics" / "evaluate" / f"{name}.json").read_text())
+    from pipeline.core import paths
+
+    card = json.loads((repo / paths.model_card(name)).read_text())
+    scores = json.loads((repo / paths.evaluation(name)).read_text())
     return wall, card, scores

@@ -38,16 +38,16 @@ def predict(model: str, out: Path) -> None:
     from pipeline.core import paths
     from pipeline.core.io import read_json
     from pipeline.core.params import load
-    from pipeline.data.input import image_dataset, split_arrays
+    from pipeline.data.input import split_arrays
     from pipeline.data.manifest import read
     from pipeline.data.sources import data_root
-    from pipeline.models.saving import load_model
+    from pipeline.models.trained import TrainedModel
 
-    card = read_json(paths.MODELS / f"{model}.json")
+    card = read_json(paths.model_card(model))
     files, labels = split_arrays(read(paths.MANIFEST), data_root(load().data), "test",
                                  card["classes"])
-    net = load_model(paths.MODELS / f"{model}.keras")
-    proba = net.predict(image_dataset(files, labels, card["image_size"], 32), verbose=0)
+    trained = TrainedModel.load(paths.model_file(model), card)
+    proba = trained.network.predict(trained.dataset(files, labels, 32), verbose=0)
     np.savez(out, proba=proba, labels=labels)
 
 

@@ -661,11 +661,13 @@ def ttacc_rows(bench: Bench) -> list[Row]:
                 f"images, 95 % Wilson interval; load {loadavg()}")
 
     def recipe(times: int) -> tuple[str, int, str]:
+        from pipeline.core import paths
+
         if "T" not in measured:
             raise RuntimeError("no tutorial time T to budget from (its row failed)")
         budget = times * measured["T"]
         wall, card, scores = budget_run(bench.setup("ttacc"), RECIPE, budget)
-        total = len((bench.setup("ttacc") / "reports" / "predictions" / f"{RECIPE}.csv")
+        total = len((bench.setup("ttacc") / paths.predictions(RECIPE))
                     .read_text().splitlines()) - 1
         plan = card.get("budget", {})
         return (f"test accuracy {interval(scores['accuracy'], total)}, stage {wall:.0f} s = "

@@ -203,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.imagenet:  # not trained here: params.yaml's switch says how to decode
             predictor = imagenet_predictor()
-            predictor.exif_orientation = trained_orientation(None, args.params)
+            predictor.model.card["exif_orientation"] = trained_orientation(None, args.params)
             predictor.max_pixels, predictor.pixels_setting = trained_max_pixels(None,
                                                                                 args.params)
         else:

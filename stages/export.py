@@ -41,14 +41,13 @@ def main(params: Params) -> None:
     from pipeline.evaluation.choice import recommendation
     from pipeline.evaluation.modelcard import write_model_card
     from pipeline.export.formats import RUN_FACT_KEYS, export_all
-    from pipeline.export.keras_model import fitted_temperature, image_network
+    from pipeline.export.keras_model import image_network
     from pipeline.export.samples import split_images
 
     report = recommendation(params)
     name = report.choice.model
-    temperature = fitted_temperature(name)
-    network, card = image_network(name, params.backbone, params.seed, temperature,
-                                  params.data.images.max_pixels)
+    model = image_network(name, params.backbone, params.seed, params.data.images.max_pixels)
+    network, card, temperature = model.network, model.card, model.temperature
     manifest, root, size = read(paths.MANIFEST), data_root(params.data), card["image_size"]
     exif_orientation = card["exif_orientation"]  # the decode the model was trained on
     test = split_images(manifest, root, "test", card["classes"], size,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -250,6 +251,72 @@ def test_the_shipped_size_counts_every_weight_the_export_ships(tmp_path, monkeyp
     assert shipped_size({"input": "features"}, of_file(tmp_path / "head.keras")) == \
         of_network(exported)
     assert shipped_size({"input": "image"}, of_network(full)) == of_network(exported)
+
+
+def _head_project(root: Path) -> None:
+    """A project the head's evaluate stage runs on: its cached features, the head, its
+    card, params.yaml (data.source: data/sample) and prepare's record of the images."""
+    from helpers import noise, write_params
+    from PIL import Image
+
+    from pipeline.models.features import Features
+    from pipeline.models.head_file import HeadFile
+
+    write_params(root)
+    rng = np.random.default_rng(3)
+    classes = np.array(CLASSES)
+    for split, n in (("val", 12), ("test", 15)):
+        y = rng.integers(0, 3, n).astype("int32")
+        files = np.array([f"{classes[k]}/{split}{i}.png" for i, k in enumerate(y)])
+        for file in files:
+            (root / "images" / file).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(noise(16, 16, len(file))).save(root / "images" / file)
+        x = (rng.normal(0, 1, (n, 6)) + np.eye(3, 6)[y]).astype("float32")
+        Features(x, y, files, classes).save(root / "data" / "features" / f"{split}.npz")
+    (root / "data" / "features" / "info.json").write_text(json.dumps(
+        {"params": 1000, "weight_bytes": 4000}))
+    (root / "data" / "source.json").write_text(json.dumps(
+        {"source": "data/sample", "root": "images"}))
+    (root / "models").mkdir()
+    HeadFile(np.zeros(6, "float32"), np.ones(6, "float32"), 2 * np.eye(6, 3, dtype="float32"),
+             np.zeros(3, "float32"), 0.2, 1e-4).save(root / "models" / "head.keras")
+    (root / "models" / "head.json").write_text(json.dumps(
+        {"input": "features", "classes": CLASSES, "exif_orientation": True,
+         "backbone": {"images_per_second": 1.0}}))
+
+
+def test_evaluate_finds_the_images_where_prepare_recorded_them_never_resolving_again(
+        tmp_path, monkeypatch):
+    """evaluate reads data/source.json (a dependency of its stage) once: it never resolves
+    data.source again, which would hash an archive or look in the download cache; a record
+    for another source, or whose folder is gone, is one line naming it, nothing written."""
+    from pipeline.core.params import load
+    from pipeline.data import sources
+    from pipeline.data.errors import SourceError
+    from pipeline.evaluation.evaluate import evaluate
+
+    def resolved(*args, **kwargs):
+        raise AssertionError("data.source resolved again")
+
+    monkeypatch.setattr(sources, "resolve", resolved)
+    monkeypatch.setattr(sources, "resolve_source", resolved)
+    _head_project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    evaluate(load(), "head")
+    scores = json.loads(Path("metrics/evaluate/head.json").read_text())
+    assert scores["accuracy"] > 0 and Path("plots/head/mistakes.png").stat().st_size > 0
+
+    for record, why in (({"source": "elsewhere", "root": "images"},
+                         r"data/source.json is for data.source 'elsewhere', params.yaml's "
+                         r"is 'data/sample'; run `dvc repro prepare`"),
+                        ({"source": "data/sample", "root": "gone"},
+                         r"data/source.json: the images' folder gone is gone")):
+        Path("data/source.json").write_text(json.dumps(record))
+        for written in ("metrics", "plots", "reports"):
+            shutil.rmtree(written, ignore_errors=True)
+        with pytest.raises(SourceError, match=f"^{why}"):
+            evaluate(load(), "head")
+        assert not any(Path(p).exists() for p in ("metrics", "plots", "reports"))
 
 
 # --------------------------------------------------------------------------- the comparison

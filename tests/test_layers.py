@@ -148,3 +148,25 @@ def test_the_docs_give_the_same_order():
             if line.startswith("| ") and line[2].isdigit()]
     assert rows == [f"{i}. " + ", ".join(f"`{name}`" for name in layer)
                     for i, layer in enumerate(LAYERS)]
+
+
+def loaders(files: list[Path], root: Path = ROOT) -> set[str]:
+    """The files (relative to ``root``) that call a ``load_model`` (Keras' or
+    pipeline.models.saving's), however it was imported."""
+    found = set()
+    for file in files:
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"), str(file))):
+            if isinstance(node, ast.Call) and "load_model" in (
+                    getattr(node.func, "id", None), getattr(node.func, "attr", None)):
+                found.add(file.relative_to(root).as_posix())
+    return found
+
+
+def test_outside_training_one_module_loads_a_trained_model():
+    """Evaluation, the export, predict and serve load a model file through
+    pipeline.models.trained (its card, temperature, decode and runtime come with it);
+    saving wraps Keras' loader, and the fine-tune loads the head it starts from."""
+    files = [f for f in PACKAGE.rglob("*.py") if "training" not in f.relative_to(PACKAGE).parts]
+    assert loaders(files) == {"pipeline/models/saving.py", "pipeline/models/trained.py"}
+    assert loaders(sorted((PACKAGE / "training").rglob("*.py"))) == {
+        "pipeline/training/finetune.py"}

@@ -276,6 +276,7 @@ def test_exif_orientation_switch_holds_in_every_path(tmp_path, monkeypatch, swit
     from pipeline.evaluation import saliency
     from pipeline.evaluation.inference import Predictor, predict
     from pipeline.models.features import Features
+    from pipeline.models.trained import TrainedModel
     from pipeline.runtimes.forward import Forward
     from pipeline.training.inputs import Splits, datasets
 
@@ -339,7 +340,8 @@ def test_exif_orientation_switch_holds_in_every_path(tmp_path, monkeypatch, swit
 
     # Whatever runtime would run the network, each path hands it the decoded batches.
     monkeypatch.setattr(select, "compile_forward", lambda model, *args, **kw: forward)
-    predict(Predictor(None, size, "capture", names, switch), list(files), 64, 1)
+    decode = {"classes": names, "image_size": size, "exif_orientation": switch}
+    predict(Predictor(TrainedModel(None, decode), "capture"), list(files), 64, 1)
     check("predict", np.concatenate(seen))
 
     captured: list[np.ndarray] = []

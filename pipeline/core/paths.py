@@ -15,6 +15,7 @@ HEAD_MODEL = MODELS / "head.keras"
 # export and report stages depend on as a whole (DVC refuses an output inside a dependency).
 BEST = Path("artifacts/classifier")
 METRICS = Path("metrics")  # results `dvc exp show` compares runs on: a few numbers per stage
+EVALUATIONS = METRICS / "evaluate"  # <model>.json: see evaluation()
 WEIGHTS_RECORD = Path("data/weights.json")  # the weights actually used (weights stage)
 SCRATCH_WEIGHTS = Path("data/scratch_weights")  # <entry>.json: its weights file, hashed
 LIVE = Path("dvclive")  # DVCLive's per-epoch curves, one folder per model
@@ -29,3 +30,39 @@ PREDICTIONS = REPORTS / "predictions"  # <model>.csv: each test image, true and 
 EXPORT_CHECK = REPORTS / "export.json"  # each exported format against the Keras model
 DATA_DOCS = REPORTS / "data_docs"  # Great Expectations' HTML report (validate)
 BACKUP = Path(".cache/backup")  # BackupAndRestore checkpoints of a running fit, one per stage
+
+
+# --------------------------------------------------------------------------- per model
+# The one place a model's files are named: training writes them, evaluation, the report,
+# the export, predict and the gate read them.
+
+
+def model_file(name: str) -> Path:
+    """``models/<name>.keras``: the trained network (head, finetune or scratch entry)."""
+    return MODELS / f"{name}.keras"
+
+
+def model_card(name: str) -> Path:
+    """``models/<name>.json``: its card (classes, input, decode, training facts)."""
+    return MODELS / f"{name}.json"
+
+
+def train_metrics(name: str) -> Path:
+    """``metrics/train/<name>.json``: what its training stage found."""
+    return METRICS / "train" / f"{name}.json"
+
+
+def evaluation(name: str) -> Path:
+    """``metrics/evaluate/<name>.json``: its test scores and validation temperature."""
+    return EVALUATIONS / f"{name}.json"
+
+
+def predictions(name: str) -> Path:
+    """``reports/predictions/<name>.csv``: each test image, true and predicted."""
+    return PREDICTIONS / f"{name}.csv"
+
+
+def run_record(name: str) -> Path:
+    """``reports/runs/<name>.json``: the run facts of ``name`` (``features``,
+    ``train/head``, ``evaluate/wrn``, ``export``), see pipeline.core.run_facts."""
+    return RUNS / f"{name}.json"

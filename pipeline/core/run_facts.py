@@ -23,7 +23,7 @@ from pipeline.core.io import read_json, write_json
 
 def path(name: str) -> Path:
     """The run facts of ``name`` (``features``, ``train/head``, ``evaluate/wrn``, ...)."""
-    return paths.RUNS / f"{name}.json"
+    return paths.run_record(name)
 
 
 def write(name: str, facts: dict, found: dict | None = None) -> Path:

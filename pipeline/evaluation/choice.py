@@ -6,7 +6,7 @@ both call :func:`recommendation`, so the two cannot disagree on the rule or its 
 
 from __future__ import annotations
 
-from pipeline.core import paths, run_facts
+from pipeline.core import paths
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_json
 from pipeline.core.params import Params
@@ -29,15 +29,15 @@ def load_results(params: Params) -> list[ModelResult]:
     (the costs: the size of what ships, the speed), a PipelineError naming a missing one."""
     models = []
     for name in params.models():
-        needed = [paths.METRICS / "evaluate" / f"{name}.json",
-                  paths.PREDICTIONS / f"{name}.csv", paths.MODELS / f"{name}.json",
-                  run_facts.path(f"evaluate/{name}")]
+        needed = [paths.evaluation(name),
+                  paths.predictions(name), paths.model_card(name),
+                  paths.run_record(f"evaluate/{name}")]
         missing = [str(p) for p in needed if not p.is_file()]
         if missing:
             raise PipelineError(
                 f"model {name!r} has no evaluation ({', '.join(missing)} missing): run "
                 f"`dvc repro {evaluate_stage(params, name)}`")
-        card = read_json(paths.MODELS / f"{name}.json")
+        card = read_json(paths.model_card(name))
         models.append(ModelResult(name, card.get("family", name), read_json(needed[0]), card,
                                   predictions.read(needed[1]), read_json(needed[3])))
     return models

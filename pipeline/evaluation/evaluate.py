@@ -16,7 +16,7 @@ from pipeline.core import paths, run_facts
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import atomic_path, read_json, write_json
 from pipeline.core.params import Params, ParamsError
-from pipeline.data.sources import data_root
+from pipeline.data.sources import recorded_root
 from pipeline.models.card import orientation_of
 from pipeline.runtimes.numpy_head import UnsupportedHead
 
@@ -59,7 +59,11 @@ def evaluate(params: Params, model: str) -> None:
     if model not in params.models():
         raise ParamsError(f"no model {model!r} in params.yaml; the models are: "
                           f"{', '.join(params.models())}")
-    card = read_json(paths.MODELS / f"{model}.json")
+    card = read_json(paths.model_card(model))
+    # The images (the test and validation splits, the mistakes' thumbnails): where
+    # prepare found them (data/source.json, a dependency of the stage), never resolved
+    # again here: that would hash an archive or look up the download cache.
+    root = recorded_root(params.data)
     # The head on one machine runs in NumPy: TensorFlow's start-up alone is most of the
     # time the head's whole evaluation would take. A cluster keeps the chief's rule.
     if card["input"] == "features" and not os.environ.get("TF_CONFIG"):
@@ -67,9 +71,9 @@ def evaluate(params: Params, model: str) -> None:
             out = _head_outputs(model, card)
         except UnsupportedHead as err:  # a layer NumPy does not reproduce: Keras runs it
             log.warning(f"evaluate {model}: {err}; running it in TensorFlow")
-            out = _network_outputs(params, model, card)
+            out = _network_outputs(params, model, card, root)
     else:
-        out = _network_outputs(params, model, card)
+        out = _network_outputs(params, model, card, root)
     if out is None:
         log.info(f"evaluate {model}: not the chief worker; the chief evaluates")
         return
@@ -82,27 +86,26 @@ def evaluate(params: Params, model: str) -> None:
     ev = params.evaluate
     names = card["classes"]
     labels, proba = out.labels, out.proba
-    root = data_root(params.data)  # the images: the mistakes' thumbnails
     calibrated, proba_calibrated = calibration.summary(
         out.val_labels, out.val_proba, labels, proba, fit=ev.calibration == "temperature")
     shipped, shipped_bytes = shipped_size(card, out.size)
     scores = score(labels, proba, names, ev.top_k) | calibrated
-    write_json(paths.METRICS / "evaluate" / f"{model}.json", scores)
+    write_json(paths.evaluation(model), scores)
     # What ran and how fast, and the size of what ships: the recommendation's costs.
     run_facts.write(f"evaluate/{model}", {
         "inference_images_per_second": out.speed, "runtime": out.runtime,
         "shipped_params": shipped, "shipped_mb": round(shipped_bytes / 1e6, 2)})
     table = predictions.frame(out.files, labels, proba, names,
                               proba_calibrated if "temperature" in calibrated else None)
-    predictions.write(table, paths.PREDICTIONS / f"{model}.csv")
+    predictions.write(table, paths.predictions(model))
     plots = paths.PLOTS / model
     bins = calibration.reliability_table(labels, proba, proba_calibrated)
     with atomic_path(plots / "reliability.csv", suffix=".csv") as tmp:
         bins.to_csv(tmp, index=False)
     calibration.reliability_chart(bins, calibrated, model, plots / "reliability.png")
-    upright = orientation_of(card)  # the thumbnails as the model's decode turned them
+    exif_orientation = orientation_of(card)  # the thumbnails as the model's decode turned them
     draw_confused_pairs(table, root, model, plots / "confused_pairs.png",
-                        exif_orientation=upright)
+                        exif_orientation=exif_orientation)
     write_confusion(plots / "confusion.csv", labels, np.argmax(proba, 1), names)
     per = per_class(labels, np.argmax(proba, 1), names)
     # Long form, one bar per class and measure: DVC's bar charts take one value column.
@@ -114,7 +117,7 @@ def evaluate(params: Params, model: str) -> None:
     overlays, note = mistake_overlays(out.net, card,
                                       shown_mistakes(table, ev.mistakes_shown), root)
     wrong = draw_mistakes(table, root, model, plots / "mistakes.png",
-                          ev.mistakes_shown, overlays, note, exif_orientation=upright)
+                          ev.mistakes_shown, overlays, note, exif_orientation=exif_orientation)
     scaled = (f"T = {calibrated['temperature']}: ECE {calibrated['ece']} -> "
               f"{calibrated['ece_calibrated']}, NLL {calibrated['nll']} -> "
               f"{calibrated['nll_calibrated']}" if "temperature" in calibrated else
@@ -160,41 +163,40 @@ def _head_outputs(model: str, card: dict) -> Outputs:
     from pipeline.models.size import of_file
     from pipeline.runtimes.numpy_head import head_probabilities
 
-    head = paths.MODELS / f"{model}.keras"
+    head = paths.model_file(model)
     return _feature_outputs(lambda x: head_probabilities(head, x), card, "numpy float32",
                             of_file(head))
 
 
-def _network_outputs(params: Params, model: str, card: dict) -> Outputs | None:
+def _network_outputs(params: Params, model: str, card: dict, root: Path) -> Outputs | None:
     """The same for a network, on params.yaml's inference runtime (TensorFlow's strategy
-    when there are several replicas); None off the chief."""
+    when there are several replicas); None off the chief. ``root``: the images' folder."""
     from pipeline.runs.placement import place
 
     placement = place(params.distribute, inference=True)
     if not placement.chief:
         return None
-    from pipeline.data.input import image_dataset, split_arrays
+    from pipeline.data.input import split_arrays
     from pipeline.data.manifest import read
-    from pipeline.models.saving import load_model
     from pipeline.models.size import of_network
-    from pipeline.runtimes.select import compile_forward
+    from pipeline.models.trained import TrainedModel
 
     batch = placement.global_batch(params.evaluate.batch_size)
     with placement.scope():  # predict splits each batch over the replicas
-        net = load_model(paths.MODELS / f"{model}.keras")
+        trained = TrainedModel.load(paths.model_file(model), card)
+    net = trained.network
     if card["input"] == "features":
         return _feature_outputs(lambda x: net.predict(x, batch_size=batch, verbose=0), card,
                                 "tensorflow", of_network(net))
-    names, root = card["classes"], data_root(params.data)
+    names = card["classes"]
     manifest = read(paths.MANIFEST)
     files = manifest.loc[manifest["split"] == "test", "path"].to_numpy(dtype=str)
-    forward = None if placement.replicas > 1 else compile_forward(
-        net, params.inference.runtime, params.inference.precision)
+    forward = None if placement.replicas > 1 else trained.forward(
+        params.inference.runtime, params.inference.precision)
 
     def run(split: str) -> tuple[np.ndarray, np.ndarray, float]:
         absolute, labels = split_arrays(manifest, root, split, names)
-        ds = image_dataset(absolute, labels, card["image_size"], batch,
-                           exif_orientation=orientation_of(card))  # as it was trained
+        ds = trained.dataset(absolute, labels, batch)  # decoded as it was trained
         start = time.perf_counter()
         if forward is None:
             proba = net.predict(ds, verbose=0)

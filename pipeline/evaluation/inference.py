@@ -1,8 +1,9 @@
 """Inference with a saved model: images in, class probabilities out, as training saw them.
 
-Images go through ``pipeline.data.input.load_image``, the decoder and resize of
-training and evaluation, with the EXIF orientation as the model was trained (its
-card's ``exif_orientation``); the models carry their own normalisation. Before any
+The model is a :class:`pipeline.models.trained.TrainedModel`: images go through its
+decode (the decoder and resize of training and evaluation, with the EXIF orientation as
+the model was trained: its card's ``exif_orientation``) and its forward pass on the
+inference runtime; the models carry their own normalisation. Before any
 pixel is decoded, each must pass the pipeline's pixel rule (pipeline.core.pixels) at
 the limit its card records (``max_pixels``), else params.yaml's
 ``data.images.max_pixels``. A head (whose input is a feature vector) is chained behind
@@ -16,8 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ import numpy as np
 from pipeline.core import paths
 from pipeline.core.errors import PipelineError
 from pipeline.core.pixels import DEFAULT_MAX_PIXELS, TooManyPixels, check_pixels, header_pixels
+from pipeline.models.trained import TrainedModel, recorded_temperature
 
 # The recommended model (the report stage exports it), else the head behind its backbone.
 DEFAULT_MODELS = (paths.BEST / "model.keras", paths.HEAD_MODEL)
@@ -42,13 +43,14 @@ class PredictError(PipelineError, RuntimeError):
 
 @dataclass
 class Predictor:
-    """Raw RGB [0, 255] batches -> class probabilities, and how to name the classes."""
+    """A trained model as predict runs it: raw RGB [0, 255] batches -> class probabilities.
 
-    model: Callable  # keras.Model
-    image_size: int
+    ``model.card`` is the decode predict uses: ``classes`` (its card's, or --classes),
+    ``image_size`` and ``exif_orientation`` (turn JPEGs by their EXIF tag, as the model
+    was trained; see trained_orientation)."""
+
+    model: TrainedModel
     describe: str  # for the report: which model, built how
-    classes: list[str]
-    exif_orientation: bool = True  # turn JPEGs by their EXIF tag, as the model was trained
     max_pixels: int = DEFAULT_MAX_PIXELS  # the pixel rule, see trained_max_pixels
     pixels_setting: str = "Pillow's default"  # where max_pixels came from, for the message
 
@@ -66,18 +68,18 @@ def calibration_of(model_path: Path) -> Path | None:
     (None for a model elsewhere: no evaluation of the pipeline is about it)."""
     if model_path.parent.name != paths.MODELS.name:
         return None
-    return model_path.parent.parent / paths.METRICS / "evaluate" / f"{model_path.stem}.json"
+    return model_path.parent.parent / paths.evaluation(model_path.stem)
 
 
-def calibrate(model, model_path: Path, calibrated: bool) -> tuple[object, str]:
+def calibrate(model: TrainedModel, model_path: Path, calibrated: bool
+              ) -> tuple[TrainedModel, str]:
     """(the model with its validation temperature, what the ``model:`` line says of it).
 
     An exported model carries its Temperature layer already; a pipeline model
     (models/<name>.keras) gets the one its evaluate stage fitted, when recorded."""
-    from pipeline.core.io import read_json
-    from pipeline.models.temperature import temperature_of, with_temperature
+    from pipeline.models.temperature import temperature_of
 
-    carried = temperature_of(model)
+    carried = temperature_of(model.network)
     if carried != 1.0:
         return model, f"temperature {carried:g} (in the model)"
     if not calibrated:
@@ -85,10 +87,10 @@ def calibrate(model, model_path: Path, calibrated: bool) -> tuple[object, str]:
     record = calibration_of(model_path)
     if record is None:
         return model, f"uncalibrated (not a pipeline model, {paths.MODELS}/<name>.keras)"
-    t = read_json(record).get("temperature") if record.is_file() else None
+    t = recorded_temperature(record)
     if t is None:
         return model, f"uncalibrated (no temperature in {record})"
-    return with_temperature(model, float(t)), f"temperature {t:g} (from {record})"
+    return model.calibrated(t), f"temperature {t:g} (from {record})"
 
 
 def trained_orientation(model_path: Path | None, params: Path) -> bool:
@@ -143,16 +145,17 @@ def load_predictor(model_path: Path, classes_path: Path | None, params: Path,
                    calibrated: bool = False) -> Predictor:
     """The model at ``model_path`` as a Predictor; ``calibrated``: with the temperature
     evaluate fitted for it (a model that carries its own keeps it either way)."""
-    from pipeline.models.saving import ModelFileError, load_model
+    from pipeline.models.saving import ModelFileError
 
     if not model_path.exists():
         raise PredictError(f"model {model_path} not found; train it with `dvc repro`, or "
                            "pass --model")
     try:
-        loaded = load_model(model_path)
+        loaded = TrainedModel.load(model_path)
     except ModelFileError as err:
         raise PredictError(f"--model {err}") from None
-    model, temperature = calibrate(loaded, model_path, calibrated)
+    trained, temperature = calibrate(loaded, model_path, calibrated)
+    model = trained.network
     shape = model.input_shape
     if isinstance(shape, list):
         raise PredictError(f"model {model_path} has {len(shape)} inputs; expected one")
@@ -165,34 +168,36 @@ def load_predictor(model_path: Path, classes_path: Path | None, params: Path,
     if len(classes) != model.output_shape[-1]:
         raise PredictError(f"{len(classes)} class names for a model with "
                            f"{model.output_shape[-1]} outputs ({model_path})")
-    upright = trained_orientation(model_path, params)
+    exif_orientation = trained_orientation(model_path, params)
     pixels = trained_max_pixels(model_path, params)
+    decode = {"classes": classes, "exif_orientation": exif_orientation}
     if len(shape) == 4:
         if shape[1] is None:
             raise PredictError(f"model {model_path} takes images of any size; cannot tell "
                                "which to use")
-        return Predictor(model, int(shape[1]), f"{model_path} ({shape[1]} px, "
-                         f"{temperature}{_orientation_note(upright)})", classes, upright,
-                         *pixels)
+        image = replace(trained, card=decode | {"image_size": int(shape[1])})
+        return Predictor(image, f"{model_path} ({shape[1]} px, "
+                         f"{temperature}{_orientation_note(exif_orientation)})", *pixels)
     if len(shape) == 2:
-        predictor = _head_predictor(model, model_path, params, classes)
-        predictor.describe += f" ({temperature}{_orientation_note(upright)})"
-        predictor.exif_orientation = upright
+        predictor = _head_predictor(trained, model_path, params, decode)
+        predictor.describe += f" ({temperature}{_orientation_note(exif_orientation)})"
         predictor.max_pixels, predictor.pixels_setting = pixels
         return predictor
     raise PredictError(f"model {model_path}: unexpected input shape {shape}")
 
 
-def _orientation_note(upright: bool) -> str:
+def _orientation_note(exif_orientation: bool) -> str:
     """What the ``model:`` line adds: only the exception, a model trained without the turn."""
-    return "" if upright else ", EXIF orientation not applied, as in its training"
+    return "" if exif_orientation else ", EXIF orientation not applied, as in its training"
 
 
-def _head_predictor(head, model_path: Path, params: Path, classes: list[str]) -> Predictor:
-    """The backbone exactly as stages/features.py builds it, then the head."""
+def _head_predictor(head: TrainedModel, model_path: Path, params: Path, decode: dict
+                    ) -> Predictor:
+    """The backbone exactly as stages/features.py builds it, then the head; ``decode``:
+    the classes and EXIF rule of its card."""
     from pipeline.core.io import read_json
     from pipeline.core.params import ParamsError, load
-    from pipeline.models.rebuild import BackboneMismatch, head_on_backbone
+    from pipeline.models.rebuild import BackboneMismatch
     from pipeline.models.weights import WeightsError
 
     try:
@@ -205,12 +210,13 @@ def _head_predictor(head, model_path: Path, params: Path, classes: list[str]) ->
     bb = settings.backbone
     made = paths.FEATURES / "info.json"  # the features the head was trained on
     try:
-        model = head_on_backbone(head, model_path, bb, settings.seed, record,
+        model = head.on_backbone(bb, settings.seed, record,
                                  read_json(made) if made.is_file() else None)
     except (BackboneMismatch, WeightsError) as err:
         raise PredictError(str(err)) from None
-    return Predictor(model, bb.image_size, f"{bb.arch} ({record['source']} weights, "
-                     f"{bb.image_size} px) + {model_path}", classes)
+    return Predictor(replace(model, card=decode | {"image_size": bb.image_size}),
+                     f"{bb.arch} ({record['source']} weights, {bb.image_size} px) + "
+                     f"{model_path}")
 
 
 def _cached_file(fname: str, url: str, md5: str) -> Path:
@@ -255,7 +261,8 @@ def imagenet_predictor() -> Predictor:
     resnet50 = keras.applications.ResNet50(weights=str(weights))
     inputs = keras.Input((IMAGENET_SIZE, IMAGENET_SIZE, 3), name="image")
     model = keras.Model(inputs, resnet50(ResNetPreprocess(name="preprocess")(inputs)))
-    return Predictor(model, IMAGENET_SIZE, f"ResNet50 ImageNet ({weights.name})", classes)
+    return Predictor(TrainedModel(model, {"classes": classes, "image_size": IMAGENET_SIZE}),
+                     f"ResNet50 ImageNet ({weights.name})")
 
 
 # --------------------------------------------------------------------------- predicting
@@ -291,11 +298,12 @@ def predict(predictor: Predictor, files: list[str], batch_size: int, k: int,
     import tensorflow as tf
     from tqdm import tqdm
 
-    from pipeline.data.input import AUTOTUNE, load_image
-    from pipeline.runtimes.select import RuntimeChoiceError, compile_forward
+    from pipeline.data.input import AUTOTUNE
+    from pipeline.runtimes.select import RuntimeChoiceError
 
+    model = predictor.model
     try:
-        forward = compile_forward(predictor.model, runtime, precision)
+        forward = model.forward(runtime, precision)
     except RuntimeChoiceError as err:
         raise PredictError(str(err)) from None
 
@@ -307,11 +315,10 @@ def predict(predictor: Predictor, files: list[str], batch_size: int, k: int,
             refused[i] = str(err)
     kept = [i for i in range(len(files)) if i not in refused]
 
-    size, upright = predictor.image_size, predictor.exif_orientation
     ds = (
         tf.data.Dataset.from_tensor_slices((np.array(kept, dtype=np.int64),
                                             np.array([files[i] for i in kept], dtype=str)))
-        .map(lambda i, p: (i, load_image(p, size, upright)), num_parallel_calls=AUTOTUNE)
+        .map(lambda i, p: (i, model.read_image(p)), num_parallel_calls=AUTOTUNE)
         .ignore_errors()  # a bad file drops out here; it is found again below, by name
         .batch(batch_size)
         .prefetch(AUTOTUNE)
@@ -330,7 +337,7 @@ def predict(predictor: Predictor, files: list[str], batch_size: int, k: int,
             errors.append((file, refused[i]))
         elif i not in proba:
             try:
-                load_image(tf.constant(file), size, upright)
+                model.read_image(tf.constant(file))
                 why = "could not be decoded"
             except (tf.errors.OpError, ValueError) as err:
                 why = _tf_message(err)
@@ -342,7 +349,7 @@ def predict(predictor: Predictor, files: list[str], batch_size: int, k: int,
     matrix = np.stack([proba[i] for i in order])
     k = min(k, matrix.shape[1])
     best = np.argsort(-matrix, axis=1, kind="stable")[:, :k]
-    tops = [[(predictor.classes[j], float(row[j])) for j in picks]
+    tops = [[(model.classes[j], float(row[j])) for j in picks]
             for row, picks in zip(matrix, best, strict=True)]
     rows = [
         {"path": files[i], "rank": rank, "label": label, "probability": round(p, 6)}

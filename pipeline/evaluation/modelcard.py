@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.core import machine, paths, run_facts
+from pipeline.core import machine, paths
 from pipeline.core.io import read_json, write_text
 from pipeline.core.net import redacted
 from pipeline.core.params import Params
@@ -221,8 +221,8 @@ def write_model_card(target: Path, card: dict, params: Params, chosen: dict) -> 
     """``target``/README.md for the exported ``card``, from the run's files; ``chosen`` is
     the recommendation as metrics/report.json records it (``Report.to_metrics()``)."""
     name = card.get("model", card.get("name"))
-    evaluation_file = paths.METRICS / "evaluate" / f"{name}.json"
-    scored_file = run_facts.path(f"evaluate/{name}")
+    evaluation_file = paths.evaluation(name)
+    scored_file = paths.run_record(f"evaluate/{name}")
     text = render(card, read_json(paths.WEIGHTS_RECORD),
                   read_json(paths.DATA_REPORTS / "prepare.json"),
                   chosen,

@@ -211,7 +211,7 @@ def _formats_note(export: dict) -> str:
     return (f"{export['model']} in {paths.BEST}/ (temperature {export['temperature']:g}), each "
             f"format against model.keras on the same {export['test_images']} test images; "
             "latency of one image, throughput on batches, on the machine that ran the "
-            f"export stage ({paths.RUNS / 'export.json'}; docs/deploy.md).")
+            f"export stage ({paths.run_record('export')}; docs/deploy.md).")
 
 
 def _data_lines(data: dict) -> list[str]:

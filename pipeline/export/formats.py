@@ -95,9 +95,10 @@ def _onnx_runner(path: Path) -> parity.Runner:
 
 
 def _keras_runner(path: Path) -> parity.Runner:
-    from pipeline.models.saving import load_model
+    from pipeline.models.trained import TrainedModel
 
-    return KerasRunner(load_model(path))  # the file, reloaded: checks that it round-trips
+    # The file, reloaded: checks that it round-trips.
+    return KerasRunner(TrainedModel.load(path).network)
 
 
 KERAS = Format("keras", "model.keras", lambda m, s, p, c, o: m.save(p), _keras_runner)

@@ -26,7 +26,6 @@ from pipeline.gating import revisions
 
 log = logging.getLogger(__name__)
 REPORT_METRICS = paths.METRICS / "report.json"
-EVALUATIONS = paths.METRICS / "evaluate"
 REPORT_KEYS = ("accuracy", "accuracy_low", "accuracy_high")
 _JSON_TYPES = {list: "a list", str: "a string", int: "a number", float: "a number",
                bool: "a boolean", type(None): "null"}
@@ -88,10 +87,11 @@ class Source:
 
     def models(self) -> list[str]:
         """The models whose evaluation is there."""
+        folder = paths.EVALUATIONS
         if self.sha is not None:
-            names = revisions.listing(self.sha, EVALUATIONS)
+            names = revisions.listing(self.sha, folder)
         else:
-            names = [p.name for p in EVALUATIONS.glob("*.json")] if EVALUATIONS.is_dir() else []
+            names = [p.name for p in folder.glob("*.json")] if folder.is_dir() else []
         return sorted(Path(n).stem for n in names if n.endswith(".json"))
 
 
@@ -143,14 +143,14 @@ def read_run(source: Source, models: list[str], metric: str) -> Run | None:
         return None
     metrics, preds, cards = {}, {}, {}
     for m in dict.fromkeys([*models, report["recommended"]]):
-        file = EVALUATIONS / f"{m}.json"
+        file = paths.evaluation(m)
         if (text := source.text(file)) is not None:
             metrics[m] = _object(text, source.name(file))
             _fraction(metrics[m], metric, source.name(file))
-        file = paths.PREDICTIONS / f"{m}.csv"
+        file = paths.predictions(m)
         if (text := source.text(file)) is not None:
             preds[m] = predictions.read(io.StringIO(text), source.name(file))
-        file = paths.MODELS / f"{m}.json"
+        file = paths.model_card(m)
         if (text := source.text(file)) is not None:
             cards[m] = _object(text, source.name(file))
             listed = cards[m].get("classes")
@@ -165,7 +165,7 @@ def read_run(source: Source, models: list[str], metric: str) -> Run | None:
 def missing_evidence(run: Run, source: Source) -> list[str]:
     """The files the recommended model needs and lacks: its metrics, predictions, card."""
     name = run.recommended
-    needed = {EVALUATIONS / f"{name}.json": name in run.metrics,
-              paths.PREDICTIONS / f"{name}.csv": name in run.predictions,
-              paths.MODELS / f"{name}.json": name in run.cards}
+    needed = {paths.evaluation(name): name in run.metrics,
+              paths.predictions(name): name in run.predictions,
+              paths.model_card(name): name in run.cards}
     return [source.name(p) for p, there in needed.items() if not there]

@@ -6,5 +6,7 @@ its ``.npz`` weights (``bit_npz``), ResNet-9 (``resnet9``), the keras.applicatio
 input and top they share (``builder``), whole image classifiers (``classifier``) with
 test-time flip averaging (``flip``) and temperature scaling (``temperature``), a head
 behind its rebuilt backbone (``rebuild``), what a trained model's card says about its
-inputs (``card``), how big a network is (``size``) and safe loading (``saving``).
+inputs (``card``), how big a network is (``size``), safe loading (``saving``) and a
+trained model whole (``trained``: network, card, temperature, decode and forward pass;
+outside training the one loader of a model file).
 Importing this package imports no Keras: ``weights`` stays cheap."""

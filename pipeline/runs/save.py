@@ -53,7 +53,7 @@ def save_trained(name: str, outcome: Outcome, distribute: str, replicas: int
     """Write the model, its card, its metrics and its run facts; print one line. The card
     it wrote. ``distribute`` and ``replicas``: where it trained (``Placement.label()``, its
     replicas)."""
-    model_file = paths.MODELS / f"{name}.keras"
+    model_file = paths.model_file(name)
     with atomic_path(model_file, suffix=".keras") as tmp:
         outcome.model.save(tmp)
     card = {"name": name} | outcome.card | {"distribute": distribute, "replicas": replicas}
@@ -62,8 +62,8 @@ def save_trained(name: str, outcome: Outcome, distribute: str, replicas: int
         # budget covers, bar the card's own write and the exit.
         card["budget"] = card["budget"] | {"used_seconds": round(outcome.budget.elapsed(), 1)}
     found = machine.describe()
-    write_json(paths.MODELS / f"{name}.json", card | {"machine": found})
-    write_json(paths.METRICS / "train" / f"{name}.json",
+    write_json(paths.model_card(name), card | {"machine": found})
+    write_json(paths.train_metrics(name),
                {k: card[k] for k in METRIC_KEYS if k in card})
     run_facts.write(f"train/{name}", {k: card[k] for k in RUN_FACT_KEYS if k in card}, found)
     log.info(f"{name}: best epoch {card['best_epoch']}/{card['epochs_run']} (stopped by "

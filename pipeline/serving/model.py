@@ -1,12 +1,14 @@
 """The served model: a model folder (``model.keras`` + ``card.json``) behind one seam.
 
 The server only ever calls ``ServedModel.runtime.predict(images) -> probabilities`` and
-``ServedModel.decode(bytes)``; :func:`make_runtime` is the one factory of runtimes. It
-runs ``model.keras`` on the inference runtime of pipeline.runtimes (``--runtime`` and
-``--precision``, auto as params.yaml's ``inference`` section): OpenVINO where it converts
-the model and agrees with TensorFlow float32, else TensorFlow with the reason. Another
-runtime (ONNX Runtime) would be another ``Runtime`` there. ``decode`` turns a photo by
-its EXIF tag only if the card says the model was trained so (``exif_orientation``).
+``ServedModel.decode(bytes)``. The folder is loaded as a
+:class:`pipeline.models.trained.TrainedModel` (``model.keras`` with ``card.json``), and
+:func:`make_runtime`, the one factory of runtimes, runs it on the inference runtime of
+pipeline.runtimes (``--runtime`` and ``--precision``, auto as params.yaml's ``inference``
+section): OpenVINO where it converts the model and agrees with TensorFlow float32, else
+TensorFlow with the reason. Another runtime (ONNX Runtime) would be another ``Runtime``
+there. ``decode`` is the model's: it turns a photo by its EXIF tag only if the card says
+the model was trained so (``exif_orientation``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from pipeline.core.errors import PipelineError
 from pipeline.core.hashing import file_digest
 from pipeline.core.pixels import limit_of
+from pipeline.models.trained import TrainedModel
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
@@ -43,18 +46,15 @@ class Runtime(Protocol):
 
 
 class ForwardRuntime:
-    """``model.keras`` on the runtime :func:`pipeline.runtimes.select.compile_forward`
-    resolved: TensorFlow (one traced function, safe from the server's threads) or OpenVINO
-    (one infer request: calls are serialised; it spreads one batch over every core)."""
+    """A trained model on the runtime :meth:`TrainedModel.forward` resolved: TensorFlow
+    (one traced function, safe from the server's threads) or OpenVINO (one infer request:
+    calls are serialised; it spreads one batch over every core)."""
 
-    def __init__(self, path: Path, runtime: str = "auto", precision: str = "auto"):
-        from pipeline.models.saving import load_model
-        from pipeline.runtimes.select import compile_forward
-
-        self.model = load_model(path)
+    def __init__(self, trained: TrainedModel, runtime: str = "auto", precision: str = "auto"):
+        self.model = trained.network
         self.outputs = int(self.model.output_shape[-1])
         self.input_size = self.model.input_shape[1]
-        self.forward = compile_forward(self.model, runtime, precision)
+        self.forward = trained.forward(runtime, precision)
         self._lock = threading.Lock() if self.forward.runtime != "tensorflow" else None
 
     def predict(self, images: np.ndarray) -> np.ndarray:
@@ -85,25 +85,37 @@ class ServedModel:
     folder: Path
     name: str  # the source model (card's ``model``)
     version: str  # see model_version
-    classes: list[str]
-    image_size: int
-    card: dict[str, Any]
+    model: TrainedModel  # model.keras with its card
     runtime: Runtime
-    exif_orientation: bool = True  # the card's: the decode the model was trained on
     _decoder: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    @property
+    def card(self) -> dict[str, Any]:
+        return self.model.card
+
+    @property
+    def classes(self) -> list[str]:
+        return self.model.classes
+
+    @property
+    def image_size(self) -> int:
+        return self.model.image_size
+
+    @property
+    def exif_orientation(self) -> bool:
+        """The card's: the decode the model was trained on."""
+        return self.model.exif_orientation
+
     def decode(self, contents: bytes) -> np.ndarray:
-        """(size, size, 3) float32 RGB in [0, 255]: pipeline.data.input.decode_image, the
-        decode and resize of training and evaluation."""
+        """(size, size, 3) float32 RGB in [0, 255]: the model's decode
+        (pipeline.data.input.decode_image), that of training and evaluation."""
         import tensorflow as tf
 
         with self._lock:  # trace once, whichever request comes first
             if self._decoder is None:
-                from pipeline.data.input import decode_image
-
-                size, upright = self.image_size, self.exif_orientation
-                self._decoder = tf.function(lambda c: decode_image(c, size, upright),
+                model = self.model
+                self._decoder = tf.function(lambda c: model.decode(c),
                                             input_signature=[tf.TensorSpec([], tf.string)])
         return self._decoder(tf.constant(contents)).numpy()
 
@@ -171,6 +183,8 @@ def load_served(folder: str | Path, runtime: str = "auto", precision: str = "aut
                 ) -> ServedModel:
     """The model folder, checked, with the runtime that serves it (``runtime`` and
     ``precision`` as params.yaml's ``inference`` section takes them)."""
+    from pipeline.models.saving import ModelFileError
+
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelFolderError(f"model folder {folder} not found; run `dvc repro` (the export "
@@ -179,7 +193,11 @@ def load_served(folder: str | Path, runtime: str = "auto", precision: str = "aut
     if not (folder / MODEL_FILE).is_file():
         raise ModelFolderError(f"{folder / MODEL_FILE} not found")
     card = read_card(folder)
-    engine = make_runtime(folder, runtime, precision)
+    try:
+        model = TrainedModel.load(folder / MODEL_FILE, card)
+    except ModelFileError as err:  # random, truncated, Python code: the file and why
+        raise ModelFolderError(f"--model {err}") from None
+    engine = make_runtime(model, runtime, precision)
     if engine.outputs != len(card["classes"]):
         raise ModelFolderError(f"{folder / CARD_FILE} names {len(card['classes'])} classes for "
                                f"a model with {engine.outputs} outputs")
@@ -187,23 +205,20 @@ def load_served(folder: str | Path, runtime: str = "auto", precision: str = "aut
         raise ModelFolderError(f"{folder / CARD_FILE} says image_size {card['image_size']}, the "
                                f"model takes {engine.input_size} px")
     name = str(card.get("model") or card.get("name") or folder.name)
-    return ServedModel(folder=folder, name=name, version=model_version(folder),
-                       classes=card["classes"], image_size=card["image_size"], card=card,
-                       runtime=engine, exif_orientation=card.get("exif_orientation", True))
+    return ServedModel(folder=folder, name=name, version=model_version(folder), model=model,
+                       runtime=engine)
 
 
-def make_runtime(folder: Path, runtime: str = "auto", precision: str = "auto") -> Runtime:
-    """The one factory of runtimes: ``model.keras`` on TensorFlow or OpenVINO (another,
-    such as ONNX Runtime, is one more branch). An explicit runtime or precision that
-    cannot run here is an error naming the flag; ``auto`` falls back to TensorFlow and
-    prints the one-line reason."""
-    from pipeline.models.saving import ModelFileError
+def make_runtime(model: TrainedModel, runtime: str = "auto", precision: str = "auto"
+                 ) -> Runtime:
+    """The one factory of runtimes: the model on TensorFlow or OpenVINO (another, such as
+    ONNX Runtime, is one more branch). An explicit runtime or precision that cannot run
+    here is an error naming the flag; ``auto`` falls back to TensorFlow and prints the
+    one-line reason."""
     from pipeline.runtimes.select import RuntimeChoiceError
 
     try:
-        return ForwardRuntime(folder / MODEL_FILE, runtime, precision)
-    except ModelFileError as err:  # random, truncated, Python code: the file and why
-        raise ModelFolderError(f"--model {err}") from None
+        return ForwardRuntime(model, runtime, precision)
     except RuntimeChoiceError as err:  # its message names params.yaml's keys
         raise RuntimeChoiceError(str(err).replace("inference.runtime", "--runtime")
                                  .replace("inference.precision", "--precision")) from None

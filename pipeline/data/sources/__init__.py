@@ -154,22 +154,42 @@ def resolve(data: DataParams, allow_download: bool = True) -> SourceInfo:
     return dataclasses.replace(info, root=root, presplit=find_presplit(root))
 
 
+def recorded_root(data: DataParams, record_file: str | Path = paths.SOURCE) -> Path:
+    """The folder prepare recorded in ``data/source.json`` for the current ``data.source``:
+    read, never resolved again (no archive hashed, no cache looked up). A SourceError
+    naming the record when it is missing or unreadable, records another source, or names a
+    folder that is gone."""
+    path = Path(record_file)
+    rerun = "run `dvc repro prepare`"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SourceError(f"{path} not found: {rerun} (it records where data.source "
+                          "resolved to)") from None
+    except (OSError, ValueError) as err:
+        raise SourceError(f"{path}: cannot read it ({err}); {rerun}") from None
+    if not isinstance(saved, dict) or not saved.get("root"):
+        raise SourceError(f"{path}: no `root` recorded; {rerun}")
+    if saved.get("source") != redacted(data.source):
+        raise SourceError(f"{path} is for data.source {saved.get('source')!r}, params.yaml's "
+                          f"is {redacted(data.source)!r}; {rerun}")
+    root = Path(str(saved["root"]))
+    if not root.is_dir():
+        raise SourceError(f"{path}: the images' folder {root} is gone; run "
+                          "`dvc repro --force prepare`")
+    return root
+
+
 def data_root(data: DataParams, record_file: str | Path = paths.SOURCE) -> Path:
     """The folder the manifest's paths are relative to, for every stage after prepare.
 
     prepare records it in ``data/source.json``; that record is used when it is for
-    the current ``data.source`` and its folder exists. Otherwise the source is
-    resolved again, never over the network: a folder is used where it is, an
-    archive is checked and (re-)extracted into ``data.cache``, and a URL must
+    the current ``data.source`` and its folder exists (:func:`recorded_root`). Otherwise
+    the source is resolved again, never over the network: a folder is used where it is,
+    an archive is checked and (re-)extracted into ``data.cache``, and a URL must
     already be in the download cache.
     """
-    path = Path(record_file)
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            saved = {}
-        root = Path(str(saved.get("root", "")))
-        if saved.get("source") == redacted(data.source) and saved.get("root") and root.is_dir():
-            return root
-    return resolve(data, allow_download=False).root
+    try:
+        return recorded_root(data, record_file)
+    except SourceError:
+        return resolve(data, allow_download=False).root
