@@ -292,7 +292,7 @@ def test_evaluate_finds_the_images_where_prepare_recorded_them_never_resolving_a
     for another source, or whose folder is gone, is one line naming it, nothing written."""
     from pipeline.core.params import load
     from pipeline.data import sources
-    from pipeline.data.errors import SourceError
+    from pipeline.data.source_errors import SourceError
     from pipeline.evaluation.evaluate import evaluate
 
     def resolved(*args, **kwargs):
