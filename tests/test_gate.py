@@ -218,6 +218,109 @@ def test_an_unpaired_gain_within_the_interval_is_not_called_significant(repo, ca
     assert "change +0.3000 |" in out and "not a significant change" not in out
 
 
+def _hand_interval(repo: Path, low: float, high: float) -> None:
+    """The workspace's report with the recommended model's interval set by hand."""
+    report = json.loads((repo / "metrics" / "report.json").read_text())
+    report |= {"accuracy_low": low, "accuracy_high": high}
+    (repo / "metrics" / "report.json").write_text(json.dumps(report))
+
+
+def test_the_unpaired_rule_at_its_edges(repo, capsys):
+    """The baseline exactly at either end of today's interval is within it; a drop beyond
+    the top exactly equal to max_drop passes; macro-F1 (no interval) is never 'within'."""
+    images = [f"{CLASSES[i % 5]}/new{i:03d}.jpg" for i in range(N)]
+    _write_run(repo, BASELINE | {"wrn": set(range(27))}, "wrn", images)  # 0.45, baseline 0.5
+    for low, high in ((0.5, 0.75), (0.25, 0.5)):
+        _hand_interval(repo, low, high)
+        assert gate.main([]) == 0
+        assert "(within the 95 % interval: not a significant change) |" in \
+            capsys.readouterr().out, (low, high)
+    _hand_interval(repo, 0.125, 0.25)  # 0.5 - 0.25: a drop of exactly max_drop
+    _gate_params(repo, max_drop=0.25)
+    assert gate.main([]) == 0
+    assert "| +0.2500 | <= 0.2500 | pass — baseline 0.5000 minus the top" in \
+        capsys.readouterr().out
+    _write_run(repo, BASELINE, "wrn", images)  # macro-F1 0.49 then and now
+    _gate_params(repo, metric="macro_f1", min=0.3)
+    assert gate.main([]) == 0
+    out = capsys.readouterr().out
+    assert "change +0.0000 |" in out and "within the 95 % interval" not in out
+
+
+def test_a_changed_recommendation_is_held_to_the_model_shipped_before(repo, capsys):
+    """The run now ships head where wrn shipped: head, 6 images worse than wrn was (McNemar
+    p = 0.031), fails as the recommended model, whatever max_drop allows other models."""
+    _gate_params(repo, max_drop=0.2)
+    _write_run(repo, BASELINE | {"head": set(range(24))}, "head")
+    assert gate.main([]) == 1
+    out = capsys.readouterr().out
+    assert ("| shipped: head ★ vs wrn (shipped at `HEAD`) | 0.5000 | 0.4000 | -0.1000 | 0.031 "
+            "| 0 / 6 | **FAIL**: significant regression of the recommended model |") in out
+
+
+def test_a_paired_change_at_its_edges(repo):
+    """p exactly alpha is noise; a significant drop of another model exactly at max_drop is
+    a note; a model whose metric the baseline lacks cannot drop."""
+    import numpy as np
+
+    from pipeline.core.params import GateParams
+
+    base = np.array([True] * 8 + [False] * 8)
+    now = base.copy()
+    now[:5] = False  # 5 broken, none fixed: p = 2 x 0.5**5 = 0.0625
+    edge = GateParams(metric="accuracy", min=0.1, max_drop=0.25, alpha=0.0625)
+    assert gate._paired("m", now, base, 0.5, 0.2, edge, False).result.startswith("within noise")
+    tight = GateParams(metric="accuracy", min=0.1, max_drop=0.25, alpha=0.1)
+    change = gate._paired("m", now, base, 0.5, 0.25, tight, False)
+    assert change.passed and change.result.startswith("note: significant drop, within")
+    change = gate._paired("m", now, base, None, 0.25, tight.model_copy(update={"max_drop": 0.0}),
+                          False)
+    assert change.passed and change.result.startswith("note: significant drop, within")
+
+
+def test_the_verdict_page_and_its_ci_lines_whole():
+    """What a CI job summary shows, every section at once, and the lines of its log."""
+    verdict = gate.Verdict("main", "accuracy", "Paired on the same 60 test images.")
+    verdict.cannot_judge.append("the baseline has no card")
+    verdict.changes = [
+        gate.Change("wrn ★", 0.5, 0.3, 0.0, 0, 12, "significant regression", False),
+        gate.Change("head", 0.4, 0.3, 0.0213, 1, 7, "significant drop", False),
+        gate.Change("bit", None, 0.4, None, result="new: no baseline")]
+    verdict.checks = [gate.Check("recommended model's accuracy", "0.3000", ">= 0.3000", True),
+                      gate.Check("dvc.lock in sync", "1 stale", "in sync", False, "see below")]
+    verdict.stale = {"train_head": ["params head in params.yaml"]}
+    assert gate.render(verdict) == (
+        "## Quality gate: FAILED (against `main`)\n"
+        "\n"
+        "**Cannot judge:** the baseline has no card.\n"
+        "\n"
+        "Paired on the same 60 test images.\n"
+        "\n"
+        "| model | baseline accuracy | now | change | McNemar p | fixed / broken | result |\n"
+        "|---|---:|---:|---:|---:|---:|---|\n"
+        "| wrn ★ | 0.5000 | 0.3000 | -0.2000 | < 0.001 | 0 / 12 | **FAIL**: significant "
+        "regression |\n"
+        "| head | 0.4000 | 0.3000 | -0.1000 | 0.021 | 1 / 7 | **FAIL**: significant drop |\n"
+        "| bit | – | 0.4000 | – | – | 0 / 0 | pass: new: no baseline |\n"
+        "\n"
+        "| check | value | threshold | result |\n"
+        "|---|---:|---:|---|\n"
+        "| recommended model's accuracy | 0.3000 | >= 0.3000 | pass |\n"
+        "| dvc.lock in sync | 1 stale | in sync | **FAIL** — see below |\n"
+        "\n"
+        f"Stale stages (1, from `dvc status`): {gate.FIX}.\n"
+        "\n"
+        "- train_head: params head in params.yaml\n")
+    assert gate.failures(verdict) == [
+        "gate failed: wrn ★ accuracy against main: 0.5000 -> 0.3000 (-0.2000, McNemar "
+        "p < 0.001, 0 fixed / 12 broken): significant regression",
+        "gate failed: head accuracy against main: 0.4000 -> 0.3000 (-0.1000, McNemar "
+        "p = 0.021, 1 fixed / 7 broken): significant drop",
+        "gate failed: dvc.lock in sync: 1 stale (threshold in sync): see below",
+        f"gate: {gate.FIX}",
+        "cannot judge: the baseline has no card"]
+
+
 def test_without_committed_predictions_the_unpaired_rule_applies(repo, capsys):
     _git(repo, "rm", "-rq", "--cached", "reports/predictions")
     _git(repo, "commit", "-qm", "no predictions")
