@@ -321,6 +321,35 @@ def test_the_verdict_page_and_its_ci_lines_whole():
         "cannot judge: the baseline has no card"]
 
 
+def test_the_same_images_relabelled_are_not_paired(repo, capsys):
+    """A label fixed in the data: the same files, another answer key, so no image pairs."""
+    for csv in (repo / "reports" / "predictions").glob("*.csv"):
+        table = pd.read_csv(csv)
+        table.loc[0, "label"] = "square" if table.loc[0, "label"] != "square" else "star"
+        table.to_csv(csv, index=False)
+    assert gate.main([]) == 0
+    assert "Not paired: the test images differ between `HEAD` and the workspace" in \
+        capsys.readouterr().out
+
+
+def test_an_older_baseline_without_cards_or_accuracy_still_compares(repo, capsys):
+    """A baseline from before the cards (classes from its predictions' labels), or whose
+    recommended model alone lacks one, and whose metrics lack accuracy (taken from its
+    predictions), is compared all the same."""
+    _git(repo, "rm", "-q", "--cached", "models/wrn.json")
+    head = json.loads((repo / "metrics/evaluate/head.json").read_text())
+    (repo / "metrics/evaluate/head.json").write_text(json.dumps({"macro_f1": 0.32}))
+    _git(repo, "commit", "-qam", "no card for wrn, no accuracy for head")
+    (repo / "metrics/evaluate/head.json").write_text(json.dumps(head))
+    assert gate.main([]) == 0
+    out = capsys.readouterr().out
+    assert "| head | 0.3333 | 0.3333 |" in out
+    _git(repo, "rm", "-q", "--cached", "models/head.json", "models/resnet50.json")
+    _git(repo, "commit", "-qm", "no card at all")
+    assert gate.main([]) == 0
+    assert "paired on the same 60 test images" in capsys.readouterr().out
+
+
 def test_without_committed_predictions_the_unpaired_rule_applies(repo, capsys):
     _git(repo, "rm", "-rq", "--cached", "reports/predictions")
     _git(repo, "commit", "-qm", "no predictions")
