@@ -64,7 +64,7 @@ MODULES: dict[str, dict] = {
     # functions are checked on fake runners and a fake clock.
     "parity": {"files": ["pipeline/export/parity.py"],
                "tests": ["tests/test_export.py", "-k", "parity"]},
-    "select": {"files": ["pipeline/runtimes/select.py"],
+    "select": {"files": ["pipeline/runtimes/select.py", "pipeline/runtimes/registry.py"],
                "tests": ["tests/test_runtimes.py",
                          "-k", "not imports_no_tensorflow and not does_not_start_tensorflow"]},
     "params": {"files": ["pipeline/core/params.py"],
