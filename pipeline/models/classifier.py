@@ -59,9 +59,12 @@ def build_scratch_model(
     elif isinstance(recipe, ResNet9Recipe):
         net = ResNet9(recipe.width, include_top=False, input_shape=shape, pooling="max")
         init = "glorot_uniform"
-    else:
+    elif isinstance(recipe, BiTRecipe):
         net = BiTResNet(recipe.width, include_top=False, input_shape=shape, pooling="avg")
         init = "zeros"  # BiT's zero head: fine-tuning starts from a uniform prediction
+    else:  # a family params.py accepts and this function does not build (docs/model-families.md)
+        raise TypeError(f"scratch.{name}.family: no builder for {recipe.family!r} in "
+                        "pipeline/models/classifier.py build_scratch_model")
     # A float32 softmax under a mixed-precision policy (Keras' advice).
     outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_initializer=init,
                                  name="predictions", dtype="float32")(net(x))
