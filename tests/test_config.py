@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import typing
 
 import pytest
 from helpers import ROOT, repo_params, run_stage, write_params
@@ -369,6 +370,35 @@ def test_a_bit_entry_takes_an_npz():
     del raw["scratch"]["bit"]["depth"], raw["scratch"]["bit"]["dropout"]
     assert params.parse(raw).scratch["bit"].weights == "BiT-M-R50x1.npz"
 
+
+
+def scratch_recipes() -> tuple[type, ...]:
+    """The members of the ScratchRecipe union (Annotated[A | B | ..., discriminator])."""
+    return typing.get_args(typing.get_args(params.ScratchRecipe)[0])
+
+
+def test_scratch_families_are_the_union_of_the_scratch_recipes():
+    """SCRATCH_FAMILIES (the tags an error key drops, the families a missing `family`
+    lists) is a copy of the union's tags: a family added to one only fails here."""
+    tags = tuple(typing.get_args(m.model_fields["family"].annotation)[0]
+                 for m in scratch_recipes())
+    assert tags == params.SCRATCH_FAMILIES, (
+        "pipeline/core/params.py: SCRATCH_FAMILIES and the ScratchRecipe union differ; add the "
+        "family to both, in the same order (docs/model-families.md)")
+
+
+def test_the_docs_list_the_scratch_families():
+    """docs/model-families.md's table: one row per scratch family, in the union's order,
+    naming its params model and a builder function that its module defines."""
+    text = (ROOT / "docs" / "model-families.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)` \| `([\w.]+)` \|", text, re.MULTILINE)
+    assert [(family, model) for family, model, _ in rows] == [
+        (typing.get_args(m.model_fields["family"].annotation)[0], m.__name__)
+        for m in scratch_recipes()]
+    for _, _, builder in rows:
+        module, function = builder.rsplit(".", 1)
+        source = ROOT / (module.replace(".", "/") + ".py")
+        assert f"\ndef {function}(" in source.read_text(encoding="utf-8"), builder
 
 # --------------------------------------------------------------------------- unknown keys
 

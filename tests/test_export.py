@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import typing
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import params, repo_params, sideways_jpeg, write_params
+from helpers import ROOT, params, repo_params, sideways_jpeg, write_params
 from PIL import Image
 
 SIZE = 32
@@ -344,6 +346,26 @@ def test_export_params_are_validated():
     with pytest.raises(ParamsError, match=r"export\.int8_images"):
         params({"export.int8_images": 0})
 
+
+
+def test_params_accept_exactly_the_export_formats():
+    """params.yaml is checked in core, which cannot import the export: ExportFormat is a
+    copy of FORMATS' keys. A format added to one and not the other fails this test."""
+    from pipeline.core.params import ExportFormat
+    from pipeline.export.formats import FORMATS
+
+    assert typing.get_args(ExportFormat) == tuple(FORMATS), (
+        "pipeline/core/params.py ExportFormat and pipeline/export/formats.py FORMATS differ: "
+        "add the format's name to both, in the same order (docs/export-formats.md)")
+
+
+def test_the_docs_list_the_export_formats():
+    """docs/export-formats.md's table has one row per export.formats name, in order."""
+    from pipeline.core.params import ExportFormat
+
+    text = (ROOT / "docs" / "export-formats.md").read_text(encoding="utf-8")
+    assert re.findall(r"^\| `(\w+)` \|", text, re.MULTILINE) == list(
+        typing.get_args(ExportFormat))
 
 def run_report():
     spec = importlib.util.spec_from_file_location(
