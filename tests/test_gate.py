@@ -286,7 +286,7 @@ def test_the_verdict_page_and_its_ci_lines_whole():
         gate.Change("wrn ★", 0.5, 0.3, 0.0, 0, 12, "significant regression", False),
         gate.Change("head", 0.4, 0.3, 0.0213, 1, 7, "significant drop", False),
         gate.Change("bit", None, 0.4, None, result="new: no baseline")]
-    verdict.checks = [gate.Check("recommended model's accuracy", "0.3000", ">= 0.3000", True),
+    verdict.checks = [gate.Check("recommended model's accuracy", "0.2000", ">= 0.3000", False),
                       gate.Check("dvc.lock in sync", "1 stale", "in sync", False, "see below")]
     verdict.stale = {"train_head": ["params head in params.yaml"]}
     assert gate.render(verdict) == (
@@ -305,7 +305,7 @@ def test_the_verdict_page_and_its_ci_lines_whole():
         "\n"
         "| check | value | threshold | result |\n"
         "|---|---:|---:|---|\n"
-        "| recommended model's accuracy | 0.3000 | >= 0.3000 | pass |\n"
+        "| recommended model's accuracy | 0.2000 | >= 0.3000 | **FAIL** |\n"
         "| dvc.lock in sync | 1 stale | in sync | **FAIL** — see below |\n"
         "\n"
         f"Stale stages (1, from `dvc status`): {gate.FIX}.\n"
@@ -316,6 +316,7 @@ def test_the_verdict_page_and_its_ci_lines_whole():
         "p < 0.001, 0 fixed / 12 broken): significant regression",
         "gate failed: head accuracy against main: 0.4000 -> 0.3000 (-0.1000, McNemar "
         "p = 0.021, 1 fixed / 7 broken): significant drop",
+        "gate failed: recommended model's accuracy: 0.2000 (threshold >= 0.3000)",
         "gate failed: dvc.lock in sync: 1 stale (threshold in sync): see below",
         f"gate: {gate.FIX}",
         "cannot judge: the baseline has no card"]
@@ -508,7 +509,40 @@ def test_a_shallow_clone_cannot_tell_a_first_run_from_lost_metrics(repo, tmp_pat
     _write_run(clone, BASELINE, "wrn")
     monkeypatch.chdir(clone)
     assert gate.main([]) == gate.CANNOT_JUDGE
-    assert "this clone is shallow" in capsys.readouterr().err
+    assert capsys.readouterr().err.endswith(
+        "cannot judge: `HEAD` holds no metrics/report.json and this clone is shallow, so a "
+        "first run cannot be told from lost metrics (`git fetch --unshallow`)\n")
+
+
+def test_a_baseline_with_metrics_but_no_cards_nor_predictions_cannot_be_judged(repo, capsys):
+    _git(repo, "rm", "-q", "-r", "--cached", "models", "reports/predictions")
+    _git(repo, "commit", "-qm", "metrics alone")
+    assert gate.main([]) == gate.CANNOT_JUDGE
+    assert ("cannot judge: `HEAD` has metrics/report.json but no model card or predictions, "
+            "so its classes are unknown and the runs cannot be compared") in \
+        capsys.readouterr().err
+
+
+def test_a_baseline_file_that_is_not_utf8_or_a_metric_out_of_range_is_an_error(repo, capsys):
+    """The baseline is checked as the workspace is: nothing unreadable is compared."""
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, text=True,
+                         capture_output=True).stdout.strip()
+    good = (repo / "metrics/evaluate/head.json").read_bytes()
+    (repo / "metrics/evaluate/head.json").write_bytes(b'{"accuracy": 1.5}')
+    _git(repo, "commit", "-qam", "an accuracy of 1.5")
+    (repo / "metrics/evaluate/head.json").write_bytes(good)
+    assert gate.main([f"--against={sha}"]) == 0
+    capsys.readouterr()
+    assert gate.main([]) == gate.ERROR
+    assert capsys.readouterr().err.startswith("error: HEAD:metrics/evaluate/head.json: accuracy")
+    (repo / "metrics/evaluate/head.json").write_bytes(b'{"accuracy": 0.33, "note": "\xe9t\xe9"}')
+    _git(repo, "commit", "-qam", "latin-1")
+    (repo / "metrics/evaluate/head.json").write_bytes(good)
+    short = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], cwd=repo, text=True,
+                           capture_output=True).stdout.strip()
+    assert gate.main([]) == gate.ERROR
+    assert capsys.readouterr().err == (f"error: {short}:metrics/evaluate/head.json: not UTF-8 "
+                                       "text\n")
 
 
 def test_runs_of_other_classes_are_not_comparable_naming_both_lists(repo, capsys):
