@@ -464,6 +464,26 @@ def test_a_rule_between_sections_is_named_as_the_top_level():
         "  (top level): Value error, model name(s) ['wrn'] in both finetune and scratch")
 
 
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda raw: raw["scratch"]["wrn"].pop("family"),
+     ["params.yaml: invalid params", "  scratch.wrn.family: missing (wrn | bit | resnet9)"]),
+    (lambda raw: raw["head"].update(dropout={"a": 1}),  # a mapping is not repeated back
+     ["params.yaml: invalid params", "  head.dropout: Input should be a valid number"]),
+], ids=["no-family", "a-mapping-for-a-number"])
+def test_the_whole_message_for_a_missing_family_or_a_mapping_value(change, expected):
+    raw = repo_params()
+    change(raw)
+    with pytest.raises(ParamsError) as err:
+        params.parse(raw)
+    assert str(err.value).splitlines() == expected
+
+
+def test_a_file_that_is_a_list_is_named_as_such():
+    with pytest.raises(ParamsError, match=r"^params.yaml: expected a mapping of sections, got "
+                                          r"list$"):
+        params.parse(["seed", 42])
+
+
 def test_a_bad_list_entry_is_named_by_its_index_first_to_last():
     raw = repo_params()
     raw["export"]["formats"] = ["foo", "saved_model", "bar"]
