@@ -541,3 +541,39 @@ def check_image(upload, limits) -> None:
 
     check_header(upload, limits)
     check_decodes(upload)
+
+
+def head_project(root: Path, classes: list[str], sizes: dict[str, int],
+                 images: str = "images") -> None:
+    """A project the head's evaluate stage runs on (``stages/evaluate.py head``): params.yaml,
+    the cached features of each split in ``sizes`` (``n`` images each, their PNGs under
+    ``root / "images"``), the head and its card, and prepare's record of the images
+    (``images``: the folder it names, relative to the project or absolute)."""
+    import json
+
+    from PIL import Image
+
+    from pipeline.models.features import Features
+    from pipeline.models.head_file import HeadFile
+
+    write_params(root)
+    rng = np.random.default_rng(3)
+    names = np.array(classes)
+    for split, n in sizes.items():
+        y = rng.integers(0, 3, n).astype("int32")
+        files = np.array([f"{names[k]}/{split}{i}.png" for i, k in enumerate(y)])
+        for file in files:
+            (root / "images" / file).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(noise(16, 16, len(file))).save(root / "images" / file)
+        x = (rng.normal(0, 1, (n, 6)) + np.eye(3, 6)[y]).astype("float32")
+        Features(x, y, files, names).save(root / "data" / "features" / f"{split}.npz")
+    (root / "data" / "features" / "info.json").write_text(json.dumps(
+        {"params": 1000, "weight_bytes": 4000}))  # the backbone the export ships before it
+    (root / "data" / "source.json").write_text(json.dumps(
+        {"source": "data/sample", "root": images}))
+    (root / "models").mkdir()
+    HeadFile(np.zeros(6, "float32"), np.ones(6, "float32"), 2 * np.eye(6, 3, dtype="float32"),
+             np.zeros(3, "float32"), 0.2, 1e-4).save(root / "models" / "head.keras")
+    (root / "models" / "head.json").write_text(json.dumps(
+        {"input": "features", "classes": list(classes), "exif_orientation": True,
+         "backbone": {"images_per_second": 1.0}}))

@@ -254,35 +254,10 @@ def test_the_shipped_size_counts_every_weight_the_export_ships(tmp_path, monkeyp
 
 
 def _head_project(root: Path) -> None:
-    """A project the head's evaluate stage runs on: its cached features, the head, its
-    card, params.yaml (data.source: data/sample) and prepare's record of the images."""
-    from helpers import noise, write_params
-    from PIL import Image
+    """A project the head's evaluate stage runs on, its images recorded under ``images``."""
+    from helpers import head_project
 
-    from pipeline.models.features import Features
-    from pipeline.models.head_file import HeadFile
-
-    write_params(root)
-    rng = np.random.default_rng(3)
-    classes = np.array(CLASSES)
-    for split, n in (("val", 12), ("test", 15)):
-        y = rng.integers(0, 3, n).astype("int32")
-        files = np.array([f"{classes[k]}/{split}{i}.png" for i, k in enumerate(y)])
-        for file in files:
-            (root / "images" / file).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(noise(16, 16, len(file))).save(root / "images" / file)
-        x = (rng.normal(0, 1, (n, 6)) + np.eye(3, 6)[y]).astype("float32")
-        Features(x, y, files, classes).save(root / "data" / "features" / f"{split}.npz")
-    (root / "data" / "features" / "info.json").write_text(json.dumps(
-        {"params": 1000, "weight_bytes": 4000}))
-    (root / "data" / "source.json").write_text(json.dumps(
-        {"source": "data/sample", "root": "images"}))
-    (root / "models").mkdir()
-    HeadFile(np.zeros(6, "float32"), np.ones(6, "float32"), 2 * np.eye(6, 3, dtype="float32"),
-             np.zeros(3, "float32"), 0.2, 1e-4).save(root / "models" / "head.keras")
-    (root / "models" / "head.json").write_text(json.dumps(
-        {"input": "features", "classes": CLASSES, "exif_orientation": True,
-         "backbone": {"images_per_second": 1.0}}))
+    head_project(root, CLASSES, {"val": 12, "test": 15})
 
 
 def test_evaluate_finds_the_images_where_prepare_recorded_them_never_resolving_again(

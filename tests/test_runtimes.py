@@ -435,33 +435,9 @@ def test_evaluate_head_runs_without_tensorflow_sklearn_scipy_or_matplotlib(tmp_p
     start-up would be a large part of the head loop's evaluation: issue 32)."""
     import json
 
-    from helpers import STAGES, noise, write_params
-    from PIL import Image
+    from helpers import STAGES, head_project
 
-    from pipeline.models.features import Features
-    from pipeline.models.head_file import HeadFile
-
-    write_params(tmp_path)
-    rng = np.random.default_rng(3)
-    classes = np.array(["a", "b", "c"])
-    for split, n in (("val", 30), ("test", 40)):
-        y = rng.integers(0, 3, n).astype("int32")
-        paths = np.array([f"{classes[k]}/{split}{i}.png" for i, k in enumerate(y)])
-        for path in paths:
-            (tmp_path / "images" / path).parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(noise(16, 16, len(path))).save(tmp_path / "images" / path)
-        x = (rng.normal(0, 1, (n, 6)) + np.eye(3, 6)[y]).astype("float32")
-        Features(x, y, paths, classes).save(tmp_path / "data" / "features" / f"{split}.npz")
-    (tmp_path / "data" / "features" / "info.json").write_text(json.dumps(
-        {"params": 1000, "weight_bytes": 4000}))  # the backbone the export ships before it
-    (tmp_path / "data" / "source.json").write_text(json.dumps(
-        {"source": "data/sample", "root": str(tmp_path / "images")}))
-    (tmp_path / "models").mkdir()
-    HeadFile(np.zeros(6, "float32"), np.ones(6, "float32"), 2 * np.eye(6, 3, dtype="float32"),
-             np.zeros(3, "float32"), 0.2, 1e-4).save(tmp_path / "models" / "head.keras")
-    (tmp_path / "models" / "head.json").write_text(json.dumps(
-        {"input": "features", "classes": classes.tolist(), "exif_orientation": True,
-         "backbone": {"images_per_second": 1.0}}))
+    head_project(tmp_path, ["a", "b", "c"], {"val": 30, "test": 40}, str(tmp_path / "images"))
     stage = str(STAGES / "evaluate.py")
     code = ("import atexit, runpy, sys\n"
             "atexit.register(lambda: print('loaded', *(m in sys.modules for m in "
