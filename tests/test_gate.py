@@ -351,6 +351,32 @@ def test_an_older_baseline_without_cards_or_accuracy_still_compares(repo, capsys
     assert "paired on the same 60 test images" in capsys.readouterr().out
 
 
+def test_scores_of_exactly_0_and_1_are_scores(repo, capsys):
+    for model, score in (("head", 0.0), ("resnet50", 1.0)):
+        path = repo / "metrics" / "evaluate" / f"{model}.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"accuracy": score}))
+    assert gate.main([]) == 0
+    assert "| head | 0.3333 | 0.0000 |" in capsys.readouterr().out
+
+
+def test_a_baseline_file_name_that_is_not_utf8_is_skipped_not_fatal(repo, capsys):
+    """git keeps bytes for names (raw, with core.quotePath off, as many set it): a stray
+    file whose name is not UTF-8 beside the baseline's evaluations is no model, and no
+    reason to stop."""
+    _git(repo, "config", "core.quotePath", "false")
+    stray = os.fsencode(repo / "metrics" / "evaluate") + b"/\xff.json"
+    try:
+        with open(stray, "wb") as out:
+            out.write(b"{}")
+    except OSError:
+        pytest.skip("this filesystem refuses names that are not UTF-8")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "a stray file")
+    os.remove(stray)
+    assert gate.main([]) == 0
+    assert "PASSED" in capsys.readouterr().out
+
+
 def test_without_committed_predictions_the_unpaired_rule_applies(repo, capsys):
     _git(repo, "rm", "-rq", "--cached", "reports/predictions")
     _git(repo, "commit", "-qm", "no predictions")

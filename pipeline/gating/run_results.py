@@ -86,12 +86,11 @@ class Source:
         return found
 
     def models(self) -> list[str]:
-        """The models whose evaluation is there."""
-        folder = paths.EVALUATIONS
-        if self.sha is not None:
-            names = revisions.listing(self.sha, folder)
-        else:
-            names = [p.name for p in folder.glob("*.json")] if folder.is_dir() else []
+        """The models whose evaluation was committed at this revision (the workspace's are
+        params.yaml's)."""
+        if self.sha is None:
+            raise ValueError("the workspace's models are params.yaml's, not a listing")
+        names = revisions.listing(self.sha, paths.EVALUATIONS)
         return sorted(Path(n).stem for n in names if n.endswith(".json"))
 
 
