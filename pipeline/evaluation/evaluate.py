@@ -16,7 +16,7 @@ from pipeline.core import paths, run_facts
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import atomic_path, read_json, write_json
 from pipeline.core.params import Params, ParamsError
-from pipeline.data.sources import recorded_root
+from pipeline.data.sources import data_root
 from pipeline.models.card import orientation_of
 from pipeline.runtimes.numpy_head import UnsupportedHead
 
@@ -61,9 +61,10 @@ def evaluate(params: Params, model: str) -> None:
                           f"{', '.join(params.models())}")
     card = read_json(paths.model_card(model))
     # The images (the test and validation splits, the mistakes' thumbnails): where
-    # prepare found them (data/source.json, a dependency of the stage), never resolved
-    # again here: that would hash an archive or look up the download cache.
-    root = recorded_root(params.data)
+    # prepare found them (data/source.json, a dependency of the stage), looked up once.
+    # Resolved again (offline) only when that folder is gone: a fresh clone has prepare's
+    # record from DVC but not an archive's extraction, which lives in data.cache.
+    root = data_root(params.data)
     # The head on one machine runs in NumPy: TensorFlow's start-up alone is most of the
     # time the head's whole evaluation would take. A cluster keeps the chief's rule.
     if card["input"] == "features" and not os.environ.get("TF_CONFIG"):
