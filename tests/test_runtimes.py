@@ -341,6 +341,20 @@ def test_a_registered_runtime_is_selectable_by_name_and_an_unknown_one_is_refuse
     assert capsys.readouterr().err == ""
 
 
+def test_a_refused_precision_names_every_runtime_that_runs_it(monkeypatch):
+    """TensorFlow asked for bfloat16: the one-line refusal lists each registered runtime
+    that runs it, by label and by the name to put in params.yaml, in registry order."""
+    monkeypatch.setattr(registry, "RUNTIMES", dict(registry.RUNTIMES))
+    registry.register(Runtime("halfway", "Halfway", "no_such_runtime_module", ("bfloat16",),
+                              ""))
+    with pytest.raises(RuntimeChoiceError) as err:
+        compile_forward(None, "tensorflow", "bfloat16")
+    assert str(err.value) == (
+        "inference.precision: bfloat16 runs on OpenVINO or Halfway (inference.runtime: "
+        "openvino or halfway or auto); on TensorFlow use distribute.mixed_precision: "
+        "mixed_bfloat16")
+
+
 def test_a_runtime_is_imported_only_when_selection_tries_it(monkeypatch):
     """Registering (and listing) a runtime imports nothing: a module that cannot be
     imported at all stays unnoticed until it is chosen."""
