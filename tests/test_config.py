@@ -7,6 +7,7 @@ import re
 import typing
 
 import pytest
+import yaml
 from helpers import ROOT, repo_params, run_stage, write_params
 
 from pipeline.core import params
@@ -579,9 +580,20 @@ def test_a_control_character_or_a_key_that_is_a_list_is_one_line(tmp_path):
                                           r"character #x0007: special characters are not "
                                           rf"allowed \(line {last}, column 7\)$"):
         _load(tmp_path, SHIPPED + "note: \x07\n")
+    # The same at the top of a file that starts with a blank line: lines count from it.
+    with pytest.raises(ParamsError, match=r"#x0007: special characters are not allowed "
+                                          r"\(line 2, column 7\)$"):
+        _load(tmp_path, "\nnote: \x07\n" + SHIPPED)
     with pytest.raises(ParamsError, match=r"params.yaml: not valid YAML: found unhashable key "
                                           r"\(line \d+, column \d+\)$"):
         _load(tmp_path, SHIPPED + "? [a, b]\n: 1\n")
+
+
+def test_a_yaml_error_without_a_position_is_still_one_line():
+    """PyYAML marks every error it raises while loading; one without a mark (a YAMLError
+    raised bare) is the text of the error, its lines joined, not a traceback."""
+    assert params._one_line(yaml.YAMLError("cannot load\n  this  file"), "") == (
+        "cannot load this file")
 
 
 def test_an_empty_file_is_named_as_empty(tmp_path):
