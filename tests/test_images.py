@@ -417,3 +417,19 @@ def test_two_images_alone_are_compared():
     assert near_duplicates(frame, 2, chunk=1) == [("a.png", "b.png", 1)]
     assert near_duplicates(frame.iloc[:1], 64) == []
     assert near_duplicates(frame, -1) == []
+
+
+def test_a_copy_is_called_exact_only_for_known_equal_bytes():
+    """Two images without a content hash (blank) are not "the same bytes": the near copy
+    is named with its distance. A row that names its original but not the distance (a
+    manifest marked elsewhere) is "copy", not a distance made up."""
+    from pipeline.data.duplicates import copy_kind, mark_copies
+
+    frame = pd.DataFrame({"path": ["a.jpg", "b.jpg"], "split": "train", "sha256": "",
+                          "phash": ["0" * 16, "0" * 15 + "3"]})
+    marked = mark_copies(frame, near_threshold=2)
+    assert marked["duplicate_of"].tolist() == ["", "a.jpg"]
+    assert copy_kind(marked, 1) == "near copy (distance 2)"
+    marked.loc[1, "sha256"] = "s2"
+    marked.loc[1, "duplicate_distance"] = pd.NA
+    assert copy_kind(marked, 1) == "copy"

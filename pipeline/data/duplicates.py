@@ -140,6 +140,8 @@ def copy_kind(frame: pd.DataFrame, label: object) -> str:
 
 
 def _known(value: object) -> bool:
-    """Not missing: None, NaN, NA and blank text are."""
-    return not (value is None or value == "" or (pd.api.types.is_scalar(value)
-                                                  and pd.isna(value)))
+    """Not missing: None, NaN, NA and blank text are (NA first: ``NA == ""`` is NA,
+    which has no truth value)."""
+    if pd.api.types.is_scalar(value) and pd.isna(value):  # None is a scalar NA too
+        return False
+    return value != ""
