@@ -267,7 +267,8 @@ def _judge(
 def inspect_all(
     root: Path, rels: Sequence[str], policy: ImagePolicy, workers: int | None = None
 ) -> pd.DataFrame:
-    """:func:`inspect_image` over ``rels`` (relative to ``root``) in threads, in order.
+    """Each image's checks (``_inspect``) over ``rels`` (relative to ``root``), in threads,
+    in order.
 
     Threads, not processes: Pillow releases the GIL while decoding and reading, and
     the rows need no pickling. A tqdm bar shows progress on stderr.

@@ -6,7 +6,7 @@ As timm's train script resumes a checkpoint before its loop and hands the loop a
 which epoch it holds) and gives the epoch to go on after and the callbacks that keep the
 run: BackupAndRestore (weights, optimizer, epoch), the run's memory (``memory.Memory``:
 early stopping, the scores so far, the random generators) and a copy of the curves beside
-the backup (``curves.KeepCurves``); or, for a run that was already over, how it ended.
+the backup (``dvclive_curves.KeepCurves``); or, for a run that was already over, how it ended.
 With the input addressed by epoch, the run then ends as an uninterrupted one would.
 Nothing here fits: this layer sits below ``pipeline.training``.
 """
