@@ -676,7 +676,8 @@ def _scripted_dvc(tmp_path: Path, monkeypatch, body: str) -> None:
 
 
 @pytest.mark.parametrize(("body", "said"), [
-    ("printf 'ERROR: first\\n\\nERROR: the last line says why\\n\\n' >&2; exit 1",
+    ("printf 'ERROR: first\\n\\nERROR: second\\nERROR: the last line says why\\n\\n' >&2; "
+     "exit 1",
      "error: dvc status failed: ERROR: the last line says why\n"),
     ("exit 3", "error: dvc status failed: 3\n"),
     ("printf '%0300d' 0", f"error: dvc status --json printed no JSON: {'0' * 200!r}\n"),
@@ -870,3 +871,79 @@ def test_a_model_gone_or_without_predictions_is_listed_and_not_paired(repo, caps
            "missing in one run |" in out
     assert "| resnet50 | 0.3667 | – | – | – | 0 / 0 | pass: gone: not in this run |" in out
     assert "shipped:" not in out  # wrn, as at HEAD
+
+
+# ----------------------------------------------- what the gate reads, and how (mutants)
+
+def test_verbose_names_each_file_the_gate_read_or_found_missing(repo, caplog):
+    """--verbose: one line per file of either run, read or not there, the committed ones
+    by revision; the verdict is unchanged."""
+    (repo / "models/head.json").unlink()
+    assert gate.main(["--verbose"]) == 0
+    err = caplog.messages
+    assert "gate: metrics/report.json: read" in err
+    assert "gate: HEAD:metrics/report.json: read" in err
+    assert "gate: models/head.json: not there" in err
+    assert "gate: HEAD:models/head.json: read" in err
+
+
+def test_workspace_files_are_read_as_utf8_whatever_the_locale(repo, capsys):
+    """A note with accents in a metrics file, under LANG=C: read, compared, passed."""
+    import locale
+    import sys
+
+    if sys.flags.utf8_mode:
+        pytest.skip("Python's UTF-8 mode reads every file as UTF-8")
+    path = repo / "metrics/evaluate/head.json"
+    path.write_text(path.read_text()[:-1] + ', "note": "été"}', encoding="utf-8")
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        assert locale.getpreferredencoding(False).lower() != "utf-8"
+        assert gate.main([]) == 0, capsys.readouterr().err
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+
+
+def test_a_workspace_file_that_is_not_utf8_is_one_error_line_naming_it(repo, capsys):
+    (repo / "metrics/evaluate/head.json").write_bytes(b'{"accuracy": 0.3, "n": "\xe9"}')
+    assert gate.main([]) == gate.ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("error: metrics/evaluate/head.json: cannot read ('utf-8' codec "
+                          "can't decode byte 0xe9"), err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("classes", "shown"), [("circle,square", "'circle,square'"),
+                                                 ([1, 2], "[1, 2]")])
+def test_a_card_whose_classes_are_not_names_is_one_error_line(repo, capsys, classes, shown):
+    (repo / "models/wrn.json").write_text(json.dumps({"name": "wrn", "classes": classes}))
+    assert gate.main([]) == gate.ERROR
+    assert capsys.readouterr().err == (f"error: models/wrn.json: classes is {shown}, not a "
+                                       "list of class names\n")
+
+
+def test_a_report_without_its_interval_is_one_error_line(repo, capsys):
+    report = json.loads((repo / "metrics/report.json").read_text())
+    del report["accuracy_low"]
+    (repo / "metrics/report.json").write_text(json.dumps(report))
+    assert gate.main([]) == gate.ERROR
+    assert capsys.readouterr().err == "error: metrics/report.json: no accuracy_low\n"
+
+
+def test_the_workspace_has_no_listing_of_models(repo):
+    """Only a commit's models are listed from its files; the workspace's are params.yaml's
+    (a caller asking the workspace is a bug, told so)."""
+    from pipeline.gating import revisions
+    from pipeline.gating.run_results import Source
+
+    with pytest.raises(ValueError, match=r"^the workspace's models are params.yaml's, not "
+                                         r"a listing$"):
+        Source().models()
+    (repo / "metrics/evaluate/old run.json").write_text('{"accuracy": 0.2}')
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "a file name with a space")
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, text=True,
+                         capture_output=True).stdout.strip()
+    assert Source(sha, "HEAD").models() == ["head", "old run", "resnet50", "wrn"]
+    assert "old run.json" in revisions.listing(sha, Path("metrics/evaluate"))
