@@ -77,7 +77,7 @@ class Change:
 class Verdict:
     against: str
     metric: str
-    note: str
+    note: str = ""  # how the runs were compared, above the table
     changes: list[Change] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     cannot_judge: list[str] = field(default_factory=list)  # why no sound verdict exists
@@ -200,7 +200,7 @@ def unpaired_check(now: Run, base: Run, gate: GateParams, against: str) -> Check
 def evaluate(gate: GateParams, against: str, models: list[str]) -> Verdict:
     sha = revisions.commit(against)  # before reading anything: a bad REV is an error
     now = workspace_run(models, gate.metric)
-    verdict = Verdict(against, gate.metric, "")
+    verdict = Verdict(against, gate.metric)
     model = now.recommended
     lacking = missing_evidence(now, Source())
     if model not in models:

@@ -435,7 +435,8 @@ def test_a_recommended_model_without_evidence_cannot_be_judged(repo, capsys):
     assert "## Quality gate: CANNOT JUDGE" in captured.out
     assert ("cannot judge: metrics/report.json recommends 'ghost', which has no "
             "metrics/evaluate/ghost.json, reports/predictions/ghost.csv, models/ghost.json, an "
-            "entry in params.yaml") in captured.err
+            "entry in params.yaml: the report does not describe this run's models; run "
+            "`dvc repro`\n") in captured.err
 
 
 def test_a_report_whose_accuracy_its_predictions_deny_cannot_be_judged(repo, capsys):
@@ -444,7 +445,44 @@ def test_a_report_whose_accuracy_its_predictions_deny_cannot_be_judged(repo, cap
     (repo / "metrics/report.json").write_text(json.dumps(report | {"accuracy": 0.7}))
     assert gate.main([]) == gate.CANNOT_JUDGE
     assert ("cannot judge: metrics/report.json gives wrn an accuracy of 0.7000, its "
-            "predictions (reports/predictions/wrn.csv) 0.5000") in capsys.readouterr().err
+            "predictions (reports/predictions/wrn.csv) 0.5000: the report does not describe "
+            "this run's models; run `dvc repro`\n") in capsys.readouterr().err
+
+
+def test_the_report_may_round_its_accuracy_but_no_more(repo, capsys):
+    """The report gives 4 decimals: one unit of the last is rounding, not a changed run
+    (here a model that got no test image right, reported as 0.0001)."""
+    _write_run(repo, BASELINE | {"wrn": set()}, "wrn")
+    report = json.loads((repo / "metrics/report.json").read_text())
+    (repo / "metrics/report.json").write_text(json.dumps(report | {"accuracy": 0.0001}))
+    assert gate.main([]) == gate.FAILED  # below the floor, judged
+    assert "cannot judge" not in capsys.readouterr().err
+
+
+def test_the_floor_is_the_accuracy_the_predictions_confirm(repo, capsys):
+    """The floor reads the report's accuracy, checked against the predictions: an
+    evaluation file edited by hand does not lift a run over it."""
+    _gate_params(repo, min=0.9)
+    (repo / "metrics/evaluate/wrn.json").write_text('{"accuracy": 0.99, "macro_f1": 0.99}')
+    assert gate.main([]) == gate.FAILED
+    assert "| wrn accuracy >= min | 0.5000 | 0.9000 | **FAIL** |" in capsys.readouterr().out
+
+
+def test_a_gate_metric_the_evaluation_lacks_is_one_error_line(repo, capsys):
+    _gate_params(repo, metric="macro_f1")
+    (repo / "metrics/evaluate/wrn.json").write_text('{"accuracy": 0.5}')
+    assert gate.main([]) == gate.ERROR
+    assert capsys.readouterr().err == ("error: metrics/evaluate/wrn.json has no macro_f1 "
+                                       "(gate.metric)\n")
+
+
+def test_no_git_on_path_is_one_error_line(repo, tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "no-git"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    assert gate.main([]) == gate.ERROR
+    assert capsys.readouterr().err == ("error: git is not on PATH: it reads the committed "
+                                       "baseline\n")
 
 
 @pytest.mark.parametrize("missing", ["metrics/evaluate/wrn.json", "reports/predictions/wrn.csv",

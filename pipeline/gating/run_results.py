@@ -35,7 +35,6 @@ _JSON_TYPES = {list: "a list", str: "a string", int: "a number", float: "a numbe
 class Run:
     """One run's results: the report's metrics, each model's metrics, predictions and card."""
 
-    where: str  # "the workspace", or "`REV`"
     report: dict
     metrics: dict[str, dict]
     predictions: dict[str, pd.DataFrame]
@@ -157,8 +156,7 @@ def read_run(source: Source, models: list[str], metric: str) -> Run | None:
                                        or not all(isinstance(c, str) for c in listed)):
                 raise PipelineError(f"{source.name(file)}: classes is {listed!r}, not a list "
                                     "of class names")
-    return Run("the workspace" if source.sha is None else f"`{source.rev}`", report, metrics,
-               preds, cards)
+    return Run(report, metrics, preds, cards)
 
 
 def missing_evidence(run: Run, source: Source) -> list[str]:
