@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -923,6 +924,22 @@ def test_verbose_names_each_file_the_gate_read_or_found_missing(repo, caplog):
     assert "gate: HEAD:metrics/report.json: read" in err
     assert "gate: models/head.json: not there" in err
     assert "gate: HEAD:models/head.json: read" in err
+    assert err[0] == "gate: accuracy >= 0.3, against HEAD"  # what it checks, first
+
+
+def test_help_says_what_the_gate_does_and_what_its_exit_statuses_mean(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # argparse wraps at the terminal's width
+    with pytest.raises(SystemExit) as done:
+        gate.main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("usage: python -m pipeline.gate [-h] [--against REV]")
+    assert gate.__doc__.strip().splitlines()[0] in out
+    assert any(re.fullmatch(r"  --against REV +git revision whose committed metrics are the "
+                            r"baseline \(default: HEAD; in CI the target branch\)", line)
+               for line in out), out
+    assert out[-1] == ("exit status: 0 passed, 1 a check failed, 2 error (the gate could not "
+                       "run), 3 cannot judge (docs/report-and-gate.md)")
 
 
 def test_workspace_files_are_read_as_utf8_whatever_the_locale(repo, capsys):
