@@ -400,6 +400,9 @@ def test_below_the_floor_fails(repo, capsys):
     _gate_params(repo, min=0.9)
     assert gate.main([]) == 1
     assert "gate failed: wrn accuracy >= min: 0.5000 (threshold 0.9000)" in capsys.readouterr().err
+    _gate_params(repo, min=0.5)  # exactly at the floor: it holds
+    assert gate.main([]) == 0
+    assert "| wrn accuracy >= min | 0.5000 | 0.5000 | pass |" in capsys.readouterr().out
 
 
 def test_quiet_keeps_the_verdict_and_the_failure_lines(repo, capsys):
