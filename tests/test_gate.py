@@ -1005,3 +1005,23 @@ def test_the_workspace_has_no_listing_of_models(repo):
                          capture_output=True).stdout.strip()
     assert Source(sha, "HEAD").models() == ["head", "old run", "resnet50", "wrn"]
     assert "old run.json" in revisions.listing(sha, Path("metrics/evaluate"))
+
+
+def test_an_unforeseen_error_is_one_line_naming_the_gate_and_never_a_pass(repo, capsys,
+                                                                          monkeypatch):
+    """A bug nobody foresaw (here in the comparison): exit 2 and one line saying what it
+    was, with the traceback kept in .cache/logs/gate.log; --verbose shows it instead."""
+    def broken(*args):
+        raise ZeroDivisionError("the comparison divided by zero")
+
+    monkeypatch.setattr(gate, "compare", broken)
+    assert gate.main([]) == gate.ERROR
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    line = captured.err.strip()
+    assert line.startswith("error: gate: unexpected ZeroDivisionError: the comparison divided "
+                           "by zero"), line
+    assert "traceback in .cache/logs/gate.log" in line and len(line.splitlines()) == 1
+    assert "ZeroDivisionError" in (repo / ".cache/logs/gate.log").read_text()
+    with pytest.raises(ZeroDivisionError):
+        gate.main(["--verbose"])
