@@ -1025,3 +1025,17 @@ def test_an_unforeseen_error_is_one_line_naming_the_gate_and_never_a_pass(repo, 
     assert "ZeroDivisionError" in (repo / ".cache/logs/gate.log").read_text()
     with pytest.raises(ZeroDivisionError):
         gate.main(["--verbose"])
+
+
+@pytest.mark.parametrize("rev", ["--output=/tmp/x", ""])
+def test_an_option_or_nothing_given_as_the_revision_is_refused(repo, capsys, rev):
+    assert gate.main([f"--against={rev}"]) == gate.ERROR
+    assert capsys.readouterr().err == (f"error: --against {rev!r}: a git revision (branch, "
+                                       "tag or commit), not an option\n")
+
+
+def test_outside_a_git_repository_the_error_says_so(repo, capsys):
+    shutil.rmtree(repo / ".git")
+    assert gate.main([]) == gate.ERROR
+    assert capsys.readouterr().err == (f"error: {repo}: not a git repository, so no revision "
+                                       "'HEAD' to compare with\n")
