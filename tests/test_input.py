@@ -140,6 +140,13 @@ def _exif(tiff: bytes) -> bytes:
     return _segment(0xE1, b"Exif\0\0" + tiff)
 
 
+_XMP = b"http://ns.adobe.com/xap/1.0/\0"  # how an APP1 segment holding XMP starts
+
+
+def _xmp_app1(packet: bytes) -> bytes:
+    return _segment(0xE1, _XMP + packet)
+
+
 def _camera_tags(e: str) -> tuple[list, list]:
     """The IFD0 entries a camera writes before Orientation (0x0112) and after it."""
     return ([_short(e, 0x100, 4000), _short(e, 0x101, 3000), (0x10F, 2, 6, b"Canon\0"),
@@ -152,7 +159,8 @@ def _camera_tags(e: str) -> tuple[list, list]:
 
 def _orientation_layouts() -> list[tuple[str, bytes]]:
     """(what it is, the file's bytes): EXIF in either byte order, after other segments,
-    among other tags, with counts, values and offsets that are wrong, and files without."""
+    among other tags, with counts, values and offsets that are wrong; XMP packets, with
+    EXIF or without; and files with neither."""
     pixels = Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), np.uint8))
     buffer = io.BytesIO()
     pixels.save(buffer, "JPEG", quality=90)
@@ -165,7 +173,6 @@ def _orientation_layouts() -> list[tuple[str, bytes]]:
     def jpeg(*segments: bytes, first: bytes = jfif) -> bytes:
         return b"\xff\xd8" + first + b"".join(segments) + body
 
-    xmp = b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"
     layouts = [("a JPEG without EXIF", data)]
     for e, order in (("<", "little-endian"), (">", "big-endian")):
         def orientation(value: int, e: str = e) -> tuple[int, int, int, bytes]:
@@ -198,7 +205,7 @@ def _orientation_layouts() -> list[tuple[str, bytes]]:
             (f"{order}: EXIF right after SOI", jpeg(exif(6), first=b"")),
             (f"{order}: EXIF after an ICC profile",
              jpeg(_segment(0xE2, b"ICC_PROFILE\0\x01\x01" + bytes(range(256)) * 3), exif(6))),
-            (f"{order}: EXIF after XMP", jpeg(_segment(0xE1, xmp), exif(6))),
+            (f"{order}: EXIF after XMP", jpeg(_xmp_app1(b"<x:xmpmeta/>"), exif(6))),
             (f"{order}: EXIF after a comment", jpeg(_segment(0xFE, b"made with care"), exif(6))),
             (f"{order}: EXIF after an empty comment", jpeg(_segment(0xFE, b""), exif(6))),
             (f"{order}: EXIF after APP15", jpeg(_segment(0xEF, b"vendor"), exif(6))),
@@ -225,6 +232,46 @@ def _orientation_layouts() -> list[tuple[str, bytes]]:
         tiff = _tiff(e, [_short(e, 0x10F, 1), orientation(6)], ifd=23)
         tiff = tiff[:4] + struct.pack(e + "L", 0xFFFFFFF0) + tiff[8:]
         layouts.append((f"{order}: IFD0 offset 0xFFFFFFF0", jpeg(_exif(tiff), first=b"")))
+
+    # XMP's tiff:Orientation, which Pillow (and so prepare) takes when EXIF has none.
+    def xmp(orientation: bytes = b"") -> bytes:  # a packet as editors write it: padded
+        return _xmp_app1(b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:Description "
+                         + orientation + b"/></x:xmpmeta>" + b" " * 64)
+
+    xmp6, naming6 = xmp(b'tiff:Orientation="6"'), _segment(0xFE, b'tiff:Orientation="6"')
+    layouts += [
+        ("XMP Orientation 6 (an attribute), no EXIF", jpeg(xmp6)),
+        ("XMP Orientation 8 (an element), no EXIF",
+         jpeg(xmp(b"><tiff:Orientation>8</tiff:Orientation></rdf:Description"))),
+        ("XMP Orientation 9, no EXIF", jpeg(xmp(b'tiff:Orientation="9"'))),
+        ("XMP Orientation 6 right after SOI", jpeg(xmp6, first=b"")),
+        ("XMP Orientation 6, EXIF without one",
+         jpeg(_exif(_tiff(">", [_short(">", 0x128, 2)])), xmp6)),
+        ("XMP Orientation 6, EXIF Orientation 3",
+         jpeg(xmp6, _exif(_tiff("<", [_short("<", 0x112, 3)])))),
+        ("XMP Orientation 6, EXIF Orientation 0",
+         jpeg(_exif(_tiff(">", [_short(">", 0x112, 0)])), xmp6)),
+        # Pillow keeps the last packet, empty or not.
+        ("XMP Orientation 6, then a packet without one", jpeg(xmp6, xmp())),
+        ("a packet without one, then XMP Orientation 6", jpeg(xmp(), xmp6)),
+        ("XMP Orientation 6, then an empty packet", jpeg(xmp6, _xmp_app1(b""))),
+        # A packet ends where its segment does, wherever the bytes around it say more.
+        ("XMP that is only tiff:Orientation>6", jpeg(_xmp_app1(b"tiff:Orientation>6"))),
+        ('XMP cut after tiff:Orientation=", then bytes 6"',
+         jpeg(_xmp_app1(b'<x tiff:Orientation="') + b'6"/>')),
+        ("an APP1 too short for the XMP header it starts",
+         jpeg(_segment(0xE1, _XMP[:18]) + _XMP[18:] + b'<x tiff:Orientation="6"/>')),
+        ("XMP without Orientation, then a comment naming one", jpeg(xmp(), naming6)),
+        ("two XMP packets without Orientation, then a comment naming one",
+         jpeg(xmp(), xmp(), naming6)),
+        # Text outside an XMP segment is not XMP.
+        ("XMP Orientation 6 in a comment", jpeg(_segment(0xFE, xmp6[4:]))),
+        ("XMP Orientation 6 after SOS", b"\xff\xd8" + jfif + body[:scan] + xmp6 + body[scan:]),
+        ("XMP Orientation 6 in UTF-16",
+         jpeg(_xmp_app1('<x tiff:Orientation="6"/>'.encode("utf-16")))),
+        ("XMP Orientation 6 after bytes that are not UTF-8",
+         jpeg(_xmp_app1(b'\xff\xfe\x80<x tiff:Orientation="6"/>'))),
+    ]
     png = io.BytesIO()
     pixels.save(png, "PNG")
     return [*layouts, ("a PNG", png.getvalue())]
