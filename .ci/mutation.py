@@ -91,7 +91,7 @@ MODULES: dict[str, dict] = {
                               "every_path"]},
     "exif": {"files": ["pipeline/data/input.py"],
              "names": ["pipeline.data.input.x_exif_orientation_of*",
-                       "pipeline.data.input.x__exif_tiff_offset*",
+                       "pipeline.data.input.x__exif_and_xmp*",
                        "pipeline.data.input.x__read*", "pipeline.data.input.x__uint*",
                        "pipeline.data.input.x_apply_orientation*"],
              "tests": ["tests/test_layouts.py", "tests/test_input.py", "-k",

@@ -32,10 +32,11 @@ def load_image(path: tf.Tensor, image_size: int, exif_orientation: bool = True) 
     antialiased resize still does the last halving and the result stays within about
     one grey level of a full decode): up to 2.5-3x faster decode + resize on camera
     photos (benchmarks/levers.md). A JPEG under four times the target decodes exactly
-    as ``tf.io.decode_image`` would. A JPEG's EXIF Orientation is applied (TF's decoders
-    ignore it), as prepare and Pillow's ``ImageOps.exif_transpose`` do, unless
-    ``exif_orientation`` is False (params.yaml's ``data.images.exif_orientation``, or the
-    setting a model's card records: pipeline.models.card.orientation_of)."""
+    as ``tf.io.decode_image`` would. A JPEG's EXIF Orientation (or, without one, its XMP
+    tiff:Orientation) is applied (TF's decoders ignore it), as prepare and Pillow's
+    ``ImageOps.exif_transpose`` do, unless ``exif_orientation`` is False (params.yaml's
+    ``data.images.exif_orientation``, or the setting a model's card records:
+    pipeline.models.card.orientation_of)."""
     return decode_image(tf.io.read_file(path), image_size, exif_orientation)
 
 
@@ -57,12 +58,16 @@ def decode_image(contents: tf.Tensor, image_size: int, exif_orientation: bool = 
 # --------------------------------------------------------------------------- EXIF orientation
 # Read in the graph from the JPEG's bytes (no py_function, no manifest lookup), so that
 # training, evaluation, predict and a server decoding uploaded bytes all turn a photo
-# the same way. The fast path, a JPEG without an APP1 segment before its image data, is
-# a loop of one or two marker reads; anything malformed reads as 1 (no turn).
+# the same way, and as Pillow (prepare, the contact sheets) reads it. A fixed walk of
+# the first segments; what it cannot read reads as 1 (no turn), never as an error.
 
 _ORIENTATION_TAG = 0x0112
 _MAX_SEGMENTS = 16  # APPn segments before the EXIF one (JFIF, ICC, XMP ... come first)
 _MAX_ENTRIES = 64  # IFD0 entries read (Orientation is among the first dozen)
+_XMP = b"http://ns.adobe.com/xap/1.0/\0"  # how an APP1 segment holding XMP starts
+# Pillow's reading of an XMP packet (Image.getexif, when EXIF has no Orientation): the
+# first tiff:Orientation attribute or element, one digit. \C: any byte (RE2 reads UTF-8).
+_XMP_ORIENTATION = r'\C*?tiff:Orientation(?:="|>)([0-9])\C*'
 
 
 def _read(contents: tf.Tensor, size: tf.Tensor, pos: tf.Tensor, n: int) -> tf.Tensor:
@@ -79,14 +84,16 @@ def _uint(b: tf.Tensor, little: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.cast(b, tf.int64) * weights, axis=-1)
 
 
-def _exif_tiff_offset(contents: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
-    """Offset of the TIFF header in a JPEG's EXIF APP1 segment, -1 if there is none.
+def _exif_and_xmp(contents: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Offset of the TIFF header in a JPEG's first EXIF APP1 segment (-1 if there is none)
+    and its last XMP packet (empty if none): the ones Pillow reads.
 
     Branch-free (tf.where, no tf.cond / while_loop: control flow in a tf.data map costs
     milliseconds per image): the first ``_MAX_SEGMENTS`` segments are read at fixed
     steps; EXIF follows only APPn and comment segments (cameras write it first).
     """
     pos, found, going = tf.constant(2), tf.constant(-1), tf.constant(True)
+    walk = []
     for _ in range(_MAX_SEGMENTS):
         head = _read(contents, size, pos, 4)  # 0xFF, marker, length (big-endian)
         marker = tf.where(head[0] == 0xFF, head[1], 0)
@@ -94,23 +101,37 @@ def _exif_tiff_offset(contents: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
         exif = going & (marker == 0xE1) & tf.equal(
             tf.strings.substr(contents, tf.minimum(pos + 4, size), 6), b"Exif\0\0")
         found = tf.where(exif & (found < 0), pos + 10, found)
+        walk.append((pos, going, marker, length))
         going = going & ((marker >= 0xE0) & (marker <= 0xEF) | (marker == 0xFE)) & (length >= 2)
         pos = pos + 2 + length
-    return found
+    # XMP over the walk at once (a vector op costs what a scalar one does, in time per image)
+    starts, walked, markers, lengths = (tf.stack(column) for column in zip(*walk, strict=True))
+    xmp = walked & (markers == 0xE1) & (lengths >= 2 + len(_XMP)) & tf.equal(tf.strings.substr(
+        contents, tf.minimum(starts + 4, size), [len(_XMP)] * _MAX_SEGMENTS), _XMP)
+    index = tf.range(_MAX_SEGMENTS)
+    last = xmp & (index == tf.reduce_max(tf.where(xmp, index, -1)))  # Pillow keeps the last
+    at = tf.reduce_sum(tf.where(last, starts + 4 + len(_XMP), 0))  # none: 0 bytes at 0
+    n = tf.reduce_sum(tf.where(last, lengths - 2 - len(_XMP), 0))
+    return found, tf.strings.substr(contents, at, n)
 
 
 def exif_orientation_of(contents: tf.Tensor) -> tf.Tensor:
-    """EXIF Orientation (int32, 1-8) of encoded image bytes; 1 when none, or not a JPEG."""
+    """EXIF Orientation (int32, 1-8) of encoded image bytes, or without one XMP's, as Pillow
+    reads them; 1 when none, or not a JPEG."""
     size = tf.strings.length(contents)
-    tiff = _exif_tiff_offset(contents, size)  # a PNG's bytes never look like a segment
+    tiff, xmp = _exif_and_xmp(contents, size)  # a PNG's bytes never look like a segment
     little = tf.equal(tf.strings.substr(contents, tf.clip_by_value(tiff, 0, size), 2), b"II")
     ifd = tiff + tf.cast(_uint(_read(contents, size, tiff + 4, 4), little), tf.int32)
     count = tf.cast(_uint(_read(contents, size, ifd, 2), little), tf.int32)
     entries = tf.reshape(_read(contents, size, ifd + 2, 12 * _MAX_ENTRIES), (_MAX_ENTRIES, 12))
     tags = _uint(entries[:, 0:2], little)
-    hit = (tags == _ORIENTATION_TAG) & (tf.range(_MAX_ENTRIES) < count)
+    hit = (tiff >= 0) & (tags == _ORIENTATION_TAG) & (tf.range(_MAX_ENTRIES) < count)
     value = tf.reduce_max(tf.where(hit, tf.cast(_uint(entries[:, 8:10], little), tf.int32), 0))
-    return tf.where((tiff >= 0) & (value >= 1) & (value <= 8), value, 1)
+    in_xmp = tf.strings.regex_full_match(xmp, _XMP_ORIENTATION)
+    digit = tf.where(in_xmp, tf.strings.regex_replace(xmp, _XMP_ORIENTATION, r"\1"), "0")
+    # XMP's only when EXIF has no Orientation entry (one of 0 or 9 is no turn, as in Pillow)
+    value = tf.where(tf.reduce_any(hit), value, tf.strings.to_number(digit, tf.int32))
+    return tf.where((value >= 1) & (value <= 8), value, 1)
 
 
 # Orientation -> (transpose, then flip left-right, then flip up-down): Pillow's
