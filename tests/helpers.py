@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -475,13 +476,18 @@ def commit(repo: Path, message: str) -> None:
     sh(repo, "git", "commit", "-qm", message)
 
 
-def exp_run(project: Path, *settings: str, target: str | None = None) -> set[str]:
-    """Stages that `dvc exp run` runs for ``settings``; the workspace is reset afterwards."""
+def exp_run(project: Path, *settings: str, target: str) -> tuple[set[str], set[str]]:
+    """`dvc exp run TARGET -S ...` for ``settings``: the stages it ran, and those that `dvc
+    status` then reports changed (the always-changed checks aside), which `dvc repro`
+    would run next. The workspace is reset afterwards."""
     args = [a for s in settings for a in ("-S", s)]
-    run = sh(project, "dvc", "exp", "run", *([target] if target else []), *args)
-    sh(project, "git", "checkout", "--", ".")
-    sh(project, "dvc", "checkout", "--force")
-    return stages_run(run.stdout)
+    try:
+        run = sh(project, "dvc", "exp", "run", target, *args)
+        status = json.loads(sh(project, "dvc", "status", "--json").stdout)
+    finally:
+        sh(project, "git", "checkout", "--", ".")
+        sh(project, "dvc", "checkout", "--force")
+    return stages_run(run.stdout), {k for k, v in status.items() if v != ["always changed"]}
 
 
 class Killed(Exception):
