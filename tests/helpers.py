@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -414,9 +415,9 @@ def edit_params(path: Path, edit) -> None:
     apply_overrides(path, [f"seed={params['seed']}"])
 
 
-def e2e_project(repo: Path) -> Path:
+def e2e_project(repo: Path, *targets: str) -> Path:
     """A fresh clone-alike of the project in ``repo`` with the tiny profile, after one
-    `dvc repro` (its log in first_repro.log)."""
+    `dvc repro` of ``targets`` (the whole pipeline by default; its log in first_repro.log)."""
     for name in PROJECT_FILES:
         src, dst = ROOT / name, repo / name
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -430,7 +431,7 @@ def e2e_project(repo: Path) -> Path:
     sh(repo, "git", "config", "user.name", "e2e test")
     sh(repo, "git", "config", "user.email", "e2e@example.invalid")
     commit(repo, "tiny profile")
-    first = sh(repo, "dvc", "repro")
+    first = sh(repo, "dvc", "repro", *targets)
     (repo / "first_repro.log").write_text(first.stdout + STDERR + first.stderr)
     commit(repo, "first run")
     return repo
@@ -438,13 +439,15 @@ def e2e_project(repo: Path) -> Path:
 
 def project_state(project: Path) -> tuple[str, dict[str, str]]:
     """What a test can change in an e2e project: its git HEAD and every file by content
-    (git's and DVC's own folders and Python's caches aside)."""
+    (git's and DVC's own folders, Python's caches and the stages' side logs aside: a
+    stage's .cache/logs/<stage>.log is its last run's, rewritten, time stamps and all,
+    whenever it runs again)."""
     head = sh(project, "git", "rev-parse", "HEAD").stdout.strip()
     files = {}
     for folder, dirs, names in os.walk(project):
         rel = Path(folder).relative_to(project)
         dirs[:] = [d for d in dirs if d != "__pycache__" and (rel / d).as_posix() not in (
-            ".git", ".dvc/cache", ".dvc/tmp")]
+            ".git", ".dvc/cache", ".dvc/tmp", ".cache/logs")]
         for name in names:
             path = Path(folder) / name
             files[(rel / name).as_posix()] = (
@@ -456,12 +459,14 @@ def project_state(project: Path) -> tuple[str, dict[str, str]]:
 def restore_project(project: Path, state: tuple[str, dict[str, str]]) -> None:
     """Put an e2e project back as ``state`` (project_state) found it, whatever a test
     changed or left behind when it failed: git's commit and files (reset, clean), then
-    DVC's outputs from its cache (checkout). Nothing re-runs; a no-op when nothing changed."""
+    DVC's outputs from its cache (checkout; --allow-missing: a project run only in part has
+    stages with nothing to check out, and what was not restored fails the check below).
+    Nothing re-runs; a no-op when nothing changed."""
     if project_state(project) == state:
         return
     sh(project, "git", "reset", "-q", "--hard", state[0])
     sh(project, "git", "clean", "-qfd")
-    sh(project, "dvc", "checkout", "--force", "--quiet")
+    sh(project, "dvc", "checkout", "--force", "--quiet", "--allow-missing")
     # What neither git nor DVC tracks and git ignores (dvc_plots/, diff/): the test's own.
     for left in project_state(project)[1].keys() - state[1].keys():
         (project / left).unlink()
@@ -475,13 +480,18 @@ def commit(repo: Path, message: str) -> None:
     sh(repo, "git", "commit", "-qm", message)
 
 
-def exp_run(project: Path, *settings: str, target: str | None = None) -> set[str]:
-    """Stages that `dvc exp run` runs for ``settings``; the workspace is reset afterwards."""
+def exp_run(project: Path, *settings: str, target: str) -> tuple[set[str], set[str]]:
+    """`dvc exp run TARGET -S ...` for ``settings``: the stages it ran, and those that `dvc
+    status` then reports changed (the always-changed checks aside), which `dvc repro`
+    would run next. The workspace is reset afterwards."""
     args = [a for s in settings for a in ("-S", s)]
-    run = sh(project, "dvc", "exp", "run", *([target] if target else []), *args)
-    sh(project, "git", "checkout", "--", ".")
-    sh(project, "dvc", "checkout", "--force")
-    return stages_run(run.stdout)
+    try:
+        run = sh(project, "dvc", "exp", "run", target, *args)
+        status = json.loads(sh(project, "dvc", "status", "--json").stdout)
+    finally:
+        sh(project, "git", "checkout", "--", ".")
+        sh(project, "dvc", "checkout", "--force")
+    return stages_run(run.stdout), {k for k, v in status.items() if v != ["always changed"]}
 
 
 class Killed(Exception):

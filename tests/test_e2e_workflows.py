@@ -1,6 +1,6 @@
-"""End to end, the workflows around a run: your own images, a killed training resumed, a
-team's shared DVC cache, experiments queued two at a time. Its own tiny project (see
-test_e2e.py), so that pytest-xdist runs it beside that module.
+"""End to end, the workflows around a run: a killed training resumed, experiments queued
+two at a time. Its own tiny project (see test_e2e.py), so that pytest-xdist runs it beside
+that module, run as far as the head's evaluation: these tests run the rest they need.
 """
 
 from __future__ import annotations
@@ -15,37 +15,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import ALWAYS, ALWAYS_STATUS, CHECKS, EVALUATE, commit, e2e_project, sh, stages_run
-from PIL import Image
+from helpers import e2e_project, project_state, restore_project, sh
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    return e2e_project(tmp_path_factory.mktemp("project"))
+def first_run(tmp_path_factory):
+    """The project after `dvc repro evaluate_head` (a full run is test_e2e.py's), and its
+    state then."""
+    repo = e2e_project(tmp_path_factory.mktemp("project"), "evaluate_head")
+    return repo, project_state(repo)
 
 
-def test_own_image_folder_as_data_source(project, tmp_path):
-    own = tmp_path / "my photos"
-    rng = np.random.default_rng(0)
-    for label in ("cats", "dogs", "ñandú birds"):
-        (own / label).mkdir(parents=True)
-        for i in range(6):
-            pixels = rng.integers(0, 255, (24 + i, 30, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(own / label / f"img {i}.png")
-    (own / ".DS_Store").write_bytes(b"\0")
-    run = sh(project, "dvc", "exp", "run", "-S", f"data.source='{own}'")
-    # A data change runs everything after the demo data.
-    assert stages_run(run.stdout) - CHECKS == {
-        "prepare", "validate", "features", "train_head", "finetune@resnet50", "scratch@wrn",
-        "export", "report", *EVALUATE}
-    card = json.loads((project / "artifacts/classifier/card.json").read_text())
-    assert card["classes"] == ["cats", "dogs", "ñandú birds"]
-    summary = json.loads((project / "reports/data/prepare.json").read_text())
-    assert summary["skipped"] == {"hidden": 1}
-    sh(project, "git", "checkout", "--", ".")
-    sh(project, "dvc", "checkout", "--force")
+@pytest.fixture
+def project(first_run):
+    """The shared project as its first run left it, whatever the test before changed."""
+    repo, state = first_run
+    restore_project(repo, state)
+    return repo
 
 
 def test_killed_training_resumes_to_what_an_uninterrupted_run_gives(project):
@@ -131,33 +119,9 @@ def test_killed_training_resumes_to_what_an_uninterrupted_run_gives(project):
         assert resumed[2] == whole[2]  # every curve, epoch by epoch
         for a, b in zip(whole[3], resumed[3], strict=True):
             np.testing.assert_array_equal(a, b)
-    finally:
+    finally:  # the project fixture restores the outputs for the next test
         (project / "params.yaml").write_text(params)
         (project / "killed.log").unlink(missing_ok=True)
-        sh(project, "git", "checkout", "--", ".")
-        sh(project, "dvc", "checkout", "--force")
-
-
-def test_a_second_clone_pulls_the_shared_cache_and_recomputes_nothing(project, tmp_path):
-    """The team workflow: a DVC remote (a local folder here, s3://... for a team), the
-    user's own images tracked with `dvc add`; a fresh clone pulls instead of recomputing."""
-    photos = project / "photos"
-    for label in ("a", "b"):
-        (photos / label).mkdir(parents=True)
-        Image.new("RGB", (8, 8), label == "a" and "red" or "blue").save(photos / label / "1.png")
-    remote = tmp_path / "remote"
-    sh(project, "dvc", "add", "photos")
-    sh(project, "dvc", "remote", "add", "-d", "storage", str(remote))
-    commit(project, "photos and a shared cache")
-    sh(project, "dvc", "push")
-    clone = tmp_path / "clone"
-    sh(tmp_path, "git", "clone", "-q", str(project), str(clone))
-    sh(clone, "dvc", "pull")
-    assert (clone / "photos/a/1.png").read_bytes() == (photos / "a/1.png").read_bytes()
-    again = sh(clone, "dvc", "repro")
-    assert stages_run(again.stdout) == ALWAYS  # the always-changed checks
-    assert json.loads(sh(clone, "dvc", "metrics", "diff", "--json").stdout or "{}") == {}
-    assert json.loads(sh(clone, "dvc", "status", "--json").stdout) == ALWAYS_STATUS
 
 
 def test_queued_experiments_run_two_at_a_time(project, tmp_path, monkeypatch):

@@ -273,20 +273,38 @@ def images(root, n: int) -> Splits:
     return Splits(train=data, val=data, classes=[f"c{i}" for i in range(CLASSES)])
 
 
-def test_resnet_recipe_runs_both_phases_into_one_curve(parts, tmp_path):
-    record = tmp_path / "weights.json"
+R = "finetune.resnet50"
+# Both phases, MixUp and crops on (the head has dropout 0.2): all that draws random numbers.
+RESUMABLE = {"backbone.image_size": SIZE, f"{R}.image_size": None, f"{R}.head_epochs": 1,
+             f"{R}.epochs": 3, f"{R}.patience": 4, f"{R}.batch_size": 4, f"{R}.unfreeze": 1,
+             f"{R}.augment.mixup_alpha": 0.2, f"{R}.augment.crop": True}
+
+
+def fine_tune_run(parts, folder, backup, live_dir=None):
+    """The RESUMABLE fine-tune on 8 images in ``folder``, with ``backup`` as its backup."""
+    record = folder / "weights.json"
     record.write_text(json.dumps({"arch": "resnet50", "source": "random", "seed": 0}))
-    r = "finetune.resnet50"
-    loaded = params({"backbone.image_size": SIZE, f"{r}.image_size": None,
-                     f"{r}.head_epochs": 1, f"{r}.epochs": 2, f"{r}.patience": 5,
-                     f"{r}.batch_size": 4, f"{r}.unfreeze": 1, f"{r}.augment.mixup_alpha": 0.2})
+    loaded = params(RESUMABLE)
     keras.utils.set_random_seed(0)
-    done = finetune(loaded.finetune["resnet50"], loaded.backbone, images(tmp_path, 8),
-                    seed=loaded.seed, live_dir=tmp_path / "live", weights_record=record,
-                    head_model=parts[2], placement=default_placement())
-    assert done.head_result.epochs_run == 1 and done.result.epochs_run == 2
-    curve = (tmp_path / "live/plots/metrics/eval/loss.tsv").read_text().split()
-    assert curve == ["step", "loss", "0", curve[3], "1", curve[5], "2", curve[7]]
+    with resuming(backup) as resume:
+        return finetune(loaded.finetune["resnet50"], loaded.backbone, images(folder, 8),
+                        seed=0, live_dir=live_dir, weights_record=record,
+                        head_model=parts[2], placement=default_placement(), resume=resume)
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(parts, tmp_path_factory):
+    """One uninterrupted RESUMABLE fine-tune, its curves in live/ (ResNet50 fine-tunes are
+    the slow part of this module: the tests share this one)."""
+    folder = tmp_path_factory.mktemp("fine_tuned")
+    return folder, fine_tune_run(parts, folder, folder / "backup", folder / "live")
+
+
+def test_resnet_recipe_runs_both_phases_into_one_curve(fine_tuned):
+    folder, done = fine_tuned
+    assert done.head_result.epochs_run == 1 and done.result.epochs_run == 3
+    curve = (folder / "live/plots/metrics/eval/loss.tsv").read_text().split()
+    assert curve[:2] == ["step", "loss"] and curve[2::2] == ["0", "1", "2", "3"]
     summary = done.summary("val_loss")
     assert summary["image_size"] == SIZE and summary["family"] == "resnet"
     assert summary["trainable_params"] < 20_000_000  # conv5 and the head only
@@ -327,38 +345,22 @@ def untimed_summary(summary: dict) -> dict:
 
 
 def test_a_fine_tune_killed_in_its_main_phase_resumes_to_the_same_model(
-        parts, tmp_path, monkeypatch):
+        parts, fine_tuned, tmp_path, monkeypatch):
     """Killed after the main phase's second epoch and started again, the fine-tune ends with
     the weights and scores of an uninterrupted run: the input is addressed by epoch and the
     memory beside the checkpoint brings back early stopping, the scores so far and
     Dropout's random state (the head has dropout 0.2, MixUp and crops are on)."""
-    record = tmp_path / "weights.json"
-    record.write_text(json.dumps({"arch": "resnet50", "source": "random", "seed": 0}))
-    r = "finetune.resnet50"
-    loaded = params({"backbone.image_size": SIZE, f"{r}.image_size": None,
-                     f"{r}.head_epochs": 1, f"{r}.epochs": 4, f"{r}.patience": 4,
-                     f"{r}.batch_size": 4, f"{r}.unfreeze": 1, f"{r}.augment.mixup_alpha": 0.2,
-                     f"{r}.augment.crop": True})
-    splits = images(tmp_path, 8)
-
-    def run(backup):
-        keras.utils.set_random_seed(0)
-        with resuming(backup) as resume:
-            return finetune(loaded.finetune["resnet50"], loaded.backbone, splits, seed=0,
-                            live_dir=None, weights_record=record, head_model=parts[2],
-                            placement=default_placement(), resume=resume)
-
-    whole = run(tmp_path / "whole")
+    whole = fine_tuned[1]
     backup = tmp_path / "killed"
     kill_after_checkpoint(monkeypatch, 2, folder_suffix="main_phase")
     with pytest.raises(Killed):
-        run(backup)
+        fine_tune_run(parts, tmp_path, backup)
     monkeypatch.undo()
     assert json.loads((backup / "main_phase/training_metadata.json").read_text())["epoch"] == 2
-    resumed = run(backup)
+    resumed = fine_tune_run(parts, tmp_path, backup)
     assert resumed.result.first_epoch == 2 and not backup.exists()
     untimed = [untimed_summary(done.summary("val_loss")) for done in (whole, resumed)]
-    assert untimed[0] == untimed[1] and untimed[0]["epochs_run"] == 4
+    assert untimed[0] == untimed[1] and untimed[0]["epochs_run"] == 3
     assert whole.result.history == resumed.result.history
     for a, b in zip(whole.model.get_weights(), resumed.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
