@@ -101,7 +101,8 @@ MODULES: dict[str, dict] = {
     # seconds, and counts that as killed; the measured time leaves out the module fixtures
     # (a Keras model, a server), whose TensorFlow threads alone passed the default's 35 s.
     "uploads": {"files": ["pipeline/serving/uploads.py"],
-                "tests": ["tests/test_serve.py", "-k", "not dvc_get and not default_port"],
+                "tests": ["tests/test_uploads.py", "tests/test_serve.py",
+                          "-k", "not dvc_get and not default_port"],
                 "settings": {"timeout_constant": 10.0}},
 }
 KILLED = {"killed", "timeout"}
