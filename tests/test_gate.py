@@ -1034,8 +1034,9 @@ def test_an_option_or_nothing_given_as_the_revision_is_refused(repo, capsys, rev
                                        "tag or commit), not an option\n")
 
 
-def test_outside_a_git_repository_the_error_says_so(repo, capsys):
+def test_outside_a_git_repository_the_error_says_so(repo, capsys, monkeypatch):
     shutil.rmtree(repo / ".git")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(repo.parent))  # wherever tmp lives
     assert gate.main([]) == gate.ERROR
     assert capsys.readouterr().err == (f"error: {repo}: not a git repository, so no revision "
                                        "'HEAD' to compare with\n")
