@@ -193,16 +193,25 @@ def normal_images(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, size, size, 3)).astype("float32")
 
 
+def encoded(array: np.ndarray, fmt: str, **options) -> bytes:
+    """``array`` as the bytes of a ``fmt`` file (Pillow's format name)."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """A PNG chunk: its length, type, data and CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(
+        ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
 def png_bomb(path: Path, side: int = 20_000) -> None:
     """A valid 1-bit PNG of side x side pixels: ~50 KB on disk, 0.4 gigapixels decoded."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
     rows = (b"\0" + b"\0" * (side // 8)) * side  # filter byte + packed bits per row
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side,
-                     1, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(rows, 9))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(
+        ">IIBBBBB", side, side, 1, 0, 0, 0, 0)) + png_chunk(b"IDAT", zlib.compress(rows, 9))
+        + png_chunk(b"IEND", b""))
 
 
 def write_bad_models(folder: Path, good: Path) -> dict[str, Path]:
@@ -559,10 +568,6 @@ def head_project(root: Path, classes: list[str], sizes: dict[str, int],
     the cached features of each split in ``sizes`` (``n`` images each, their PNGs under
     ``root / "images"``), the head and its card, and prepare's record of the images
     (``images``: the folder it names, relative to the project or absolute)."""
-    import json
-
-    from PIL import Image
-
     from pipeline.models.features import Features
     from pipeline.models.head_file import HeadFile
 

@@ -16,7 +16,6 @@ import base64
 import contextlib
 import dataclasses
 import importlib.util
-import io
 import json
 import logging
 import os
@@ -32,19 +31,12 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from helpers import ROOT, noise, png_bomb, sh, sideways_jpeg, write_bad_models
-from PIL import Image
+from helpers import ROOT, encoded, noise, png_bomb, sh, sideways_jpeg, write_bad_models
 
 CLASSES = ["cat", "dog", "fox"]
 SIZE = 32
 MAX_BYTES = 200_000  # small, so an oversized upload is cheap to send
 MAX_IMAGES = 4
-
-
-def encoded(array: np.ndarray, fmt: str, **options) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format=fmt, **options)
-    return buffer.getvalue()
 
 
 JPEG = encoded(noise(90, 70, seed=1), "JPEG", quality=90)

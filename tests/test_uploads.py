@@ -9,8 +9,8 @@ import struct
 import warnings
 import zlib
 
-import numpy as np
 import pytest
+from helpers import encoded, noise, png_chunk
 from PIL import Image
 
 from pipeline.serving.uploads import (
@@ -24,22 +24,12 @@ from pipeline.serving.uploads import (
 )
 
 
-def png(width: int = 8, height: int = 8) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(out, "PNG")
-    return out.getvalue()
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
 def png_header(width: int, height: int) -> bytes:
     """A PNG's signature, header and a few bytes of pixel data: what Pillow reads to open
     it, not the pixels it claims."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
-            + _chunk(b"IDAT", zlib.compress(b"\0" * 64)))
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
+            + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)))
 
 
 def refused(call, *args) -> tuple[int, str]:
@@ -83,16 +73,15 @@ def test_the_image_count_holds_exactly_max_images():
 
 
 def test_one_image_of_exactly_max_bytes_is_read_and_one_byte_more_is_refused():
-    data = png()
+    data = encoded(noise(8, 8), "PNG")
     assert check_header(Upload("a.png", data), Limits(max_bytes=len(data))) == 64
     assert refused(check_header, Upload("a.png", data), Limits(max_bytes=len(data) - 1)) == (
         413, f"a.png: {len(data):,} bytes, over the {len(data) - 1:,}-byte cap (--max-bytes)")
 
 
 def test_a_format_the_pipeline_does_not_read_names_those_it_does():
-    out = io.BytesIO()
-    Image.new("RGB", (4, 4)).save(out, "TIFF")
-    assert refused(check_header, Upload("scan.tiff", out.getvalue()), Limits()) == (
+    tiff = encoded(noise(4, 4), "TIFF")
+    assert refused(check_header, Upload("scan.tiff", tiff), Limits()) == (
         415, "scan.tiff: TIFF images are not read (the pipeline reads JPEG, PNG, GIF, BMP)")
 
 
