@@ -5,6 +5,7 @@ Test modules import from here, never from each other.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -181,6 +182,25 @@ def snapshot(path: Path) -> dict[str, tuple]:
 
 
 # --------------------------------------------------------------------------- images
+
+
+@contextlib.contextmanager
+def c_locale():
+    """The C locale (LANG=C) for the block: Python's default text encoding is then not
+    UTF-8. Skips the test under Python's UTF-8 mode, where every file reads as UTF-8."""
+    import locale
+
+    import pytest
+
+    if sys.flags.utf8_mode:
+        pytest.skip("Python's UTF-8 mode reads every file as UTF-8")
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        assert locale.getpreferredencoding(False).lower() != "utf-8"
+        yield
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
 
 
 def noise(w: int, h: int, seed: int = 0) -> np.ndarray:

@@ -8,7 +8,7 @@ import typing
 
 import pytest
 import yaml
-from helpers import ROOT, repo_params, run_stage, write_params
+from helpers import ROOT, c_locale, repo_params, run_stage, write_params
 
 from pipeline.core import params
 from pipeline.core.params import ParamsError
@@ -632,18 +632,8 @@ def test_merge_keys_override_and_duplicates_after_them_are_still_caught(tmp_path
 
 def test_the_file_is_read_as_utf8_whatever_the_locale(tmp_path, monkeypatch):
     """A comment in another script must not depend on the user's locale (LANG=C)."""
-    import locale
-    import sys
-
-    if sys.flags.utf8_mode:
-        pytest.skip("Python's UTF-8 mode reads every file as UTF-8")
-    before = locale.setlocale(locale.LC_CTYPE)
-    locale.setlocale(locale.LC_CTYPE, "C")
-    try:
-        assert locale.getpreferredencoding(False).lower() != "utf-8"
+    with c_locale():
         loaded = _load(tmp_path, "# Größe: 64 px → 128 px\n" + SHIPPED)
-    finally:
-        locale.setlocale(locale.LC_CTYPE, before)
     assert loaded.seed == repo_params()["seed"]
 
 

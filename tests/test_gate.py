@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import repo_params, write_params
+from helpers import c_locale, repo_params, write_params
 
 from pipeline import gate
 from pipeline.evaluation.stats import wilson_interval
@@ -947,20 +947,10 @@ def test_help_says_what_the_gate_does_and_what_its_exit_statuses_mean(capsys, mo
 
 def test_workspace_files_are_read_as_utf8_whatever_the_locale(repo, capsys):
     """A note with accents in a metrics file, under LANG=C: read, compared, passed."""
-    import locale
-    import sys
-
-    if sys.flags.utf8_mode:
-        pytest.skip("Python's UTF-8 mode reads every file as UTF-8")
     path = repo / "metrics/evaluate/head.json"
     path.write_text(path.read_text()[:-1] + ', "note": "été"}', encoding="utf-8")
-    before = locale.setlocale(locale.LC_CTYPE)
-    locale.setlocale(locale.LC_CTYPE, "C")
-    try:
-        assert locale.getpreferredencoding(False).lower() != "utf-8"
+    with c_locale():
         assert gate.main([]) == 0, capsys.readouterr().err
-    finally:
-        locale.setlocale(locale.LC_CTYPE, before)
 
 
 def test_a_workspace_file_that_is_not_utf8_is_one_error_line_naming_it(repo, capsys):
