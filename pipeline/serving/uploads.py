@@ -208,9 +208,6 @@ def _undecodable(name: str, err: BaseException) -> UploadError:
     text = str(err).lower()
     if isinstance(err, EOFError) or "truncat" in text or "broken data stream" in text:
         return UploadError(422, f"{name}: truncated image data")
-    return UploadError(422, f"{name}: cannot decode the image ({_named(err, name)})")
-
-
-def _named(err: BaseException, name: str) -> str:
-    """Pillow's message about bytes in memory, naming the upload instead of an address."""
-    return re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", name, str(err))
+    # Pillow names the in-memory file (``<_io.BytesIO object at 0x...>``) only in
+    # UnidentifiedImageError, answered before this as "not an image".
+    return UploadError(422, f"{name}: cannot decode the image ({err})")
