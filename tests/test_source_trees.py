@@ -4,9 +4,16 @@ table the system-tree rule reads (a table of the test's making), the edges of bo
 
 from __future__ import annotations
 
+import base64
+import email.message
 import errno
+import io
+import netrc
 import os
 import socket
+import urllib.parse
+import urllib.request
+import urllib.response
 from pathlib import Path
 
 import pytest
@@ -230,3 +237,113 @@ def test_credentials_are_seen_in_urls_only():
     assert said == {"https://alice:s3cret@host/d.tgz": True, "https://t0ken@host/d.tgz": True,
                     "https://host/d.tgz": False, "//alice@host/photos": False,
                     "photos@2x": False}
+
+
+def test_a_url_is_keyed_without_its_password_and_requested_without_credentials():
+    for url, key, requested in (
+            ("https://alice:s3cret@host/d.tgz", "https://alice@host/d.tgz", "https://host/d.tgz"),
+            ("https://t0ken@host/d.tgz", "https://t0ken@host/d.tgz", "https://host/d.tgz"),
+            ("HTTPS://Host/d.tgz?", "HTTPS://Host/d.tgz?", "HTTPS://Host/d.tgz?")):  # as written
+        assert (urls.cache_key(url), urls.bare(url)) == (key, requested), url
+
+
+class Answering(urllib.request.BaseHandler):
+    """Answers every http(s) request itself, before urllib's own handlers (nothing leaves
+    the machine), noting (URL, "user:password" sent by HTTP Basic authentication or None)."""
+
+    handler_order = 100
+
+    def __init__(self):
+        self.sent: list[tuple[str, str | None]] = []
+
+    def http_open(self, request):
+        given = request.get_header("Authorization")
+        self.sent.append((request.full_url, base64.b64decode(given.removeprefix("Basic "))
+                          .decode() if given else None))
+        answer = urllib.response.addinfourl(io.BytesIO(b""), email.message.Message(),
+                                            request.full_url, 200)
+        answer.msg = "OK"
+        return answer
+
+    https_open = http_open
+
+
+def sent(url: str, *targets: str) -> list[str | None]:
+    """What urls.opener(url) sends to each of ``targets`` (on its first request)."""
+    opener, answering = urls.opener(url), Answering()
+    opener.add_handler(answering)
+    for target in targets:
+        opener.open(target).close()
+    return [login for _, login in answering.sent]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """An empty home folder, no $NETRC."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("NETRC", raising=False)
+    (tmp_path / "home").mkdir()
+    return tmp_path / "home"
+
+
+def test_credentials_in_a_url_go_up_front_to_its_own_host_only(home):
+    url = "http://al%40ice:p%3As@host:8080/d.tgz"  # percent-encoded: sent decoded
+    assert sent(url, urls.bare(url), "http://host:8080/other", "http://elsewhere/d.tgz",
+                "http://host/d.tgz") == ["al@ice:p:s", "al@ice:p:s", None, None]
+    # An e-mail address as the user name, its @ not encoded: the host is after the last @.
+    assert sent("https://me@mail.org:pw@host/d.tgz", "https://host/d.tgz") == ["me@mail.org:pw"]
+    assert sent("https://t0ken@host/d.tgz", "https://host/d.tgz") == ["t0ken:"]  # a token
+    assert sent("https://host/d.tgz", "https://host/d.tgz") == [None]
+
+
+def test_credentials_from_netrc_go_to_its_host_only(tmp_path, home, monkeypatch):
+    entries = "machine host login bob password hunter2\nmachine tokens login t0ken\n"
+    (home / ".netrc").write_text(entries)
+    (home / ".netrc").chmod(0o600)
+    for url in ("http://host/d.tgz", "http://tokens/d.tgz", "http://elsewhere/d.tgz"):
+        assert sent(url, url) == [{"host": "bob:hunter2", "tokens": "t0ken:"}.get(
+            urllib.parse.urlsplit(url).hostname)], url
+    # $NETRC names another file, read instead of ~/.netrc.
+    (tmp_path / "netrc").write_text("machine host login carol password n3w\n")
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    assert sent("http://host/d.tgz", "http://host/d.tgz") == ["carol:n3w"]
+    (home / ".netrc").unlink()
+    assert sent("http://host/d.tgz", "http://host/d.tgz") == ["carol:n3w"]
+    monkeypatch.delenv("NETRC")
+    assert sent("http://host/d.tgz", "http://host/d.tgz") == [None]  # no file: no credentials
+
+
+def test_a_netrc_that_cannot_be_used_is_named_with_why_never_its_password(tmp_path, home,
+                                                                         monkeypatch):
+    default = home / ".netrc"
+    url = "https://host/d.tgz"
+
+    def refusal() -> str:
+        with pytest.raises(SourceError) as err:
+            urls.opener(url)
+        assert "hunter2" not in str(err.value)
+        return str(err.value)
+
+    default.write_text("machine host login bob password hunter2\n")
+    default.chmod(0o644)
+    assert refusal() == (f"data.source: {url}: cannot use the credentials in {default} "
+                         "(others may read it: chmod 600)")
+    default.chmod(0o600)
+    os.chown(default, os.getuid() + 1, -1)
+    assert refusal() == (f"data.source: {url}: cannot use the credentials in {default} "
+                         "(another user owns it: chown it)")
+    os.chown(default, os.getuid(), -1)
+    default.write_text("machine host login bob hunter2\n")  # no "password"
+    assert refusal() == (f"data.source: {url}: cannot use the credentials in {default} "
+                         "(line 2 cannot be parsed)")
+    default.write_bytes(b"machine host login b\xf6b password hunter2\n")  # Latin-1
+    assert refusal() == (f"data.source: {url}: cannot use the credentials in {default} "
+                         "(it is not UTF-8 text)")
+    default.write_text("machine host login bob password hunter2\n")
+
+    def unreadable(file=None):  # chmod does not stop root
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), file)
+
+    monkeypatch.setattr(netrc, "netrc", unreadable)
+    assert refusal() == (f"data.source: {url}: cannot use the credentials in {default} "
+                         "(Permission denied)")
