@@ -329,10 +329,11 @@ def test_a_netrc_that_cannot_be_used_is_named_with_why_never_its_password(tmp_pa
     assert refusal() == (f"data.source: {url}: cannot use the credentials in {default} "
                          "(others may read it: chmod 600)")
     default.chmod(0o600)
-    os.chown(default, os.getuid() + 1, -1)
-    assert refusal() == (f"data.source: {url}: cannot use the credentials in {default} "
-                         "(another user owns it: chown it)")
-    os.chown(default, os.getuid(), -1)
+    someone_else = os.getuid() + 1
+    with monkeypatch.context() as other:  # as another user sees the file (root or not)
+        other.setattr(os, "getuid", lambda: someone_else)
+        assert refusal() == (f"data.source: {url}: cannot use the credentials in {default} "
+                             "(another user owns it: chown it)")
     default.write_text("machine host login bob hunter2\n")  # no "password"
     assert refusal() == (f"data.source: {url}: cannot use the credentials in {default} "
                          "(line 2 cannot be parsed)")
