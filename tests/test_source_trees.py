@@ -1,6 +1,7 @@
 """What a local data.source may be (pipeline/data/sources/trees.py) and how a URL source is
-recognised (urls.py), called in-process: the one-line messages a user reads, the mount
-table the system-tree rule reads (a table of the test's making), the edges of both."""
+recognised, keyed and authenticated (urls.py), called in-process: the one-line messages a
+user reads, the mount table the system-tree rule reads (a table of the test's making), what
+an opener sends (answered in-process: nothing leaves the machine), the edges of each."""
 
 from __future__ import annotations
 
