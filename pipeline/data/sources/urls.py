@@ -62,7 +62,7 @@ def opener(url: str) -> urllib.request.OpenerDirector:
     if user is not None:
         login = (urllib.parse.unquote(user), urllib.parse.unquote(password or ""))
     else:
-        login = _netrc_login(parts.hostname or "", url)
+        login = _netrc_login(parts.hostname, url)
     if login is None:
         return urllib.request.build_opener()
     origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/"
@@ -71,18 +71,21 @@ def opener(url: str) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(passwords))
 
 
-def _netrc_login(host: str, url: str) -> tuple[str, str] | None:
+def _netrc_login(host: str | None, url: str) -> tuple[str, str] | None:
     path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
     if not os.path.isfile(path):
         return None
-    try:  # the default file is refused if others may read its passwords
+    try:  # the default file is refused if others may read it, or own it
         entry = netrc.netrc(os.environ.get("NETRC") or None).authenticators(host)
     except netrc.NetrcParseError as err:  # its message may quote a password: not shown
         why = ("others may read it: chmod 600" if "too permissive" in err.msg
+               else "another user owns it: chown it" if "does not match" in err.msg
                else f"line {err.lineno} cannot be parsed")
-        raise SourceError(f"data.source: {redacted(url)}: cannot use the credentials in "
-                          f"{path} ({why})") from None
+    except UnicodeDecodeError:  # read as UTF-8, then in the locale's encoding: neither
+        why = "it is not UTF-8 text"
     except OSError as err:
-        raise SourceError(f"data.source: {redacted(url)}: cannot use the credentials in "
-                          f"{path} ({err.strerror})") from None
-    return (entry[0], entry[2] or "") if entry else None
+        why = err.strerror
+    else:
+        return (entry[0], entry[2] or "") if entry else None
+    raise SourceError(f"data.source: {redacted(url)}: cannot use the credentials in {path} "
+                      f"({why})")
