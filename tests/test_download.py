@@ -706,3 +706,29 @@ def test_by_default_a_download_has_an_hour(tmp_path, net):
                                           r"deadline\): 7,200,000 bytes received;"):
         download_module.download(URL, tmp_path, sha256=None, max_bytes=10**8)
     assert net.clock.now == 3600
+
+
+def test_a_full_disk_is_named_as_such_not_as_a_network_failure(tmp_path, net, body,
+                                                                monkeypatch):
+    class Full:
+        def __init__(self, path, mode):
+            self.file = open(path, mode)  # noqa: SIM115 - closed by __exit__
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(download_module, "open", Full, raising=False)
+    net.replies = [whole(body)]
+    target, _ = cache_paths(URL, tmp_path)
+    with pytest.raises(SourceError) as err:
+        fetch(tmp_path, retries=3)
+    assert str(err.value) == (
+        f"data.source: download of {SHOWN} cannot be written to the cache ({target}): "
+        f"[Errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}; nothing kept")
+    assert len(net.requests) == 1 and files(tmp_path) == ["url.txt"]

@@ -265,7 +265,12 @@ def _attempt(url: str, dest: Path, target: Path, max_bytes: int, end: float, dea
                         "allowed (max_bytes); download abandoned"
                     )
                 digest.update(chunk)
-                out.write(chunk)
+                try:
+                    out.write(chunk)
+                except OSError as err:  # the disk (full, say), not the network: no retry
+                    raise SourceError(
+                        f"data.source: download of {name} cannot be written to the cache "
+                        f"({target}): {err}; nothing kept") from None
     except urllib.error.HTTPError as err:
         if 500 <= err.code < 600:
             raise _Transient(f"HTTP {err.code} {err.reason}") from None
