@@ -185,6 +185,7 @@ def test_the_cache_folder_is_named_by_the_url_without_its_password(tmp_path):
     ("/A-b_c.9.ZIP", "A-b_c.9.ZIP"),
     ("/caf%C3%A9.zip", "caf_.zip"),
     ("/..hidden.tgz.", "hidden.tgz."),  # no hidden file
+    ("/Xmas.tar", "Xmas.tar"),
     ("/a/..%2F..%2Fetc%2Fpasswd", "passwd"),  # an escaped / separates too
     ("/%2E%2E", "archive"),
     ("/", "archive"),
