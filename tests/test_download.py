@@ -102,13 +102,15 @@ class Response:
 class Server:
     """Stands for urls.opener(url): each request gets the next reply, the last one again
     once the others are used. A reply: (Content-Length or None, steps), or an exception
-    the request raises. Each request is logged as (URL, User-Agent, timeout)."""
+    the request raises. Each request is logged as (URL, User-Agent, timeout), and the URL
+    each opener was made for (its credentials) in ``openers``."""
 
     def __init__(self, clock: Clock) -> None:
-        self.clock, self.replies, self.requests = clock, [], []
+        self.clock, self.replies, self.requests, self.openers = clock, [], [], []
         self.private, self.early = False, 0.0
 
     def __call__(self, url: str) -> Server:
+        self.openers.append(url)
         return self
 
     def open(self, request, timeout: float) -> Response:
@@ -364,6 +366,7 @@ def test_the_request_carries_no_credentials_and_escapes_the_url_as_a_browser(tmp
     assert net.requests == [(
         "https://example.org/my%20data/caf%C3%A9%20v2.zip?name=%C3%A9t%C3%A9&x=a%2Fb",
         "transfer-pipeline", 10)]
+    assert net.openers == [url]  # the opener sends the credentials, in a header
     assert (target.parent / "url.txt").read_bytes() == (
         "https://alice:***@example.org/my data/caf\u00e9%20v2.zip?name=\u00e9t\u00e9&x=a%2Fb#top"
         "\n").encode("utf-8")
