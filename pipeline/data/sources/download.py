@@ -16,10 +16,11 @@ A reset connection, a body cut short, a timeout or a 5xx is retried with back-of
 (a 4xx, an unknown host or a refused connection is not: retrying would not help).
 
 Credentials in the URL are sent in a header and never shown or stored
-(pipeline.data.sources.urls). Beside the archive, ``download.json`` records its URL
-(shown without the password), length and sha256; a cached
-copy is reused only if it still has both (a copy from before the record was kept is
-re-checked as an archive instead), else it is discarded with its extraction.
+(pipeline.data.sources.urls); its path and query are requested percent-encoded, as a
+browser sends them. Beside the archive, ``download.json`` records its URL (shown without
+the password), length and sha256; a cached copy is reused only if it still has both (a
+copy from before the record was kept, or with a damaged record, is re-checked as an
+archive instead), else it is discarded with its extraction.
 """
 
 from __future__ import annotations
