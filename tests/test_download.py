@@ -587,13 +587,15 @@ def test_the_deadline_stops_a_body_that_is_still_arriving(tmp_path, net):
 
 
 def test_a_read_waits_the_timeout_at_most(tmp_path, net):
-    net.replies = [(None, [(0, b"abc"), (3, b"def")])]
+    """A read that times out half a second before its window (2.5 s) closes failed by the
+    timeout, not by the rate."""
+    net.replies = [(None, [(0, b"ab"), (3, b"def")])]
     target, _ = cache_paths(URL, tmp_path)
     with pytest.raises(SourceError) as err:
         fetch(tmp_path, timeout=2, min_rate=1, min_rate_seconds=2.5)
     assert str(err.value) == (
         f"data.source: download of {SHOWN} failed after 1 attempt: no byte for 2 s "
-        f"(data.download.timeout) after 3 bytes; nothing kept in the cache ({target})")
+        f"(data.download.timeout) after 2 bytes; nothing kept in the cache ({target})")
     assert net.clock.now == 2
 
 
