@@ -50,6 +50,8 @@ class Clock:
 
 
 class Socket:
+    """The response's socket, whose timeout download sets before each read."""
+
     def __init__(self, timeout: float | None) -> None:
         self.timeout = timeout  # as urllib opens it: the per-read timeout
 
@@ -125,6 +127,7 @@ class Server:
 
 @pytest.fixture
 def net(monkeypatch) -> Server:
+    """The scripted server (and its clock, ``net.clock``) in place of the network."""
     clock = Clock()
     server = Server(clock)
     monkeypatch.setattr(download_module, "time", clock)
@@ -132,9 +135,9 @@ def net(monkeypatch) -> Server:
     return server
 
 
-def whole(body: bytes, seconds: float = 0) -> tuple[int, list]:
-    """A reply sending all of ``body``, as declared, after ``seconds``."""
-    return len(body), [(seconds, body)]
+def whole(body: bytes) -> tuple[int, list]:
+    """A reply sending all of ``body`` at once, as declared."""
+    return len(body), [(0, body)]
 
 
 def http_error(code: int, reason: str) -> urllib.error.HTTPError:
@@ -272,31 +275,32 @@ def test_a_record_in_utf8_is_read_whatever_the_locale(tmp_path):
 
 def test_a_download_is_kept_with_its_record_and_reused_while_it_matches_its_pin(tmp_path,
                                                                               net, body):
+    folder = tmp_path / "downloads"
     net.replies = [whole(body)]
-    target, record_file = cache_paths(URL, tmp_path / "downloads")
-    assert fetch(tmp_path / "downloads") == (target, sha(body)) and target.read_bytes() == body
+    target, record_file = cache_paths(URL, folder)
+    assert fetch(folder) == (target, sha(body)) and target.read_bytes() == body
     assert json.loads(record_file.read_text()) == {
         "url": SHOWN, "bytes": len(body), "sha256": sha(body)}
     assert (target.parent / "url.txt").read_text() == SHOWN + "\n"  # for a human
-    assert fetch(tmp_path / "downloads") == (target, sha(body))
-    assert fetch(tmp_path / "downloads", sha256=sha(body)) == (target, sha(body))
+    assert fetch(folder) == (target, sha(body))
+    assert fetch(folder, sha256=sha(body)) == (target, sha(body))
     assert len(net.requests) == 1  # reused: no second request
     # A pin the cached copy does not match: downloaded again, and the server's new
     # archive, which matches, replaces it.
     other = make_zip(tmp_path / "other.zip", {"owl/1.png": PNG}).read_bytes()
     net.replies = [whole(other)]
-    assert fetch(tmp_path / "downloads", sha256=sha(other)) == (target, sha(other))
+    assert fetch(folder, sha256=sha(other)) == (target, sha(other))
     assert target.read_bytes() == other and len(net.requests) == 2
     assert json.loads(record_file.read_text())["sha256"] == sha(other)
     # A pin no download matches: the new download is discarded, the cached copy stays.
     with pytest.raises(SourceError) as err:
-        fetch(tmp_path / "downloads", sha256="0" * 64)
+        fetch(folder, sha256="0" * 64)
     assert str(err.value) == (
         f"data.source: download of {SHOWN} has sha256 {sha(other)}, but {'0' * 64} is pinned; "
         "the file is discarded (check the URL, or update data.sha256 if the archive was "
         "intentionally replaced)")
     assert len(net.requests) == 3 and target.read_bytes() == other
-    assert files(tmp_path / "downloads") == ["d.zip", "download.json", "url.txt"]
+    assert files(folder) == ["d.zip", "download.json", "url.txt"]
 
 
 def test_without_download_a_url_not_cached_is_an_error_saying_what_to_run(tmp_path, net):
