@@ -366,6 +366,16 @@ def test_url_without_archive_suffix_is_sniffed(tmp_path, server):
     assert sorted(p.name for p in info.root.iterdir()) == ["cat", "dog"]
 
 
+def test_url_with_spaces_and_accents_is_requested_escaped(tmp_path, server):
+    """As a browser's address bar shows it: http.client alone refuses such a URL."""
+    base, www, log = server
+    (www / "my data").mkdir()
+    make_zip(www / "my data" / "caf\u00e9.zip", GOOD)
+    info = resolve_source(f"{base}/my data/caf\u00e9.zip", tmp_path / "cache", **CAPS)
+    assert log == ["/my%20data/caf%C3%A9.zip"] and info.archive.name == "caf_.zip"
+    assert sorted(p.name for p in info.root.iterdir()) == ["cat", "dog"]
+
+
 def test_url_errors(tmp_path, server):
     base, www, _ = server
     with pytest.raises(SourceError, match=r"download of .*/missing\.zip failed: HTTP 404"):

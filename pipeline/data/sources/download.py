@@ -16,10 +16,11 @@ A reset connection, a body cut short, a timeout or a 5xx is retried with back-of
 (a 4xx, an unknown host or a refused connection is not: retrying would not help).
 
 Credentials in the URL are sent in a header and never shown or stored
-(pipeline.data.sources.urls). Beside the archive, ``download.json`` records its URL
-(shown without the password), length and sha256; a cached
-copy is reused only if it still has both (a copy from before the record was kept is
-re-checked as an archive instead), else it is discarded with its extraction.
+(pipeline.data.sources.urls); its path and query are requested percent-encoded, as a
+browser sends them. Beside the archive, ``download.json`` records its URL (shown without
+the password), length and sha256; a cached copy is reused only if it still has both (a
+copy from before the record was kept, or with a damaged record, is re-checked as an
+archive instead), else it is discarded with its extraction.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import http.client
 import json
 import logging
 import re
+import string
 import time
 import urllib.error
 import urllib.parse
@@ -45,6 +47,7 @@ from pipeline.data.sources.urls import bare, cache_key, opener
 log = logging.getLogger(__name__)
 
 RECORD = "download.json"  # beside the archive: {"url", "bytes", "sha256"}
+_RECORD_FIELDS = {"url": str, "bytes": int, "sha256": str}
 BACKOFF = 1.0  # seconds before the first retry, doubled after each
 
 
@@ -122,11 +125,16 @@ def download(
 
 
 def _read_record(path: Path) -> dict | None:
+    """The record at ``path``, or None if there is none or it is not one (damaged or edited
+    by hand): the cached copy is then re-checked as an archive, as one from before records."""
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) else None
+    if not isinstance(record, dict) or any(
+            type(record.get(key)) is not kind for key, kind in _RECORD_FIELDS.items()):
+        return None
+    return record
 
 
 def _revalidate(url: str, target: Path, record_file: Path, max_bytes: int,
@@ -226,8 +234,7 @@ def _attempt(url: str, dest: Path, target: Path, max_bytes: int, end: float, dea
             f"in the cache ({target})"
         )
 
-    # The credentials go in a header (urls.opener), never in the requested URL.
-    request = urllib.request.Request(bare(url), headers={"User-Agent": "transfer-pipeline"})
+    request = urllib.request.Request(_requested(url), headers={"User-Agent": "transfer-pipeline"})
     try:
         left = end - time.monotonic()
         if left <= 0:
@@ -259,7 +266,12 @@ def _attempt(url: str, dest: Path, target: Path, max_bytes: int, end: float, dea
                         "allowed (max_bytes); download abandoned"
                     )
                 digest.update(chunk)
-                out.write(chunk)
+                try:
+                    out.write(chunk)
+                except OSError as err:  # the disk (full, say), not the network: no retry
+                    raise SourceError(
+                        f"data.source: download of {name} cannot be written to the cache "
+                        f"({target}): {err}; nothing kept") from None
     except urllib.error.HTTPError as err:
         if 500 <= err.code < 600:
             raise _Transient(f"HTTP {err.code} {err.reason}") from None
@@ -269,8 +281,8 @@ def _attempt(url: str, dest: Path, target: Path, max_bytes: int, end: float, dea
         now = time.monotonic()
         if now >= end:
             raise late() from None
-        if pace is not None and now >= pace.fails_at(received) - 0.01:
-            raise pace.slow(received) from None
+        if pace is not None and now >= pace.fails_at(received) - 0.01:  # woken a bit early
+            pace.check(pace.fails_at(received), received)  # raises, for the window that failed
         raise _Transient(f"no byte for {timeout:g} s (data.download.timeout) after "
                          f"{received:,} bytes") from None
     except (ConnectionError, http.client.HTTPException) as err:  # reset, cut short
@@ -285,6 +297,16 @@ def _attempt(url: str, dest: Path, target: Path, max_bytes: int, end: float, dea
         raise _Transient(f"received {received:,} bytes of the {declared:,} declared "
                          "(Content-Length): the connection closed early")
     return received, digest.hexdigest()
+
+
+def _requested(url: str) -> str:
+    """The URL requested: without its credentials (they go in a header, urls.opener), its
+    path and query percent-encoded as a browser sends them (a URL copied from its address
+    bar may hold spaces or accents, which http.client refuses); escapes already there kept."""
+    parts = urllib.parse.urlsplit(bare(url))
+    return urllib.parse.urlunsplit(parts._replace(
+        path=urllib.parse.quote(parts.path, safe=string.punctuation),
+        query=urllib.parse.quote(parts.query, safe=string.punctuation)))
 
 
 def _read_timeout(response: http.client.HTTPResponse, seconds: float) -> None:
