@@ -533,3 +533,78 @@ def test_a_zip_member_damaged_inside_is_refused_by_its_crc(tmp_path):
         verify_archive(bad, 20_000)
     assert str(err.value) == expected
     assert refused(bad, tmp_path / "cache") == expected
+
+
+# Each reader's own error for a damaged archive, as one message naming it.
+_DATA = bytes(range(256)) * 40  # 10,240 bytes, the same each run (so are the CRCs below)
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+
+
+def _zip_bytes(compression: int = zipfile.ZIP_STORED) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression) as zf:
+        zf.writestr("cat/1.png", _DATA)
+    return out.getvalue()
+
+
+def _tar_bytes(mode: str) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode=mode) as tf:
+        tf.addfile(tinfo("cat/1.png", size=len(_DATA)), io.BytesIO(_DATA))
+    return out.getvalue()
+
+
+def _method(data: bytes, method: int) -> bytes:
+    """A zip with its member's compression method field (local and central header) set."""
+    local, central = data.index(b"PK\x03\x04"), data.index(b"PK\x01\x02")
+    data = data[:local + 8] + method.to_bytes(2, "little") + data[local + 10:]
+    return data[:central + 10] + method.to_bytes(2, "little") + data[central + 12:]
+
+
+def _encrypted(data: bytes) -> bytes:
+    """A zip whose member is flagged encrypted (bit 0 of its flags, in both headers)."""
+    local, central = data.index(b"PK\x03\x04"), data.index(b"PK\x01\x02")
+    data = data[:local + 6] + b"\x01" + data[local + 7:]
+    return data[:central + 8] + b"\x01" + data[central + 9:]
+
+
+DAMAGED = [
+    ("deflate.zip", lambda: _flip(_zip_bytes(zipfile.ZIP_DEFLATED), 47),
+     " is corrupt or truncated: Error -3 while decompressing data: invalid distance too far back"),
+    ("cut.tgz", lambda: gzip.compress(_tar_bytes("w"), mtime=0)[:-200],
+     " is corrupt or truncated: Compressed file ended before the end-of-stream marker was "
+     "reached"),
+    ("crc.tgz", lambda: _flip(gzip.compress(_tar_bytes("w"), mtime=0), -6),
+     " is corrupt or truncated: CRC check failed "),
+    ("bad.txz", lambda: _flip(_tar_bytes("w:xz"), -30),
+     " is corrupt or truncated: Corrupt input data"),
+    ("bad.tar.bz2", lambda: _flip(_tar_bytes("w:bz2"), -3),
+     " is corrupt or truncated: Invalid data stream"),
+    ("method.zip", lambda: _method(_zip_bytes(), 99),
+     " cannot be read: That compression method is not supported"),
+    ("secret.zip", lambda: _encrypted(_zip_bytes()),
+     ": member 'cat/1.png' rejected: encrypted (repack the archive without a password)"),
+]
+
+
+@pytest.mark.parametrize("name, build, reason", DAMAGED, ids=[d[0] for d in DAMAGED])
+def test_a_damaged_archive_is_refused_with_its_reader_s_reason(tmp_path, name, build, reason):
+    archive = tmp_path / name
+    archive.write_bytes(build())
+    with pytest.raises(SourceError) as err:
+        verify_archive(archive, 100_000)
+    assert str(err.value).startswith(f"archive {name}{reason}")
+    assert refused(archive, tmp_path / "cache", max_bytes=100_000) == str(err.value)
+
+
+def test_a_zip_name_flagged_utf8_that_is_not_is_named_by_its_bytes(tmp_path):
+    raw = write_zip(tmp_path / "w.zip", [("cat/ab.png", PNG)]).read_bytes()
+    flagged = tmp_path / "flag.zip"  # bit 11 of the flags (UTF-8 names), Latin-1 bytes
+    flagged.write_bytes(raw.replace(b"cat/ab.png", b"cat/\xe9b.png").replace(
+        b"\x14\x00\x00\x00\x00\x00", b"\x14\x00\x00\x08\x00\x00"))
+    assert refused(flagged, tmp_path / "cache") == (
+        "archive flag.zip: member b'cat/\\xe9b.png' rejected: the name is flagged UTF-8 but is "
+        "not")

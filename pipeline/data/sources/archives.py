@@ -22,7 +22,6 @@ the same bytes from two URLs or paths are extracted once.
 from __future__ import annotations
 
 import errno
-import gzip
 import json
 import lzma
 import os
@@ -269,6 +268,10 @@ def verify_archive(archive: Path, max_bytes: int) -> None:
                 if sum(info.file_size for info in infos) > max_bytes:
                     raise _too_big(archive, max_bytes)
                 for info in infos:
+                    if info.flag_bits & 0x1:  # zipfile's own message shows the ZipInfo's repr
+                        raise SourceError(f"archive {archive.name}: member "
+                                          f"{shown(info.filename)} rejected: encrypted (repack "
+                                          "the archive without a password)")
                     # zipfile reads a member up to its declared size, no further, and checks
                     # its CRC there: the declared total bounds what is inflated.
                     with zf.open(info) as src:
@@ -313,9 +316,13 @@ def _read_errors(archive: Path) -> Iterator[None]:
         raise SourceError(f"archive {archive.name}: member {shown(err.object)} rejected: "
                           "the name is flagged UTF-8 but is not") from None
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,
-            gzip.BadGzipFile) as err:
+            OSError) as err:
+        # gzip's BadGzipFile and bz2's "Invalid data stream" are OSErrors without an errno;
+        # one with an errno is the system's (a full disk while writing), not the archive's.
+        if isinstance(err, OSError) and err.errno is not None:
+            raise
         raise SourceError(f"archive {archive.name} is corrupt or truncated: {err}") from None
-    except (RuntimeError, NotImplementedError) as err:  # encrypted, unknown compression
+    except (RuntimeError, NotImplementedError) as err:  # an unknown compression method
         raise SourceError(f"archive {archive.name} cannot be read: {err}") from None
 
 
