@@ -108,6 +108,8 @@ NAMES = [
      "archive abs.tar: member '/etc/x.png' rejected: absolute path"),
     ("drive.zip", lambda p: write_zip(p, [("D:/x.png", PNG)]),
      "archive drive.zip: member 'D:/x.png' rejected: absolute path"),
+    ("lower_drive.zip", lambda p: write_zip(p, [("c:x.png", PNG)]),
+     "archive lower_drive.zip: member 'c:x.png' rejected: absolute path"),
 ]
 
 
@@ -118,12 +120,14 @@ def test_a_member_name_breaking_a_rule_is_refused_naming_it_and_the_rule(tmp_pat
 
 
 def test_the_root_folder_entry_is_skipped(tmp_path):
-    """``tar -C dir .`` and some zip tools store the root itself as ``./``."""
-    tgz = write_tar(tmp_path / "d.tgz", [tinfo("./", tarfile.DIRTYPE), ("./cat/1.png", PNG)],
-                    "w:gz")
-    assert tree(extract(tgz, tmp_path / "c1")) == {"cat": None, "cat/1.png": PNG}
-    zipped = write_zip(tmp_path / "d.zip", [("./", b""), ("cat/1.png", PNG)])
-    assert tree(extract(zipped, tmp_path / "c2")) == {"cat": None, "cat/1.png": PNG}
+    """``tar -C dir .`` and some zip tools store the root itself as ``./``: not an entry of
+    the data (max_files counts the others), and what follows it is extracted."""
+    two = {"cat/1.png": PNG, "cat/2.png": PNG}
+    tgz = write_tar(tmp_path / "d.tgz", [tinfo("./", tarfile.DIRTYPE)]
+                    + [(f"./{k}", v) for k, v in two.items()], "w:gz")
+    assert tree(extract(tgz, tmp_path / "c1", max_files=2)) == {"cat": None} | two
+    zipped = write_zip(tmp_path / "d.zip", [("./", b"")] + list(two.items()))
+    assert tree(extract(zipped, tmp_path / "c2", max_files=2)) == {"cat": None} | two
 
 
 # --------------------------------------------------------------------------- entry types
@@ -187,7 +191,7 @@ def test_zip_unix_modes_of_files_and_folders_are_extracted_and_other_systems_bit
 @pytest.mark.parametrize("kind", ["zip", "tar"])
 def test_folder_entries_become_folders_and_the_marker_counts_files_and_bytes(tmp_path, kind):
     files = {"cat/1.png": PNG, "cat/2.png": PNG * 2, "dog/sub/1.png": PNG * 3}
-    folders = ["cat/", "dog/", "dog/sub/"]
+    folders = ["dog/sub/", "cat/", "dog/"]  # a folder before its parent's entry
     if kind == "zip":
         archive = write_zip(tmp_path / "d.zip", [(f, b"") for f in folders] + list(files.items()))
     else:
@@ -608,3 +612,55 @@ def test_a_zip_name_flagged_utf8_that_is_not_is_named_by_its_bytes(tmp_path):
     assert refused(flagged, tmp_path / "cache") == (
         "archive flag.zip: member b'cat/\\xe9b.png' rejected: the name is flagged UTF-8 but is "
         "not")
+
+
+def test_archive_type_by_name_then_by_content(tmp_path):
+    zipped = write_zip(tmp_path / "a.zip", [("cat/1.png", PNG)])
+    tarred = write_tar(tmp_path / "a.tar", [("cat/1.png", PNG)])
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    named = {"D.ZIP": zipped, "d.TGZ": tarred, "d.tar.bz2": text, "d.txz": text}
+    for name, source in named.items():  # the name decides, whatever is inside
+        (tmp_path / name).write_bytes(source.read_bytes())
+    assert {n: archives.archive_type(tmp_path / n) for n in named} == {
+        "D.ZIP": "zip", "d.TGZ": "tar", "d.tar.bz2": "tar", "d.txz": "tar"}
+    for content, kind in ((zipped, "zip"), (tarred, "tar"), (text, None)):
+        download = tmp_path / "download"  # a URL need not end in .zip
+        download.write_bytes(content.read_bytes())
+        assert archives.archive_type(download) == kind
+
+
+def test_the_extraction_is_built_beside_its_target_and_renamed_into_place(tmp_path,
+                                                                          monkeypatch):
+    """A hidden temporary folder in the cache folder (same file system: the rename is
+    atomic): the target never holds a half-written tree."""
+    cache = tmp_path / "cache"
+    seen = []
+    write_member = archives._write_member
+
+    def watched(dest, member, src, budget):
+        seen.append((dest, (cache / SHA[:16]).exists()))
+        write_member(dest, member, src, budget)
+
+    monkeypatch.setattr(archives, "_write_member", watched)
+    archive = write_tar(tmp_path / "d.tar", [("cat/1.png", PNG), ("cat/2.png", PNG)])
+    root = extract(archive, cache)
+    assert [(d.parent.parent, d.parent.name.startswith(f".{SHA[:16]}."), d.name, there)
+            for d, there in seen] == [(cache, True, archives.FILES, False)] * 2
+    assert not seen[0][0].exists() and root == cache / SHA[:16] / archives.FILES
+
+
+def test_bytes_are_counted_while_extracting_not_only_from_headers(tmp_path, monkeypatch):
+    """A member whose reader yields more than its header declares (tarfile does not let one,
+    so the reader is made to here) is refused by the count of bytes written."""
+    real = tarfile.TarFile.extractfile
+
+    def overlong(self, member):
+        src = real(self, member)
+        return io.BufferedReader(io.BytesIO(src.read() + b"\1" * 30_000))
+
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", overlong)
+    archive = write_tar(tmp_path / "lying.tar", [("cat/1.png", PNG)])
+    assert refused(archive, tmp_path / "cache", max_bytes=20_000) == (
+        "archive lying.tar: member 'cat/1.png' rejected: extraction exceeded 20,000 bytes "
+        "(max_bytes; the header understated the size)")
