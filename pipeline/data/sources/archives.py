@@ -22,7 +22,6 @@ the same bytes from two URLs or paths are extracted once.
 from __future__ import annotations
 
 import errno
-import gzip
 import json
 import lzma
 import os
@@ -188,8 +187,7 @@ class _Budget:
         if self.files_left < 0:
             raise _too_many(self.archive, self.max_files)
 
-    def copy(self, src: BinaryIO, dst: BinaryIO, name: str) -> int:
-        written = 0
+    def copy(self, src: BinaryIO, dst: BinaryIO, name: str) -> None:
         for chunk in iter(lambda: src.read(CHUNK), b""):
             self.bytes_left -= len(chunk)
             if self.bytes_left < 0:
@@ -199,8 +197,6 @@ class _Budget:
                     "the size)"
                 )
             dst.write(chunk)
-            written += len(chunk)
-        return written
 
 
 def _write_member(dest: Path, member: _Member, src: BinaryIO, budget: _Budget) -> None:
@@ -267,20 +263,26 @@ def verify_archive(archive: Path, max_bytes: int) -> None:
         raise SourceError(f"data.source: {archive.name} is not a zip or tar archive")
     with _read_errors(archive):
         if kind == "zip":
-            budget = _Budget(archive, max_bytes, max_files=1 << 62)
             with zipfile.ZipFile(archive) as zf:  # needs the central directory
-                for info in zf.infolist():
-                    with zf.open(info) as src:  # zipfile checks each CRC at the member's end
-                        budget.copy(src, _Discard(), info.filename)
+                infos = zf.infolist()
+                if sum(info.file_size for info in infos) > max_bytes:
+                    raise _too_big(archive, max_bytes)
+                for info in infos:
+                    if info.flag_bits & 0x1:  # zipfile's own message shows the ZipInfo's repr
+                        raise SourceError(f"archive {archive.name}: member "
+                                          f"{shown(info.filename)} rejected: encrypted (repack "
+                                          "the archive without a password)")
+                    # zipfile reads a member up to its declared size, no further, and checks
+                    # its CRC there: the declared total bounds what is inflated.
+                    with zf.open(info) as src:
+                        shutil.copyfileobj(src, _Discard())
         else:
             with tarfile.open(archive, "r:*") as tf:
                 declared = 0
                 for info in tf:  # every header; tarfile stops quietly where the data ends
                     declared += info.size
                     if declared > max_bytes:  # the seek below would inflate it all
-                        raise SourceError(
-                            f"archive {archive.name}: more than {max_bytes:,} bytes once "
-                            "extracted (max_bytes); not used")
+                        raise _too_big(archive, max_bytes)
                 stream = tf.fileobj
                 stream.seek(tf.offset)
                 end = stream.read(tarfile.BLOCKSIZE)
@@ -291,6 +293,13 @@ def verify_archive(archive: Path, max_bytes: int) -> None:
                     f"archive {archive.name} is truncated: no end-of-archive block after "
                     f"its last whole member (byte {tf.offset:,} of {archive.stat().st_size:,})"
                 )
+
+
+def _too_big(archive: Path, max_bytes: int) -> SourceError:
+    return SourceError(
+        f"archive {archive.name}: more than {max_bytes:,} bytes once extracted (max_bytes); "
+        "not used"
+    )
 
 
 class _Discard:
@@ -307,9 +316,13 @@ def _read_errors(archive: Path) -> Iterator[None]:
         raise SourceError(f"archive {archive.name}: member {shown(err.object)} rejected: "
                           "the name is flagged UTF-8 but is not") from None
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,
-            gzip.BadGzipFile) as err:
+            OSError) as err:
+        # gzip's BadGzipFile and bz2's "Invalid data stream" are OSErrors without an errno;
+        # one with an errno is the system's (a full disk while writing), not the archive's.
+        if isinstance(err, OSError) and err.errno is not None:
+            raise
         raise SourceError(f"archive {archive.name} is corrupt or truncated: {err}") from None
-    except (RuntimeError, NotImplementedError) as err:  # encrypted, unknown compression
+    except (RuntimeError, NotImplementedError) as err:  # an unknown compression method
         raise SourceError(f"archive {archive.name} cannot be read: {err}") from None
 
 
