@@ -77,8 +77,8 @@ MODULES: dict[str, dict] = {
     "sources": {"files": ["pipeline/data/sources/archives.py",
                           "pipeline/data/sources/download.py",
                           "pipeline/data/sources/trees.py", "pipeline/data/sources/urls.py"],
-                "tests": ["tests/test_source_trees.py", "tests/test_download.py",
-                          "tests/test_sources.py",
+                "tests": ["tests/test_source_trees.py", "tests/test_archives.py",
+                          "tests/test_download.py", "tests/test_sources.py",
                           "tests/test_source_stage.py",
                           "-k", "not fifo and not refused_at_once and not source_stage and "
                           "not unforeseen_exception"]},
