@@ -77,11 +77,9 @@ MODULES: dict[str, dict] = {
     "sources": {"files": ["pipeline/data/sources/archives.py",
                           "pipeline/data/sources/download.py",
                           "pipeline/data/sources/trees.py", "pipeline/data/sources/urls.py"],
+                # Not test_source_stage.py: it runs the stages in subprocesses (see above).
                 "tests": ["tests/test_source_trees.py", "tests/test_archives.py",
-                          "tests/test_download.py", "tests/test_sources.py",
-                          "tests/test_source_stage.py",
-                          "-k", "not fifo and not refused_at_once and not source_stage and "
-                          "not unforeseen_exception"]},
+                          "tests/test_download.py", "tests/test_sources.py"]},
     # EXIF orientation, in two parts: what Pillow's side reads (prepare, the contact
     # sheets) and what a model's card says; then the tf.data decoder's own reader, whose
     # graph code makes many mutants (each test traces it: slow). The tests that run a
