@@ -314,16 +314,21 @@ def test_a_member_that_would_land_outside_the_folder_is_never_written(tmp_path):
     assert list(outside.iterdir()) == []
 
 
-def test_a_name_too_long_for_the_file_system_is_named(tmp_path, monkeypatch):
-    """A file system with a NAME_MAX below the 255 bytes the names are checked against."""
+def fail_to_create(monkeypatch, name: str, code: int) -> None:
+    """The extraction's os.open fails with ``code`` for a file called ``name``."""
     real_open = os.open
 
-    def short_name_max(path, *args, **kwargs):
-        if Path(path).name == "long.png":
-            raise OSError(errno.ENAMETOOLONG, "File name too long", str(path))
+    def failing(path, *args, **kwargs):
+        if Path(path).name == name:
+            raise OSError(code, os.strerror(code), str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(archives.os, "open", short_name_max)
+    monkeypatch.setattr(archives.os, "open", failing)
+
+
+def test_a_name_too_long_for_the_file_system_is_named(tmp_path, monkeypatch):
+    """A file system with a NAME_MAX below the 255 bytes the names are checked against."""
+    fail_to_create(monkeypatch, "long.png", errno.ENAMETOOLONG)
     archive = write_zip(tmp_path / "n.zip", [("cat/1.png", PNG), ("cat/long.png", PNG)])
     assert refused(archive, tmp_path / "cache") == (
         "archive n.zip: member 'cat/long.png' rejected: its name is too long for this file "
@@ -331,14 +336,7 @@ def test_a_name_too_long_for_the_file_system_is_named(tmp_path, monkeypatch):
 
 
 def test_other_write_errors_are_not_mistaken_for_a_long_name(tmp_path, monkeypatch):
-    real_open = os.open
-
-    def disk_full(path, *args, **kwargs):
-        if Path(path).name == "1.png":
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(archives.os, "open", disk_full)
+    fail_to_create(monkeypatch, "1.png", errno.ENOSPC)
     archive = write_zip(tmp_path / "n.zip", [("cat/1.png", PNG)])
     with pytest.raises(OSError) as err:
         extract(archive, tmp_path / "cache")
