@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import tarfile
+import warnings
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -282,33 +283,60 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 40  # sources never decode: bytes are enoug
 GOOD = {"cat/1.png": PNG, "cat/2.png": PNG, "dog/1.png": PNG}
 
 
+def zinfo(name: str, mode: int | None = None, system: int = 3) -> zipfile.ZipInfo:
+    """A zip entry made on ``system`` (3: Unix) with ``mode`` as its Unix st_mode."""
+    info = zipfile.ZipInfo(name)
+    info.create_system = system
+    if mode is not None:
+        info.external_attr = mode << 16
+    return info
+
+
+def write_zip(path: Path, entries: list[tuple[str | zipfile.ZipInfo, bytes | str]]) -> Path:
+    """A zip of ``entries`` in order, a name listed twice included."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Duplicate name": wanted when asked
+        with zipfile.ZipFile(path, "w") as zf:
+            for entry, data in entries:
+                zf.writestr(entry, data)
+    return path
+
+
 def make_zip(path: Path, files: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(zipfile.ZipInfo(name), data)
-        for name, target in (links or {}).items():
-            info = zipfile.ZipInfo(name)
-            info.external_attr = (stat.S_IFLNK | 0o777) << 16
-            zf.writestr(info, target)
+    return write_zip(path, [(zipfile.ZipInfo(name), data) for name, data in files.items()]
+                     + [(zinfo(name, stat.S_IFLNK | 0o777), target)
+                        for name, target in (links or {}).items()])
+
+
+def tinfo(name: str, kind: bytes = tarfile.REGTYPE, size: int = 0, linkname: str = "",
+          pax: dict[str, str] | None = None) -> tarfile.TarInfo:
+    """A tar header; ``pax`` overrides its fields (a pax name can hold any character)."""
+    info = tarfile.TarInfo(name)
+    info.type, info.size, info.linkname = kind, size, linkname
+    info.pax_headers = pax or {}
+    return info
+
+
+def write_tar(path: Path, entries: list[tuple[str, bytes] | tarfile.TarInfo],
+              mode: str = "w") -> Path:
+    """A tar of ``entries`` in order: (name, data) for a file, a header for anything else."""
+    with tarfile.open(path, mode, format=tarfile.PAX_FORMAT) as tf:
+        for entry in entries:
+            if isinstance(entry, tarfile.TarInfo):
+                tf.addfile(entry)
+            else:
+                name, data = entry
+                tf.addfile(tinfo(name, size=len(data)), io.BytesIO(data))
     return path
 
 
 def make_tar(path: Path, files: dict[str, bytes], mode: str = "w:gz",
              special: list[tarfile.TarInfo] | None = None) -> Path:
-    with tarfile.open(path, mode) as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-        for info in special or []:
-            tf.addfile(info)
-    return path
+    return write_tar(path, [*files.items(), *(special or [])], mode)
 
 
 def link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = kind, target
-    return info
+    return tinfo(name, kind, linkname=target)
 
 
 # --------------------------------------------------------------------------- end to end

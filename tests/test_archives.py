@@ -13,12 +13,11 @@ import json
 import os
 import stat
 import tarfile
-import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
 
 import pytest
-from helpers import PNG
+from helpers import PNG, tinfo, write_tar, write_zip, zinfo
 
 from pipeline.core.hashing import CHUNK
 from pipeline.data.source_errors import SourceError
@@ -27,45 +26,6 @@ from pipeline.data.sources.archives import MARKER, extract_archive, verify_archi
 
 SHA = "0123456789abcdef" * 4
 BIG = {"max_bytes": 10_000_000, "max_files": 1000}
-
-
-def zinfo(name: str, mode: int | None = None, system: int = 3) -> zipfile.ZipInfo:
-    """A zip entry made on ``system`` (3: Unix) with ``mode`` as its Unix st_mode."""
-    info = zipfile.ZipInfo(name)
-    info.create_system = system
-    if mode is not None:
-        info.external_attr = mode << 16
-    return info
-
-
-def write_zip(path: Path, entries: list[tuple[str | zipfile.ZipInfo, bytes]]) -> Path:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "Duplicate name": wanted here
-        with zipfile.ZipFile(path, "w") as zf:
-            for entry, data in entries:
-                zf.writestr(entry, data)
-    return path
-
-
-def tinfo(name: str, kind: bytes = tarfile.REGTYPE, size: int = 0, linkname: str = "",
-          pax: dict[str, str] | None = None) -> tarfile.TarInfo:
-    """A tar header; ``pax`` overrides its fields (a pax name can hold any character)."""
-    info = tarfile.TarInfo(name)
-    info.type, info.size, info.linkname = kind, size, linkname
-    info.pax_headers = pax or {}
-    return info
-
-
-def write_tar(path: Path, entries: list[tuple[str, bytes] | tarfile.TarInfo],
-              mode: str = "w") -> Path:
-    with tarfile.open(path, mode, format=tarfile.PAX_FORMAT) as tf:
-        for entry in entries:
-            if isinstance(entry, tarfile.TarInfo):
-                tf.addfile(entry)
-            else:
-                name, data = entry
-                tf.addfile(tinfo(name, size=len(data)), io.BytesIO(data))
-    return path
 
 
 def extract(archive: Path, cache: Path, **caps) -> Path:
